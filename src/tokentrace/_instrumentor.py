@@ -1,0 +1,221 @@
+"""Assembles tokentrace: resolves settings, builds the recorder and sinks, patches and unpatches the SDKs.
+
+Patching is idempotent and deferred: an SDK imported after instrument() is patched by a post-import hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import wrapt
+
+from . import _wrappers
+from .config import Settings
+from .pricing import PriceTable, parse_overrides
+from .providers import Options, Patch
+from .recorder import Recorder
+from .sinks import Sink
+
+logger = logging.getLogger("tokentrace")
+
+PROVIDER_MODULES = {
+    "openai": ("openai", "tokentrace.providers.openai"),
+    "anthropic": ("anthropic", "tokentrace.providers.anthropic"),
+    "google": ("google.genai", "tokentrace.providers.google_genai"),
+}
+
+_lock = threading.RLock()
+_current: Instrumentation | None = None
+_hooks_registered: set[str] = set()
+
+
+@dataclass
+class _Applied:
+    owner: Any
+    name: str
+    original: Any
+    wrapper: Any
+
+
+class Instrumentation:
+    """The handle instrument() returns: what was patched, the recorder, and the metrics server."""
+
+    def __init__(self, settings: Settings | None, recorder: Recorder | None, metrics_server: Any = None) -> None:
+        self.settings = settings
+        self.recorder = recorder
+        self.metrics_server = metrics_server
+        self.patched: dict[str, list[_Applied]] = {}
+        self.skipped: list[str] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self.recorder is not None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers whose SDK methods are patched right now."""
+        return tuple(p for p, applied in self.patched.items() if applied)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        if self.recorder is None:
+            return True
+        return all(sink.flush(timeout) for sink in self.recorder.sinks)
+
+    def uninstrument(self) -> None:
+        uninstrument()
+
+    def __repr__(self) -> str:
+        return f"<tokentrace.Instrumentation enabled={self.enabled} providers={self.providers}>"
+
+
+def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
+    try:
+        module = importlib.import_module(patch.module)
+        owner: Any = module
+        *path, name = patch.attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+    except (ImportError, AttributeError) as exc:
+        (logger.debug if patch.optional else logger.warning)(
+            "tokentrace: %s.%s not found in this SDK version (%s); not measured", patch.module, patch.attribute, exc
+        )
+        return None
+    if name not in vars(owner):
+        (logger.debug if patch.optional else logger.warning)(
+            "tokentrace: %s.%s not found in this SDK version; not measured", patch.module, patch.attribute
+        )
+        return None
+    return owner, name
+
+
+def _patch_provider(handle: Instrumentation, provider: str) -> None:
+    if handle.patched.get(provider):
+        return
+    _sdk, module_name = PROVIDER_MODULES[provider]
+    try:
+        provider_module = importlib.import_module(module_name)
+    except ImportError:
+        logger.debug("tokentrace: no support module for %s yet", provider)
+        return
+    applied: list[_Applied] = []
+    for patch in provider_module.PATCHES:
+        target = _resolve_patch(patch)
+        if target is None:
+            handle.skipped.append(f"{patch.module}.{patch.attribute}")
+            continue
+        owner, name = target
+        original = vars(owner)[name]
+        if isinstance(original, wrapt.FunctionWrapper):
+            continue  # already ours (or another instrumentation's): never wrap twice
+        wrapper = wrapt.FunctionWrapper(original, _wrappers.make_wrapper(patch.endpoint, patch.is_async))
+        setattr(owner, name, wrapper)
+        applied.append(_Applied(owner, name, original, wrapper))
+    handle.patched[provider] = applied
+
+
+def _unpatch_all(handle: Instrumentation) -> None:
+    for applied_list in handle.patched.values():
+        for applied in applied_list:
+            if vars(applied.owner).get(applied.name) is applied.wrapper:
+                setattr(applied.owner, applied.name, applied.original)
+    handle.patched.clear()
+
+
+def _on_sdk_import(provider: str) -> Any:
+    def hook(_module: Any) -> None:
+        with _lock:
+            handle = _current
+            if handle is not None and handle.enabled and handle.settings and provider in handle.settings.providers:
+                try:
+                    _patch_provider(handle, provider)
+                except Exception as exc:  # never break the application's import
+                    logger.warning("tokentrace: could not patch %s: %s", provider, exc)
+
+    return hook
+
+
+def _build_sinks(settings: Settings, tracer_provider: Any, meter_provider: Any, registry: Any) -> list[Sink]:
+    from .sinks.otel import OTelSink
+    from .sinks.prometheus import PrometheusSink
+
+    sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider)]
+    sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels))
+    return sinks
+
+
+def instrument(
+    settings: Settings,
+    *,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    registry: Any = None,
+    disabled: bool = False,
+) -> Instrumentation:
+    global _current
+    with _lock:
+        if _current is not None:
+            return _current
+        if disabled:
+            _current = Instrumentation(None, None)
+            return _current
+        prices = PriceTable(parse_overrides(settings.prices) if settings.prices else None)
+        recorder = Recorder(prices, _build_sinks(settings, tracer_provider, meter_provider, registry))
+        server = None
+        if settings.metrics_port is not None:
+            from .sinks.prometheus import MetricsServer
+
+            server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry)
+        handle = Instrumentation(settings, recorder, server)
+        _wrappers.active.options = Options(stream_usage=settings.stream_usage)
+        _wrappers.active.recorder = recorder
+        _current = handle
+        for provider in settings.providers:
+            sdk, _ = PROVIDER_MODULES[provider]
+            if sdk in sys.modules:
+                _patch_provider(handle, provider)
+            elif _sdk_installed(sdk) and sdk not in _hooks_registered:
+                _hooks_registered.add(sdk)
+                wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
+        threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
+        return handle
+
+
+def _sdk_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def uninstrument() -> None:
+    global _current
+    with _lock:
+        handle = _current
+        _current = None
+        _wrappers.active.recorder = None
+        if handle is None:
+            return
+        _unpatch_all(handle)
+        if handle.metrics_server is not None:
+            handle.metrics_server.close()
+        if handle.recorder is not None:
+            for sink in handle.recorder.sinks:
+                try:
+                    sink.flush(5.0)
+                    sink.close()
+                except Exception as exc:
+                    logger.warning("tokentrace: closing sink %s failed: %s", sink.name, exc)
+
+
+def current() -> Instrumentation | None:
+    return _current
+
+
+def installed_sdks(providers: Iterable[str]) -> list[str]:
+    return [p for p in providers if _sdk_installed(PROVIDER_MODULES[p][0])]

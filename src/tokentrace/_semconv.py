@@ -1,0 +1,62 @@
+"""OpenTelemetry GenAI semantic-convention names (semconv v1.41), kept in one place so a rename is one edit."""
+
+from __future__ import annotations
+
+SEMCONV_VERSION = "1.41.0"
+
+# span attributes
+OPERATION_NAME = "gen_ai.operation.name"
+PROVIDER_NAME = "gen_ai.provider.name"
+SYSTEM = "gen_ai.system"  # deprecated alias of gen_ai.provider.name, still read by many backends
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_TOP_P = "gen_ai.request.top_p"
+REQUEST_STREAM = "gen_ai.request.stream"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+TOKEN_TYPE = "gen_ai.token.type"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+# metrics
+METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+
+# advisory bucket boundaries from the semantic conventions
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TOKEN_BUCKETS: tuple[float, ...] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+
+# tokentrace's own span attributes
+COST_USD = "tokentrace.cost_usd"
+REASONING_TOKENS = "tokentrace.usage.reasoning_tokens"
+TIME_TO_FIRST_TOKEN = "tokentrace.time_to_first_token_s"
+PRICE_SOURCE = "tokentrace.price_source"
+USAGE_REPORTED = "tokentrace.usage.reported"
+ATTRIBUTE_PREFIX = "tokentrace."
+
+# tokentrace provider id -> gen_ai.provider.name value
+PROVIDER_NAMES: dict[str, str] = {
+    "openai": "openai",
+    "xai": "x_ai",
+    "azure_openai": "azure.ai.openai",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "mistral": "mistral_ai",
+    "together": "together_ai",
+    "openai_compatible": "openai_compatible",
+    "anthropic": "anthropic",
+    "google": "gcp.gemini",
+}

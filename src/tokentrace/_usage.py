@@ -1,0 +1,123 @@
+"""The normalized usage partition and the per-call record every sink speaks; stdlib only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+TOKEN_TYPES: tuple[str, ...] = ("input", "cache_read", "cache_write", "output", "reasoning")
+"""The five token types; together they partition the tokens a provider bills."""
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Billed tokens of one call, split so that no token is counted twice.
+
+    ``input`` excludes cached input, ``output`` excludes hidden reasoning; the five fields
+    sum to what the provider bills.
+    """
+
+    input: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.cache_read + self.cache_write + self.output + self.reasoning
+
+    @property
+    def all_input(self) -> int:
+        """Every input token, cached or not (``gen_ai.usage.input_tokens``)."""
+        return self.input + self.cache_read + self.cache_write
+
+    @property
+    def all_output(self) -> int:
+        """Every output token, reasoning included (``gen_ai.usage.output_tokens``)."""
+        return self.output + self.reasoning
+
+    def by_type(self) -> tuple[tuple[str, int], ...]:
+        return (
+            ("input", self.input),
+            ("cache_read", self.cache_read),
+            ("cache_write", self.cache_write),
+            ("output", self.output),
+            ("reasoning", self.reasoning),
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input + other.input,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+        )
+
+
+ZERO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What is known about a call before it is sent."""
+
+    provider: str
+    """tokentrace provider id (``openai``, ``xai``, ``azure_openai``, ...)."""
+    operation: str
+    """GenAI operation name: ``chat``, ``text_completion``, ``embeddings``, ``generate_content``."""
+    request_model: str
+    stream: bool = False
+    server_address: str | None = None
+    server_port: int | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """What a provider's response says about a call (all optional)."""
+
+    usage: Usage | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One finished call: what every sink receives, and what the ledger stores."""
+
+    ts_utc: float
+    """Start of the call, seconds since the epoch (UTC)."""
+    provider: str
+    model: str
+    """The model the provider reported, else the requested one."""
+    request_model: str
+    operation: str
+    usage: Usage
+    cost_usd: float | None
+    """None when the model has no known price (never a silent 0)."""
+    price_source: str | None
+    latency_s: float
+    status: str
+    """``ok``, ``error``, ``blocked`` or ``cached``."""
+    stream: bool = False
+    ttft_s: float | None = None
+    error_type: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    usage_reported: bool = True
+    """False when the provider sent no usage (stream abandoned early, odd response)."""
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Attribution keys in effect for the call (feature, session_id, user_id, ...)."""
+    trace_id: str | None = None
+
+    @property
+    def feature(self) -> str:
+        return self.attributes.get("feature", "")

@@ -1,0 +1,269 @@
+"""Sync, async and streaming wrappers, written once for every provider; the only wrapt proxies in tokentrace.
+
+A wrapper asks the endpoint to prepare the call, starts a ``Call``, runs the SDK method and hands the result
+back unchanged: a value is recorded at once, a stream is proxied so its chunks are read as the caller reads
+them, and the call is recorded exactly once when the stream ends, fails, is closed or is garbage collected.
+"""
+
+from __future__ import annotations
+
+import weakref
+from contextvars import ContextVar
+from typing import Any, Callable
+
+import wrapt
+
+from . import _errors
+from ._usage import ResponseInfo
+from .providers import Endpoint, Options, Prepared, StreamAccumulator
+from .recorder import Call, Recorder
+
+
+class _Active:
+    """What wrappers report to; recorder is None when uninstrumented (patched methods then pass straight through)."""
+
+    recorder: Recorder | None = None
+    options: Options = Options()
+
+
+active = _Active()
+_inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
+
+
+def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[Call, Prepared] | None:
+    recorder = active.recorder
+    if recorder is None or _inside.get():
+        return None
+    try:
+        prepared = endpoint.prepare(instance, kwargs, active.options)
+        return recorder.start(prepared.request), prepared
+    except Exception as exc:
+        _errors.report("wrapper.start", exc, "could not start measuring a call")
+        return None
+
+
+class _StreamState:
+    """Everything a stream proxy needs to finish its call; kept apart from the proxy for the GC finalizer."""
+
+    __slots__ = ("call", "accumulator", "__weakref__")
+
+    def __init__(self, call: Call, accumulator: StreamAccumulator) -> None:
+        self.call = call
+        self.accumulator = accumulator
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        call = self.call
+        if call.done:
+            return
+        try:
+            response = self.accumulator.result()
+        except Exception as err:
+            _errors.report("stream.result", err, "could not read a stream's usage")
+            response = ResponseInfo()
+        if exc is None:
+            call.stop(response)
+        else:
+            call.fail(exc, response)
+
+
+def _watch(proxy: Any, state: _StreamState) -> None:
+    """Finish the call if the proxy is garbage collected before the stream ended (no __del__ involved)."""
+    weakref.finalize(proxy, state.finish)
+
+
+class SyncStreamProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+    """Iterates the SDK stream for the caller, letting the accumulator see every chunk."""
+
+    def __init__(self, wrapped: Any, state: _StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_accumulator = state.accumulator
+        self._self_call = state.call
+        _watch(self, state)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                item = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_state.finish()
+                raise
+            except BaseException as exc:
+                self._self_state.finish(exc)
+                raise
+            call = self._self_call
+            if call.first_chunk_at is None:
+                call.first_chunk()
+            try:
+                if not self._self_accumulator.chunk(item):
+                    return item
+            except Exception as exc:
+                _errors.report("stream.chunk", exc, "could not read a stream chunk")
+                return item
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_state.finish()
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_state.finish()
+
+
+class AsyncStreamProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+    """The async twin of SyncStreamProxy (async iteration and close)."""
+
+    def __init__(self, wrapped: Any, state: _StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_accumulator = state.accumulator
+        self._self_call = state.call
+        _watch(self, state)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            try:
+                item = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_state.finish()
+                raise
+            except BaseException as exc:
+                self._self_state.finish(exc)
+                raise
+            call = self._self_call
+            if call.first_chunk_at is None:
+                call.first_chunk()
+            try:
+                if not self._self_accumulator.chunk(item):
+                    return item
+            except Exception as exc:
+                _errors.report("stream.chunk", exc, "could not read a stream chunk")
+                return item
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_state.finish()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_state.finish()
+
+    async def aclose(self) -> None:
+        await self.close()
+
+
+def _proxy_stream(stream: Any, call: Call, endpoint: Endpoint, prepared: Prepared, is_async: bool) -> Any:
+    state = _StreamState(call, endpoint.accumulator(prepared))
+    proxy_class = AsyncStreamProxy if is_async else SyncStreamProxy
+    return proxy_class(stream, state)
+
+
+class RawStreamResponseProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+    """A ``with_raw_response`` stream: ``parse()`` returns the measured stream proxy."""
+
+    def __init__(self, wrapped: Any, call: Call, endpoint: Endpoint, prepared: Prepared, is_async: bool) -> None:
+        super().__init__(wrapped)
+        self._self_parsed: Any = None
+        self._self_args = (call, endpoint, prepared, is_async)
+        state = _StreamState(call, StreamAccumulator())
+        weakref.finalize(self, state.finish)
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.__wrapped__.parse(*args, **kwargs)
+        if self._self_parsed is not None and self._self_parsed.__wrapped__ is result:
+            return self._self_parsed
+        call, endpoint, prepared, is_async = self._self_args
+        try:
+            if call.done or endpoint.classify(result) != "stream":
+                return result
+            self._self_parsed = _proxy_stream(result, call, endpoint, prepared, is_async)
+            return self._self_parsed
+        except Exception as exc:
+            _errors.report("wrapper.raw_stream", exc, "could not measure a raw stream")
+            return result
+
+
+def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_async: bool) -> Any:
+    """Record a returned result (or proxy it when it is a stream); returns what the caller gets. Never raises."""
+    try:
+        kind = endpoint.classify(result)
+        if kind == "stream":
+            return _proxy_stream(result, call, endpoint, prepared, is_async)
+        if kind == "value":
+            call.stop(endpoint.extract(result, prepared))
+        elif kind == "raw":
+            call.stop(endpoint.extract(result.parse(), prepared))  # parse() caches: the caller gets this same object
+        elif kind == "raw_stream":
+            return RawStreamResponseProxy(result, call, endpoint, prepared, is_async)
+        else:
+            call.stop(None)
+    except Exception as exc:
+        _errors.report("wrapper.finish", exc, "could not read a response")
+        call.stop(None)
+    return result
+
+
+def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
+    """The wrapt wrapper for one endpoint; the SDK sees the same arguments, the caller the same result."""
+
+    if is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            begun = _begin(endpoint, instance, kwargs)
+            if begun is None:
+                return await wrapped(*args, **kwargs)
+            call, prepared = begun
+            token = _inside.set(True)
+            try:
+                result = await wrapped(*args, **prepared.kwargs)
+            except BaseException as exc:
+                _inside.reset(token)
+                call.detach()
+                call.fail(exc)
+                raise
+            _inside.reset(token)
+            call.detach()
+            return _finish(call, endpoint, prepared, result, True)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        begun = _begin(endpoint, instance, kwargs)
+        if begun is None:
+            return wrapped(*args, **kwargs)
+        call, prepared = begun
+        token = _inside.set(True)
+        try:
+            result = wrapped(*args, **prepared.kwargs)
+        except BaseException as exc:
+            _inside.reset(token)
+            call.detach()
+            call.fail(exc)
+            raise
+        _inside.reset(token)
+        call.detach()
+        return _finish(call, endpoint, prepared, result, False)
+
+    return sync_wrapper

@@ -1,0 +1,106 @@
+"""instrument() arguments and TOKENTRACE_* environment variables resolved into one frozen Settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+KNOWN_PROVIDERS = ("openai", "anthropic", "google")
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """An instrument() argument or TOKENTRACE_* variable that cannot be used."""
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in _FALSE
+
+
+def default_ledger_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tokentrace" / "usage.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    providers: tuple[str, ...]
+    prices: str | os.PathLike[str] | Mapping[str, Any] | None
+    ledger: Path | None
+    budgets: Any
+    metrics_port: int | None
+    metrics_addr: str
+    capture_content: bool
+    metric_labels: tuple[str, ...]
+    namespace: str
+    stream_usage: bool
+
+
+def _port(value: Any, source: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} must be a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{source} must be between 0 and 65535, got {port}")
+    return port
+
+
+def resolve(
+    providers: Iterable[str] | None,
+    prices: Any,
+    ledger: Any,
+    budgets: Any,
+    metrics_port: int | None,
+    metrics_addr: str | None,
+    capture_content: bool | None,
+    metric_labels: Iterable[str],
+    namespace: str | None,
+    stream_usage: bool | None,
+) -> Settings:
+    if providers is None:
+        chosen = KNOWN_PROVIDERS
+    else:
+        chosen = tuple(providers) if not isinstance(providers, str) else (providers,)
+        unknown = [p for p in chosen if p not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ConfigError(f"unknown provider(s) {unknown}; known: {', '.join(KNOWN_PROVIDERS)}")
+
+    if ledger is None:
+        env = os.environ.get("TOKENTRACE_LEDGER", "").strip()
+        ledger_path: Path | None = (
+            None if env.lower() in ("off", "0", "false", "none") else Path(env) if env else default_ledger_path()
+        )
+    elif ledger is False:
+        ledger_path = None
+    else:
+        ledger_path = Path(ledger)
+
+    if capture_content is None:
+        capture_content = env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+
+    labels = tuple(metric_labels)
+    for label in labels:
+        if not label.isidentifier() or label in ("provider", "model", "operation", "token_type", "status"):
+            raise ConfigError(f"metric label {label!r} is not allowed")
+
+    return Settings(
+        providers=chosen,
+        prices=prices if prices is not None else os.environ.get("TOKENTRACE_PRICES") or None,
+        ledger=ledger_path,
+        budgets=budgets if budgets else os.environ.get("TOKENTRACE_BUDGETS") or (),
+        metrics_port=_port(metrics_port, "metrics_port") if metrics_port is not None
+        else _port(os.environ.get("TOKENTRACE_METRICS_PORT"), "TOKENTRACE_METRICS_PORT"),
+        metrics_addr=metrics_addr or os.environ.get("TOKENTRACE_METRICS_ADDR") or "127.0.0.1",
+        capture_content=bool(capture_content),
+        metric_labels=labels,
+        namespace=namespace if namespace is not None else os.environ.get("TOKENTRACE_NAMESPACE", ""),
+        stream_usage=stream_usage if stream_usage is not None else env_flag("TOKENTRACE_STREAM_USAGE", True),
+    )

@@ -1,0 +1,301 @@
+"""Prices: the dated genai-prices table plus user overrides, resolved once per (provider, model); cost of a Usage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._usage import Usage
+
+logger = logging.getLogger("tokentrace")
+
+# tokentrace provider id -> genai-prices provider id (None: find the provider by model name)
+GENAI_PRICES_PROVIDER: dict[str, str | None] = {
+    "openai": "openai",
+    "xai": "x-ai",
+    "azure_openai": "azure",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "mistral": "mistral",
+    "together": "together",
+    "anthropic": "anthropic",
+    "google": "google",
+    "openai_compatible": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per million tokens, one rate per token type."""
+
+    input: float
+    cache_read: float
+    cache_write: float
+    output: float
+    reasoning: float
+
+    def cost(self, usage: Usage) -> float:
+        return (
+            usage.input * self.input
+            + usage.cache_read * self.cache_read
+            + usage.cache_write * self.cache_write
+            + usage.output * self.output
+            + usage.reasoning * self.reasoning
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """The rates of one model, possibly tiered by prompt size, and where they came from."""
+
+    base: Rates
+    tiers: tuple[tuple[int, Rates], ...] = ()
+    """(threshold, rates), ascending: applies to the whole call when all input exceeds threshold."""
+    source: str = ""
+
+    def rates_for(self, usage: Usage) -> Rates:
+        rates = self.base
+        if self.tiers:
+            all_input = usage.all_input
+            for threshold, tier_rates in self.tiers:
+                if all_input > threshold:
+                    rates = tier_rates
+        return rates
+
+    def cost(self, usage: Usage) -> float:
+        return self.rates_for(usage).cost(usage)
+
+
+class PriceError(ValueError):
+    """A price override file or mapping that cannot be read."""
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def _num(entry: Mapping[str, Any], *names: str, scale: float = 1.0) -> float | None:
+    for name in names:
+        value = entry.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise PriceError(f"price {name!r} must be a number, got {value!r}")
+            try:
+                return float(value) * scale
+            except ValueError:
+                raise PriceError(f"price {name!r} must be a number, got {value!r}") from None
+    return None
+
+
+def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | None:
+    """Read one override entry: tokentrace/genai-prices names (USD per MTok) or LiteLLM's (USD per token)."""
+    if any(key.endswith("cost_per_token") or key.endswith("token_cost") for key in entry):
+        per_token = 1_000_000.0
+        inp = _num(entry, f"input_cost_per_token{suffix}", scale=per_token)
+        out = _num(entry, f"output_cost_per_token{suffix}", scale=per_token)
+        read = _num(entry, f"cache_read_input_token_cost{suffix}", scale=per_token)
+        write = _num(entry, f"cache_creation_input_token_cost{suffix}", scale=per_token)
+        reasoning = _num(entry, f"output_cost_per_reasoning_token{suffix}", scale=per_token)
+    else:
+        inp = _num(entry, "input", "input_mtok")
+        out = _num(entry, "output", "output_mtok")
+        read = _num(entry, "cache_read", "cache_read_mtok")
+        write = _num(entry, "cache_write", "cache_write_mtok")
+        reasoning = _num(entry, "reasoning", "output_reasoning_mtok", "reasoning_mtok")
+    if inp is None and out is None:
+        return None
+    inp = inp or 0.0
+    out = out or 0.0
+    return Rates(
+        input=inp,
+        cache_read=inp if read is None else read,
+        cache_write=inp if write is None else write,
+        output=out,
+        reasoning=out if reasoning is None else reasoning,
+    )
+
+
+def _price_from_entry(entry: Mapping[str, Any], source: str) -> ModelPrice | None:
+    base = _rates_from_entry(entry)
+    if base is None:
+        return None
+    tiers: tuple[tuple[int, Rates], ...] = ()
+    above = _rates_from_entry(entry, "_above_200k_tokens") if "input_cost_per_token_above_200k_tokens" in entry else None
+    if above is not None:
+        tiers = ((200_000, above),)
+    return ModelPrice(base=base, tiers=tiers, source=source)
+
+
+def _load_file(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceError(f"cannot read price file {path}: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise PriceError(f"{path}: YAML price files need PyYAML (pip install pyyaml)") from None
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except PriceError:
+        raise
+    except Exception as exc:
+        raise PriceError(f"cannot parse price file {path}: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise PriceError(f"price file {path} must hold a mapping of model names to prices")
+    return data
+
+
+def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[tuple[str | None, str], ModelPrice]:
+    """Read overrides into {(provider or None, lower-case model): price}.
+
+    Accepted shapes: ``{model: {input, output, cache_read, cache_write, reasoning}}`` in USD per
+    million tokens (optionally under a ``models`` key, each entry optionally with ``provider``),
+    and LiteLLM's ``model_prices_and_context_window.json`` (USD per token; known fields only).
+    """
+    if isinstance(source, Mapping):
+        data, label = source, "override:mapping"
+    else:
+        path = Path(source)
+        data, label = _load_file(path), f"override:{path.name}"
+    models = data.get("models", data)
+    if not isinstance(models, Mapping):
+        raise PriceError("'models' must be a mapping of model names to prices")
+    table: dict[tuple[str | None, str], ModelPrice] = {}
+    for name, entry in models.items():
+        if name == "sample_spec" or not isinstance(entry, Mapping):
+            continue  # LiteLLM's documentation entry, or metadata
+        price = _price_from_entry(entry, label)
+        if price is None:
+            continue
+        provider = entry.get("provider") or entry.get("litellm_provider")
+        provider = _LITELLM_PROVIDERS.get(str(provider), str(provider)) if provider else None
+        model = str(name).lower()
+        if provider and model.startswith(f"{entry.get('litellm_provider', '')}/"):
+            model = model.split("/", 1)[1]
+        table[(provider, model)] = price
+    return table
+
+
+_LITELLM_PROVIDERS = {"xai": "xai", "azure": "azure_openai", "text-completion-openai": "openai", "gemini": "google",
+                      "vertex_ai-language-models": "google", "together_ai": "together", "mistral": "mistral"}
+
+
+# --------------------------------------------------------------------------- genai-prices
+
+
+def _decimal_at(value: Any, threshold: int) -> float | None:
+    """The rate of a genai-prices value (Decimal or TieredPrices) for calls above ``threshold``."""
+    if value is None:
+        return None
+    tiers = getattr(value, "tiers", None)
+    if tiers is None:
+        return float(value)
+    rate = value.base
+    for tier in tiers:
+        if threshold >= tier.start:
+            rate = tier.price
+    return float(rate)
+
+
+def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
+    keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok")
+    values = {key: getattr(model_price, key, None) for key in keys}
+    if values["cache_write_mtok"] is None:
+        values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
+    starts = sorted({t.start for v in values.values() for t in (getattr(v, "tiers", None) or ())})
+
+    def rates(threshold: int) -> Rates | None:
+        got = {key: _decimal_at(value, threshold) for key, value in values.items()}
+        inp, out = got["input_mtok"], got["output_mtok"]
+        if inp is None and out is None:
+            return None
+        inp, out = inp or 0.0, out or 0.0
+        read, write, reasoning = got["cache_read_mtok"], got["cache_write_mtok"], got["output_reasoning_mtok"]
+        return Rates(
+            input=inp,
+            cache_read=inp if read is None else read,
+            cache_write=inp if write is None else write,
+            output=out,
+            reasoning=out if reasoning is None else reasoning,
+        )
+
+    base = rates(-1)
+    if base is None:
+        return None
+    tiers = tuple((start, r) for start in starts if (r := rates(start)) is not None)
+    return ModelPrice(base=base, tiers=tiers, source=source)
+
+
+class PriceTable:
+    """Looks prices up once per (provider, model) and per UTC day; thread-safe; never raises on lookup."""
+
+    def __init__(self, overrides: Mapping[tuple[str | None, str], ModelPrice] | None = None) -> None:
+        self._overrides = dict(overrides or {})
+        self._cache: dict[tuple[str, str], tuple[int, ModelPrice | None]] = {}
+        self._snapshot: Any = None
+        self._snapshot_lock = threading.Lock()
+        self.genai_prices_version = "unavailable"
+
+    def warm(self) -> None:
+        """Load the genai-prices table now (call from a background thread at start-up)."""
+        self._load_snapshot()
+
+    def _load_snapshot(self) -> Any:
+        if self._snapshot is None:
+            with self._snapshot_lock:
+                if self._snapshot is None:
+                    try:
+                        import genai_prices
+                        from genai_prices import data_snapshot
+
+                        self.genai_prices_version = genai_prices.__version__
+                        self._snapshot = data_snapshot.get_snapshot()
+                    except Exception as exc:  # pragma: no cover - genai-prices is a core dependency
+                        logger.warning("tokentrace: genai-prices unavailable (%s); only overrides are priced", exc)
+                        self._snapshot = False
+        return self._snapshot
+
+    def lookup(self, provider: str, model: str) -> ModelPrice | None:
+        day = int(time.time() // 86400)
+        key = (provider, model)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == day:
+            return cached[1]
+        price = self._resolve(provider, model)
+        self._cache[key] = (day, price)
+        return price
+
+    def _resolve(self, provider: str, model: str) -> ModelPrice | None:
+        lowered = model.lower()
+        for key in ((provider, model), (provider, lowered), (None, model), (None, lowered)):
+            if key in self._overrides:
+                return self._overrides[key]
+        snapshot = self._load_snapshot()
+        if not snapshot:
+            return None
+        provider_id = GENAI_PRICES_PROVIDER.get(provider, provider)
+        try:
+            found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
+            from datetime import datetime, timezone
+
+            model_price = found_model.get_prices(datetime.now(tz=timezone.utc))
+        except LookupError:
+            return None
+        how = "" if provider_id else " (provider inferred from model name)"
+        source = f"genai-prices {self.genai_prices_version}:{found_provider.id}/{found_model.id}{how}"
+        return _from_genai_prices(model_price, source)

@@ -1,0 +1,90 @@
+"""What a provider module supplies: a PATCHES table of endpoints, each a set of pure functions over SDK objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping
+
+from .._usage import RequestInfo, ResponseInfo
+
+ResultKind = Literal["value", "stream", "raw", "raw_stream", "opaque"]
+"""How a wrapper treats what the SDK method returned:
+value: a parsed response; stream: an iterator of chunks; raw: an object whose ``parse()`` gives a value;
+raw_stream: an object whose ``parse()`` gives a stream; opaque: unknown, recorded without usage."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Settings that change what is sent: fixed at instrument() time."""
+
+    stream_usage: bool = True
+    """Ask for stream usage (OpenAI ``stream_options.include_usage``) when the caller did not."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A call about to be sent: what is known about it, and the keyword arguments to send."""
+
+    request: RequestInfo
+    kwargs: Mapping[str, Any]
+    hide_usage_only_chunk: bool = False
+    """tokentrace asked for stream usage the caller did not: hide the extra usage-only chunk."""
+
+
+class StreamAccumulator:
+    """Reads a stream's chunks as they pass; providers subclass it. Must never raise out of ``chunk``."""
+
+    __slots__ = ()
+
+    def chunk(self, item: Any) -> bool:
+        """Look at one chunk; return True to hide it from the caller."""
+        return False
+
+    def result(self) -> ResponseInfo:
+        """What the chunks seen so far say about the call."""
+        return ResponseInfo()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One SDK method family (e.g. chat completions): how to read its requests, responses and streams."""
+
+    operation: str
+    prepare: Callable[[Any, Mapping[str, Any], Options], Prepared]
+    extract: Callable[[Any, Prepared], ResponseInfo]
+    accumulator: Callable[[Prepared], StreamAccumulator]
+    classify: Callable[[Any], ResultKind]
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """One method to wrap: ``module`` path, ``Class.method`` name, whether it is async, and its endpoint."""
+
+    module: str
+    attribute: str
+    endpoint: Endpoint
+    is_async: bool = False
+    optional: bool = False
+    """Present only in some SDK versions: skip with a debug log when missing."""
+
+
+def int_or_none(value: Any) -> int | None:
+    """An int usage field, or None for anything else (missing, None, bool, str, float, negative)."""
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
+def number_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def field(obj: Any, name: str) -> Any:
+    """An attribute of an SDK object or a key of a dict (providers send both shapes); None when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)

@@ -1,0 +1,351 @@
+"""OpenAI SDK (and every OpenAI-compatible host reached through it): PATCHES and pure SDK-object -> Usage functions."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .. import _errors
+from .._usage import RequestInfo, ResponseInfo, Usage
+from . import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator, field, int_or_none, number_or_none
+
+SDK_MODULE = "openai"
+
+# host suffix -> tokentrace provider id
+_HOSTS: tuple[tuple[str, str], ...] = (
+    ("api.openai.com", "openai"),
+    ("api.x.ai", "xai"),
+    (".openai.azure.com", "azure_openai"),
+    (".cognitiveservices.azure.com", "azure_openai"),
+    (".services.ai.azure.com", "azure_openai"),
+    ("api.groq.com", "groq"),
+    ("api.deepseek.com", "deepseek"),
+    ("openrouter.ai", "openrouter"),
+    ("api.mistral.ai", "mistral"),
+    ("api.together.xyz", "together"),
+    ("api.together.ai", "together"),
+)
+# hosts known to accept stream_options.include_usage (the others send stream usage unasked, or may reject it)
+_ACCEPTS_STREAM_OPTIONS = frozenset({"openai", "azure_openai", "xai", "groq", "deepseek", "openai_compatible"})
+# providers whose completion_tokens exclude reasoning when total_tokens cannot tell
+_REASONING_ON_TOP = frozenset({"xai"})
+
+
+def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
+    """(provider id, server address, server port) for a client's base URL."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
+    except ValueError:
+        return "openai_compatible", None, None
+    for suffix, provider in _HOSTS:
+        if host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix):
+            return provider, host, port
+    return "openai_compatible", host or None, port
+
+
+_client_cache: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
+
+
+def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
+    client = getattr(instance, "_client", None)
+    base_url = getattr(client, "base_url", None)
+    cached = _client_cache.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    target = provider_for_url(str(base_url)) if base_url is not None else ("openai_compatible", None, None)
+    if target[0] == "openai_compatible" and "azure" in type(client).__name__.lower():
+        target = ("azure_openai", target[1], target[2])
+    if len(_client_cache) > 1024:
+        _client_cache.clear()
+    _client_cache[id(base_url)] = (base_url, target)
+    return target
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _prepare(
+    instance: Any, kwargs: Mapping[str, Any], options: Options, operation: str, max_keys: tuple[str, ...],
+    usage_option: bool,
+) -> Prepared:
+    provider, address, port = _client_target(instance)
+    stream = kwargs.get("stream") is True
+    max_tokens = None
+    for key in max_keys:
+        max_tokens = int_or_none(kwargs.get(key))
+        if max_tokens is not None:
+            break
+    model = kwargs.get("model")
+    request = RequestInfo(
+        provider=provider,
+        operation=operation,
+        request_model=model if isinstance(model, str) else "",
+        stream=stream,
+        server_address=address,
+        server_port=port,
+        max_tokens=max_tokens,
+        temperature=number_or_none(kwargs.get("temperature")),
+        top_p=number_or_none(kwargs.get("top_p")),
+    )
+    send: Mapping[str, Any] = kwargs
+    hide = False
+    if stream and usage_option and options.stream_usage and provider in _ACCEPTS_STREAM_OPTIONS:
+        current = kwargs.get("stream_options")
+        if not (isinstance(current, Mapping) and current.get("include_usage") is True):
+            merged = dict(current) if isinstance(current, Mapping) else {}
+            merged["include_usage"] = True
+            send = {**kwargs, "stream_options": merged}
+            hide = True
+    return Prepared(request, send, hide)
+
+
+def prepare_chat(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return _prepare(instance, kwargs, options, "chat", ("max_completion_tokens", "max_tokens"), True)
+
+
+def prepare_completions(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return _prepare(instance, kwargs, options, "text_completion", ("max_tokens",), True)
+
+
+def prepare_responses(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return _prepare(instance, kwargs, options, "chat", ("max_output_tokens",), False)
+
+
+def prepare_embeddings(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return _prepare(instance, kwargs, options, "embeddings", (), False)
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _partition(
+    prompt: int, cached: int, cache_write: int, completion: int, reasoning: int, total: int | None, provider: str
+) -> Usage:
+    """Split OpenAI-style counts; ``total`` tells whether reasoning is inside completion (OpenAI) or on top (xAI)."""
+    if reasoning and total is not None and total == prompt + completion + reasoning:
+        output = completion
+    elif reasoning and total is not None and total == prompt + completion:
+        output = completion - reasoning
+    elif reasoning and provider in _REASONING_ON_TOP:
+        output = completion
+    else:
+        output = completion - reasoning
+    uncached = prompt - cached - cache_write
+    if output < 0 or uncached < 0:
+        _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
+        output, uncached = max(output, 0), max(uncached, 0)
+    return Usage(input=uncached, cache_read=cached, cache_write=cache_write, output=output, reasoning=reasoning)
+
+
+def _count(obj: Any, name: str, provider: str) -> int:
+    value = field(obj, name)
+    count = int_or_none(value)
+    if count is None:
+        if value is not None:
+            _errors.report(f"usage.{provider}", None, f"usage field {name!r} is not a non-negative integer")
+        return 0
+    return count
+
+
+def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
+    """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
+    if usage is None:
+        return None
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
+    return _partition(
+        prompt=_count(usage, "prompt_tokens", provider),
+        cached=_count(prompt_details, "cached_tokens", provider),
+        cache_write=_count(prompt_details, "cache_write_tokens", provider),
+        completion=_count(usage, "completion_tokens", provider),
+        reasoning=_count(completion_details, "reasoning_tokens", provider),
+        total=int_or_none(field(usage, "total_tokens")),
+        provider=provider,
+    )
+
+
+def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
+    """Responses API ``usage`` (input_tokens, output_tokens and their details)."""
+    if usage is None:
+        return None
+    input_details = field(usage, "input_tokens_details")
+    output_details = field(usage, "output_tokens_details")
+    return _partition(
+        prompt=_count(usage, "input_tokens", provider),
+        cached=_count(input_details, "cached_tokens", provider),
+        cache_write=_count(input_details, "cache_write_tokens", provider),
+        completion=_count(usage, "output_tokens", provider),
+        reasoning=_count(output_details, "reasoning_tokens", provider),
+        total=int_or_none(field(usage, "total_tokens")),
+        provider=provider,
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _finish_reasons(choices: Any) -> tuple[str, ...]:
+    if not isinstance(choices, (list, tuple)):
+        return ()
+    return tuple(r for c in choices if (r := _str(field(c, "finish_reason"))))
+
+
+class _Extractors:
+    """Response readers bound to a provider id (usage rules can differ per host)."""
+
+    @staticmethod
+    def chat(result: Any, provider: str) -> ResponseInfo:
+        return ResponseInfo(
+            usage=usage_from_completion_usage(field(result, "usage"), provider),
+            response_model=_str(field(result, "model")),
+            response_id=_str(field(result, "id")),
+            finish_reasons=_finish_reasons(field(result, "choices")),
+        )
+
+    @staticmethod
+    def responses(result: Any, provider: str) -> ResponseInfo:
+        status = _str(field(result, "status"))
+        return ResponseInfo(
+            usage=usage_from_response_usage(field(result, "usage"), provider),
+            response_model=_str(field(result, "model")),
+            response_id=_str(field(result, "id")),
+            finish_reasons=(status,) if status else (),
+        )
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class ChatAccumulator(StreamAccumulator):
+    """Chat and legacy completion chunks: id and model from the first, finish reasons, usage from the usage chunk."""
+
+    __slots__ = ("provider", "hide", "response_id", "model", "finish", "usage")
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.provider = prepared.request.provider
+        self.hide = prepared.hide_usage_only_chunk
+        self.response_id: str | None = None
+        self.model: str | None = None
+        self.finish: dict[int, str] = {}
+        self.usage: Any = None
+
+    def chunk(self, item: Any) -> bool:
+        if self.response_id is None:
+            self.response_id = _str(getattr(item, "id", None))
+            self.model = _str(getattr(item, "model", None))
+        usage = getattr(item, "usage", None)
+        if usage is None:
+            extra = getattr(item, "x_groq", None)  # Groq puts stream usage here
+            usage = field(extra, "usage") if extra is not None else None
+        choices = getattr(item, "choices", None)
+        if choices:
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    self.finish[getattr(choice, "index", 0) or 0] = reason
+        if usage is not None:
+            self.usage = usage
+            return self.hide and not choices
+        return False
+
+    def result(self) -> ResponseInfo:
+        return ResponseInfo(
+            usage=usage_from_completion_usage(self.usage, self.provider),
+            response_model=self.model,
+            response_id=self.response_id,
+            finish_reasons=tuple(self.finish[i] for i in sorted(self.finish)),
+        )
+
+
+_RESPONSE_END_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesAccumulator(StreamAccumulator):
+    """Responses API events: the final response (completed, incomplete or failed) carries usage."""
+
+    __slots__ = ("provider", "final", "created")
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.provider = prepared.request.provider
+        self.final: Any = None
+        self.created: Any = None
+
+    def chunk(self, item: Any) -> bool:
+        kind = getattr(item, "type", None)
+        if kind in _RESPONSE_END_EVENTS:
+            self.final = getattr(item, "response", None)
+        elif kind == "response.created":
+            self.created = getattr(item, "response", None)
+        return False
+
+    def result(self) -> ResponseInfo:
+        if self.final is not None:
+            return _Extractors.responses(self.final, self.provider)
+        if self.created is not None:
+            return ResponseInfo(response_model=_str(field(self.created, "model")),
+                                response_id=_str(field(self.created, "id")))
+        return ResponseInfo()
+
+
+# --------------------------------------------------------------------------- result kinds
+
+_types: dict[str, Any] = {}
+
+
+def _sdk_types() -> dict[str, Any]:
+    if not _types:
+        import openai
+        from openai import _legacy_response
+
+        _types["streams"] = (openai.Stream, openai.AsyncStream)
+        _types["raw"] = _legacy_response.LegacyAPIResponse
+        _types["model"] = openai.BaseModel
+    return _types
+
+
+def classify(result: Any) -> ResultKind:
+    types = _sdk_types()
+    if isinstance(result, types["model"]):
+        return "value"
+    if isinstance(result, types["streams"]):
+        return "stream"
+    if isinstance(result, types["raw"]):
+        return "raw_stream" if getattr(result, "_stream", False) else "raw"
+    return "opaque"
+
+
+def _extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:
+    return _Extractors.chat(result, prepared.request.provider)
+
+
+def _extract_responses(result: Any, prepared: Prepared) -> ResponseInfo:
+    return _Extractors.responses(result, prepared.request.provider)
+
+
+CHAT = Endpoint("chat", prepare_chat, _extract_chat, ChatAccumulator, classify)
+RESPONSES = Endpoint("chat", prepare_responses, _extract_responses, ResponsesAccumulator, classify)
+COMPLETIONS = Endpoint("text_completion", prepare_completions, _extract_chat, ChatAccumulator, classify)
+EMBEDDINGS = Endpoint("embeddings", prepare_embeddings, _extract_chat, ChatAccumulator, classify)
+
+_CHAT_MODULE = "openai.resources.chat.completions.completions"
+_RESPONSES_MODULE = "openai.resources.responses.responses"
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(_CHAT_MODULE, "Completions.create", CHAT),
+    Patch(_CHAT_MODULE, "Completions.parse", CHAT, optional=True),
+    Patch(_CHAT_MODULE, "AsyncCompletions.create", CHAT, is_async=True),
+    Patch(_CHAT_MODULE, "AsyncCompletions.parse", CHAT, is_async=True, optional=True),
+    Patch("openai.resources.beta.chat.completions", "Completions.parse", CHAT, optional=True),
+    Patch("openai.resources.beta.chat.completions", "AsyncCompletions.parse", CHAT, is_async=True, optional=True),
+    Patch(_RESPONSES_MODULE, "Responses.create", RESPONSES, optional=True),
+    Patch(_RESPONSES_MODULE, "Responses.parse", RESPONSES, optional=True),
+    Patch(_RESPONSES_MODULE, "AsyncResponses.create", RESPONSES, is_async=True, optional=True),
+    Patch(_RESPONSES_MODULE, "AsyncResponses.parse", RESPONSES, is_async=True, optional=True),
+    Patch("openai.resources.completions", "Completions.create", COMPLETIONS),
+    Patch("openai.resources.completions", "AsyncCompletions.create", COMPLETIONS, is_async=True),
+    Patch("openai.resources.embeddings", "Embeddings.create", EMBEDDINGS),
+    Patch("openai.resources.embeddings", "AsyncEmbeddings.create", EMBEDDINGS, is_async=True),
+)

@@ -1,0 +1,170 @@
+"""One call's lifecycle: start() -> Call; Call.stop(response) or Call.fail(exc) exactly once; prices and fans out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from . import _errors
+from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
+from .context import current_attributes
+from .pricing import PriceTable
+from .sinks import Sink
+
+_perf = time.perf_counter
+_wall = time.time
+
+Listener = Callable[[UsageRecord], None]
+
+
+class Recorder:
+    """Owns pricing and the list of sinks; knows nothing about providers or concrete sinks."""
+
+    def __init__(self, prices: PriceTable, sinks: Sequence[Sink]) -> None:
+        self.prices = prices
+        self.sinks = tuple(sinks)
+        self._starters = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).start is not Sink.start)
+        self._detachers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).detach is not Sink.detach)
+        self._listeners: tuple[Listener, ...] = ()
+        self._listeners_lock = threading.Lock()
+        self._warned_unpriced: set[tuple[str, str]] = set()
+
+    def start(self, request: RequestInfo) -> Call:
+        return Call(self, request)
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def emit(self, call: Call, record: UsageRecord) -> None:
+        states = call.states
+        for index, sink in enumerate(self.sinks):
+            try:
+                sink.end(call, record, states.get(index) if states else None)
+            except Exception as exc:
+                _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception as exc:
+                _errors.report("listener", exc, "a usage listener failed")
+
+    def price(self, record_provider: str, model: str) -> Any:
+        price = self.prices.lookup(record_provider, model)
+        if price is None:
+            key = (record_provider, model)
+            if key not in self._warned_unpriced:
+                self._warned_unpriced.add(key)
+                _errors.logger.warning(
+                    "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
+                    "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
+                    record_provider,
+                    model,
+                )
+        return price
+
+
+class Call:
+    """An LLM call in flight. Providers only report chunks and the outcome; the Call does the rest."""
+
+    __slots__ = (
+        "recorder", "request", "attributes", "started_wall", "started", "first_chunk_at", "states", "done", "trace_id",
+    )
+
+    def __init__(self, recorder: Recorder, request: RequestInfo) -> None:
+        self.recorder = recorder
+        self.request = request
+        self.attributes = current_attributes()
+        self.started_wall = _wall()
+        self.first_chunk_at: float | None = None
+        self.done = False
+        self.trace_id: str | None = None
+        states: dict[int, Any] | None = None
+        for index, sink in recorder._starters:
+            try:
+                state = sink.start(self)
+            except Exception as exc:
+                _errors.report(f"sink.{sink.name}.start", exc, "a sink failed to start a call")
+                continue
+            if states is None:
+                states = {}
+            states[index] = state
+        self.states = states
+        self.started = _perf()
+
+    def first_chunk(self) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = _perf()
+
+    def detach(self) -> None:
+        """The wrapped SDK call returned (or raised) on the calling thread."""
+        states = self.states
+        if states:
+            for index, sink in self.recorder._detachers:
+                if index in states:
+                    try:
+                        sink.detach(states[index])
+                    except Exception as exc:
+                        _errors.report(f"sink.{sink.name}.detach", exc)
+
+    def stop(self, response: ResponseInfo | None, status: str = "ok") -> None:
+        """The call succeeded (or the stream ended/was abandoned): record it. Idempotent, never raises."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._finish(response, status, None)
+        except Exception as exc:
+            _errors.report("recorder.stop", exc, "failed to record a call")
+
+    def fail(self, exc: BaseException, response: ResponseInfo | None = None) -> None:
+        """The call raised ``exc``: record it with status ``error``. Idempotent, never raises."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._finish(response, "error", type(exc).__qualname__)
+        except Exception as err:
+            _errors.report("recorder.fail", err, "failed to record a failed call")
+
+    def _finish(self, response: ResponseInfo | None, status: str, error_type: str | None) -> None:
+        now = _perf()
+        request = self.request
+        usage = response.usage if response is not None else None
+        model = (response.response_model if response is not None else None) or request.request_model
+        reported = usage is not None
+        cost: float | None = None
+        source: str | None = None
+        price = self.recorder.price(request.provider, model) if model else None
+        if price is not None:
+            source = price.source
+            if reported:
+                cost = price.cost(usage)  # type: ignore[arg-type]
+            elif status == "error":
+                cost = 0.0  # providers do not bill failed requests
+        record = UsageRecord(
+            ts_utc=self.started_wall,
+            provider=request.provider,
+            model=model,
+            request_model=request.request_model,
+            operation=request.operation,
+            usage=usage if usage is not None else ZERO_USAGE,
+            cost_usd=cost,
+            price_source=source,
+            latency_s=now - self.started,
+            status=status,
+            stream=request.stream,
+            ttft_s=None if self.first_chunk_at is None else self.first_chunk_at - self.started,
+            error_type=error_type,
+            response_id=response.response_id if response is not None else None,
+            finish_reasons=response.finish_reasons if response is not None else (),
+            usage_reported=reported,
+            attributes=self.attributes,
+            trace_id=self.trace_id,
+        )
+        self.recorder.emit(self, record)

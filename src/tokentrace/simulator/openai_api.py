@@ -1,0 +1,215 @@
+"""The OpenAI wire format: chat completions, Responses, legacy completions and embeddings, as JSON and SSE."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import struct
+import time
+from typing import Any, Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import rules, wire
+
+_ids = itertools.count(1)
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    kind = {429: "rate_limit_error", 500: "server_error"}.get(status, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+def _reasoning_on_top(request: Request) -> bool:
+    """xAI bills reasoning on top of completion_tokens; OpenAI counts it inside."""
+    return request.headers.get("host", "").split(":")[0] == "api.x.ai"
+
+
+def chat_usage(u: rules.SimUsage, on_top: bool) -> dict[str, Any]:
+    completion = u.visible_output if on_top else u.visible_output + u.reasoning
+    total = u.prompt + completion + (u.reasoning if on_top else 0)
+    return {
+        "prompt_tokens": u.prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": u.cache_write, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning, "audio_tokens": 0,
+                                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+    }
+
+
+def response_usage(u: rules.SimUsage) -> dict[str, Any]:
+    output = u.visible_output + u.reasoning
+    return {
+        "input_tokens": u.prompt,
+        "input_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": u.cache_write},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning},
+        "total_tokens": u.prompt + output,
+    }
+
+
+def _text(body: Mapping[str, Any], visible: int) -> str:
+    fmt = body.get("response_format") or (body.get("text") or {}).get("format")
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        schema = fmt.get("json_schema", fmt).get("schema", {})
+        return json.dumps(rules.sample_json(schema))
+    return " ".join(f"tok{i}" for i in range(visible))
+
+
+async def _prologue(request: Request) -> tuple[dict[str, Any], wire.Behaviour, Response | None]:
+    body = await request.json()
+    behave = wire.behaviour(request, request.app.state.defaults)
+    await wire.delay(behave.latency_s)
+    failure = wire.error_response(behave.error or "", _error_body)
+    if failure is None and behave.error == "cut" and not body.get("stream"):
+        failure = wire.error_response("malformed", _error_body)
+    return body, behave, failure
+
+
+def _wants_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, Mapping) and options.get("include_usage") is True
+
+
+async def chat_completions(request: Request) -> Response:
+    body, behave, failure = await _prologue(request)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers)
+    model = rules.response_model(str(body.get("model", "")))
+    ident, created = f"chatcmpl-sim{next(_ids)}", int(time.time())
+    text = _text(body, usage.visible_output)
+    has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
+    finish = "length" if has_max and not text.startswith("{") else "stop"
+    usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
+    if not body.get("stream"):
+        return JSONResponse({
+            "id": ident, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
+                         "message": {"role": "assistant", "content": text, "refusal": None}}],
+            "usage": usage_body, "system_fingerprint": "fp_sim",
+        })
+    include_usage = _wants_usage(body) and usage_body is not None
+
+    def chunk(choices: list[Any], **extra: Any) -> tuple[None, dict[str, Any]]:
+        data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_sim", "choices": choices, **extra}
+        if include_usage and "usage" not in data:
+            data["usage"] = None
+        return None, data
+
+    events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    for piece in rules.output_pieces(text, usage.visible_output):
+        events.append(chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}]))
+    events.append(chunk([{"index": 0, "delta": {}, "finish_reason": finish}]))
+    if include_usage:
+        events.append(chunk([], usage=usage_body))
+    return wire.sse(events, behave, done_marker=True)
+
+
+async def completions(request: Request) -> Response:
+    body, behave, failure = await _prologue(request)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers)
+    model = rules.response_model(str(body.get("model", "")))
+    ident, created = f"cmpl-sim{next(_ids)}", int(time.time())
+    text = _text(body, usage.visible_output)
+    finish = "length" if "max_tokens" in body else "stop"
+    usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
+    base = {"id": ident, "object": "text_completion", "created": created, "model": model}
+    if not body.get("stream"):
+        return JSONResponse({**base, "choices": [{"index": 0, "text": text, "logprobs": None,
+                                                   "finish_reason": finish}], "usage": usage_body})
+    include_usage = _wants_usage(body) and usage_body is not None
+    pieces = rules.output_pieces(text, usage.visible_output)
+    events: list[tuple[str | None, Any]] = []
+    for i, piece in enumerate(pieces):
+        last = i == len(pieces) - 1
+        data = {**base, "choices": [{"index": 0, "text": piece, "logprobs": None,
+                                     "finish_reason": finish if last else None}]}
+        if include_usage:
+            data["usage"] = None
+        events.append((None, data))
+    if include_usage:
+        events.append((None, {**base, "choices": [], "usage": usage_body}))
+    return wire.sse(events, behave, done_marker=True)
+
+
+async def embeddings(request: Request) -> Response:
+    body, behave, failure = await _prologue(request)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers, embeddings=True)
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
+    dims = int(body.get("dimensions") or 8)
+    vector = [round(0.01 * (i + 1), 4) for i in range(dims)]
+    as_base64 = body.get("encoding_format") == "base64"
+    encoded: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+    data = [{"object": "embedding", "index": i, "embedding": encoded} for i in range(count)]
+    usage_body = None if behave.error == "no-usage" else {"prompt_tokens": usage.prompt, "total_tokens": usage.prompt}
+    return JSONResponse({"object": "list", "data": data, "model": rules.response_model(str(body.get("model"))),
+                         "usage": usage_body})
+
+
+def _response_object(ident: str, model: str, text: str, status: str, usage: Any, created: int) -> dict[str, Any]:
+    output = [] if status == "in_progress" else [{
+        "type": "message", "id": f"msg_{ident}", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }]
+    return {
+        "id": ident, "object": "response", "created_at": created, "status": status, "model": model,
+        "output": output, "usage": usage, "error": None, "incomplete_details": None, "instructions": None,
+        "metadata": {}, "parallel_tool_calls": True, "temperature": 1.0, "tool_choice": "auto", "tools": [],
+        "top_p": 1.0, "text": {"format": {"type": "text"}}, "truncation": "disabled",
+    }
+
+
+async def responses(request: Request) -> Response:
+    body, behave, failure = await _prologue(request)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers)
+    model = rules.response_model(str(body.get("model", "")))
+    ident, created = f"resp_sim{next(_ids)}", int(time.time())
+    text = _text(body, usage.visible_output)
+    usage_body = None if behave.error == "no-usage" else response_usage(usage)
+    final = _response_object(ident, model, text, "completed", usage_body, created)
+    if not body.get("stream"):
+        return JSONResponse(final)
+    start = _response_object(ident, model, text, "in_progress", None, created)
+    item_id = f"msg_{ident}"
+    seq = itertools.count()
+    events: list[tuple[str | None, Any]] = []
+
+    def event(kind: str, **data: Any) -> None:
+        events.append((kind, {"type": kind, "sequence_number": next(seq), **data}))
+
+    event("response.created", response=start)
+    event("response.in_progress", response=start)
+    event("response.output_item.added", output_index=0,
+          item={"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []})
+    event("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
+          part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+    for piece in rules.output_pieces(text, usage.visible_output):
+        event("response.output_text.delta", item_id=item_id, output_index=0, content_index=0, delta=piece,
+              logprobs=[])
+    event("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
+    event("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+          part={"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    event("response.output_item.done", output_index=0, item=final["output"][0])
+    event("response.completed", response=final)
+    return wire.sse(events, behave, done_marker=False)
+
+
+ROUTES = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
+]

@@ -1,0 +1,126 @@
+"""The simulator's deterministic usage rules: request -> token counts, the same on every run. Pure functions.
+
+Rules (documented in docs/simulator.md):
+- a message costs 4 tokens of framing plus one token per whitespace-separated word of its text;
+  a plain-string prompt costs one token per word (at least 1);
+- visible output is the request's max tokens (``max_tokens``/``max_completion_tokens``/``max_output_tokens``)
+  when given, else 8;
+- reasoning tokens: the ``x-sim-reasoning-tokens`` header, else twice the visible output for reasoning models
+  (o1/o3/o4, gpt-5, grok-3-mini, grok-4, or any request with ``reasoning_effort``/``reasoning``), else 0;
+- cached input: the ``x-sim-cached-tokens`` header, else half the prompt when ``prompt_cache_key`` is given;
+  cache writes: the ``x-sim-cache-write-tokens`` header, else 0 (both capped at the prompt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+DEFAULT_OUTPUT_TOKENS = 8
+MESSAGE_FRAMING_TOKENS = 4
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "grok-3-mini", "grok-4")
+# request model -> the dated snapshot the provider reports back
+SNAPSHOTS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06"}
+
+
+@dataclass(frozen=True)
+class SimUsage:
+    prompt: int
+    cached: int
+    cache_write: int
+    visible_output: int
+    reasoning: int
+
+
+def _words(text: Any) -> int:
+    if isinstance(text, str):
+        return len(text.split())
+    if isinstance(text, list):  # content parts
+        return sum(_words(part.get("text", "")) for part in text if isinstance(part, Mapping))
+    return 0
+
+
+def prompt_tokens(body: Mapping[str, Any]) -> int:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return sum(MESSAGE_FRAMING_TOKENS + _words(m.get("content")) for m in messages if isinstance(m, Mapping))
+    prompt = body.get("input", body.get("prompt"))
+    if isinstance(prompt, str):
+        return max(_words(prompt), 1) + _words(body.get("instructions"))
+    if isinstance(prompt, list):
+        if all(isinstance(p, str) for p in prompt):
+            return sum(max(_words(p), 1) for p in prompt)
+        return sum(
+            MESSAGE_FRAMING_TOKENS + _words(m.get("content")) for m in prompt if isinstance(m, Mapping)
+        ) + _words(body.get("instructions"))
+    return 1
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        return None
+
+
+def is_reasoning(body: Mapping[str, Any]) -> bool:
+    model = str(body.get("model", ""))
+    return model.startswith(REASONING_PREFIXES) or "reasoning_effort" in body or "reasoning" in body
+
+
+def usage_for(body: Mapping[str, Any], headers: Mapping[str, str], embeddings: bool = False) -> SimUsage:
+    prompt = prompt_tokens(body)
+    if embeddings:
+        return SimUsage(prompt, 0, 0, 0, 0)
+    max_out = next(
+        (v for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+         if isinstance(v := body.get(k), int) and v > 0),
+        None,
+    )
+    visible = max_out if max_out is not None else DEFAULT_OUTPUT_TOKENS
+    reasoning = _header_int(headers, "x-sim-reasoning-tokens")
+    if reasoning is None:
+        reasoning = 2 * visible if is_reasoning(body) else 0
+    cached = _header_int(headers, "x-sim-cached-tokens")
+    if cached is None:
+        cached = prompt // 2 if body.get("prompt_cache_key") else 0
+    cached = min(cached, prompt)
+    write = min(_header_int(headers, "x-sim-cache-write-tokens") or 0, prompt - cached)
+    return SimUsage(prompt, cached, write, visible, reasoning)
+
+
+def response_model(model: str) -> str:
+    return SNAPSHOTS.get(model, model)
+
+
+def output_pieces(text: str, count: int) -> list[str]:
+    """Split ``text`` into ``count`` consecutive non-empty-when-possible pieces (one per streamed chunk)."""
+    count = max(count, 1)
+    size, extra = divmod(len(text), count)
+    pieces, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def sample_json(schema: Mapping[str, Any]) -> Any:
+    """A minimal value that satisfies a simple JSON schema (objects, strings, numbers, booleans, arrays)."""
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {name: sample_json(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "integer":
+        return 42
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if "enum" in schema:
+        return schema["enum"][0]
+    return "simulated"

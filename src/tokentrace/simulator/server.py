@@ -1,0 +1,64 @@
+"""Runs the simulated provider (a Starlette app on uvicorn) in a background thread on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from . import openai_api
+
+
+def build_app(**defaults: Any) -> Starlette:
+    """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
+    app = Starlette(routes=[*openai_api.ROUTES])
+    app.state.defaults = defaults
+    return app
+
+
+class Simulator:
+    """A local provider server speaking real wire formats, for tests and the demo. Use as a context manager."""
+
+    def __init__(self, port: int = 0, **defaults: Any) -> None:
+        config = uvicorn.Config(
+            build_app(**defaults), host="127.0.0.1", port=port, log_level="critical", lifespan="off",
+            access_log=False, timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self.port = port
+
+    def start(self, timeout: float = 10.0) -> Simulator:
+        self._thread = threading.Thread(target=self._server.run, name="tokentrace-simulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.005)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,78 @@
+"""Shared HTTP behaviour of the simulator's wire formats: injected latency and errors, JSON and SSE responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What one request asks of the simulator (``x-sim-*`` headers, else the server's defaults)."""
+
+    error: str | None
+    latency_s: float
+    chunk_delay_s: float
+
+
+class CutStream(Exception):
+    """Raised inside a streaming body to drop the connection mid-stream."""
+
+
+def behaviour(request: Request, defaults: Mapping[str, Any]) -> Behaviour:
+    headers = request.headers
+
+    def ms(name: str, default: float) -> float:
+        try:
+            return float(headers.get(name, default)) / 1000.0
+        except ValueError:
+            return default / 1000.0
+
+    return Behaviour(
+        error=headers.get("x-sim-error") or defaults.get("error"),
+        latency_s=ms("x-sim-latency-ms", defaults.get("latency_ms", 0.0)),
+        chunk_delay_s=ms("x-sim-chunk-delay-ms", defaults.get("chunk_delay_ms", 0.0)),
+    )
+
+
+def error_response(kind: str, error_body: Callable[[int, str], Any]) -> Response | None:
+    """The HTTP error an ``x-sim-error`` value asks for, or None when the request proceeds."""
+    if kind == "429":
+        return JSONResponse(error_body(429, "Rate limit reached (simulated)"), status_code=429,
+                            headers={"retry-after": "0"})
+    if kind == "500":
+        return JSONResponse(error_body(500, "The server had an error (simulated)"), status_code=500)
+    if kind == "400":
+        return JSONResponse(error_body(400, "Invalid request (simulated)"), status_code=400)
+    if kind == "malformed":
+        return Response("{\"id\": \"broken", media_type="application/json")
+    return None
+
+
+async def delay(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
+def sse(events: Iterable[tuple[str | None, Any]], behave: Behaviour, done_marker: bool) -> StreamingResponse:
+    """Stream ``(event name or None, data)`` pairs as SSE; ``cut`` drops the connection half-way."""
+    items = list(events)
+    cut_at = len(items) // 2 if behave.error == "cut" else None
+
+    async def body() -> AsyncIterator[bytes]:
+        for index, (name, data) in enumerate(items):
+            if cut_at is not None and index == cut_at:
+                raise CutStream("simulated connection drop")
+            if index and behave.chunk_delay_s:
+                await asyncio.sleep(behave.chunk_delay_s)
+            prefix = f"event: {name}\n" if name else ""
+            yield f"{prefix}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        if done_marker:
+            yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"cache-control": "no-cache"})

@@ -1,0 +1,129 @@
+"""OpenTelemetry sink: one CLIENT span per call with GenAI attributes and cost, and the gen_ai.client.* metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _semconv as sc
+from .._usage import UsageRecord
+from . import Sink
+
+if TYPE_CHECKING:
+    from ..recorder import Call
+
+_VERSION = "0.1.0"
+
+
+class OTelSink(Sink):
+    name = "otel"
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        self.tracer = trace.get_tracer("tokentrace", _VERSION, tracer_provider=tracer_provider,
+                                       schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}")
+        meter = otel_metrics.get_meter("tokentrace", _VERSION, meter_provider=meter_provider)
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            sc.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to receive the first chunk of a streamed response",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+
+    def start(self, call: Call) -> Any:
+        request = call.request
+        attributes: dict[str, Any] = {
+            sc.OPERATION_NAME: request.operation,
+            sc.PROVIDER_NAME: sc.PROVIDER_NAMES.get(request.provider, request.provider),
+            sc.SYSTEM: sc.PROVIDER_NAMES.get(request.provider, request.provider),
+            sc.REQUEST_MODEL: request.request_model,
+            sc.REQUEST_STREAM: request.stream,
+        }
+        if request.server_address:
+            attributes[sc.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            attributes[sc.SERVER_PORT] = request.server_port
+        if request.max_tokens is not None:
+            attributes[sc.REQUEST_MAX_TOKENS] = request.max_tokens
+        if request.temperature is not None:
+            attributes[sc.REQUEST_TEMPERATURE] = request.temperature
+        if request.top_p is not None:
+            attributes[sc.REQUEST_TOP_P] = request.top_p
+        for key, value in call.attributes.items():
+            attributes[sc.ATTRIBUTE_PREFIX + key] = value
+        span = self.tracer.start_span(
+            f"{request.operation} {request.request_model}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        span_context = span.get_span_context()
+        if span_context.is_valid:
+            call.trace_id = format(span_context.trace_id, "032x")
+        token = otel_context.attach(trace.set_span_in_context(span))
+        return [span, token]
+
+    def detach(self, state: Any) -> None:
+        token = state[1]
+        if token is not None:
+            state[1] = None
+            otel_context.detach(token)
+
+    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
+        request = call.request
+        provider_name = sc.PROVIDER_NAMES.get(record.provider, record.provider)
+        metric_attributes: dict[str, Any] = {
+            sc.OPERATION_NAME: record.operation,
+            sc.PROVIDER_NAME: provider_name,
+            sc.REQUEST_MODEL: record.request_model,
+            sc.RESPONSE_MODEL: record.model,
+        }
+        if request.server_address:
+            metric_attributes[sc.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            metric_attributes[sc.SERVER_PORT] = request.server_port
+        if record.error_type:
+            metric_attributes[sc.ERROR_TYPE] = record.error_type
+        self.duration.record(record.latency_s, metric_attributes)
+        usage = record.usage
+        if record.usage_reported:
+            self.token_usage.record(usage.all_input, {**metric_attributes, sc.TOKEN_TYPE: "input"})
+            self.token_usage.record(usage.all_output, {**metric_attributes, sc.TOKEN_TYPE: "output"})
+        if record.ttft_s is not None:
+            self.time_to_first_chunk.record(record.ttft_s, metric_attributes)
+
+        if state is None:
+            return
+        span = state[0]
+        if not span.is_recording():
+            return
+        attributes: dict[str, Any] = {sc.RESPONSE_MODEL: record.model}
+        if record.response_id:
+            attributes[sc.RESPONSE_ID] = record.response_id
+        if record.finish_reasons:
+            attributes[sc.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
+        if record.usage_reported:
+            attributes[sc.USAGE_INPUT_TOKENS] = usage.all_input
+            attributes[sc.USAGE_OUTPUT_TOKENS] = usage.all_output
+            attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+            attributes[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
+            attributes[sc.REASONING_TOKENS] = usage.reasoning
+        else:
+            attributes[sc.USAGE_REPORTED] = False
+        if record.cost_usd is not None:
+            attributes[sc.COST_USD] = record.cost_usd
+        if record.price_source:
+            attributes[sc.PRICE_SOURCE] = record.price_source
+        if record.ttft_s is not None:
+            attributes[sc.TIME_TO_FIRST_TOKEN] = record.ttft_s
+        if record.error_type:
+            attributes[sc.ERROR_TYPE] = record.error_type
+            span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(attributes)
+        span.end()

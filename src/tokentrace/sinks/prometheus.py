@@ -1,0 +1,180 @@
+"""Prometheus sink: the contract's counters and histograms on a prometheus_client registry, plus /metrics serving."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from .. import _errors
+from .._usage import TOKEN_TYPES, UsageRecord
+from . import Sink
+
+if TYPE_CHECKING:
+    from ..recorder import Call
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+REQUEST_TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
+
+
+def metric_name(name: str, namespace: str = "") -> str:
+    """The one place metric names are built: ``namespace_name`` or ``name``."""
+    return f"{namespace}_{name}" if namespace else name
+
+
+class InternalErrorsCollector(Collector):
+    """Exposes tokentrace's internal error counts (kept by ``_errors``) as a counter."""
+
+    def __init__(self, namespace: str) -> None:
+        self._name = metric_name("tokentrace_internal_errors", namespace)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            self._name, "Failures inside tokentrace, by stage (the application call was unaffected)", labels=["stage"]
+        )
+        for stage, count in sorted(_errors.counts().items()):
+            family.add_metric([stage], count)
+        yield family
+
+
+@dataclass(frozen=True)
+class Metrics:
+    tokens: Counter
+    cost: Counter
+    latency: Histogram
+    requests: Counter
+    ttft: Histogram
+    request_tokens: Histogram
+    unpriced: Counter
+    label_keys: tuple[str, ...]
+
+
+_metrics_lock = threading.Lock()
+_metrics_by_registry: dict[tuple[int, str], Metrics] = {}
+
+
+def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[str, ...]) -> Metrics:
+    """Create the metrics once per (registry, namespace) and reuse them on re-instrumentation."""
+    key = (id(registry), namespace)
+    with _metrics_lock:
+        existing = _metrics_by_registry.get(key)
+        if existing is not None:
+            if existing.label_keys != label_keys:
+                raise ValueError(
+                    f"metrics in this registry already use metric_labels={existing.label_keys}; "
+                    f"cannot switch to {label_keys} in the same process"
+                )
+            return existing
+        extra = list(label_keys)
+        kw: dict[str, Any] = {"namespace": namespace, "registry": registry}
+        metrics = Metrics(
+            tokens=Counter("tokens_used", "Tokens billed, by token type (a partition: the types sum to the bill)",
+                           ["provider", "model", "operation", "token_type", *extra], **kw),
+            cost=Counter("chat_cost_usd", "Cost of LLM calls in USD (priced calls only)",
+                         ["provider", "model", "operation", *extra], **kw),
+            latency=Histogram("llm_latency_seconds", "Duration of LLM calls, streams until their last chunk",
+                              ["provider", "model", "operation", "status"], buckets=LATENCY_BUCKETS, **kw),
+            requests=Counter("llm_requests", "LLM calls by outcome",
+                             ["provider", "model", "operation", "status", *extra], **kw),
+            ttft=Histogram("llm_time_to_first_token_seconds", "Time from request to first streamed chunk",
+                           ["provider", "model", "operation"], buckets=TTFT_BUCKETS, **kw),
+            request_tokens=Histogram("llm_request_tokens", "Tokens per request, input (all) and output (all)",
+                                     ["provider", "model", "direction"], buckets=REQUEST_TOKEN_BUCKETS, **kw),
+            unpriced=Counter("llm_unpriced_requests", "Calls whose model has no known price (cost unknown)",
+                             ["provider", "model"], **kw),
+            label_keys=label_keys,
+        )
+        registry.register(InternalErrorsCollector(namespace))
+        _metrics_by_registry[key] = metrics
+        return metrics
+
+
+class _Children:
+    """Label-bound metric children of one (provider, model, operation, status, extra labels) key."""
+
+    __slots__ = ("tokens", "cost", "latency", "requests", "ttft", "tokens_in", "tokens_out", "unpriced")
+
+    def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
+        self.tokens = tuple(m.tokens.labels(provider, model, operation, t, *extra) for t in TOKEN_TYPES)
+        self.cost = m.cost.labels(provider, model, operation, *extra)
+        self.latency = m.latency.labels(provider, model, operation, status)
+        self.requests = m.requests.labels(provider, model, operation, status, *extra)
+        self.ttft = m.ttft.labels(provider, model, operation)
+        self.tokens_in = m.request_tokens.labels(provider, model, "input")
+        self.tokens_out = m.request_tokens.labels(provider, model, "output")
+        self.unpriced = m.unpriced.labels(provider, model)
+
+
+class PrometheusSink(Sink):
+    name = "prometheus"
+
+    def __init__(self, registry: CollectorRegistry | None, namespace: str, label_keys: tuple[str, ...]) -> None:
+        self.metrics = metrics_for(registry if registry is not None else REGISTRY, namespace, label_keys)
+        self.label_keys = label_keys
+        self._children: dict[tuple[str, ...], _Children] = {}
+        self._lock = threading.Lock()
+
+    def _bound(self, record: UsageRecord) -> _Children:
+        attrs = record.attributes
+        extra = tuple(attrs.get(k, "") for k in self.label_keys)
+        key = (record.provider, record.model, record.operation, record.status, *extra)
+        children = self._children.get(key)
+        if children is None:
+            with self._lock:
+                children = self._children.get(key)
+                if children is None:
+                    children = _Children(self.metrics, record.provider, record.model, record.operation,
+                                         record.status, extra)
+                    self._children[key] = children
+        return children
+
+    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
+        c = self._bound(record)
+        c.requests.inc()
+        c.latency.observe(record.latency_s)
+        if record.status == "blocked":
+            return
+        usage = record.usage
+        if record.usage_reported:
+            for child, (_, value) in zip(c.tokens, usage.by_type()):
+                child.inc(value)
+            c.tokens_in.observe(usage.all_input)
+            c.tokens_out.observe(usage.all_output)
+        if record.cost_usd is not None:
+            c.cost.inc(record.cost_usd)
+        elif record.usage_reported and record.status == "ok":
+            c.unpriced.inc()
+        if record.ttft_s is not None:
+            c.ttft.observe(record.ttft_s)
+
+
+class MetricsServer:
+    """Serves /metrics of one registry on addr:port; failures to bind are logged, never raised."""
+
+    def __init__(self, port: int, addr: str, registry: CollectorRegistry | None) -> None:
+        self.port = port
+        self.addr = addr
+        self._server: Any = None
+        self._thread: Any = None
+        from prometheus_client import start_http_server
+
+        try:
+            self._server, self._thread = start_http_server(port, addr, registry or REGISTRY)
+        except OSError as exc:
+            _errors.logger.warning("tokentrace: cannot serve /metrics on %s:%s (%s); metrics are still collected",
+                                   addr, port, exc.strerror or exc)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
