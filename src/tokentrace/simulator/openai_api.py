@@ -11,7 +11,6 @@ from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from . import rules, wire
 
@@ -207,9 +206,10 @@ async def responses(request: Request) -> Response:
     return wire.sse(events, behave, done_marker=False)
 
 
-ROUTES = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/responses", responses, methods=["POST"]),
-]
+# path suffix -> handler; any prefix is accepted (/v1, /openai/v1 for Groq, Azure's /openai/deployments/{name})
+HANDLERS = {
+    "/chat/completions": chat_completions,
+    "/completions": completions,
+    "/embeddings": embeddings,
+    "/responses": responses,
+}

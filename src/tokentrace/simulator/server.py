@@ -9,13 +9,25 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from . import openai_api
 
 
+async def _dispatch(request: Request) -> Response:
+    path = request.url.path.rstrip("/")
+    for suffix, handler in openai_api.HANDLERS.items():  # most specific suffix first
+        if path.endswith(suffix):
+            return await handler(request)
+    return JSONResponse({"error": {"message": f"no simulated endpoint at {path}", "type": "not_found"}},
+                        status_code=404)
+
+
 def build_app(**defaults: Any) -> Starlette:
     """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
-    app = Starlette(routes=[*openai_api.ROUTES])
+    app = Starlette(routes=[Route("/{path:path}", _dispatch, methods=["POST"])])
     app.state.defaults = defaults
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -55,14 +56,14 @@ class Metrics:
 
 
 _metrics_lock = threading.Lock()
-_metrics_by_registry: dict[tuple[int, str], Metrics] = {}
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Metrics]] = weakref.WeakKeyDictionary()
 
 
 def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[str, ...]) -> Metrics:
     """Create the metrics once per (registry, namespace) and reuse them on re-instrumentation."""
-    key = (id(registry), namespace)
     with _metrics_lock:
-        existing = _metrics_by_registry.get(key)
+        by_namespace = _metrics_by_registry.setdefault(registry, {})
+        existing = by_namespace.get(namespace)
         if existing is not None:
             if existing.label_keys != label_keys:
                 raise ValueError(
@@ -90,7 +91,7 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
             label_keys=label_keys,
         )
         registry.register(InternalErrorsCollector(namespace))
-        _metrics_by_registry[key] = metrics
+        by_namespace[namespace] = metrics
         return metrics
 
 

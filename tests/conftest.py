@@ -1,0 +1,115 @@
+"""Shared fixtures: one simulator per session, fresh telemetry backends per test, real SDK clients over HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+import tokentrace
+from tokentrace import _errors
+from tokentrace.simulator import Simulator, async_client, sync_client
+
+# prices used by the suite (USD per million tokens), so expected costs are computed by hand here
+TEST_PRICES = {
+    "gpt-4o-mini-2024-07-18": {"provider": "openai", "input": 0.15, "cache_read": 0.075, "output": 0.6},
+    "gpt-4o-mini": {"input": 0.15, "cache_read": 0.075, "output": 0.6},
+    "o3-mini": {"provider": "openai", "input": 1.1, "cache_read": 0.55, "output": 4.4},
+    "grok-3-mini": {"provider": "xai", "input": 0.3, "cache_read": 0.075, "output": 0.5},
+    "text-embedding-3-small": {"input": 0.02, "output": 0.0},
+    "gpt-3.5-turbo-instruct": {"input": 1.5, "output": 2.0},
+}
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Simulator]:
+    with Simulator() as sim:
+        yield sim
+
+
+@dataclass
+class Telemetry:
+    """Where one test's telemetry lands: a Prometheus registry, finished spans and OTel metrics."""
+
+    registry: CollectorRegistry
+    spans: InMemorySpanExporter
+    metric_reader: InMemoryMetricReader
+    handle: Any
+
+    def sample(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def finished_spans(self) -> tuple[ReadableSpan, ...]:
+        return tuple(self.spans.get_finished_spans())
+
+    def otel_metrics(self) -> dict[str, list[Any]]:
+        data = self.metric_reader.get_metrics_data()
+        found: dict[str, list[Any]] = {}
+        for resource_metrics in data.resource_metrics if data else ():
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    found.setdefault(metric.name, []).extend(metric.data.data_points)
+        return found
+
+
+def make_telemetry(**instrument_kwargs: Any) -> Telemetry:
+    registry = CollectorRegistry()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrument_kwargs.setdefault("prices", TEST_PRICES)
+    instrument_kwargs.setdefault("ledger", False)
+    handle = tokentrace.instrument(
+        registry=registry, tracer_provider=tracer_provider, meter_provider=meter_provider, **instrument_kwargs
+    )
+    return Telemetry(registry, exporter, reader, handle)
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    tokentrace.uninstrument()
+    _errors.reset()
+    telemetry = make_telemetry()
+    yield telemetry
+    tokentrace.uninstrument()
+
+
+@pytest.fixture(autouse=True)
+def _always_uninstrument() -> Iterator[None]:
+    yield
+    tokentrace.uninstrument()
+
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def openai_client(sim: Simulator, base_url: str = OPENAI_URL, **kwargs: Any) -> Any:
+    import openai
+
+    return openai.OpenAI(api_key="sk-test-secret-key", base_url=base_url, http_client=sync_client(sim.port),
+                         max_retries=0, **kwargs)
+
+
+def openai_async_client(sim: Simulator, base_url: str = OPENAI_URL, **kwargs: Any) -> Any:
+    import openai
+
+    return openai.AsyncOpenAI(api_key="sk-test-secret-key", base_url=base_url, http_client=async_client(sim.port),
+                              max_retries=0, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

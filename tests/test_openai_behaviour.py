@@ -1,0 +1,344 @@
+"""OpenAI behaviour around the happy path: errors, abandoned streams, hosts, usage rules, lifecycle, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import openai
+import pytest
+import wrapt
+from opentelemetry.trace import StatusCode
+
+import tokentrace
+from tokentrace import Usage
+from tokentrace.testing import capture_usage
+
+from .conftest import Telemetry, make_telemetry, openai_async_client, openai_client
+
+MESSAGES = [{"role": "user", "content": "one two three"}]
+
+
+def _call(client: Any, mode: str, headers: dict[str, str], **kwargs: Any) -> Any:
+    stream = mode in ("stream", "async_stream")
+    return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=4, stream=stream,
+                                          extra_headers=headers, **kwargs)
+
+
+def run_mode(sim: Any, mode: str, headers: dict[str, str]) -> Any:
+    """Make one chat call in ``mode``; return the outcome (chunks or value) or the exception raised."""
+    if mode.startswith("async"):
+
+        async def go() -> Any:
+            async with openai_async_client(sim) as client:
+                try:
+                    result = await _call(client, mode, headers)
+                    return [c async for c in result] if mode == "async_stream" else result
+                except Exception as exc:
+                    return exc
+
+        return asyncio.run(go())
+    with openai_client(sim) as client:
+        try:
+            result = _call(client, mode, headers)
+            return list(result) if mode == "stream" else result
+        except Exception as exc:
+            return exc
+
+
+ERROR_CASES = [
+    ("429", "sync"), ("429", "async"), ("429", "stream"), ("429", "async_stream"),
+    ("500", "sync"), ("500", "async"), ("500", "stream"), ("500", "async_stream"),
+    ("malformed", "sync"), ("malformed", "async"),
+    ("cut", "stream"), ("cut", "async_stream"),
+]
+
+
+@pytest.mark.parametrize(("error", "mode"), ERROR_CASES)
+def test_sdk_errors_reach_the_caller_unchanged_and_are_recorded(error: str, mode: str, simulator: Any) -> None:
+    plain = run_mode(simulator, mode, {"x-sim-error": error})
+    telemetry = make_telemetry()
+    with capture_usage() as records:
+        measured = run_mode(simulator, mode, {"x-sim-error": error})
+    assert isinstance(plain, Exception)
+    assert type(measured) is type(plain)
+    assert str(measured) == str(plain)
+    (record,) = records
+    assert record.status == "error"
+    assert record.error_type == type(plain).__qualname__
+    (span,) = telemetry.finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == type(plain).__qualname__
+    assert telemetry.sample("llm_requests_total", provider="openai", model=record.model, operation="chat",
+                            status="error", feature="") == 1
+
+
+def test_a_stream_cut_mid_way_records_the_chunks_that_arrived(simulator: Any, telemetry: Telemetry) -> None:
+    with openai_client(simulator) as client, capture_usage() as records:
+        stream = _call(client, "stream", {"x-sim-error": "cut"})
+        received = []
+        with pytest.raises(openai.APIConnectionError):
+            for chunk in stream:
+                received.append(chunk)
+    assert received, "the server sent half the chunks before the cut"
+    (record,) = records
+    assert record.status == "error" and record.ttft_s is not None
+    assert record.response_id == received[0].id
+    assert not record.usage_reported
+
+
+@pytest.mark.parametrize("how", ["break_and_close", "context_exit", "garbage"])
+def test_an_abandoned_stream_is_recorded_exactly_once(how: str, simulator: Any, telemetry: Telemetry) -> None:
+    with openai_client(simulator) as client, capture_usage() as records:
+        if how == "break_and_close":
+            stream = _call(client, "stream", {})
+            next(iter(stream))
+            stream.close()
+            stream.close()
+        elif how == "context_exit":
+            with _call(client, "stream", {}) as stream:
+                next(iter(stream))
+        else:
+            stream = _call(client, "stream", {})
+            next(iter(stream))
+            del stream
+            gc.collect()
+    (record,) = records
+    assert record.status == "ok"
+    assert record.stream and record.ttft_s is not None
+    assert not record.usage_reported and record.cost_usd is None
+    assert len(telemetry.finished_spans()) == 1
+
+
+def test_async_stream_closed_early_is_recorded_once(simulator: Any, telemetry: Telemetry) -> None:
+    async def go() -> None:
+        async with openai_async_client(simulator) as client:
+            stream = await _call(client, "async_stream", {})
+            async for _ in stream:
+                break
+            await stream.close()
+            await stream.close()
+
+    with capture_usage() as records:
+        asyncio.run(go())
+    assert [r.status for r in records] == ["ok"]
+
+
+# --------------------------------------------------------------------------- usage rules per host
+
+
+@pytest.mark.parametrize(
+    ("base_url", "provider", "model", "expected"),
+    [
+        # OpenAI: completion_tokens (8+16) include reasoning; total = prompt + completion
+        ("https://api.openai.com/v1", "openai", "o3-mini", Usage(input=7, output=8, reasoning=16)),
+        # xAI: reasoning billed on top of completion_tokens (8); total = prompt + completion + reasoning
+        ("https://api.x.ai/v1", "xai", "grok-3-mini", Usage(input=7, output=8, reasoning=16)),
+    ],
+)
+def test_reasoning_is_split_by_the_providers_own_total(
+    base_url: str, provider: str, model: str, expected: Usage, simulator: Any, telemetry: Telemetry
+) -> None:
+    with openai_client(simulator, base_url) as client, capture_usage() as records:
+        response = client.chat.completions.create(model=model, messages=MESSAGES)
+    (record,) = records
+    assert record.provider == provider
+    assert record.usage == expected
+    assert record.usage.total == response.usage.total_tokens  # the partition sums to the provider's own total
+
+
+def test_cached_and_cache_write_tokens_are_split_from_input(simulator: Any, telemetry: Telemetry) -> None:
+    headers = {"x-sim-cached-tokens": "4", "x-sim-cache-write-tokens": "2"}
+    with openai_client(simulator) as client, capture_usage() as records:
+        response = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2,
+                                                  extra_headers=headers)
+    (record,) = records
+    assert record.usage == Usage(input=1, cache_read=4, cache_write=2, output=2)
+    assert record.usage.total == response.usage.total_tokens
+    # gpt-4o-mini test prices: input 0.15, cache read 0.075; cache writes at the input price
+    assert record.cost_usd == pytest.approx((1 * 0.15 + 4 * 0.075 + 2 * 0.15 + 2 * 0.6) / 1e6, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "provider", "semconv"),
+    [
+        ("https://api.openai.com/v1", "openai", "openai"),
+        ("https://api.x.ai/v1", "xai", "x_ai"),
+        ("https://acme.openai.azure.com/openai/deployments/gpt-4o-mini", "azure_openai", "azure.ai.openai"),
+        ("https://api.groq.com/openai/v1", "groq", "groq"),
+        ("https://api.deepseek.com/v1", "deepseek", "deepseek"),
+        ("https://openrouter.ai/api/v1", "openrouter", "openrouter"),
+        ("https://api.mistral.ai/v1", "mistral", "mistral_ai"),
+        ("https://api.together.xyz/v1", "together", "together_ai"),
+        ("http://localhost:8000/v1", "openai_compatible", "openai_compatible"),
+    ],
+)
+def test_provider_is_attributed_by_base_url(
+    base_url: str, provider: str, semconv: str, simulator: Any, telemetry: Telemetry
+) -> None:
+    with openai_client(simulator, base_url) as client, capture_usage() as records:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2)
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2,
+                                                     stream=True))
+    assert [r.provider for r in records] == [provider, provider]
+    assert all(c.choices for c in chunks)
+    span = telemetry.finished_spans()[0]
+    assert span.attributes["gen_ai.provider.name"] == semconv
+    injected = provider not in ("mistral", "together", "openrouter")
+    assert records[1].usage_reported is injected  # hosts that may reject stream_options are not sent it
+
+
+def test_stream_usage_injection_can_be_switched_off(simulator: Any) -> None:
+    make_telemetry(stream_usage=False)
+    with openai_client(simulator) as client, capture_usage() as records:
+        list(_call(client, "stream", {}))
+    assert not records[0].usage_reported
+    assert records[0].cost_usd is None
+
+
+def test_missing_usage_is_recorded_as_unreported_not_zero_cost(simulator: Any, telemetry: Telemetry) -> None:
+    with openai_client(simulator) as client, capture_usage() as records:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-sim-error":
+                                                                                               "no-usage"})
+    (record,) = records
+    assert not record.usage_reported and record.cost_usd is None and record.status == "ok"
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_instrument_twice_returns_the_same_handle_and_uninstrument_twice_is_safe(telemetry: Telemetry) -> None:
+    assert tokentrace.instrument() is telemetry.handle
+    tokentrace.uninstrument()
+    tokentrace.uninstrument()
+
+
+def test_nothing_is_recorded_after_uninstrument(simulator: Any, telemetry: Telemetry) -> None:
+    from openai.resources.chat.completions.completions import Completions
+
+    assert isinstance(vars(Completions)["create"], wrapt.FunctionWrapper)
+    tokentrace.uninstrument()
+    assert not isinstance(vars(Completions)["create"], wrapt.FunctionWrapper)
+    with openai_client(simulator) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert telemetry.finished_spans() == ()
+    assert telemetry.sample("llm_requests_total", provider="openai", model="gpt-4o-mini-2024-07-18",
+                            operation="chat", status="ok", feature="") == 0
+
+
+def test_a_client_created_before_instrument_is_measured(simulator: Any) -> None:
+    client = openai_client(simulator)
+    raw = client.chat.completions.with_raw_response  # even a cached accessor made before instrument()
+    make_telemetry()
+    with capture_usage() as records:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert [r.operation for r in records] == ["chat", "embeddings"]
+    assert raw is client.chat.completions.with_raw_response
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+
+
+def test_instrument_before_the_sdk_is_imported_patches_it_on_import() -> None:
+    result = _run_python(
+        "import sys, tokentrace\n"
+        "tokentrace.instrument(ledger=False)\n"
+        "assert 'openai' not in sys.modules\n"
+        "import openai\n"
+        "from openai.resources.chat.completions.completions import Completions\n"
+        "import wrapt; assert isinstance(vars(Completions)['create'], wrapt.FunctionWrapper)\n"
+        "print('ok')\n"
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_tokentrace_disabled_patches_nothing() -> None:
+    result = _run_python(
+        "import tokentrace, openai\n"
+        "handle = tokentrace.instrument(ledger=False)\n"
+        "from openai.resources.chat.completions.completions import Completions\n"
+        "import wrapt; assert not isinstance(vars(Completions)['create'], wrapt.FunctionWrapper)\n"
+        "assert not handle.enabled\n"
+        "print('ok')\n",
+        TOKENTRACE_DISABLED="1",
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_counters_sum_exactly_across_8_threads_x_500_calls(simulator: Any, telemetry: Telemetry) -> None:
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            with openai_client(simulator) as client, tokentrace.attributes(feature=f"f{index % 2}"):
+                for _ in range(500):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=3)
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    labels = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "operation": "chat"}
+    for feature in ("f0", "f1"):
+        assert telemetry.sample("llm_requests_total", **labels, status="ok", feature=feature) == 2000
+        assert telemetry.sample("tokens_used_total", **labels, token_type="input", feature=feature) == 2000 * 7
+        assert telemetry.sample("tokens_used_total", **labels, token_type="output", feature=feature) == 2000 * 3
+    assert telemetry.sample("llm_latency_seconds_count", **labels, status="ok") == 4000
+    assert len(telemetry.finished_spans()) == 4000
+
+
+def test_counters_sum_exactly_across_200_concurrent_asyncio_calls(simulator: Any, telemetry: Telemetry) -> None:
+    async def go() -> None:
+        async with openai_async_client(simulator) as client:
+
+            async def one(i: int) -> None:
+                async with tokentrace.attributes(feature=f"f{i % 4}"):
+                    if i % 2:
+                        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=3)
+                    else:
+                        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                                      max_tokens=3, stream=True)
+                        async for _ in stream:
+                            pass
+
+            await asyncio.gather(*(one(i) for i in range(200)))
+
+    asyncio.run(go())
+    labels = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "operation": "chat"}
+    for feature in ("f0", "f1", "f2", "f3"):
+        assert telemetry.sample("llm_requests_total", **labels, status="ok", feature=feature) == 50
+        assert telemetry.sample("tokens_used_total", **labels, token_type="output", feature=feature) == 150
+    assert telemetry.sample("llm_time_to_first_token_seconds_count", **labels) == 100
+
+
+def test_a_failing_sink_never_reaches_the_caller(simulator: Any, telemetry: Telemetry) -> None:
+    from tokentrace import _errors
+
+    class Broken(Exception):
+        pass
+
+    def boom(record: Any) -> None:
+        raise Broken
+
+    telemetry.handle.recorder.add_listener(boom)
+    with openai_client(simulator) as client:
+        result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2)
+    assert result.usage.completion_tokens == 2
+    assert _errors.counts()["listener"] == 1
+    assert telemetry.sample("tokentrace_internal_errors_total", stage="listener") == 1
