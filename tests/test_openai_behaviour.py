@@ -330,11 +330,11 @@ def test_counters_sum_exactly_across_200_concurrent_asyncio_calls(simulator: Any
 def test_a_failing_sink_never_reaches_the_caller(simulator: Any, telemetry: Telemetry) -> None:
     from tokentrace import _errors
 
-    class Broken(Exception):
+    class BrokenError(Exception):
         pass
 
     def boom(record: Any) -> None:
-        raise Broken
+        raise BrokenError
 
     telemetry.handle.recorder.add_listener(boom)
     with openai_client(simulator) as client:

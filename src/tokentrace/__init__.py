@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
-from .context import attributes
 from .config import ConfigError, env_flag
+from .context import attributes
+
+if TYPE_CHECKING:
+    from ._instrumentor import Instrumentation
 
 __version__ = "0.1.0"
 

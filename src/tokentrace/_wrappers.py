@@ -45,7 +45,7 @@ def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[C
 class _StreamState:
     """Everything a stream proxy needs to finish its call; kept apart from the proxy for the GC finalizer."""
 
-    __slots__ = ("call", "accumulator", "__weakref__")
+    __slots__ = ("__weakref__", "accumulator", "call")
 
     def __init__(self, call: Call, accumulator: StreamAccumulator) -> None:
         self.call = call

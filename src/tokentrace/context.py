@@ -27,7 +27,7 @@ class attributes:  # noqa: N801 - used like a function: `with tokentrace.attribu
     stored as strings; ``None`` leaves a key as the outer block set it.
     """
 
-    __slots__ = ("_values", "_tokens")
+    __slots__ = ("_tokens", "_values")
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -126,7 +127,9 @@ def _price_from_entry(entry: Mapping[str, Any], source: str) -> ModelPrice | Non
     if base is None:
         return None
     tiers: tuple[tuple[int, Rates], ...] = ()
-    above = _rates_from_entry(entry, "_above_200k_tokens") if "input_cost_per_token_above_200k_tokens" in entry else None
+    above = None
+    if "input_cost_per_token_above_200k_tokens" in entry:
+        above = _rates_from_entry(entry, "_above_200k_tokens")
     if above is not None:
         tiers = ((200_000, above),)
     return ModelPrice(base=base, tiers=tiers, source=source)
@@ -291,9 +294,9 @@ class PriceTable:
         provider_id = GENAI_PRICES_PROVIDER.get(provider, provider)
         try:
             found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            model_price = found_model.get_prices(datetime.now(tz=timezone.utc))
+            model_price = found_model.get_prices(datetime.now(tz=UTC))
         except LookupError:
             return None
         how = "" if provider_id else " (provider inferred from model name)"

@@ -73,7 +73,15 @@ class Call:
     """An LLM call in flight. Providers only report chunks and the outcome; the Call does the rest."""
 
     __slots__ = (
-        "recorder", "request", "attributes", "started_wall", "started", "first_chunk_at", "states", "done", "trace_id",
+        "attributes",
+        "done",
+        "first_chunk_at",
+        "recorder",
+        "request",
+        "started",
+        "started_wall",
+        "states",
+        "trace_id",
     )
 
     def __init__(self, recorder: Recorder, request: RequestInfo) -> None:

@@ -113,16 +113,17 @@ def prices(
 
 def run() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the exit code of typer.Exit instead of raising it
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.BadParameter, Exception) as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            err_console.print(f"tokentrace: error: {exc.format_message()}", markup=False, highlight=False)
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # usage errors (typer's click) and anything unexpected: one line, exit 2
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
-        err_console.print(f"tokentrace: error: {exc}", markup=False, highlight=False)
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else f"{type(exc).__name__}: {exc}"
+        err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -70,11 +71,9 @@ class Workload:
 
         client = self._client(scenario.provider_url)
         kwargs: dict[str, Any] = {"extra_headers": scenario.headers} if scenario.headers else {}
-        with attributes(feature=scenario.feature, session_id="demo-session"):
-            try:
-                self._call(client, scenario, kwargs)
-            except self._openai.APIError:
-                pass
+        with attributes(feature=scenario.feature, session_id="demo-session"), \
+                contextlib.suppress(self._openai.APIError):
+            self._call(client, scenario, kwargs)
 
     def _call(self, client: Any, s: Scenario, kwargs: dict[str, Any]) -> None:
         messages = [{"role": "system", "content": "You are a concise assistant"}, {"role": "user", "content": s.prompt}]

@@ -222,7 +222,7 @@ class _Extractors:
 class ChatAccumulator(StreamAccumulator):
     """Chat and legacy completion chunks: id and model from the first, finish reasons, usage from the usage chunk."""
 
-    __slots__ = ("provider", "hide", "response_id", "model", "finish", "usage")
+    __slots__ = ("finish", "hide", "model", "provider", "response_id", "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider
@@ -266,7 +266,7 @@ _RESPONSE_END_EVENTS = frozenset({"response.completed", "response.incomplete", "
 class ResponsesAccumulator(StreamAccumulator):
     """Responses API events: the final response (completed, incomplete or failed) carries usage."""
 
-    __slots__ = ("provider", "final", "created")
+    __slots__ = ("created", "final", "provider")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider

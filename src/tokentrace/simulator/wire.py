@@ -20,7 +20,7 @@ class Behaviour:
     chunk_delay_s: float
 
 
-class CutStream(Exception):
+class CutStreamError(Exception):
     """Raised inside a streaming body to drop the connection mid-stream."""
 
 
@@ -67,7 +67,7 @@ def sse(events: Iterable[tuple[str | None, Any]], behave: Behaviour, done_marker
     async def body() -> AsyncIterator[bytes]:
         for index, (name, data) in enumerate(items):
             if cut_at is not None and index == cut_at:
-                raise CutStream("simulated connection drop")
+                raise CutStreamError("simulated connection drop")
             if index and behave.chunk_delay_s:
                 await asyncio.sleep(behave.chunk_delay_s)
             prefix = f"event: {name}\n" if name else ""

@@ -35,7 +35,7 @@ class OTelSink(Sink):
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
         self.time_to_first_chunk = meter.create_histogram(
-            sc.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to receive the first chunk of a streamed response",
+            sc.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to the first chunk of a streamed response",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
 

@@ -98,7 +98,7 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
 class _Children:
     """Label-bound metric children of one (provider, model, operation, status, extra labels) key."""
 
-    __slots__ = ("tokens", "cost", "latency", "requests", "ttft", "tokens_in", "tokens_out", "unpriced")
+    __slots__ = ("cost", "latency", "requests", "tokens", "tokens_in", "tokens_out", "ttft", "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
         self.tokens = tuple(m.tokens.labels(provider, model, operation, t, *extra) for t in TOKEN_TYPES)
@@ -142,7 +142,7 @@ class PrometheusSink(Sink):
             return
         usage = record.usage
         if record.usage_reported:
-            for child, (_, value) in zip(c.tokens, usage.by_type()):
+            for child, (_, value) in zip(c.tokens, usage.by_type(), strict=False):
                 child.inc(value)
             c.tokens_in.observe(usage.all_input)
             c.tokens_out.observe(usage.all_output)

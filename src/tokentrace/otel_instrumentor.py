@@ -1,0 +1,27 @@
+"""``opentelemetry-instrument`` support: the entry point class that starts tokentrace with zero code."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+
+class TokentraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Calls ``tokentrace.instrument()`` with the keyword arguments given (env vars configure the rest)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()  # any installed provider SDK is patched; none is required
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import tokentrace
+
+        allowed = {"providers", "prices", "ledger", "budgets", "metrics_port", "capture_content", "tracer_provider",
+                   "meter_provider", "metric_labels", "namespace"}
+        tokentrace.instrument(**{k: v for k, v in kwargs.items() if k in allowed})
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import tokentrace
+
+        tokentrace.uninstrument()

@@ -1,0 +1,48 @@
+"""The tokentrace command: the demo runs end to end, bad input is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-c", "from tokentrace.cli import main; main()"]
+
+
+def run_cli(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp), "COLUMNS": "200"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_demo_measures_a_multi_provider_workload(tmp_path: Path) -> None:
+    result = run_cli("demo", "--calls", "10", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for text in ("openai", "xai", "deepseek", "groq", "o3-mini", "Total cost: $"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("demo", "--calls", "x"), "valid integer"),
+        (("demo", "--calls", "0"), "--calls"),
+        (("nonsense",), "No such command"),
+        (("prices", "no-such-model-xyz"), "no price known"),
+        (("prices", "gpt-4o", "--provider", "nope"), "unknown provider"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    result = run_cli(*args, tmp=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("tokentrace: error:")
+
+
+def test_prices_shows_the_rates_and_their_source(tmp_path: Path) -> None:
+    result = run_cli("prices", "gpt-4o-mini", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "genai-prices" in result.stdout and "$0.15" in result.stdout
