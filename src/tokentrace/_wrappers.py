@@ -71,7 +71,7 @@ def _watch(proxy: Any, state: _StreamState) -> None:
     weakref.finalize(proxy, state.finish)
 
 
-class SyncStreamProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     """Iterates the SDK stream for the caller, letting the accumulator see every chunk."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
@@ -121,7 +121,7 @@ class SyncStreamProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
             self._self_state.finish()
 
 
-class AsyncStreamProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     """The async twin of SyncStreamProxy (async iteration and close)."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
@@ -180,7 +180,7 @@ def _proxy_stream(stream: Any, call: Call, endpoint: Endpoint, prepared: Prepare
     return proxy_class(stream, state)
 
 
-class RawStreamResponseProxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
+class RawStreamResponseProxy(wrapt.BaseObjectProxy[Any]):
     """A ``with_raw_response`` stream: ``parse()`` returns the measured stream proxy."""
 
     def __init__(self, wrapped: Any, call: Call, endpoint: Endpoint, prepared: Prepared, is_async: bool) -> None:

@@ -65,6 +65,7 @@ def resolve(
     namespace: str | None,
     stream_usage: bool | None,
 ) -> Settings:
+    chosen: tuple[str, ...]
     if providers is None:
         chosen = KNOWN_PROVIDERS
     else:

@@ -148,7 +148,7 @@ def _load_file(path: Path) -> Mapping[str, Any]:
             return tomllib.loads(text)
         if suffix in (".yaml", ".yml"):
             try:
-                import yaml  # type: ignore[import-untyped]
+                import yaml
             except ImportError:
                 raise PriceError(f"{path}: YAML price files need PyYAML (pip install pyyaml)") from None
             data = yaml.safe_load(text)

@@ -152,7 +152,7 @@ class Call:
         if price is not None:
             source = price.source
             if reported:
-                cost = price.cost(usage)  # type: ignore[arg-type]
+                cost = price.cost(usage)
             elif status == "error":
                 cost = 0.0  # providers do not bill failed requests
         record = UsageRecord(

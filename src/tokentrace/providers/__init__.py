@@ -85,6 +85,9 @@ def field(obj: Any, name: str) -> Any:
     """An attribute of an SDK object or a key of a dict (providers send both shapes); None when absent."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if obj.__class__ is dict:
         return obj.get(name)
-    return getattr(obj, name, None)
+    value = getattr(obj, name, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return value

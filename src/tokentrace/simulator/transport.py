@@ -18,7 +18,7 @@ def sync_client(port: int, httpx_module: Any = None, **kwargs: Any) -> Any:
     if httpx_module is None:
         import httpx2 as httpx_module
 
-    class _ToSimulator(httpx_module.HTTPTransport):  # type: ignore[misc,name-defined]
+    class _ToSimulator(httpx_module.HTTPTransport):  # type: ignore[misc]
         def handle_request(self, request: Any) -> Any:
             _rewrite(request, port)
             return super().handle_request(request)
@@ -31,7 +31,7 @@ def async_client(port: int, httpx_module: Any = None, **kwargs: Any) -> Any:
     if httpx_module is None:
         import httpx2 as httpx_module
 
-    class _ToSimulator(httpx_module.AsyncHTTPTransport):  # type: ignore[misc,name-defined]
+    class _ToSimulator(httpx_module.AsyncHTTPTransport):  # type: ignore[misc]
         async def handle_async_request(self, request: Any) -> Any:
             _rewrite(request, port)
             return await super().handle_async_request(request)

@@ -1,0 +1,135 @@
+"""Overhead of one instrumented call vs an uninstrumented one: the real openai client, a mock HTTP transport.
+
+Everything on: spans to an in-memory exporter, OTel metrics to an in-memory reader, Prometheus counters.
+Runs alternate (off, on, off, on, ...) so drift affects both; reports medians of per-call times.
+
+    python benchmarks/overhead.py [--calls 2000] [--rounds 7] [--stream-chunks 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import openai
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+import tokentrace
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                 "message": {"role": "assistant", "content": "A short, realistic answer of a few words.",
+                             "refusal": None}}],
+    "usage": {"prompt_tokens": 42, "completion_tokens": 11, "total_tokens": 53,
+              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+    "system_fingerprint": "fp_bench",
+}).encode()
+
+
+def _stream_body(chunks: int) -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_bench"}
+    lines = []
+    for i in range(chunks):
+        delta = {"content": f"tok{i} "} if i else {"role": "assistant", "content": ""}
+        lines.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}], "usage": None})
+    lines.append({**base, "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": chunks,
+                                                  "total_tokens": 42 + chunks}})
+    return b"".join(b"data: " + json.dumps(x).encode() + b"\n\n" for x in lines) + b"data: [DONE]\n\n"
+
+
+def make_client(stream_chunks: int) -> openai.OpenAI:
+    stream_body = _stream_body(stream_chunks)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if b'"stream":true' in request.content.replace(b" ", b""):
+            return httpx2.Response(200, content=stream_body, headers={"content-type": "text/event-stream"})
+        return httpx2.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+
+    return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+
+
+MESSAGES = [{"role": "user", "content": "Summarize the quarterly report in three bullet points."}]
+
+
+def per_call_us(fn: Callable[[], Any], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def instrument_everything() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tokentrace.instrument(ledger=False, registry=CollectorRegistry(), tracer_provider=tracer_provider,
+                          meter_provider=meter_provider)
+    return exporter
+
+
+def measure(label: str, fn: Callable[[], Any], calls: int, rounds: int, divide_by: int = 1) -> dict[str, float]:
+    off: list[float] = []
+    on: list[float] = []
+    for _ in range(3):  # warm-up both ways (imports, price lookup, label children)
+        fn()
+    instrument_everything()
+    for _ in range(3):
+        fn()
+    tokentrace.uninstrument()
+    for _ in range(rounds):
+        off.append(per_call_us(fn, calls) / divide_by)
+        exporter = instrument_everything()
+        on.append(per_call_us(fn, calls) / divide_by)
+        assert len(exporter.get_finished_spans()) == calls, "instrumented runs must really emit spans"
+        tokentrace.uninstrument()
+    overheads = [b - a for a, b in zip(off, on, strict=True)]
+    return {
+        "label": label,  # type: ignore[dict-item]
+        "uninstrumented_us": statistics.median(off),
+        "instrumented_us": statistics.median(on),
+        "overhead_us": statistics.median(overheads),
+        "overhead_min_us": min(overheads),
+        "overhead_max_us": max(overheads),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--stream-chunks", type=int, default=1000)
+    args = parser.parse_args()
+
+    client = make_client(args.stream_chunks)
+    chat = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # noqa: E731
+    stream = lambda: list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # noqa: E731
+                                                         stream=True))
+    results = [
+        measure("openai chat, non-streaming (per call)", chat, args.calls, args.rounds),
+        measure(f"openai chat stream, {args.stream_chunks} chunks (per chunk)", stream,
+                max(args.calls // 200, 5), args.rounds, divide_by=args.stream_chunks),
+    ]
+    print(f"{'measurement':<46} {'uninstrumented':>15} {'instrumented':>13} {'overhead (median, min..max)':>30}")
+    for r in results:
+        spread = f"{r['overhead_us']:.2f} ({r['overhead_min_us']:.2f}..{r['overhead_max_us']:.2f}) us"
+        print(f"{r['label']:<46} {r['uninstrumented_us']:>12.2f} us {r['instrumented_us']:>10.2f} us {spread:>30}")
+
+
+if __name__ == "__main__":
+    main()
