@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
+from .budgets import Budget, BudgetError, BudgetExceeded
 from .config import ConfigError, env_flag
 from .context import attributes
 
@@ -16,6 +18,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TOKEN_TYPES",
+    "Budget",
+    "BudgetError",
+    "BudgetExceeded",
     "ConfigError",
     "Instrumentation",
     "Usage",
@@ -24,6 +29,8 @@ __all__ = [
     "attributes",
     "flush",
     "instrument",
+    "record_cache_hit",
+    "report",
     "uninstrument",
 ]
 
@@ -77,6 +84,39 @@ def flush(timeout: float = 5.0) -> bool:
 
     handle = _instrumentor.current()
     return handle.flush(timeout) if handle is not None else True
+
+
+def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str] | None = None, *,
+           start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """Spend and tokens from the ledger grouped ``by`` provider/model/feature/operation/day/session/user.
+
+    The same dict ``tokentrace report --format json`` prints. Raises ``reports.ReportError`` (a ValueError)
+    for bad options or a missing ledger. Rows still queued in this process are written first.
+    """
+    from . import reports
+
+    flush()
+    return reports.report(since, by, ledger, start=start, end=end)
+
+
+def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:
+    """Record an app-level response-cache hit (no provider call): status ``cached``, cost 0, every sink."""
+    from . import _instrumentor
+    from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo
+
+    handle = _instrumentor.current()
+    if handle is None or handle.recorder is None:
+        return
+    try:
+        with attributes(**attributes_):
+            call = handle.recorder.start(RequestInfo(provider=provider, operation="chat", request_model=model,
+                                                     cached=True))
+            call.detach()
+            call.stop(ResponseInfo(usage=ZERO_USAGE, response_model=model), status="cached")
+    except Exception as exc:
+        from . import _errors
+
+        _errors.report("record_cache_hit", exc, "could not record a cache hit")
 
 
 def __getattr__(name: str) -> Any:

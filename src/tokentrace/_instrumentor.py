@@ -57,6 +57,12 @@ class Instrumentation:
     def enabled(self) -> bool:
         return self.recorder is not None
 
+    def sink(self, name: str) -> Any:
+        """The sink called ``name`` (otel, prometheus, ledger, budget), or None."""
+        if self.recorder is None:
+            return None
+        return next((s for s in self.recorder.sinks if s.name == name), None)
+
     @property
     def providers(self) -> tuple[str, ...]:
         """The providers whose SDK methods are patched right now."""
@@ -140,12 +146,28 @@ def _on_sdk_import(provider: str) -> Any:
     return hook
 
 
-def _build_sinks(settings: Settings, tracer_provider: Any, meter_provider: Any, registry: Any) -> list[Sink]:
+def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, meter_provider: Any,
+                 registry: Any) -> list[Sink]:
+    """The sinks, in the order they see a call: OTel first (its span covers a blocked call too), budgets last."""
+    from .budgets import resolve_budgets
     from .sinks.otel import OTelSink
     from .sinks.prometheus import PrometheusSink
 
+    budgets = resolve_budgets(settings.budgets)
+    budget_sink = None
+    if budgets:
+        from .sinks.budget import BudgetSink
+
+        budget_sink = BudgetSink(budgets, prices, settings.ledger)
     sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider)]
-    sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels))
+    sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels,
+                                budget_sink.status if budget_sink is not None else None))
+    if settings.ledger is not None:
+        from .sinks.ledger import LedgerSink
+
+        sinks.append(LedgerSink(settings.ledger))
+    if budget_sink is not None:
+        sinks.append(budget_sink)
     return sinks
 
 
@@ -165,7 +187,7 @@ def instrument(
             _current = Instrumentation(None, None)
             return _current
         prices = PriceTable(parse_overrides(settings.prices) if settings.prices else None)
-        recorder = Recorder(prices, _build_sinks(settings, tracer_provider, meter_provider, registry))
+        recorder = Recorder(prices, _build_sinks(settings, prices, tracer_provider, meter_provider, registry))
         server = None
         if settings.metrics_port is not None:
             from .sinks.prometheus import MetricsServer

@@ -77,6 +77,11 @@ class RequestInfo:
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    input_chars: int = 0
+    """Characters of prompt text (for budget estimates before the call is sent)."""
+    input_messages: int = 0
+    cached: bool = False
+    """An app-level response-cache hit (record_cache_hit): nothing is sent, nothing is spent."""
 
 
 @dataclass(frozen=True, slots=True)

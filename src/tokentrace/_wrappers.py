@@ -15,6 +15,7 @@ import wrapt
 
 from . import _errors
 from ._usage import ResponseInfo
+from .budgets import BudgetExceeded
 from .providers import Endpoint, Options, Prepared, StreamAccumulator
 from .recorder import Call, Recorder
 
@@ -37,6 +38,8 @@ def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[C
     try:
         prepared = endpoint.prepare(instance, kwargs, active.options)
         return recorder.start(prepared.request), prepared
+    except BudgetExceeded:
+        raise  # a block budget refused the call: the caller gets it, nothing was sent
     except Exception as exc:
         _errors.report("wrapper.start", exc, "could not start measuring a call")
         return None

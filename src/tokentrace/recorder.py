@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from . import _errors
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
+from .budgets import BudgetExceeded
 from .context import current_attributes
 from .pricing import PriceTable
 from .sinks import Sink
@@ -96,6 +97,13 @@ class Call:
         for index, sink in recorder._starters:
             try:
                 state = sink.start(self)
+            except BudgetExceeded as exc:
+                self.states = states
+                self.started = _perf()
+                self.detach()
+                self.done = True
+                self._finish(None, "blocked", type(exc).__qualname__)
+                raise
             except Exception as exc:
                 _errors.report(f"sink.{sink.name}.start", exc, "a sink failed to start a call")
                 continue
@@ -149,12 +157,15 @@ class Call:
         cost: float | None = None
         source: str | None = None
         price = self.recorder.price(request.provider, model) if model else None
-        if price is not None:
+        if status == "cached":
+            cost = 0.0
+            source = price.source if price is not None else None
+        elif price is not None:
             source = price.source
             if reported:
                 cost = price.cost(usage)
-            elif status == "error":
-                cost = 0.0  # providers do not bill failed requests
+            elif status in ("error", "blocked"):
+                cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         record = UsageRecord(
             ts_utc=self.started_wall,
             provider=request.provider,

@@ -1,101 +1,189 @@
-"""The ``tokentrace`` commands (typer + rich). Bad input: one line on stderr and exit code 2."""
+"""The ``tokentrace`` commands (typer + rich). Bad input: one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-import time
-from typing import Annotated, Any, NoReturn
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from . import render
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="tokentrace: what your LLM calls cost, how fast they are, and where the budget stands.")
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+LedgerOption = Annotated[
+    Path | None, typer.Option("--ledger", help="Ledger file (default: $TOKENTRACE_LEDGER or "
+                                               "~/.local/share/tokentrace/usage.db).")]
+SinceOption = Annotated[str, typer.Option("--since", help="Window ending now (or at --to): 24h, 7d, 30d, 2w.")]
+FromOption = Annotated[str | None, typer.Option("--from", help="Start: 2026-11-01 or an ISO time (UTC if naive).")]
+ToOption = Annotated[str | None, typer.Option("--to", help="End (exclusive): 2026-11-08 or an ISO time.")]
+
+
+class By(StrEnum):
+    provider = "provider"
+    model = "model"
+    feature = "feature"
+    operation = "operation"
+    day = "day"
+    session = "session"
+    user = "user"
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
 
 
 def fail(message: str) -> NoReturn:
-    err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False)
+    err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
-def _money(value: float) -> str:
-    return f"${value:,.6f}" if value < 1 else f"${value:,.2f}"
+def guarded(action: Callable[[], T]) -> T:
+    """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
+    from ..budgets import BudgetError
+    from ..pricing import PriceError
+    from ..reports import ReportError
+
+    try:
+        return action()
+    except (ReportError, BudgetError, PriceError) as exc:
+        fail(str(exc))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 @app.command()
-def demo(
-    calls: Annotated[int, typer.Option(min=1, help="How many calls the workload makes.")] = 30,
-    serve: Annotated[bool, typer.Option(help="Keep producing traffic and serving /metrics until stopped.")] = False,
-    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Port for /metrics (127.0.0.1).")] = 9464,
+def report(
+    since: SinceOption = "7d",
+    start: FromOption = None,
+    end: ToOption = None,
+    by: Annotated[By, typer.Option(help="Group by this key.")] = By.feature,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
+    ledger: LedgerOption = None,
 ) -> None:
-    """Run a simulated multi-provider workload through the real SDKs (no API keys) and print what was measured."""
+    """Spend, tokens and calls from the ledger, grouped by a key, with a daily cost trend."""
+    from .. import reports
+
+    data = guarded(lambda: reports.report(since, by.value, ledger, start=start, end=end))
+    if fmt is ReportFormat.json:
+        _print_json(data)
+    elif fmt is ReportFormat.csv:
+        sys.stdout.write(reports.to_csv(render.report_csv_rows(data)))
+    elif fmt is ReportFormat.markdown:
+        sys.stdout.write(render.report_markdown(data))
+    else:
+        render.report_table(console, data)
+
+
+@app.command()
+def stats(
+    since: SinceOption = "7d",
+    start: FromOption = None,
+    end: ToOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    ledger: LedgerOption = None,
+) -> None:
+    """Totals, per-call tokens and latency p50/p95/p99, and cache hit ratios."""
+    from .. import reports
+
+    data = guarded(lambda: reports.stats(since, ledger, start=start, end=end))
+    if fmt is OutputFormat.json:
+        _print_json(data)
+    else:
+        render.stats_table(console, data)
+
+
+@app.command()
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")] = ExportFormat.csv,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    since: SinceOption = "30d",
+    start: FromOption = None,
+    end: ToOption = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Every ledger row in the window, as CSV or JSON lines."""
+    from .. import reports
+
+    rows = guarded(lambda: list(reports.export_rows(since, ledger, start=start, end=end)))
+    text = reports.to_csv(rows) if fmt is ExportFormat.csv else reports.to_jsonl(rows)
+    if output is None:
+        sys.stdout.write(text)
+        return
     try:
-        import openai  # noqa: F401
-
-        from ..simulator import Simulator
-    except ImportError as exc:
-        fail(f"the demo needs the openai and simulator extras ({exc.name} is missing): "
-             "pip install 'tokentrace[openai,simulator]'")
-    import tokentrace
-    from tokentrace.testing import capture_usage
-
-    from .demo import run_workload
-    from .summary import summarize
-
-    tokentrace.instrument(metrics_port=metrics_port if serve else None)
-    with Simulator(latency_ms=5, chunk_delay_ms=1) as sim, capture_usage() as records:
-        from rich.progress import Progress
-
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("simulated LLM calls", total=calls)
-            run_workload(sim.port, calls, on_call=lambda: progress.advance(task))
-        _print_summary(summarize(records))
-        if serve:
-            console.print(f"Serving /metrics on http://127.0.0.1:{metrics_port}/metrics; Ctrl-C to stop.")
-            try:
-                while True:
-                    run_workload(sim.port, 10)
-                    time.sleep(1.0)
-            except KeyboardInterrupt:
-                pass
-    tokentrace.flush()
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    err_console.print(f"wrote {len(rows):,} rows to {output}")
 
 
-def _print_summary(rows: list[Any]) -> None:
-    table = Table(title="LLM calls measured by tokentrace")
-    for name in ("provider", "model", "calls", "errors", "input", "cache_read", "cache_write", "output",
-                 "reasoning", "cost (USD)", "p50 latency"):
-        table.add_column(name, justify="left" if name in ("provider", "model") else "right")
-    total_cost = 0.0
-    for row in rows:
-        total_cost += row.cost_usd
-        cost = _money(row.cost_usd) + (f" (+{row.unpriced} unpriced)" if row.unpriced else "")
-        table.add_row(*row.key, str(row.calls), str(row.errors), *(f"{v:,}" for v in row.tokens.values()), cost,
-                      f"{row.p50_latency_ms:.1f} ms")
-    console.print(table)
-    console.print(f"Total cost: {_money(total_cost)}")
+@app.command()
+def budget(
+    budgets: Annotated[Path | None, typer.Option("--budgets", help="Budgets TOML file (default: "
+                                                                  "$TOKENTRACE_BUDGETS).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    ledger: LedgerOption = None,
+) -> None:
+    """Each budget's spend in its current period, from the ledger, against its limit."""
+    from .. import reports
+    from ..budgets import load_budgets
+
+    source = budgets or os.environ.get("TOKENTRACE_BUDGETS")
+    if not source:
+        fail("no budgets: pass --budgets FILE or set TOKENTRACE_BUDGETS")
+    rows = guarded(lambda: reports.budget_status(load_budgets(source), ledger))
+    if fmt is OutputFormat.json:
+        _print_json(rows)
+    else:
+        render.budget_table(console, rows)
 
 
 @app.command()
 def prices(
     model: Annotated[str | None, typer.Argument(help="Model to look up, e.g. gpt-4o-mini.")] = None,
     provider: Annotated[str, typer.Option(help="Provider id (openai, xai, anthropic, google, ...).")] = "openai",
-    prices_file: Annotated[str | None, typer.Option("--prices", help="Override file (TOML/JSON/YAML/LiteLLM).")] = None,
+    prices_file: Annotated[str | None, typer.Option("--prices", help="Override file (TOML/JSON/YAML/LiteLLM; "
+                                                                     "default: $TOKENTRACE_PRICES).")] = None,
+    ledger: LedgerOption = None,
 ) -> None:
-    """Show the price of a model (USD per million tokens) and where it comes from."""
-    from ..pricing import GENAI_PRICES_PROVIDER, PriceError, PriceTable, parse_overrides
+    """The price table's date, or a model's rates (USD per million tokens) and where they come from."""
+    from rich.table import Table
+
+    from ..pricing import GENAI_PRICES_PROVIDER, PriceTable, parse_overrides
 
     if provider not in GENAI_PRICES_PROVIDER:
         fail(f"unknown provider {provider!r}; known: {', '.join(GENAI_PRICES_PROVIDER)}")
-    try:
-        table = PriceTable(parse_overrides(prices_file) if prices_file else None)
-    except PriceError as exc:
-        fail(str(exc))
+    source = prices_file or os.environ.get("TOKENTRACE_PRICES")
+    table = guarded(lambda: PriceTable(parse_overrides(source) if source else None))
     table.warm()
-    console.print(f"price table: genai-prices {table.genai_prices_version}")
+    console.print(f"price table: genai-prices {table.genai_prices_version}"
+                  + (f" + overrides from {source}" if source else ""))
     if model is None:
         return
     price = table.lookup(provider, model)
@@ -103,12 +191,26 @@ def prices(
         fail(f"no price known for {provider} model {model!r}")
     out = Table(title=f"{provider} / {model}  ({price.source})")
     out.add_column("applies when all input >")
-    for name in ("input", "cache_read", "cache_write", "output", "reasoning"):
-        out.add_column(name, justify="right")
+    names = ("input", "cache_read", "cache_write", "output", "reasoning")
+    for name in names:
+        out.add_column(f"{name} $/MTok", justify="right")
     for threshold, rates in ((0, price.base), *price.tiers):
-        out.add_row(f"{threshold:,}", *(f"${getattr(rates, n):g}" for n in
-                                        ("input", "cache_read", "cache_write", "output", "reasoning")))
+        out.add_row(f"{threshold:,}", *(f"${getattr(rates, n):g}" for n in names))
     console.print(out)
+
+
+@app.command()
+def demo(
+    calls: Annotated[int, typer.Option(min=1, help="How many calls the workload makes.")] = 60,
+    serve: Annotated[bool, typer.Option(help="Keep producing traffic and serving /metrics until stopped.")] = False,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Port for /metrics (127.0.0.1).")] = 9464,
+    ledger: LedgerOption = None,
+) -> None:
+    """Run a simulated multi-provider workload through the real SDKs (no API keys), fill the ledger, report."""
+    from .demo import run_demo
+
+    run_demo(calls=calls, serve=serve, metrics_port=metrics_port, ledger=ledger, console=console,
+             err_console=err_console, fail=fail)
 
 
 def run() -> None:

@@ -1,11 +1,16 @@
-"""The demo workload: a realistic mix of calls through the real SDKs against the local simulator (no API keys)."""
+"""The demo: a realistic mix of calls through the real SDKs against the local simulator (no API keys),
+measured by tokentrace into the ledger and Prometheus, then reported."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Scenario:
     max_tokens: int | None = None
     prompt: str = "Summarize the quarterly report in three short bullet points for the leadership team"
     cache_key: str | None = None
+    user: str = "alice"
 
 
 OPENAI = "https://api.openai.com/v1"
@@ -29,15 +35,16 @@ GROQ = "https://api.groq.com/openai/v1"
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("summarize", OPENAI, "gpt-4o-mini", "chat", max_tokens=40),
-    Scenario("chat", OPENAI, "gpt-4o", "stream", max_tokens=24),
+    Scenario("chat", OPENAI, "gpt-4o", "stream", max_tokens=24, user="bob"),
     Scenario("search", OPENAI, "text-embedding-3-small", "embeddings"),
-    Scenario("chat", OPENAI, "gpt-4o-mini", "chat", cache_key="support-bot-v3", max_tokens=16),
+    Scenario("chat", OPENAI, "gpt-4o-mini", "chat", cache_key="support-bot-v3", max_tokens=16, user="carol"),
     Scenario("agent", OPENAI, "o3-mini", "responses", max_tokens=20),
-    Scenario("chat", XAI, "grok-3-mini", "stream", max_tokens=12),
+    Scenario("chat", XAI, "grok-3-mini", "stream", max_tokens=12, user="bob"),
     Scenario("summarize", DEEPSEEK, "deepseek-chat", "chat", max_tokens=32),
-    Scenario("chat", OPENAI, "gpt-4o-mini", "chat", headers={"x-sim-error": "429"}),
+    Scenario("chat", OPENAI, "gpt-4o-mini", "chat", headers={"x-sim-error": "429"}, user="carol"),
     Scenario("autocomplete", OPENAI, "gpt-3.5-turbo-instruct", "completions", max_tokens=10),
     Scenario("chat", GROQ, "llama-3.3-70b-versatile", "stream", max_tokens=16),
+    Scenario("chat", OPENAI, "gpt-4o-mini", "cache_hit", user="alice"),
 )
 
 
@@ -71,8 +78,10 @@ class Workload:
 
         client = self._client(scenario.provider_url)
         kwargs: dict[str, Any] = {"extra_headers": scenario.headers} if scenario.headers else {}
-        with attributes(feature=scenario.feature, session_id="demo-session"), \
-                contextlib.suppress(self._openai.APIError):
+        from .. import BudgetExceeded
+
+        with attributes(feature=scenario.feature, session_id="demo-session", user_id=scenario.user), \
+                contextlib.suppress(self._openai.APIError, BudgetExceeded):
             self._call(client, scenario, kwargs)
 
     def _call(self, client: Any, s: Scenario, kwargs: dict[str, Any]) -> None:
@@ -92,6 +101,10 @@ class Workload:
             client.embeddings.create(model=s.model, input=[s.prompt, "quarterly report"], **kwargs)
         elif s.kind == "completions":
             client.completions.create(model=s.model, prompt=s.prompt, **kwargs)
+        elif s.kind == "cache_hit":  # the app answered from its own response cache: no provider call
+            from .. import record_cache_hit
+
+            record_cache_hit("openai", s.model)
 
     def close(self) -> None:
         self._http.close()
@@ -104,5 +117,96 @@ def run_workload(port: int, count: int, on_call: Callable[[], None] | None = Non
             workload.run(scenario)
             if on_call is not None:
                 on_call()
+    finally:
+        workload.close()
+
+
+def demo_budgets() -> list[Any]:
+    """A warn budget the demo crosses, and a block budget that refuses some agent calls before they are sent."""
+    from .. import Budget
+
+    return [
+        Budget("summarize-daily", period="day", limit_usd=0.0002, scope={"feature": "summarize"}, action="warn"),
+        Budget("agent-daily", period="day", limit_usd=0.0006, scope={"feature": "agent"}, action="block"),
+        Budget("all-monthly", period="month", limit_usd=50.0, action="warn"),
+    ]
+
+
+def run_demo(*, calls: int, serve: bool, metrics_port: int, ledger: Path | None, console: Any, err_console: Any,
+             fail: Callable[[str], NoReturn]) -> None:
+    try:
+        import openai  # noqa: F401
+
+        from ..simulator import Simulator
+    except ImportError as exc:
+        fail(f"the demo needs the openai and simulator extras ({exc.name} is missing): "
+             "pip install 'tokentrace[openai,simulator]'")
+    from rich.progress import Progress
+
+    import tokentrace
+
+    from .. import reports
+    from . import render
+
+    handle = tokentrace.instrument(metrics_port=metrics_port if serve else None,
+                                   ledger=ledger if ledger is not None else None, budgets=demo_budgets())
+    ledger_sink = handle.sink("ledger")
+    if ledger_sink is None:
+        fail("the demo needs a ledger: unset TOKENTRACE_LEDGER=off or pass --ledger PATH")
+    with Simulator(latency_ms=5, chunk_delay_ms=1) as sim:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("simulated LLM calls", total=calls)
+            run_workload(sim.port, calls, on_call=lambda: progress.advance(task))
+        tokentrace.flush()
+        console.print(f"Ledger: {ledger_sink.path}")
+        _provider_table(console, reports.report("1d", "provider", ledger_sink.path))
+        render.report_table(console, reports.report("1d", "feature", ledger_sink.path))
+        budget_sink = handle.sink("budget")
+        if budget_sink is not None:
+            render.budget_table(console, [_status_row(s) for s in budget_sink.status()])
+        if serve:
+            _serve(sim.port, metrics_port, console)
+    tokentrace.flush()
+    tokentrace.uninstrument()
+
+
+def _status_row(status: Any) -> dict[str, Any]:
+    from ..reports import _used
+
+    budget = next(b for b in demo_budgets() if b.name == status.name)
+    return {"name": status.name, "period": status.period, "action": status.action,
+            "scope": ", ".join(f"{k}={v}" for k, v in (budget.scope or {}).items()),
+            "spent_usd": status.spent_usd, "spent_tokens": status.spent_tokens, "limit_usd": status.limit_usd,
+            "limit_tokens": status.limit_tokens,
+            "used": max(_used(status.spent_usd, status.limit_usd), _used(status.spent_tokens, status.limit_tokens))}
+
+
+def _provider_table(console: Any, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from . import render
+
+    table = Table(title="Measured by provider (last 24 h)")
+    for name in ("provider", "calls", "errors", *(h for _, h in render.TOKEN_HEADERS), "cost (USD)"):
+        table.add_column(name, justify="left" if name == "provider" else "right")
+    for row in data["rows"]:
+        table.add_row(row["key"], str(row["calls"]), str(row["errors"]),
+                      *(f"{row[k]:,}" for k, _ in render.TOKEN_HEADERS), render.money(row["cost_usd"]))
+    console.print(table)
+
+
+def _serve(port: int, metrics_port: int, console: Any) -> None:
+    """Keep traffic flowing until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"Serving /metrics on http://127.0.0.1:{metrics_port}/metrics; Ctrl-C to stop.")
+    workload = Workload(port)
+    try:
+        for scenario in itertools.cycle(SCENARIOS):
+            if stop.is_set():
+                break
+            workload.run(scenario)
+            stop.wait(0.1)
     finally:
         workload.close()

@@ -78,6 +78,7 @@ def _prepare(
         if max_tokens is not None:
             break
     model = kwargs.get("model")
+    chars, messages = prompt_size(kwargs)
     request = RequestInfo(
         provider=provider,
         operation=operation,
@@ -88,6 +89,8 @@ def _prepare(
         max_tokens=max_tokens,
         temperature=number_or_none(kwargs.get("temperature")),
         top_p=number_or_none(kwargs.get("top_p")),
+        input_chars=chars,
+        input_messages=messages,
     )
     send: Mapping[str, Any] = kwargs
     hide = False
@@ -99,6 +102,30 @@ def _prepare(
             send = {**kwargs, "stream_options": merged}
             hide = True
     return Prepared(request, send, hide)
+
+
+def _text_size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, (list, tuple)):
+        return sum(_text_size(field(part, "text") or field(part, "content")) for part in content)
+    return 0
+
+
+def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """(characters of prompt text, number of messages) of a request; used for budget estimates."""
+    messages = kwargs.get("messages")
+    if isinstance(messages, (list, tuple)):
+        return sum(_text_size(field(m, "content")) for m in messages), len(messages)
+    prompt = kwargs.get("input", kwargs.get("prompt"))
+    instructions = kwargs.get("instructions")
+    extra = len(instructions) if isinstance(instructions, str) else 0
+    if isinstance(prompt, str):
+        return len(prompt) + extra, 1
+    if isinstance(prompt, (list, tuple)):
+        return sum(len(p) if isinstance(p, str) else _text_size(field(p, "content")) for p in prompt) + extra, \
+            len(prompt)
+    return extra, 0
 
 
 def prepare_chat(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:

@@ -5,8 +5,9 @@ Rules (documented in docs/simulator.md):
   a plain-string prompt costs one token per word (at least 1);
 - visible output is the request's max tokens (``max_tokens``/``max_completion_tokens``/``max_output_tokens``)
   when given, else 8;
-- reasoning tokens: the ``x-sim-reasoning-tokens`` header, else twice the visible output for reasoning models
-  (o1/o3/o4, gpt-5, grok-3-mini, grok-4, or any request with ``reasoning_effort``/``reasoning``), else 0;
+- reasoning tokens: the ``x-sim-reasoning-tokens`` header, else for reasoning models (o1/o3/o4, gpt-5,
+  grok-3-mini, grok-4, or any request with ``reasoning_effort``/``reasoning``) two thirds of the max tokens
+  (the cap covers reasoning and visible output, as OpenAI's does) or twice the default visible output, else 0;
 - cached input: the ``x-sim-cached-tokens`` header, else half the prompt when ``prompt_cache_key`` is given;
   cache writes: the ``x-sim-cache-write-tokens`` header, else 0 (both capped at the prompt).
 """
@@ -82,8 +83,13 @@ def usage_for(body: Mapping[str, Any], headers: Mapping[str, str], embeddings: b
     )
     visible = max_out if max_out is not None else DEFAULT_OUTPUT_TOKENS
     reasoning = _header_int(headers, "x-sim-reasoning-tokens")
-    if reasoning is None:
-        reasoning = 2 * visible if is_reasoning(body) else 0
+    if reasoning is None and is_reasoning(body):
+        if max_out is not None and max_out > 1:  # the cap covers reasoning and visible output together
+            reasoning = (2 * max_out) // 3
+            visible = max_out - reasoning
+        else:
+            reasoning = 2 * visible
+    reasoning = reasoning or 0
     cached = _header_int(headers, "x-sim-cached-tokens")
     if cached is None:
         cached = prompt // 2 if body.get("prompt_cache_key") else 0

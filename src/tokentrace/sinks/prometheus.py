@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import _errors
@@ -41,6 +42,34 @@ class InternalErrorsCollector(Collector):
         for stage, count in sorted(_errors.counts().items()):
             family.add_metric([stage], count)
         yield family
+
+
+class BudgetCollector(Collector):
+    """The budget gauges (spent and limit, USD and tokens), read from the budget accounting at scrape time."""
+
+    def __init__(self, namespace: str, status: Callable[[], Iterable[Any]]) -> None:
+        self._namespace = namespace
+        self._status = status
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        families = {
+            "spent_usd": GaugeMetricFamily(metric_name("llm_budget_spent_usd", self._namespace),
+                                           "Spend so far in the budget's current period (USD)", labels=["budget"]),
+            "limit_usd": GaugeMetricFamily(metric_name("llm_budget_limit_usd", self._namespace),
+                                           "The budget's limit per period (USD)", labels=["budget"]),
+            "spent_tokens": GaugeMetricFamily(metric_name("llm_budget_spent_tokens", self._namespace),
+                                              "Tokens so far in the budget's current period", labels=["budget"]),
+            "limit_tokens": GaugeMetricFamily(metric_name("llm_budget_limit_tokens", self._namespace),
+                                              "The budget's token limit per period", labels=["budget"]),
+        }
+        for status in self._status():
+            families["spent_usd"].add_metric([status.name], status.spent_usd)
+            families["spent_tokens"].add_metric([status.name], status.spent_tokens)
+            if status.limit_usd is not None:
+                families["limit_usd"].add_metric([status.name], status.limit_usd)
+            if status.limit_tokens is not None:
+                families["limit_tokens"].add_metric([status.name], status.limit_tokens)
+        yield from families.values()
 
 
 @dataclass(frozen=True)
@@ -114,9 +143,15 @@ class _Children:
 class PrometheusSink(Sink):
     name = "prometheus"
 
-    def __init__(self, registry: CollectorRegistry | None, namespace: str, label_keys: tuple[str, ...]) -> None:
-        self.metrics = metrics_for(registry if registry is not None else REGISTRY, namespace, label_keys)
+    def __init__(self, registry: CollectorRegistry | None, namespace: str, label_keys: tuple[str, ...],
+                 budget_status: Callable[[], Iterable[Any]] | None = None) -> None:
+        self.registry = registry if registry is not None else REGISTRY
+        self.metrics = metrics_for(self.registry, namespace, label_keys)
         self.label_keys = label_keys
+        self._budget_collector: BudgetCollector | None = None
+        if budget_status is not None:
+            self._budget_collector = BudgetCollector(namespace, budget_status)
+            self.registry.register(self._budget_collector)
         self._children: dict[tuple[str, ...], _Children] = {}
         self._lock = threading.Lock()
 
@@ -152,6 +187,11 @@ class PrometheusSink(Sink):
             c.unpriced.inc()
         if record.ttft_s is not None:
             c.ttft.observe(record.ttft_s)
+
+    def close(self) -> None:
+        if self._budget_collector is not None:
+            self.registry.unregister(self._budget_collector)
+            self._budget_collector = None
 
 
 class MetricsServer:

@@ -1,0 +1,143 @@
+"""Budgets: a spend or token limit per calendar period, optionally scoped to attribution keys; warn or block.
+
+``Budget`` objects come from code or a TOML file. ``BudgetExceeded`` is raised by a ``block`` budget before
+the request leaves the process. Period arithmetic lives here; the accounting lives in sinks/budget.py.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PERIODS = ("day", "week", "month")
+ACTIONS = ("warn", "block")
+
+
+class BudgetExceeded(Exception):  # noqa: N818 - the contract's name
+    """A ``block`` budget would be exceeded by this call; the request was not sent and nothing was spent."""
+
+    def __init__(self, budget: Budget, spent_usd: float, spent_tokens: int, estimate_usd: float,
+                 estimate_tokens: int) -> None:
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.spent_tokens = spent_tokens
+        self.estimate_usd = estimate_usd
+        self.estimate_tokens = estimate_tokens
+        limit = (f"${budget.limit_usd:g}" if budget.limit_usd is not None else "") + (
+            f"{' / ' if budget.limit_usd is not None and budget.limit_tokens is not None else ''}"
+            f"{budget.limit_tokens:,} tokens" if budget.limit_tokens is not None else "")
+        super().__init__(
+            f"budget {budget.name!r} ({budget.period}, limit {limit}) would be exceeded: spent ${spent_usd:.6f} "
+            f"and {spent_tokens:,} tokens this {budget.period}, this call could cost up to ${estimate_usd:.6f} "
+            f"and {estimate_tokens:,} tokens; the request was not sent"
+        )
+
+
+class BudgetError(ValueError):
+    """A budget definition that cannot work."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A limit in USD and/or tokens per calendar period (in ``timezone``), on all calls or those in ``scope``."""
+
+    name: str
+    period: str = "day"
+    limit_usd: float | None = None
+    limit_tokens: int | None = None
+    scope: Mapping[str, str] | None = None
+    action: str = "warn"
+    timezone: str = "UTC"
+    on_exceeded: Callable[[Budget, float, int], None] | None = field(default=None, compare=False, repr=False)
+    """Called (from the thread that crossed the limit) once per period when a ``warn`` budget is crossed."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise BudgetError("a budget needs a name")
+        if self.period not in PERIODS:
+            raise BudgetError(f"budget {self.name!r}: period must be one of {', '.join(PERIODS)}, not {self.period!r}")
+        if self.action not in ACTIONS:
+            raise BudgetError(f"budget {self.name!r}: action must be 'warn' or 'block', not {self.action!r}")
+        if self.limit_usd is None and self.limit_tokens is None:
+            raise BudgetError(f"budget {self.name!r}: give limit_usd and/or limit_tokens")
+        if (self.limit_usd is not None and self.limit_usd < 0) or (self.limit_tokens is not None and
+                                                                    self.limit_tokens < 0):
+            raise BudgetError(f"budget {self.name!r}: limits cannot be negative")
+        try:
+            self.tz()
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BudgetError(f"budget {self.name!r}: unknown time zone {self.timezone!r}") from None
+        if self.scope is not None:
+            object.__setattr__(self, "scope", {str(k): str(v) for k, v in self.scope.items()})
+
+    def tz(self) -> tzinfo:
+        return UTC if self.timezone.upper() == "UTC" else ZoneInfo(self.timezone)
+
+    def applies_to(self, attributes: Mapping[str, str]) -> bool:
+        return not self.scope or all(attributes.get(k) == v for k, v in self.scope.items())
+
+    def period_bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """[start, end) of the calendar period containing ``now``, as aware datetimes in the budget's zone."""
+        local = (now or datetime.now(UTC)).astimezone(self.tz())
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.period == "week":
+            start -= timedelta(days=start.weekday())
+        elif self.period == "month":
+            start = start.replace(day=1)
+        if self.period == "day":
+            end = start + timedelta(days=1)
+        elif self.period == "week":
+            end = start + timedelta(days=7)
+        else:
+            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        # recompute through the zone so DST changes inside the period are honoured
+        tz = self.tz()
+        return (start.replace(tzinfo=None).replace(tzinfo=tz), end.replace(tzinfo=None).replace(tzinfo=tz))
+
+
+def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
+    """Read ``[[budget]]`` tables from a TOML file."""
+    path = Path(source)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BudgetError(f"cannot read budgets file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetError(f"cannot parse budgets file {path}: {exc}") from None
+    entries = data.get("budget", data.get("budgets", []))
+    if not isinstance(entries, list):
+        raise BudgetError(f"{path}: expected [[budget]] tables")
+    budgets = []
+    known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone"}
+    for entry in entries:
+        unknown = set(entry) - known
+        if unknown:
+            raise BudgetError(f"{path}: unknown budget field(s) {sorted(unknown)}")
+        try:
+            budgets.append(Budget(**entry))
+        except TypeError as exc:
+            raise BudgetError(f"{path}: {exc}") from None
+    return budgets
+
+
+def resolve_budgets(budgets: Any) -> list[Budget]:
+    """instrument(budgets=...): Budget objects, or a path to a TOML file."""
+    if not budgets:
+        return []
+    if isinstance(budgets, (str, os.PathLike)):
+        return load_budgets(budgets)
+    if isinstance(budgets, Budget):
+        return [budgets]
+    result = list(budgets) if isinstance(budgets, Iterable) else []
+    if not all(isinstance(b, Budget) for b in result):
+        raise BudgetError("budgets must be tokentrace.Budget objects or a path to a budgets TOML file")
+    names = [b.name for b in result]
+    if len(names) != len(set(names)):
+        raise BudgetError("budget names must be unique")
+    return result

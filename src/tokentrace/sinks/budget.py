@@ -1,0 +1,199 @@
+"""Budget accounting: reserve an estimate before a call is sent, settle to the real cost when it ends.
+
+A ``block`` budget refuses a call (BudgetExceeded, before any request leaves the process) when spent +
+in-flight reservations + this call's estimate would pass its limit, so concurrent calls cannot overshoot.
+The estimate is deliberately high: prompt characters / 3 tokens plus the request's max output tokens
+(``DEFAULT_OUTPUT_ESTIMATE`` when none is given) at the model's highest rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _errors
+from .._ledger_db import LedgerError, connect
+from .._usage import RequestInfo, UsageRecord
+from ..budgets import Budget, BudgetExceeded
+from ..pricing import PriceTable
+from ..reports import spent_in_ledger
+from . import Sink
+
+if TYPE_CHECKING:
+    from ..recorder import Call
+
+logger = logging.getLogger("tokentrace")
+
+DEFAULT_OUTPUT_ESTIMATE = 4096
+CHARS_PER_TOKEN_ESTIMATE = 3
+
+
+@dataclass
+class _Account:
+    budget: Budget
+    period_end: float
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+    reserved_usd: float = 0.0
+    reserved_tokens: int = 0
+    warned: bool = False
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    name: str
+    period: str
+    action: str
+    spent_usd: float
+    spent_tokens: int
+    limit_usd: float | None
+    limit_tokens: int | None
+
+
+def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
+    """(input, output) token estimates for a request, on the high side."""
+    input_estimate = math.ceil(request.input_chars / CHARS_PER_TOKEN_ESTIMATE) + 8 * max(request.input_messages, 1)
+    output_estimate = request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
+    return input_estimate, output_estimate
+
+
+class BudgetSink(Sink):
+    name = "budget"
+
+    def __init__(self, budgets: list[Budget], prices: PriceTable, ledger: Path | None) -> None:
+        self._prices = prices
+        self._lock = threading.Lock()
+        self._accounts = [self._new_account(b) for b in budgets]
+        if ledger is not None:
+            self._seed_from_ledger(ledger)
+
+    @staticmethod
+    def _new_account(budget: Budget, now: datetime | None = None) -> _Account:
+        _, end = budget.period_bounds(now)
+        return _Account(budget, end.timestamp())
+
+    def _seed_from_ledger(self, path: Path) -> None:
+        """A restart must not reset a budget: add what the ledger says was spent this period."""
+        if not path.exists():
+            return
+        try:
+            conn = connect(path, create=False)
+        except LedgerError as exc:
+            _errors.report("budget.seed", exc, f"cannot read spend so far from the ledger: {exc}")
+            return
+        try:
+            for account in self._accounts:
+                start, _ = account.budget.period_bounds()
+                usd, tokens = spent_in_ledger(conn, account.budget, start.timestamp())
+                account.spent_usd += usd
+                account.spent_tokens += tokens
+        except sqlite3.Error as exc:
+            _errors.report("budget.seed", exc, f"cannot read spend so far from the ledger: {exc}")
+        finally:
+            conn.close()
+
+    def _roll(self, account: _Account, now: float) -> None:
+        if now >= account.period_end:
+            fresh = self._new_account(account.budget)
+            account.period_end = fresh.period_end
+            account.spent_usd = 0.0
+            account.spent_tokens = 0
+            account.warned = False
+
+    def _estimate(self, request: RequestInfo) -> tuple[float, int]:
+        input_tokens, output_tokens = estimate_tokens(request)
+        price = self._prices.lookup(request.provider, request.request_model) if request.request_model else None
+        if price is None:
+            return 0.0, input_tokens + output_tokens
+        rates = [price.base, *(r for _, r in price.tiers)]
+        usd = max((input_tokens * max(r.input, r.cache_write) + output_tokens * max(r.output, r.reasoning)) / 1e6
+                  for r in rates)
+        return usd, input_tokens + output_tokens
+
+    # ---- before the request is sent (calling thread)
+    def start(self, call: Call) -> Any:
+        if call.request.cached:
+            return None
+        attributes = call.attributes
+        accounts = [a for a in self._accounts if a.budget.applies_to(attributes)]
+        if not accounts:
+            return None
+        usd, tokens = self._estimate(call.request)
+        now = call.started_wall
+        with self._lock:
+            for account in accounts:
+                self._roll(account, now)
+                budget = account.budget
+                if budget.action != "block":
+                    continue
+                over_usd = budget.limit_usd is not None and (
+                    account.spent_usd + account.reserved_usd + usd > budget.limit_usd)
+                over_tokens = budget.limit_tokens is not None and (
+                    account.spent_tokens + account.reserved_tokens + tokens > budget.limit_tokens)
+                if over_usd or over_tokens:
+                    raise BudgetExceeded(budget, account.spent_usd, account.spent_tokens, usd, tokens)
+            for account in accounts:
+                account.reserved_usd += usd
+                account.reserved_tokens += tokens
+        return (accounts, usd, tokens)
+
+    # ---- when the call ends (any thread)
+    def end(self, call: Call | None, record: UsageRecord, state: Any) -> None:
+        if record.status == "blocked":
+            return
+        if state is None:
+            if call is not None:  # started before any budget applied (or no budgets matched)
+                return
+            accounts = [a for a in self._accounts if a.budget.applies_to(record.attributes)]
+            reserved_usd, reserved_tokens = 0.0, 0
+        else:
+            accounts, reserved_usd, reserved_tokens = state
+        if record.usage_reported:
+            usd, tokens = record.cost_usd or 0.0, record.usage.total
+        elif record.status == "ok":
+            usd, tokens = reserved_usd, reserved_tokens  # usage unknown: count the (high) estimate
+        else:
+            usd, tokens = 0.0, 0
+        crossed: list[_Account] = []
+        with self._lock:
+            for account in accounts:
+                account.reserved_usd = max(account.reserved_usd - reserved_usd, 0.0)
+                account.reserved_tokens = max(account.reserved_tokens - reserved_tokens, 0)
+                account.spent_usd += usd
+                account.spent_tokens += tokens
+                if not account.warned and self._over(account):
+                    account.warned = True
+                    crossed.append(account)
+        for account in crossed:
+            self._warn(account)
+
+    @staticmethod
+    def _over(account: _Account) -> bool:
+        b = account.budget
+        return (b.limit_usd is not None and account.spent_usd >= b.limit_usd) or (
+            b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens)
+
+    def _warn(self, account: _Account) -> None:
+        budget = account.budget
+        logger.warning("tokentrace: budget %r (%s) reached: spent $%.6f and %d tokens this %s", budget.name,
+                       budget.action, account.spent_usd, account.spent_tokens, budget.period)
+        if budget.on_exceeded is not None:
+            try:
+                budget.on_exceeded(budget, account.spent_usd, account.spent_tokens)
+            except Exception as exc:
+                _errors.report("budget.callback", exc, "a budget on_exceeded callback raised")
+
+    def status(self) -> list[BudgetStatus]:
+        now = datetime.now(UTC).timestamp()
+        with self._lock:
+            for account in self._accounts:
+                self._roll(account, now)
+            return [BudgetStatus(a.budget.name, a.budget.period, a.budget.action, a.spent_usd, a.spent_tokens,
+                                 a.budget.limit_usd, a.budget.limit_tokens) for a in self._accounts]
+
