@@ -17,11 +17,22 @@ def run_cli(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_demo_measures_a_multi_provider_workload(tmp_path: Path) -> None:
-    result = run_cli("demo", "--calls", "10", tmp=tmp_path)
+def test_demo_fills_the_ledger_and_reports_it(tmp_path: Path) -> None:
+    result = run_cli("demo", "--calls", "33", tmp=tmp_path)
     assert result.returncode == 0, result.stderr
-    for text in ("openai", "xai", "deepseek", "groq", "o3-mini", "Total cost: $"):
+    ledger = tmp_path / "tokentrace" / "usage.db"
+    assert f"Ledger: {ledger}" in result.stdout
+    for text in ("openai", "xai", "deepseek", "groq", "summarize", "agent", "Daily cost", "Budgets"):
         assert text in result.stdout
+    import tokentrace
+
+    totals = tokentrace.report(since="1d", ledger=ledger)["totals"]
+    assert totals["calls"] == 33 and totals["errors"] == 3 and totals["cached"] == 3
+    from tokentrace.cli.render import money
+
+    assert money(totals["cost_usd"]) in result.stdout  # the printed total row is the ledger's
+    assert f"{totals['input_tokens']:,}" in result.stdout
+    assert "budget 'summarize-daily' (warn) reached" in result.stderr  # the demo's budget crossing
 
 
 @pytest.mark.parametrize(

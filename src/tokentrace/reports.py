@@ -188,8 +188,8 @@ def stats(since: str = "7d", ledger: str | os.PathLike[str] | None = None, *, st
         "tokens_per_call": {f"p{q}": _percentile(tokens, q) for q in (50, 95, 99)},
         "latency_ms": {f"p{q}": round(_percentile(latency, q), 3) for q in (50, 95, 99)},
         "ttft_ms": {f"p{q}": round(_percentile(ttft, q), 3) for q in (50, 95, 99)},
-        "prompt_cache_hit_ratio": round(totals["cache_read_tokens"] / all_input, 6) if all_input else 0.0,
-        "response_cache_hit_ratio": round(totals["cached"] / answered, 6) if answered else 0.0,
+        "prompt_cache_hit_ratio": totals["cache_read_tokens"] / all_input if all_input else 0.0,
+        "response_cache_hit_ratio": totals["cached"] / answered if answered else 0.0,
     }
 
 
@@ -250,22 +250,28 @@ def _used(spent: float, limit: float | None) -> float:
     return spent / limit if limit else float(spent > 0)
 
 
+def budget_row(budget: Budget, spent_usd: float, spent_tokens: int) -> dict[str, Any]:
+    """One budget's status as the CLI and the demo show it; ``used`` is the larger of the USD and token ratios."""
+    begin, end = budget.period_bounds()
+    return {
+        "name": budget.name, "period": budget.period, "action": budget.action,
+        "scope": ", ".join(f"{k}={v}" for k, v in (budget.scope or {}).items()),
+        "period_start": begin.isoformat(), "period_end": end.isoformat(),
+        "spent_usd": round(spent_usd, 12), "spent_tokens": spent_tokens,
+        "limit_usd": budget.limit_usd, "limit_tokens": budget.limit_tokens,
+        "used": round(max(_used(spent_usd, budget.limit_usd), _used(spent_tokens, budget.limit_tokens)), 6),
+    }
+
+
 def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Spend in each budget's current period according to the ledger, against its limits."""
     conn, path = open_ledger(ledger)
     try:
         rows = []
         for budget in budgets:
-            begin, end = budget.period_bounds()
+            begin, _ = budget.period_bounds()
             usd, tokens = spent_in_ledger(conn, budget, begin.timestamp())
-            ratios = [_used(usd, budget.limit_usd), _used(tokens, budget.limit_tokens)]
-            rows.append({
-                "name": budget.name, "period": budget.period, "action": budget.action,
-                "scope": ", ".join(f"{k}={v}" for k, v in (budget.scope or {}).items()),
-                "period_start": begin.isoformat(), "period_end": end.isoformat(),
-                "spent_usd": round(usd, 12), "spent_tokens": tokens,
-                "limit_usd": budget.limit_usd, "limit_tokens": budget.limit_tokens, "used": round(max(ratios), 6),
-            })
+            rows.append(budget_row(budget, usd, tokens))
         return rows
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None

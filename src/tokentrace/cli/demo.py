@@ -163,22 +163,12 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, ledger: Path | None,
         render.report_table(console, reports.report("1d", "feature", ledger_sink.path))
         budget_sink = handle.sink("budget")
         if budget_sink is not None:
-            render.budget_table(console, [_status_row(s) for s in budget_sink.status()])
+            render.budget_table(console, [reports.budget_row(s.budget, s.spent_usd, s.spent_tokens)
+                                          for s in budget_sink.status()])
         if serve:
             _serve(sim.port, metrics_port, console)
     tokentrace.flush()
     tokentrace.uninstrument()
-
-
-def _status_row(status: Any) -> dict[str, Any]:
-    from ..reports import _used
-
-    budget = next(b for b in demo_budgets() if b.name == status.name)
-    return {"name": status.name, "period": status.period, "action": status.action,
-            "scope": ", ".join(f"{k}={v}" for k, v in (budget.scope or {}).items()),
-            "spent_usd": status.spent_usd, "spent_tokens": status.spent_tokens, "limit_usd": status.limit_usd,
-            "limit_tokens": status.limit_tokens,
-            "used": max(_used(status.spent_usd, status.limit_usd), _used(status.spent_tokens, status.limit_tokens))}
 
 
 def _provider_table(console: Any, data: dict[str, Any]) -> None:

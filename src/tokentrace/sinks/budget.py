@@ -47,13 +47,21 @@ class _Account:
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    name: str
-    period: str
-    action: str
+    budget: Budget
     spent_usd: float
     spent_tokens: int
-    limit_usd: float | None
-    limit_tokens: int | None
+
+    @property
+    def name(self) -> str:
+        return self.budget.name
+
+    @property
+    def limit_usd(self) -> float | None:
+        return self.budget.limit_usd
+
+    @property
+    def limit_tokens(self) -> int | None:
+        return self.budget.limit_tokens
 
 
 def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
@@ -194,6 +202,5 @@ class BudgetSink(Sink):
         with self._lock:
             for account in self._accounts:
                 self._roll(account, now)
-            return [BudgetStatus(a.budget.name, a.budget.period, a.budget.action, a.spent_usd, a.spent_tokens,
-                                 a.budget.limit_usd, a.budget.limit_tokens) for a in self._accounts]
+            return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts]
 

@@ -135,12 +135,18 @@ class LedgerSink(Sink):
 
     # ---- lifecycle
     def flush(self, timeout: float = 5.0) -> bool:
+        """Write everything queued; False when rows could not be written (dropped, or still queued at timeout)."""
+        dropped_before = self.dropped
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._drain():
+        while True:
+            drained = self._drain()
+            if self.dropped != dropped_before:
+                return False
+            if drained:
                 return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
-        return not self._queue
 
     def close(self) -> None:
         self._stopping = True

@@ -1,0 +1,30 @@
+"""Build known ledgers for report and CLI tests: records with chosen times, usage and cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from tokentrace._ledger_db import connect, insert_rows, row_of
+from tokentrace._usage import Usage, UsageRecord
+
+
+def record(ts: float, *, provider: str = "openai", model: str = "gpt-4o-mini", operation: str = "chat",
+           usage: Usage | None = None, cost: float | None = 0.001, status: str = "ok",
+           latency_s: float = 0.1, ttft_s: float | None = None, **attributes: Any) -> UsageRecord:
+    return UsageRecord(
+        ts_utc=ts, provider=provider, model=model, request_model=model, operation=operation,
+        usage=Usage(input=10, output=5) if usage is None else usage,
+        cost_usd=cost, price_source="test", latency_s=latency_s, status=status, stream=ttft_s is not None,
+        ttft_s=ttft_s, attributes=MappingProxyType({k: str(v) for k, v in attributes.items()}),
+    )
+
+
+def write_ledger(path: Path, records: list[UsageRecord]) -> Path:
+    conn = connect(path, create=True)
+    try:
+        insert_rows(conn, [row_of(r) for r in records])
+    finally:
+        conn.close()
+    return path

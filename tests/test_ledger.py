@@ -1,0 +1,256 @@
+"""The SQLite ledger: one row per call, exact under threads and processes, private, versioned, never in the way."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tokentrace
+from tokentrace import _errors
+from tokentrace._ledger_db import COLUMNS, SCHEMA_VERSION, LedgerError, connect
+from tokentrace.sinks.ledger import LedgerSink
+
+from .conftest import make_telemetry, openai_client
+from .ledger_helpers import record
+
+MESSAGES = [{"role": "user", "content": "one two three"}]
+
+
+def rows(path: Path, where: str = "1=1") -> list[sqlite3.Row]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(f"SELECT * FROM llm_usage WHERE {where} ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_one_row_per_call_with_every_contract_column(simulator: Any, tmp_path: Path) -> None:
+    ledger = tmp_path / "usage.db"
+    make_telemetry(ledger=ledger)
+    with openai_client(simulator) as client, tokentrace.attributes(feature="summarize", session_id="s-1",
+                                                                   user_id="u-1", agent_id="a-1", tenant="acme"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5, stream=True))
+    assert tokentrace.flush()
+    got = rows(ledger)
+    assert len(got) == 2
+    contract = ["id", "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id",
+                "user_id", "agent_id", "attributes_json", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+                "output_tokens", "reasoning_tokens", "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream",
+                "status", "error_type", "response_id", "trace_id"]
+    assert set(contract) <= set(got[0].keys())
+    first, second = got
+    assert (first["provider"], first["model"], first["request_model"]) == ("openai", "gpt-4o-mini-2024-07-18",
+                                                                           "gpt-4o-mini")
+    assert (first["feature"], first["session_id"], first["user_id"], first["agent_id"]) == ("summarize", "s-1",
+                                                                                            "u-1", "a-1")
+    assert '"tenant":"acme"' in first["attributes_json"]
+    assert (first["input_tokens"], first["output_tokens"], first["total_tokens"]) == (7, 5, 12)
+    assert first["cost_usd"] == pytest.approx((7 * 0.15 + 5 * 0.6) / 1e6)
+    assert first["stream"] == 0 and first["ttft_ms"] is None and first["status"] == "ok"
+    assert second["stream"] == 1 and second["ttft_ms"] > 0
+    assert len(first["trace_id"]) == 32
+    conn = sqlite3.connect(ledger)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_ledger_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "usage.db"
+    connect(path, create=True).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_rows_equal_calls_under_8_threads(tmp_path: Path) -> None:
+    sink = LedgerSink(tmp_path / "usage.db", interval_s=0.01)
+
+    def worker() -> None:
+        for i in range(1000):
+            sink.end(None, record(time.time(), feature=f"f{i % 3}"), None)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sink.flush(10)
+    sink.close()
+    assert len(rows(tmp_path / "usage.db")) == 8000
+    assert sink.written == 8000 and sink.dropped == 0
+
+
+def _process_writer(path: str, count: int) -> None:
+    sink = LedgerSink(Path(path), interval_s=0.01)
+    for _ in range(count):
+        sink.end(None, record(time.time()), None)
+    assert sink.flush(30)
+    sink.close()
+
+
+def test_rows_equal_calls_under_4_processes(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    connect(path, create=True).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(str(path), 2500)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(rows(path)) == 10_000
+
+
+def test_a_killed_process_loses_at_most_the_unflushed_batch_and_never_corrupts(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from tokentrace.sinks.ledger import LedgerSink\n"
+        "from ledger_helpers import record\n"
+        f"sink = LedgerSink(Path({str(path)!r}), interval_s=0.005, batch_size=50)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    sink.end(None, record(time.time()), None); i += 1\n"
+        "    if i % 50 == 0: time.sleep(0.001)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[1])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if path.exists():
+            try:
+                if len(rows(path)) > 500:
+                    break
+            except sqlite3.Error:
+                pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    count = conn.execute("SELECT COUNT(*) FROM llm_usage").fetchone()[0]
+    conn.close()
+    assert count > 500
+    # a fresh writer appends after the survivors without trouble
+    sink = LedgerSink(path)
+    sink.end(None, record(time.time()), None)
+    assert sink.flush(5)
+    sink.close()
+    assert len(rows(path)) == count + 1
+
+
+def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    _errors.reset()
+    sink = LedgerSink(tmp_path / "usage.db", queue_size=10, interval_s=60)
+    for _ in range(25):
+        sink.end(None, record(time.time()), None)
+    assert sink.dropped == 15
+    assert _errors.counts()["ledger.dropped"] == 15
+    assert sink.flush(5)
+    sink.close()
+    assert len(rows(tmp_path / "usage.db")) == 10
+
+
+def test_an_unwritable_path_warns_once_and_the_app_goes_on(simulator: Any, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where a directory should be")
+    _errors.reset()
+    telemetry = make_telemetry(ledger=blocked / "usage.db")
+    with openai_client(simulator) as client:
+        for _ in range(3):
+            result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2)
+            assert result.usage.completion_tokens == 2
+    assert not tokentrace.flush(1.0)  # the rows could not be written, and flush says so
+    assert telemetry.sample("llm_requests_total", provider="openai", model="gpt-4o-mini-2024-07-18",
+                            operation="chat", status="ok", feature="") == 3
+    assert _errors.counts().get("ledger.open", 0) >= 1
+    assert len([r for r in caplog.records if "cannot open the ledger" in r.getMessage()]) == 1
+
+
+def test_a_locked_database_is_retried_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    connect(path, create=True).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    sink = LedgerSink(path, interval_s=0.01)
+    sink._conn = connect(path, create=False, timeout=0.05)  # fail fast while locked
+    for _ in range(5):
+        sink.end(None, record(time.time()), None)
+    time.sleep(0.3)
+    assert sink.written == 0
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert sink.flush(5)
+    sink.close()
+    assert len(rows(path)) == 5 and sink.dropped == 0
+
+
+def test_an_old_schema_is_migrated_forward_and_a_newer_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    sqlite3.connect(path).close()  # an empty database: user_version 0
+    conn = connect(path, create=True)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(llm_usage)")]
+    assert cols == ["id", *COLUMNS]
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(LedgerError, match="newer"):
+        connect(path, create=False)
+
+
+def test_a_corrupt_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LedgerError, match="cannot open ledger"):
+        connect(path, create=False)
+
+
+def test_ledger_off_by_env(simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENTRACE_LEDGER", "off")
+    telemetry = make_telemetry(ledger=None)
+    assert telemetry.handle.sink("ledger") is None
+    monkeypatch.setenv("TOKENTRACE_LEDGER", str(tmp_path / "env.db"))
+    tokentrace.uninstrument()
+    telemetry = make_telemetry(ledger=None)
+    assert telemetry.handle.sink("ledger").path == tmp_path / "env.db"
+
+
+def test_default_ledger_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tokentrace.config import default_ledger_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_ledger_path() == tmp_path / "tokentrace" / "usage.db"
+
+
+def test_fork_after_instrument_child_writes_its_own_rows(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    sink = LedgerSink(path, interval_s=0.01)
+    sink.end(None, record(time.time(), feature="parent"), None)
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            sink.end(None, record(time.time(), feature="child"), None)
+            os._exit(0 if sink.flush(10) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sink.flush(5)
+    sink.close()
+    features = sorted(r["feature"] for r in rows(path))
+    assert features == ["child", "parent"]
