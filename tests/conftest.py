@@ -27,6 +27,10 @@ TEST_PRICES = {
     "grok-3-mini": {"provider": "xai", "input": 0.3, "cache_read": 0.075, "output": 0.5},
     "text-embedding-3-small": {"input": 0.02, "output": 0.0},
     "gpt-3.5-turbo-instruct": {"input": 1.5, "output": 2.0},
+    "claude-opus-4-6": {"provider": "anthropic", "input": 3.0, "cache_read": 0.3, "cache_write": 3.75,
+                          "cache_write_1h": 6.0, "output": 15.0},
+    "gemini-2.5-flash": {"provider": "google", "input": 0.3, "cache_read": 0.03, "output": 2.5},
+    "gemini-embedding-001": {"provider": "google", "input": 0.15, "output": 0.0},
 }
 
 

@@ -344,3 +344,25 @@ def test_a_failing_sink_never_reaches_the_caller(simulator: Any, telemetry: Tele
     assert result.usage.completion_tokens == 2
     assert _errors.counts()["listener"] == 1
     assert telemetry.sample("tokentrace_internal_errors_total", stage="listener") == 1
+
+
+def test_caller_who_asked_for_stream_usage_still_gets_the_usage_chunk(simulator: Any, telemetry: Telemetry) -> None:
+    with openai_client(simulator) as client, capture_usage() as records:
+        chunks = list(client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "a b"}], stream=True, max_tokens=3,
+            stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    assert records[0].usage == Usage(input=6, output=3)
+
+
+def test_returned_objects_are_the_sdks_own(simulator: Any, telemetry: Telemetry) -> None:
+    from openai.types.chat import ChatCompletion
+
+    with openai_client(simulator) as client:
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                                stream=True)
+        assert type(completion) is ChatCompletion
+        assert isinstance(stream, openai.Stream)
+        assert stream.response.status_code == 200  # attributes of the SDK stream pass through
+        stream.close()

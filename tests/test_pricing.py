@@ -23,6 +23,7 @@ CROSS_CHECK = [
     ("xai", "grok-3-mini", Usage(input=100, cache_read=20, output=40, reasoning=300)),
     ("anthropic", "claude-sonnet-4-5", Usage(input=1000, cache_read=300, cache_write=200, output=500)),
     ("anthropic", "claude-sonnet-4-5", Usage(input=250_000, cache_read=300, cache_write=200, output=500)),
+    ("anthropic", "claude-sonnet-4-5", Usage(input=100, cache_read=50, cache_write=300, output=20, cache_write_1h=100)),
     ("google", "gemini-2.5-pro", Usage(input=150_000, output=100, reasoning=50)),
     ("google", "gemini-2.5-pro", Usage(input=210_000, cache_read=1000, output=100, reasoning=50)),
     ("deepseek", "deepseek-chat", Usage(input=100, cache_read=900, output=50)),
@@ -35,7 +36,8 @@ def test_resolved_rates_agree_with_genai_prices_own_calculator(provider: str, mo
 
     theirs = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=usage.all_input, cache_read_tokens=usage.cache_read,
-                           cache_write_tokens=usage.cache_write, output_tokens=usage.all_output),
+                           cache_write_tokens=usage.cache_write, cache_write_1h_tokens=usage.cache_write_1h,
+                           output_tokens=usage.all_output),
         model, provider_id=GENAI_PRICES_PROVIDER[provider],
     )
     price = PriceTable().lookup(provider, model)

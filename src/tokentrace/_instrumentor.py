@@ -80,24 +80,27 @@ class Instrumentation:
         return f"<tokentrace.Instrumentation enabled={self.enabled} providers={self.providers}>"
 
 
-def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
+def _find(module_name: str, attribute: str) -> tuple[Any, str] | None:
     try:
-        module = importlib.import_module(patch.module)
-        owner: Any = module
-        *path, name = patch.attribute.split(".")
+        owner: Any = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)
-    except (ImportError, AttributeError) as exc:
-        (logger.debug if patch.optional else logger.warning)(
-            "tokentrace: %s.%s not found in this SDK version (%s); not measured", patch.module, patch.attribute, exc
-        )
+    except (ImportError, AttributeError):
         return None
-    if name not in vars(owner):
+    return (owner, name) if name in vars(owner) else None
+
+
+def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
+    """Where to patch: the method, or its fallback; a missing method is logged and skipped, never raised."""
+    target = _find(patch.module, patch.attribute)
+    if target is None and patch.fallback:
+        target = _find(patch.module, patch.fallback)
+    if target is None:
         (logger.debug if patch.optional else logger.warning)(
             "tokentrace: %s.%s not found in this SDK version; not measured", patch.module, patch.attribute
         )
-        return None
-    return owner, name
+    return target
 
 
 def _patch_provider(handle: Instrumentation, provider: str) -> None:

@@ -25,6 +25,8 @@ class Usage:
     cache_write: int = 0
     output: int = 0
     reasoning: int = 0
+    cache_write_1h: int = 0
+    """Of ``cache_write``, the tokens written with a 1-hour TTL (Anthropic); priced at their own rate."""
 
     @property
     def total(self) -> int:
@@ -56,6 +58,7 @@ class Usage:
             self.cache_write + other.cache_write,
             self.output + other.output,
             self.reasoning + other.reasoning,
+            self.cache_write_1h + other.cache_write_1h,
         )
 
 

@@ -7,6 +7,7 @@ them, and the call is recorded exactly once when the stream ends, fails, is clos
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from contextvars import ContextVar
 from typing import Any, Callable
@@ -169,18 +170,41 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
 
     async def close(self) -> None:
         try:
-            await self.__wrapped__.close()
+            closer = getattr(self.__wrapped__, "close", None) or self.__wrapped__.aclose
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
         finally:
             self._self_state.finish()
 
     async def aclose(self) -> None:
-        await self.close()
+        try:
+            closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            self._self_state.finish()
 
 
 def _proxy_stream(stream: Any, call: Call, endpoint: Endpoint, prepared: Prepared, is_async: bool) -> Any:
     state = _StreamState(call, endpoint.accumulator(prepared))
     proxy_class = AsyncStreamProxy if is_async else SyncStreamProxy
     return proxy_class(stream, state)
+
+
+class _Handoff:
+    """Finishes a call on GC unless ownership passed to a stream proxy (which then finishes it)."""
+
+    __slots__ = ("handed_off", "state")
+
+    def __init__(self, state: _StreamState) -> None:
+        self.state = state
+        self.handed_off = False
+
+    def finish_if_still_owner(self) -> None:
+        if not self.handed_off:
+            self.state.finish()
 
 
 class RawStreamResponseProxy(wrapt.BaseObjectProxy[Any]):
@@ -190,11 +214,19 @@ class RawStreamResponseProxy(wrapt.BaseObjectProxy[Any]):
         super().__init__(wrapped)
         self._self_parsed: Any = None
         self._self_args = (call, endpoint, prepared, is_async)
-        state = _StreamState(call, StreamAccumulator())
-        weakref.finalize(self, state.finish)
+        self._self_handoff = _Handoff(_StreamState(call, StreamAccumulator()))
+        weakref.finalize(self, self._self_handoff.finish_if_still_owner)  # never parsed: end the call on GC
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         result = self.__wrapped__.parse(*args, **kwargs)
+        if inspect.isawaitable(result):  # anthropic's AsyncAPIResponse.parse() is a coroutine
+            return self._self_wrap_later(result)
+        return self._self_wrap(result)
+
+    async def _self_wrap_later(self, pending: Any) -> Any:
+        return self._self_wrap(await pending)
+
+    def _self_wrap(self, result: Any) -> Any:
         if self._self_parsed is not None and self._self_parsed.__wrapped__ is result:
             return self._self_parsed
         call, endpoint, prepared, is_async = self._self_args
@@ -202,30 +234,85 @@ class RawStreamResponseProxy(wrapt.BaseObjectProxy[Any]):
             if call.done or endpoint.classify(result) != "stream":
                 return result
             self._self_parsed = _proxy_stream(result, call, endpoint, prepared, is_async)
+            self._self_handoff.handed_off = True  # the stream proxy owns the call now
             return self._self_parsed
         except Exception as exc:
             _errors.report("wrapper.raw_stream", exc, "could not measure a raw stream")
             return result
 
 
+def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> None:
+    """A stream manager (e.g. Anthropic's ``messages.stream()``) sends its request on ``__enter__``: measure that."""
+    state = _StreamState(call, endpoint.accumulator(prepared))
+
+    def wrap(request: Any) -> Any:
+        if inspect.isawaitable(request):
+
+            async def run_async() -> Any:
+                call.restart_clock()
+                try:
+                    stream = await request
+                except BaseException as exc:
+                    state.finish(exc)
+                    raise
+                return AsyncStreamProxy(stream, state)
+
+            return run_async()
+
+        def run() -> Any:
+            call.restart_clock()
+            try:
+                stream = request()
+            except BaseException as exc:
+                state.finish(exc)
+                raise
+            return SyncStreamProxy(stream, state)
+
+        return run
+
+    if endpoint.bind_deferred is None or not endpoint.bind_deferred(manager, wrap):
+        call.stop(None)
+        return
+    weakref.finalize(manager, state.finish)  # a manager never entered still ends its call
+
+
 def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_async: bool) -> Any:
     """Record a returned result (or proxy it when it is a stream); returns what the caller gets. Never raises."""
     try:
-        kind = endpoint.classify(result)
+        kind = "opaque" if prepared.body_left_to_caller else endpoint.classify(result)
         if kind == "stream":
             return _proxy_stream(result, call, endpoint, prepared, is_async)
         if kind == "value":
             call.stop(endpoint.extract(result, prepared))
         elif kind == "raw":
             call.stop(endpoint.extract(result.parse(), prepared))  # parse() caches: the caller gets this same object
+            # (an async parse() is awaited by _finish_async before we get here)
         elif kind == "raw_stream":
             return RawStreamResponseProxy(result, call, endpoint, prepared, is_async)
+        elif kind == "deferred_stream":
+            _defer(call, endpoint, prepared, result)
         else:
             call.stop(None)
     except Exception as exc:
         _errors.report("wrapper.finish", exc, "could not read a response")
         call.stop(None)
     return result
+
+
+async def _finish_async(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any) -> Any:
+    """As _finish, awaiting an async ``parse()`` of a raw response first (anthropic's AsyncAPIResponse)."""
+    try:
+        if not prepared.body_left_to_caller and endpoint.classify(result) == "raw":
+            parsed = result.parse()
+            if inspect.isawaitable(parsed):
+                parsed = await parsed  # cached by the SDK: the caller's own parse() returns this object
+            call.stop(endpoint.extract(parsed, prepared))
+            return result
+    except Exception as exc:
+        _errors.report("wrapper.finish", exc, "could not read a response")
+        call.stop(None)
+        return result
+    return _finish(call, endpoint, prepared, result, True)
 
 
 def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
@@ -248,7 +335,7 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
                 raise
             _inside.reset(token)
             call.detach()
-            return _finish(call, endpoint, prepared, result, True)
+            return await _finish_async(call, endpoint, prepared, result)
 
         return async_wrapper
 

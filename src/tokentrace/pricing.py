@@ -41,12 +41,17 @@ class Rates:
     cache_write: float
     output: float
     reasoning: float
+    cache_write_1h: float | None = None
+    """Rate of cache writes with a 1-hour TTL; None: the cache_write rate."""
 
     def cost(self, usage: Usage) -> float:
+        write_1h = usage.cache_write_1h
+        rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
         return (
             usage.input * self.input
             + usage.cache_read * self.cache_read
-            + usage.cache_write * self.cache_write
+            + (usage.cache_write - write_1h) * self.cache_write
+            + write_1h * rate_1h
             + usage.output * self.output
             + usage.reasoning * self.reasoning
         ) / 1_000_000
@@ -103,12 +108,14 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         read = _num(entry, f"cache_read_input_token_cost{suffix}", scale=per_token)
         write = _num(entry, f"cache_creation_input_token_cost{suffix}", scale=per_token)
         reasoning = _num(entry, f"output_cost_per_reasoning_token{suffix}", scale=per_token)
+        write_1h = _num(entry, f"cache_creation_input_token_cost_above_1hr{suffix}", scale=per_token)
     else:
         inp = _num(entry, "input", "input_mtok")
         out = _num(entry, "output", "output_mtok")
         read = _num(entry, "cache_read", "cache_read_mtok")
         write = _num(entry, "cache_write", "cache_write_mtok")
         reasoning = _num(entry, "reasoning", "output_reasoning_mtok", "reasoning_mtok")
+        write_1h = _num(entry, "cache_write_1h", "cache_write_1h_mtok")
     if inp is None and out is None:
         return None
     inp = inp or 0.0
@@ -119,6 +126,7 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         cache_write=inp if write is None else write,
         output=out,
         reasoning=out if reasoning is None else reasoning,
+        cache_write_1h=write_1h,
     )
 
 
@@ -216,7 +224,8 @@ def _decimal_at(value: Any, threshold: int) -> float | None:
 
 
 def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
-    keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok")
+    keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok",
+            "cache_write_1h_mtok")
     values = {key: getattr(model_price, key, None) for key in keys}
     if values["cache_write_mtok"] is None:
         values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
@@ -235,6 +244,7 @@ def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
             cache_write=inp if write is None else write,
             output=out,
             reasoning=out if reasoning is None else reasoning,
+            cache_write_1h=got["cache_write_1h_mtok"],
         )
 
     base = rates(-1)

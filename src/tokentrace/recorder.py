@@ -113,6 +113,10 @@ class Call:
         self.states = states
         self.started = _perf()
 
+    def restart_clock(self) -> None:
+        """The request is only now being sent (a deferred stream manager was entered)."""
+        self.started = _perf()
+
     def first_chunk(self) -> None:
         if self.first_chunk_at is None:
             self.first_chunk_at = _perf()

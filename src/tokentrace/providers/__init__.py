@@ -7,10 +7,14 @@ from typing import Any, Callable, Literal, Mapping
 
 from .._usage import RequestInfo, ResponseInfo
 
-ResultKind = Literal["value", "stream", "raw", "raw_stream", "opaque"]
+ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", "opaque"]
 """How a wrapper treats what the SDK method returned:
 value: a parsed response; stream: an iterator of chunks; raw: an object whose ``parse()`` gives a value;
-raw_stream: an object whose ``parse()`` gives a stream; opaque: unknown, recorded without usage."""
+raw_stream: an object whose ``parse()`` gives a stream; deferred_stream: a stream manager that sends the
+request later (on ``__enter__``), see ``Endpoint.bind_deferred``; opaque: unknown, recorded without usage."""
+
+RequestWrapper = Callable[[Any], Any]
+"""Given a deferred request (a callable returning a stream, or an awaitable of one), the same, measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class Prepared:
     kwargs: Mapping[str, Any]
     hide_usage_only_chunk: bool = False
     """tokentrace asked for stream usage the caller did not: hide the extra usage-only chunk."""
+    body_left_to_caller: bool = False
+    """``with_streaming_response``: the caller reads the body itself, so the call is recorded without usage."""
 
 
 class StreamAccumulator:
@@ -54,6 +60,8 @@ class Endpoint:
     extract: Callable[[Any, Prepared], ResponseInfo]
     accumulator: Callable[[Prepared], StreamAccumulator]
     classify: Callable[[Any], ResultKind]
+    bind_deferred: Callable[[Any, RequestWrapper], bool] | None = None
+    """For ``deferred_stream`` results: replace the manager's pending request with ``wrap(request)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,8 @@ class Patch:
     is_async: bool = False
     optional: bool = False
     """Present only in some SDK versions: skip with a debug log when missing."""
+    fallback: str | None = None
+    """``Class.method`` to patch instead when ``attribute`` is missing (e.g. a private per-request method)."""
 
 
 def int_or_none(value: Any) -> int | None:
@@ -91,3 +101,12 @@ def field(obj: Any, name: str) -> Any:
     if value is None and isinstance(obj, Mapping):
         return obj.get(name)
     return value
+
+
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+def streaming_response_requested(kwargs: Mapping[str, Any]) -> bool:
+    """True for the Stainless SDKs' ``with_streaming_response`` calls (openai, anthropic)."""
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, Mapping) and headers.get(RAW_RESPONSE_HEADER) == "stream"

@@ -7,7 +7,18 @@ from urllib.parse import urlsplit
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
-from . import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator, field, int_or_none, number_or_none
+from . import (
+    Endpoint,
+    Options,
+    Patch,
+    Prepared,
+    ResultKind,
+    StreamAccumulator,
+    field,
+    int_or_none,
+    number_or_none,
+    streaming_response_requested,
+)
 
 SDK_MODULE = "openai"
 
@@ -101,7 +112,7 @@ def _prepare(
             merged["include_usage"] = True
             send = {**kwargs, "stream_options": merged}
             hide = True
-    return Prepared(request, send, hide)
+    return Prepared(request, send, hide, streaming_response_requested(kwargs))
 
 
 def _text_size(content: Any) -> int:

@@ -1,15 +1,16 @@
 """The simulator's deterministic usage rules: request -> token counts, the same on every run. Pure functions.
 
 Rules (documented in docs/simulator.md):
-- a message costs 4 tokens of framing plus one token per whitespace-separated word of its text;
-  a plain-string prompt costs one token per word (at least 1);
-- visible output is the request's max tokens (``max_tokens``/``max_completion_tokens``/``max_output_tokens``)
-  when given, else 8;
+- prompt tokens: the ``x-sim-prompt-tokens`` header, else a message costs 4 tokens of framing plus one token
+  per whitespace-separated word of its text; a plain-string prompt costs one token per word (at least 1);
+- visible output is the request's max tokens (``max_tokens``/``max_completion_tokens``/``max_output_tokens``/
+  ``maxOutputTokens``) when given, capped at 64, else 8;
 - reasoning tokens: the ``x-sim-reasoning-tokens`` header, else for reasoning models (o1/o3/o4, gpt-5,
   grok-3-mini, grok-4, or any request with ``reasoning_effort``/``reasoning``) two thirds of the max tokens
   (the cap covers reasoning and visible output, as OpenAI's does) or twice the default visible output, else 0;
 - cached input: the ``x-sim-cached-tokens`` header, else half the prompt when ``prompt_cache_key`` is given;
-  cache writes: the ``x-sim-cache-write-tokens`` header, else 0 (both capped at the prompt).
+  cache writes: the ``x-sim-cache-write-tokens`` header (of which ``x-sim-cache-write-1h-tokens`` with a 1-hour
+  TTL), else 0 (all capped at the prompt); Gemini tool-use prompt tokens: ``x-sim-tool-use-tokens``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 DEFAULT_OUTPUT_TOKENS = 8
+MAX_OUTPUT_TOKENS = 64
 MESSAGE_FRAMING_TOKENS = 4
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "grok-3-mini", "grok-4")
 # request model -> the dated snapshot the provider reports back
@@ -31,20 +33,29 @@ class SimUsage:
     cache_write: int
     visible_output: int
     reasoning: int
+    cache_write_1h: int = 0
+    tool_use_prompt: int = 0
 
 
 def _words(text: Any) -> int:
     if isinstance(text, str):
         return len(text.split())
-    if isinstance(text, list):  # content parts
+    if isinstance(text, list):  # content parts / blocks
         return sum(_words(part.get("text", "")) for part in text if isinstance(part, Mapping))
+    if isinstance(text, Mapping):  # a Gemini Content or an Anthropic block
+        return _words(text.get("parts", text.get("text", "")))
     return 0
 
 
 def prompt_tokens(body: Mapping[str, Any]) -> int:
-    messages = body.get("messages")
+    requests = body.get("requests")  # Gemini batchEmbedContents
+    if isinstance(requests, list):
+        return sum(max(_words(r.get("content")), 1) for r in requests if isinstance(r, Mapping))
+    messages = body.get("messages", body.get("contents"))
     if isinstance(messages, list):
-        return sum(MESSAGE_FRAMING_TOKENS + _words(m.get("content")) for m in messages if isinstance(m, Mapping))
+        system = body.get("system", body.get("systemInstruction"))
+        return sum(MESSAGE_FRAMING_TOKENS + _words(m.get("content", m.get("parts")))
+                   for m in messages if isinstance(m, Mapping)) + _words(system)
     prompt = body.get("input", body.get("prompt"))
     if isinstance(prompt, str):
         return max(_words(prompt), 1) + _words(body.get("instructions"))
@@ -69,18 +80,24 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 
 def is_reasoning(body: Mapping[str, Any]) -> bool:
     model = str(body.get("model", ""))
-    return model.startswith(REASONING_PREFIXES) or "reasoning_effort" in body or "reasoning" in body
+    thinking = body.get("thinking") or (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+    budget = thinking.get("budget_tokens", thinking.get("thinkingBudget", 1)) if isinstance(thinking, Mapping) else 0
+    return (model.startswith(REASONING_PREFIXES) or "reasoning_effort" in body or "reasoning" in body
+            or bool(thinking and budget))
 
 
 def usage_for(body: Mapping[str, Any], headers: Mapping[str, str], embeddings: bool = False) -> SimUsage:
-    prompt = prompt_tokens(body)
+    prompt = _header_int(headers, "x-sim-prompt-tokens") or prompt_tokens(body)
     if embeddings:
         return SimUsage(prompt, 0, 0, 0, 0)
+    generation = body.get("generationConfig") or {}
     max_out = next(
-        (v for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-         if isinstance(v := body.get(k), int) and v > 0),
+        (v for k in ("max_completion_tokens", "max_tokens", "max_output_tokens", "maxOutputTokens")
+         if isinstance(v := body.get(k, generation.get(k)), int) and v > 0),
         None,
     )
+    if max_out is not None:
+        max_out = min(max_out, MAX_OUTPUT_TOKENS)
     visible = max_out if max_out is not None else DEFAULT_OUTPUT_TOKENS
     reasoning = _header_int(headers, "x-sim-reasoning-tokens")
     if reasoning is None and is_reasoning(body):
@@ -92,10 +109,12 @@ def usage_for(body: Mapping[str, Any], headers: Mapping[str, str], embeddings: b
     reasoning = reasoning or 0
     cached = _header_int(headers, "x-sim-cached-tokens")
     if cached is None:
-        cached = prompt // 2 if body.get("prompt_cache_key") else 0
+        cached = prompt // 2 if body.get("prompt_cache_key") or body.get("cachedContent") else 0
     cached = min(cached, prompt)
     write = min(_header_int(headers, "x-sim-cache-write-tokens") or 0, prompt - cached)
-    return SimUsage(prompt, cached, write, visible, reasoning)
+    write_1h = min(_header_int(headers, "x-sim-cache-write-1h-tokens") or 0, write)
+    tool_use = _header_int(headers, "x-sim-tool-use-tokens") or 0
+    return SimUsage(prompt, cached, write, visible, reasoning, write_1h, tool_use)
 
 
 def response_model(model: str) -> str:

@@ -13,12 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import openai_api
+from . import anthropic_api, gemini_api, openai_api
+
+# path suffix -> handler, most specific first; any prefix is accepted
+_HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **openai_api.HANDLERS}
 
 
 async def _dispatch(request: Request) -> Response:
     path = request.url.path.rstrip("/")
-    for suffix, handler in openai_api.HANDLERS.items():  # most specific suffix first
+    for suffix, handler in _HANDLERS.items():
         if path.endswith(suffix):
             return await handler(request)
     return JSONResponse({"error": {"message": f"no simulated endpoint at {path}", "type": "not_found"}},

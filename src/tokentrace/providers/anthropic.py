@@ -1,0 +1,232 @@
+"""Anthropic SDK: PATCHES and pure functions SDK object -> Usage (Messages API, streams, the .stream() helper).
+
+Usage partition: ``input_tokens`` already excludes cache reads and writes; cache writes are split by TTL
+(``cache_creation.ephemeral_1h_input_tokens`` priced at the 1-hour rate); thinking is part of
+``output_tokens`` and billed as output, so ``reasoning`` is 0. In streams, ``message_start`` carries the input
+side and a placeholder ``output_tokens``; each ``message_delta`` carries cumulative counts that replace it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import _errors
+from .._usage import RequestInfo, ResponseInfo, Usage
+from . import (
+    Endpoint,
+    Options,
+    Patch,
+    Prepared,
+    RequestWrapper,
+    ResultKind,
+    StreamAccumulator,
+    field,
+    int_or_none,
+    number_or_none,
+    streaming_response_requested,
+)
+
+SDK_MODULE = "anthropic"
+PROVIDER = "anthropic"
+
+
+def _server(instance: Any) -> tuple[str | None, int | None]:
+    base_url = getattr(getattr(instance, "_client", None), "base_url", None)
+    if base_url is None:
+        return None, None
+    try:
+        parts = urlsplit(str(base_url))
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None, None
+
+
+def _text_size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, (list, tuple)):
+        return sum(_text_size(field(block, "text") or field(block, "content")) for block in content)
+    return 0
+
+
+def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    address, port = _server(instance)
+    messages = kwargs.get("messages")
+    messages = messages if isinstance(messages, (list, tuple)) else ()
+    model = kwargs.get("model")
+    request = RequestInfo(
+        provider=PROVIDER,
+        operation="chat",
+        request_model=model if isinstance(model, str) else "",
+        stream=kwargs.get("stream") is True,
+        server_address=address,
+        server_port=port,
+        max_tokens=int_or_none(kwargs.get("max_tokens")),
+        temperature=number_or_none(kwargs.get("temperature")),
+        top_p=number_or_none(kwargs.get("top_p")),
+        input_chars=sum(_text_size(field(m, "content")) for m in messages) + _text_size(kwargs.get("system")),
+        input_messages=len(messages),
+    )
+    return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs))
+
+
+def prepare_stream_helper(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    prepared = prepare(instance, kwargs, options)
+    return Prepared(dataclasses.replace(prepared.request, stream=True), kwargs)
+
+
+def _count(obj: Any, name: str) -> int:
+    value = field(obj, name)
+    count = int_or_none(value)
+    if count is None:
+        if value is not None:
+            _errors.report("usage.anthropic", None, f"usage field {name!r} is not a non-negative integer")
+        return 0
+    return count
+
+
+def usage_from(usage: Any) -> Usage | None:
+    """Partition an Anthropic ``usage`` object (Message.usage, or merged stream usage)."""
+    if usage is None:
+        return None
+    cache_write = _count(usage, "cache_creation_input_tokens")
+    split = field(usage, "cache_creation")
+    write_1h = min(_count(split, "ephemeral_1h_input_tokens"), cache_write) if split is not None else 0
+    return Usage(
+        input=_count(usage, "input_tokens"),
+        cache_read=_count(usage, "cache_read_input_tokens"),
+        cache_write=cache_write,
+        output=_count(usage, "output_tokens"),
+        reasoning=0,
+        cache_write_1h=write_1h,
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def extract(result: Any, prepared: Prepared) -> ResponseInfo:
+    reason = _str(field(result, "stop_reason"))
+    return ResponseInfo(
+        usage=usage_from(field(result, "usage")),
+        response_model=_str(field(result, "model")),
+        response_id=_str(field(result, "id")),
+        finish_reasons=(reason,) if reason else (),
+    )
+
+
+_DELTA_FIELDS = ("output_tokens", "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+class MessageAccumulator(StreamAccumulator):
+    """Raw stream events: message_start gives id, model and input usage; message_delta's cumulative counts replace."""
+
+    __slots__ = ("model", "response_id", "seen_start", "stop_reason", "usage")
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.usage: dict[str, Any] = {}
+        self.response_id: str | None = None
+        self.model: str | None = None
+        self.stop_reason: str | None = None
+        self.seen_start = False
+
+    def chunk(self, item: Any) -> bool:
+        kind = getattr(item, "type", None)
+        if kind == "message_start":
+            message = getattr(item, "message", None)
+            self.seen_start = True
+            self.response_id = _str(field(message, "id"))
+            self.model = _str(field(message, "model"))
+            usage = field(message, "usage")
+            if usage is not None:
+                for name in (*_DELTA_FIELDS, "cache_creation"):
+                    self.usage[name] = field(usage, name)
+        elif kind == "message_delta":
+            usage = getattr(item, "usage", None)
+            for name in _DELTA_FIELDS:
+                value = field(usage, name)
+                if value is not None:
+                    self.usage[name] = value  # cumulative: replaces, never adds
+            self.stop_reason = _str(field(getattr(item, "delta", None), "stop_reason")) or self.stop_reason
+        return False
+
+    def result(self) -> ResponseInfo:
+        return ResponseInfo(
+            usage=usage_from(self.usage) if self.seen_start else None,
+            response_model=self.model,
+            response_id=self.response_id,
+            finish_reasons=(self.stop_reason,) if self.stop_reason else (),
+        )
+
+
+_types: dict[str, Any] = {}
+
+
+def _sdk_types() -> dict[str, Any]:
+    if not _types:
+        import anthropic
+        from anthropic._response import BaseAPIResponse
+        from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
+
+        managers: list[Any] = [MessageStreamManager, AsyncMessageStreamManager]
+        try:
+            from anthropic.lib.streaming import BetaAsyncMessageStreamManager, BetaMessageStreamManager
+
+            managers += [BetaMessageStreamManager, BetaAsyncMessageStreamManager]
+        except ImportError:  # pragma: no cover - older SDKs
+            pass
+        _types["streams"] = (anthropic.Stream, anthropic.AsyncStream)
+        _types["raw"] = BaseAPIResponse
+        _types["model"] = anthropic.BaseModel
+        _types["managers"] = tuple(managers)
+    return _types
+
+
+def classify(result: Any) -> ResultKind:
+    types = _sdk_types()
+    if isinstance(result, types["model"]):
+        return "value"
+    if isinstance(result, types["streams"]):
+        return "stream"
+    if isinstance(result, types["managers"]):
+        return "deferred_stream"
+    if isinstance(result, types["raw"]):
+        return "raw_stream" if getattr(result, "_is_sse_stream", False) else "raw"
+    return "opaque"
+
+
+def bind_deferred(manager: Any, wrap: RequestWrapper) -> bool:
+    """Point a MessageStreamManager's pending request at ``wrap(request)`` (the SDK keeps it name-mangled)."""
+    for cls in type(manager).__mro__:
+        attribute = f"_{cls.__name__.lstrip('_')}__api_request"
+        if attribute in vars(manager):
+            setattr(manager, attribute, wrap(vars(manager)[attribute]))
+            return True
+    _errors.report("anthropic.stream_manager", None, "this anthropic SDK's stream manager is not recognised")
+    return False
+
+
+MESSAGES = Endpoint("chat", prepare, extract, MessageAccumulator, classify, bind_deferred)
+STREAM_HELPER = Endpoint("chat", prepare_stream_helper, extract, MessageAccumulator, classify, bind_deferred)
+
+_MODULE = "anthropic.resources.messages.messages"
+_BETA = "anthropic.resources.beta.messages.messages"
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(_MODULE, "Messages.create", MESSAGES),
+    Patch(_MODULE, "Messages.parse", MESSAGES, optional=True),
+    Patch(_MODULE, "Messages.stream", STREAM_HELPER),
+    Patch(_MODULE, "AsyncMessages.create", MESSAGES, is_async=True),
+    Patch(_MODULE, "AsyncMessages.parse", MESSAGES, is_async=True, optional=True),
+    Patch(_MODULE, "AsyncMessages.stream", STREAM_HELPER),  # returns a manager synchronously
+    Patch(_BETA, "Messages.create", MESSAGES, optional=True),
+    Patch(_BETA, "Messages.parse", MESSAGES, optional=True),
+    Patch(_BETA, "Messages.stream", STREAM_HELPER, optional=True),
+    Patch(_BETA, "AsyncMessages.create", MESSAGES, is_async=True, optional=True),
+    Patch(_BETA, "AsyncMessages.parse", MESSAGES, is_async=True, optional=True),
+    Patch(_BETA, "AsyncMessages.stream", STREAM_HELPER, optional=True),
+)

@@ -1,0 +1,210 @@
+"""Google Gen AI SDK (Gemini): PATCHES and pure functions SDK object -> Usage.
+
+One span per HTTP request: the SDK's private per-request methods are patched when present (automatic
+function calling and continuation make several requests inside one public call), else the public ones.
+Usage partition from ``usage_metadata``: input = prompt - cached + tool-use prompt, cache_read = cached,
+output = candidates, reasoning = thoughts (billed as output). In streams the last chunk carrying
+``usage_metadata`` wins; chunks are never summed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import _errors
+from .._usage import RequestInfo, ResponseInfo, Usage
+from . import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator, field, int_or_none, number_or_none
+
+SDK_MODULE = "google.genai"
+PROVIDER = "google"
+
+
+def _server(instance: Any) -> tuple[str | None, int | None]:
+    options = getattr(getattr(instance, "_api_client", None), "_http_options", None)
+    base_url = getattr(options, "base_url", None)
+    if not isinstance(base_url, str):
+        return None, None
+    try:
+        parts = urlsplit(base_url)
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None, None
+
+
+def _text_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_text_size(v) for v in value)
+    parts = field(value, "parts")
+    if parts is not None:
+        return _text_size(parts)
+    text = field(value, "text")
+    return len(text) if isinstance(text, str) else 0
+
+
+def _model_name(model: Any) -> str:
+    if not isinstance(model, str):
+        return ""
+    return model.rsplit("/", 1)[-1] if model.startswith(("models/", "publishers/", "projects/")) else model
+
+
+def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, operation: str = "generate_content",
+            stream: bool = False) -> Prepared:
+    address, port = _server(instance)
+    config = kwargs.get("config")
+    contents = kwargs.get("contents")
+    request = RequestInfo(
+        provider=PROVIDER,
+        operation=operation,
+        request_model=_model_name(kwargs.get("model")),
+        stream=stream,
+        server_address=address,
+        server_port=port,
+        max_tokens=int_or_none(field(config, "max_output_tokens")),
+        temperature=number_or_none(field(config, "temperature")),
+        top_p=number_or_none(field(config, "top_p")),
+        input_chars=_text_size(contents) + _text_size(field(config, "system_instruction")),
+        input_messages=len(contents) if isinstance(contents, (list, tuple)) else 1,
+    )
+    return Prepared(request, kwargs)
+
+
+def prepare_generate(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return prepare(instance, kwargs, options)
+
+
+def prepare_stream(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return prepare(instance, kwargs, options, stream=True)
+
+
+def prepare_embed(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
+    return prepare(instance, kwargs, options, operation="embeddings")
+
+
+def _count(obj: Any, name: str) -> int:
+    value = field(obj, name)
+    count = int_or_none(value)
+    if count is None:
+        if value is not None:
+            _errors.report("usage.google", None, f"usage field {name!r} is not a non-negative integer")
+        return 0
+    return count
+
+
+def usage_from(meta: Any) -> Usage | None:
+    """Partition Gemini ``usage_metadata``."""
+    if meta is None:
+        return None
+    prompt = _count(meta, "prompt_token_count")
+    cached = _count(meta, "cached_content_token_count")
+    if cached > prompt:
+        _errors.report("usage.google", None, "cached_content_token_count exceeds prompt_token_count")
+        cached = prompt
+    return Usage(
+        input=prompt - cached + _count(meta, "tool_use_prompt_token_count"),
+        cache_read=cached,
+        output=_count(meta, "candidates_token_count"),
+        reasoning=_count(meta, "thoughts_token_count"),
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _finish_reasons(candidates: Any) -> tuple[str, ...]:
+    if not isinstance(candidates, (list, tuple)):
+        return ()
+    reasons = []
+    for candidate in candidates:
+        reason = field(candidate, "finish_reason")
+        reason = getattr(reason, "value", reason)
+        if isinstance(reason, str) and reason:
+            reasons.append(reason)
+    return tuple(reasons)
+
+
+def extract(result: Any, prepared: Prepared) -> ResponseInfo:
+    return ResponseInfo(
+        usage=usage_from(field(result, "usage_metadata")),
+        response_model=_str(field(result, "model_version")),
+        response_id=_str(field(result, "response_id")),
+        finish_reasons=_finish_reasons(field(result, "candidates")),
+    )
+
+
+def extract_embeddings(result: Any, prepared: Prepared) -> ResponseInfo:
+    meta = field(result, "usage_metadata")
+    usage = None
+    if meta is not None:
+        usage = Usage(input=_count(meta, "prompt_token_count"))
+    else:  # Vertex AI reports per-embedding statistics instead
+        embeddings = field(result, "embeddings") or ()
+        counts = [field(field(e, "statistics"), "token_count") for e in embeddings]
+        if counts and all(isinstance(c, (int, float)) for c in counts):
+            usage = Usage(input=int(sum(counts)))
+    return ResponseInfo(usage=usage)
+
+
+class ChunkAccumulator(StreamAccumulator):
+    """The last chunk carrying usage_metadata wins; finish reasons and model come from the chunks seen."""
+
+    __slots__ = ("finish", "meta", "model", "response_id")
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.meta: Any = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.finish: tuple[str, ...] = ()
+
+    def chunk(self, item: Any) -> bool:
+        meta = getattr(item, "usage_metadata", None)
+        if meta is not None:
+            self.meta = meta
+        if self.model is None:
+            self.model = _str(getattr(item, "model_version", None))
+            self.response_id = _str(getattr(item, "response_id", None))
+        reasons = _finish_reasons(getattr(item, "candidates", None))
+        if reasons:
+            self.finish = reasons
+        return False
+
+    def result(self) -> ResponseInfo:
+        return ResponseInfo(usage=usage_from(self.meta), response_model=self.model, response_id=self.response_id,
+                            finish_reasons=self.finish)
+
+
+_types: dict[str, Any] = {}
+
+
+def classify(result: Any) -> ResultKind:
+    if not _types:
+        from google.genai import _common
+
+        _types["model"] = _common.BaseModel
+    if isinstance(result, _types["model"]):
+        return "value"
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        return "stream"
+    return "opaque"
+
+
+GENERATE = Endpoint("generate_content", prepare_generate, extract, ChunkAccumulator, classify)
+GENERATE_STREAM = Endpoint("generate_content", prepare_stream, extract, ChunkAccumulator, classify)
+EMBED = Endpoint("embeddings", prepare_embed, extract_embeddings, ChunkAccumulator, classify)
+
+_MODULE = "google.genai.models"
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(_MODULE, "Models._generate_content", GENERATE, fallback="Models.generate_content"),
+    Patch(_MODULE, "Models._generate_content_stream", GENERATE_STREAM, fallback="Models.generate_content_stream"),
+    Patch(_MODULE, "Models._embed_content", EMBED, fallback="Models.embed_content"),
+    Patch(_MODULE, "AsyncModels._generate_content", GENERATE, is_async=True, fallback="AsyncModels.generate_content"),
+    Patch(_MODULE, "AsyncModels._generate_content_stream", GENERATE_STREAM, is_async=True,
+          fallback="AsyncModels.generate_content_stream"),
+    Patch(_MODULE, "AsyncModels._embed_content", EMBED, is_async=True, fallback="AsyncModels.embed_content"),
+)

@@ -1,0 +1,113 @@
+"""The Gemini API wire format: generateContent, streamGenerateContent?alt=sse and batchEmbedContents."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from . import rules, wire
+
+_ids = itertools.count(1)
+_STATUS = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 400: "INVALID_ARGUMENT"}
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}}
+
+
+def _model(request: Request) -> str:
+    last = request.url.path.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+def usage_metadata(u: rules.SimUsage) -> dict[str, Any]:
+    meta = {
+        "promptTokenCount": u.prompt,
+        "candidatesTokenCount": u.visible_output,
+        "totalTokenCount": u.prompt + u.visible_output + u.reasoning + u.tool_use_prompt,
+    }
+    if u.cached:
+        meta["cachedContentTokenCount"] = u.cached
+    if u.reasoning:
+        meta["thoughtsTokenCount"] = u.reasoning
+    if u.tool_use_prompt:
+        meta["toolUsePromptTokenCount"] = u.tool_use_prompt
+    return meta
+
+
+async def _prologue(request: Request, stream: bool) -> tuple[dict[str, Any], wire.Behaviour, Response | None]:
+    body = await request.json()
+    behave = wire.behaviour(request, request.app.state.defaults)
+    await wire.delay(behave.latency_s)
+    failure = wire.error_response(behave.error or "", _error_body)
+    if failure is None and behave.error == "cut" and not stream:
+        failure = wire.error_response("malformed", _error_body)
+    return body, behave, failure
+
+
+def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    return candidate
+
+
+async def generate_content(request: Request) -> Response:
+    return await _generate(request, stream=False)
+
+
+async def stream_generate_content(request: Request) -> Response:
+    return await _generate(request, stream=True)
+
+
+async def _generate(request: Request, stream: bool) -> Response:
+    body, behave, failure = await _prologue(request, stream)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers)
+    model = _model(request)
+    ident = f"sim-{next(_ids)}"
+    text = " ".join(f"tok{i}" for i in range(usage.visible_output))
+    thoughts = " ".join(f"think{i}" for i in range(usage.reasoning))
+    max_out = (body.get("generationConfig") or {}).get("maxOutputTokens")
+    finish = "MAX_TOKENS" if max_out == usage.visible_output + usage.reasoning else "STOP"
+    meta = None if behave.error == "no-usage" else usage_metadata(usage)
+    base = {"modelVersion": model, "responseId": ident}
+    include_thoughts = ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts")
+    if not stream:
+        parts = ([{"text": thoughts, "thought": True}] if usage.reasoning and include_thoughts else []) + \
+            [{"text": text}]
+        return JSONResponse({"candidates": [_candidate(parts, finish)], **({"usageMetadata": meta} if meta else {}),
+                             **base})
+    pieces = rules.output_pieces(text, usage.visible_output)
+    events: list[tuple[str | None, Any]] = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        chunk: dict[str, Any] = {"candidates": [_candidate([{"text": piece}], finish if last else None)], **base}
+        if meta is not None:  # running counts on every chunk; the last one is final
+            chunk["usageMetadata"] = meta if last else {"promptTokenCount": usage.prompt,
+                                                        "totalTokenCount": usage.prompt}
+        events.append((None, chunk))
+    return wire.sse(events, behave, done_marker=False)
+
+
+async def batch_embed_contents(request: Request) -> Response:
+    body, behave, failure = await _prologue(request, stream=False)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers, embeddings=True)
+    count = len(body.get("requests") or [1])
+    payload: dict[str, Any] = {"embeddings": [{"values": [0.01 * (i + 1) for i in range(8)]} for _ in range(count)]}
+    if behave.error != "no-usage":
+        payload["usageMetadata"] = {"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt}
+    return JSONResponse(payload)
+
+
+HANDLERS = {
+    ":streamGenerateContent": stream_generate_content,
+    ":generateContent": generate_content,
+    ":batchEmbedContents": batch_embed_contents,
+}
