@@ -25,9 +25,15 @@ def test_demo_fills_the_ledger_and_reports_it(tmp_path: Path) -> None:
     for text in ("openai", "xai", "deepseek", "groq", "summarize", "agent", "Daily cost", "Budgets"):
         assert text in result.stdout
     import tokentrace
+    from tokentrace.cli.demo import SCENARIOS
 
+    made = [SCENARIOS[i % len(SCENARIOS)] for i in range(33)]
     totals = tokentrace.report(since="1d", ledger=ledger)["totals"]
-    assert totals["calls"] == 33 and totals["errors"] == 3 and totals["cached"] == 3
+    assert totals["calls"] == 33
+    assert totals["errors"] == sum(s.headers.get("x-sim-error") == "429" for s in made)
+    assert totals["cached"] == sum(s.kind == "cache_hit" for s in made)
+    by_provider = {r["key"] for r in tokentrace.report(since="1d", by="provider", ledger=ledger)["rows"]}
+    assert {"openai", "anthropic", "google", "xai", "deepseek", "groq"} <= by_provider
     from tokentrace.cli.render import money
 
     assert money(totals["cost_usd"]) in result.stdout  # the printed total row is the ledger's

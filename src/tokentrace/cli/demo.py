@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +26,7 @@ class Scenario:
     prompt: str = "Summarize the quarterly report in three short bullet points for the leadership team"
     cache_key: str | None = None
     user: str = "alice"
+    sdk: str = "openai"  # openai (any OpenAI-compatible host) | anthropic | google
 
 
 OPENAI = "https://api.openai.com/v1"
@@ -45,47 +46,86 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("autocomplete", OPENAI, "gpt-3.5-turbo-instruct", "completions", max_tokens=10),
     Scenario("chat", GROQ, "llama-3.3-70b-versatile", "stream", max_tokens=16),
     Scenario("chat", OPENAI, "gpt-4o-mini", "cache_hit", user="alice"),
+    Scenario("chat", "", "claude-haiku-4-5", "stream", max_tokens=24, user="bob", sdk="anthropic"),
+    Scenario("summarize", "", "gemini-2.5-flash", "chat", max_tokens=32, sdk="google"),
+    Scenario("agent", "", "claude-opus-4-6", "stream", max_tokens=40, sdk="anthropic",
+             headers={"x-sim-cached-tokens": "20", "x-sim-cache-write-tokens": "6"}),
+    Scenario("chat", "", "gemini-2.5-flash", "stream", max_tokens=16, user="carol", sdk="google"),
 )
 
 
-def scenarios(count: int) -> Iterator[Scenario]:
-    return itertools.islice(itertools.cycle(SCENARIOS), count)
-
-
 class Workload:
-    """Runs scenarios against a simulator with one OpenAI client per provider host."""
+    """Runs scenarios against a simulator: OpenAI clients per provider host, and Anthropic and Gemini clients."""
 
     def __init__(self, port: int) -> None:
         import openai
 
         from ..simulator import sync_client
 
+        self._port = port
         self._openai = openai
         self._clients: dict[str, Any] = {}
         self._http = sync_client(port)
+        self._expected: tuple[type[BaseException], ...] = (openai.APIError,)
+        self._closers: list[Callable[[], Any]] = [self._http.close]
 
-    def _client(self, base_url: str) -> Any:
-        client = self._clients.get(base_url)
-        if client is None:
-            client = self._openai.OpenAI(api_key="sk-demo-not-a-real-key", base_url=base_url,
+    def _client(self, scenario: Scenario) -> Any:
+        key = scenario.sdk if scenario.sdk != "openai" else scenario.provider_url
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        url = f"http://127.0.0.1:{self._port}"
+        if scenario.sdk == "anthropic":
+            import anthropic
+
+            client = anthropic.Anthropic(api_key="sk-ant-demo-not-a-real-key", base_url=url, max_retries=0)
+            self._expected += (anthropic.APIError,)
+        elif scenario.sdk == "google":
+            from google import genai
+            from google.genai import errors, types
+
+            client = genai.Client(api_key="demo-not-a-real-key", http_options=types.HttpOptions(base_url=url))
+            self._expected += (errors.APIError,)
+        else:
+            client = self._openai.OpenAI(api_key="sk-demo-not-a-real-key", base_url=scenario.provider_url,
                                          http_client=self._http, max_retries=0)
-            self._clients[base_url] = client
+        self._closers.append(client.close)
+        self._clients[key] = client
         return client
 
-    def run(self, scenario: Scenario) -> None:
-        """Make one call; the simulated errors are expected and swallowed here, as an app would handle them."""
-        from .. import attributes
+    def run(self, scenario: Scenario) -> bool:
+        """Make one call (False when its SDK is not installed); simulated errors are swallowed, as an app would."""
+        from .. import BudgetExceeded, attributes
 
-        client = self._client(scenario.provider_url)
+        try:
+            client = self._client(scenario)
+        except ImportError:
+            return False
         kwargs: dict[str, Any] = {"extra_headers": scenario.headers} if scenario.headers else {}
-        from .. import BudgetExceeded
-
         with attributes(feature=scenario.feature, session_id="demo-session", user_id=scenario.user), \
-                contextlib.suppress(self._openai.APIError, BudgetExceeded):
+                contextlib.suppress(*self._expected, BudgetExceeded):
             self._call(client, scenario, kwargs)
+        return True
 
     def _call(self, client: Any, s: Scenario, kwargs: dict[str, Any]) -> None:
         messages = [{"role": "system", "content": "You are a concise assistant"}, {"role": "user", "content": s.prompt}]
+        if s.sdk == "anthropic":
+            with client.messages.stream(model=s.model, max_tokens=s.max_tokens or 32, system=messages[0]["content"],
+                                        messages=messages[1:], **kwargs) as stream:
+                for _ in stream.text_stream:
+                    pass
+            return
+        if s.sdk == "google":
+            from google.genai import types
+
+            config = types.GenerateContentConfig(max_output_tokens=s.max_tokens,
+                                                 http_options=types.HttpOptions(headers=s.headers or None))
+            if s.kind == "stream":
+                for _ in client.models.generate_content_stream(model=s.model, contents=s.prompt, config=config):
+                    pass
+            else:
+                client.models.generate_content(model=s.model, contents=s.prompt, config=config)
+            return
         if s.max_tokens:
             kwargs["max_tokens" if s.kind in ("chat", "stream", "completions") else "max_output_tokens"] = s.max_tokens
         if s.cache_key:
@@ -107,16 +147,22 @@ class Workload:
             record_cache_hit("openai", s.model)
 
     def close(self) -> None:
-        self._http.close()
+        for close in self._closers:
+            with contextlib.suppress(Exception):
+                close()
 
 
 def run_workload(port: int, count: int, on_call: Callable[[], None] | None = None) -> None:
     workload = Workload(port)
     try:
-        for scenario in scenarios(count):
-            workload.run(scenario)
-            if on_call is not None:
-                on_call()
+        made = 0
+        for scenario in itertools.cycle(SCENARIOS):
+            if made >= count:
+                break
+            if workload.run(scenario):  # scenarios whose SDK is not installed are skipped
+                made += 1
+                if on_call is not None:
+                    on_call()
     finally:
         workload.close()
 
