@@ -203,14 +203,16 @@ def prices(
 def demo(
     calls: Annotated[int, typer.Option(min=1, help="How many calls the workload makes.")] = 60,
     serve: Annotated[bool, typer.Option(help="Keep producing traffic and serving /metrics until stopped.")] = False,
-    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Port for /metrics (127.0.0.1).")] = 9464,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Port for /metrics.")] = 9464,
+    metrics_addr: Annotated[str, typer.Option(help="Address /metrics binds (0.0.0.0 for the compose stack).")
+                            ] = "127.0.0.1",
     ledger: LedgerOption = None,
 ) -> None:
     """Run a simulated multi-provider workload through the real SDKs (no API keys), fill the ledger, report."""
     from .demo import run_demo
 
-    run_demo(calls=calls, serve=serve, metrics_port=metrics_port, ledger=ledger, console=console,
-             err_console=err_console, fail=fail)
+    run_demo(calls=calls, serve=serve, metrics_port=metrics_port, metrics_addr=metrics_addr, ledger=ledger,
+             console=console, err_console=err_console, fail=fail)
 
 
 def run() -> None:

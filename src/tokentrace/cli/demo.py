@@ -51,6 +51,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("agent", "", "claude-opus-4-6", "stream", max_tokens=40, sdk="anthropic",
              headers={"x-sim-cached-tokens": "20", "x-sim-cache-write-tokens": "6"}),
     Scenario("chat", "", "gemini-2.5-flash", "stream", max_tokens=16, user="carol", sdk="google"),
+    Scenario("search", "http://localhost:8000/v1", "acme-private-7b", "chat", max_tokens=8),  # no known price
 )
 
 
@@ -178,8 +179,8 @@ def demo_budgets() -> list[Any]:
     ]
 
 
-def run_demo(*, calls: int, serve: bool, metrics_port: int, ledger: Path | None, console: Any, err_console: Any,
-             fail: Callable[[str], NoReturn]) -> None:
+def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, ledger: Path | None, console: Any,
+             err_console: Any, fail: Callable[[str], NoReturn]) -> None:
     try:
         import openai  # noqa: F401
 
@@ -194,7 +195,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, ledger: Path | None,
     from .. import reports
     from . import render
 
-    handle = tokentrace.instrument(metrics_port=metrics_port if serve else None,
+    handle = tokentrace.instrument(metrics_port=metrics_port if serve else None, metrics_addr=metrics_addr,
                                    ledger=ledger if ledger is not None else None, budgets=demo_budgets())
     ledger_sink = handle.sink("ledger")
     if ledger_sink is None:
@@ -212,7 +213,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, ledger: Path | None,
             render.budget_table(console, [reports.budget_row(s.budget, s.spent_usd, s.spent_tokens)
                                           for s in budget_sink.status()])
         if serve:
-            _serve(sim.port, metrics_port, console)
+            _serve(sim.port, f"http://{metrics_addr}:{metrics_port}/metrics", console)
     tokentrace.flush()
     tokentrace.uninstrument()
 
@@ -231,12 +232,12 @@ def _provider_table(console: Any, data: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _serve(port: int, metrics_port: int, console: Any) -> None:
+def _serve(port: int, metrics_url: str, console: Any) -> None:
     """Keep traffic flowing until SIGINT or SIGTERM."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    console.print(f"Serving /metrics on http://127.0.0.1:{metrics_port}/metrics; Ctrl-C to stop.")
+    console.print(f"Serving {metrics_url}; Ctrl-C to stop.", soft_wrap=True)
     workload = Workload(port)
     try:
         for scenario in itertools.cycle(SCENARIOS):

@@ -29,6 +29,10 @@ def metric_name(name: str, namespace: str = "") -> str:
     return f"{namespace}_{name}" if namespace else name
 
 
+# stages exposed at 0 before any failure, so rates and alerts have a series to work on
+KNOWN_ERROR_STAGES = ("ledger.dropped", "ledger.open", "ledger.write", "wrapper.start", "wrapper.finish")
+
+
 class InternalErrorsCollector(Collector):
     """Exposes tokentrace's internal error counts (kept by ``_errors``) as a counter."""
 
@@ -39,7 +43,9 @@ class InternalErrorsCollector(Collector):
         family = CounterMetricFamily(
             self._name, "Failures inside tokentrace, by stage (the application call was unaffected)", labels=["stage"]
         )
-        for stage, count in sorted(_errors.counts().items()):
+        counts = dict.fromkeys(KNOWN_ERROR_STAGES, 0)
+        counts.update(_errors.counts())
+        for stage, count in sorted(counts.items()):
             family.add_metric([stage], count)
         yield family
 
@@ -61,6 +67,8 @@ class BudgetCollector(Collector):
                                               "Tokens so far in the budget's current period", labels=["budget"]),
             "limit_tokens": GaugeMetricFamily(metric_name("llm_budget_limit_tokens", self._namespace),
                                               "The budget's token limit per period", labels=["budget"]),
+            "period_end": GaugeMetricFamily(metric_name("llm_budget_period_end_timestamp_seconds", self._namespace),
+                                            "When the budget's current period ends (Unix time)", labels=["budget"]),
         }
         for status in self._status():
             families["spent_usd"].add_metric([status.name], status.spent_usd)
@@ -69,6 +77,7 @@ class BudgetCollector(Collector):
                 families["limit_usd"].add_metric([status.name], status.limit_usd)
             if status.limit_tokens is not None:
                 families["limit_tokens"].add_metric([status.name], status.limit_tokens)
+            families["period_end"].add_metric([status.name], status.budget.period_bounds()[1].timestamp())
         yield from families.values()
 
 
