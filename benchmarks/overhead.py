@@ -1,6 +1,7 @@
 """Overhead of one instrumented call vs an uninstrumented one: the real openai client, a mock HTTP transport.
 
-Everything on: spans to an in-memory exporter, OTel metrics to an in-memory reader, Prometheus counters.
+Everything on: spans to an in-memory exporter (batch span processor, as in production), OTel metrics to an
+in-memory reader, Prometheus counters, the SQLite ledger.
 Runs alternate (off, on, off, on, ...) so drift affects both; reports medians of per-call times.
 
     python benchmarks/overhead.py [--calls 2000] [--rounds 7] [--stream-chunks 1000]
@@ -11,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -20,7 +23,7 @@ import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
@@ -73,31 +76,43 @@ def per_call_us(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def instrument_everything() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    tokentrace.instrument(ledger=False, registry=CollectorRegistry(), tracer_provider=tracer_provider,
-                          meter_provider=meter_provider)
-    return exporter
+class Everything:
+    """tokentrace with every sink on: spans (batch processor, in-memory exporter), OTel metrics, Prometheus, ledger."""
+
+    def __init__(self, ledger: Path) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter, max_queue_size=100_000,
+                                                                   max_export_batch_size=4096))
+        self.reader = InMemoryMetricReader()
+        tokentrace.instrument(ledger=ledger, registry=CollectorRegistry(), tracer_provider=self.tracer_provider,
+                              meter_provider=MeterProvider(metric_readers=[self.reader]))
+
+    def finish(self) -> int:
+        """Uninstrument; return the number of spans really exported."""
+        tokentrace.flush()
+        self.tracer_provider.force_flush()
+        tokentrace.uninstrument()
+        count = len(self.exporter.get_finished_spans())
+        self.tracer_provider.shutdown()
+        return count
 
 
 def measure(label: str, fn: Callable[[], Any], calls: int, rounds: int, divide_by: int = 1) -> dict[str, float]:
     off: list[float] = []
     on: list[float] = []
-    for _ in range(3):  # warm-up both ways (imports, price lookup, label children)
-        fn()
-    instrument_everything()
-    for _ in range(3):
-        fn()
-    tokentrace.uninstrument()
-    for _ in range(rounds):
-        off.append(per_call_us(fn, calls) / divide_by)
-        exporter = instrument_everything()
-        on.append(per_call_us(fn, calls) / divide_by)
-        assert len(exporter.get_finished_spans()) == calls, "instrumented runs must really emit spans"
-        tokentrace.uninstrument()
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(3):  # warm-up both ways (imports, price lookup, label children)
+            fn()
+        warm = Everything(Path(tmp) / "warm.db")
+        for _ in range(3):
+            fn()
+        warm.finish()
+        for index in range(rounds):
+            off.append(per_call_us(fn, calls) / divide_by)
+            everything = Everything(Path(tmp) / f"round{index}.db")
+            on.append(per_call_us(fn, calls) / divide_by)
+            assert everything.finish() == calls, "instrumented runs must really emit spans"
     overheads = [b - a for a, b in zip(off, on, strict=True)]
     return {
         "label": label,  # type: ignore[dict-item]

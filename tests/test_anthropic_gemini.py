@@ -54,7 +54,7 @@ def test_anthropic_streamed_usage_replaces_the_placeholder_never_adds(simulator:
 
 def test_anthropic_thinking_is_output_not_reasoning(simulator: Any, telemetry: Telemetry) -> None:
     with sync_client("anthropic", simulator) as client, capture_usage() as records:
-        with client.messages.stream(**{**A_KW, "max_tokens": 9}, thinking={"type": "enabled", "budget_tokens": 6}) \
+        with client.messages.stream(**{**A_KW, "max_tokens": 9}, thinking={"type": "adaptive"}) \
                 as stream:
             final = stream.get_final_message()
     assert [block.type for block in final.content] == ["thinking", "text"]

@@ -47,6 +47,7 @@ def instrument(
     metric_labels: Iterable[str] = ("feature",),
     namespace: str | None = None,
     stream_usage: bool | None = None,
+    max_label_values: int | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
     registry: Any = None,
@@ -64,7 +65,7 @@ def instrument(
         return _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]
     settings = config.resolve(
         providers, prices, ledger, budgets, metrics_port, metrics_addr, capture_content, metric_labels,
-        namespace, stream_usage,
+        namespace, stream_usage, max_label_values,
     )
     return _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry

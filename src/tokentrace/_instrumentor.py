@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import wrapt
 
 from . import _wrappers
+from ._cardinality import LabelGuard
 from .config import Settings
 from .pricing import PriceTable, parse_overrides
 from .providers import Options, Patch
@@ -162,9 +163,10 @@ def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, m
         from .sinks.budget import BudgetSink
 
         budget_sink = BudgetSink(budgets, prices, settings.ledger)
-    sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider)]
+    guard = LabelGuard(settings.max_label_values)
+    sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider, guard)]
     sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels,
-                                budget_sink.status if budget_sink is not None else None))
+                                budget_sink.status if budget_sink is not None else None, guard))
     if settings.ledger is not None:
         from .sinks.ledger import LedgerSink
 

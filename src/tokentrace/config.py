@@ -39,6 +39,7 @@ class Settings:
     metric_labels: tuple[str, ...]
     namespace: str
     stream_usage: bool
+    max_label_values: int = 1000
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -64,6 +65,7 @@ def resolve(
     metric_labels: Iterable[str],
     namespace: str | None,
     stream_usage: bool | None,
+    max_label_values: int | None = None,
 ) -> Settings:
     chosen: tuple[str, ...]
     if providers is None:
@@ -104,4 +106,16 @@ def resolve(
         metric_labels=labels,
         namespace=namespace if namespace is not None else os.environ.get("TOKENTRACE_NAMESPACE", ""),
         stream_usage=stream_usage if stream_usage is not None else env_flag("TOKENTRACE_STREAM_USAGE", True),
+        max_label_values=_positive(max_label_values, "max_label_values") if max_label_values is not None
+        else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
     )
+
+
+def _positive(value: Any, source: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"{source} must be a positive integer, got {number}")
+    return number

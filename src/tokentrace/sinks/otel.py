@@ -10,7 +10,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _semconv as sc
-from .._usage import UsageRecord
+from .._cardinality import LabelGuard
+from .._usage import RequestInfo, UsageRecord
 from . import Sink
 
 if TYPE_CHECKING:
@@ -22,7 +23,10 @@ _VERSION = "0.1.0"
 class OTelSink(Sink):
     name = "otel"
 
-    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
+                 guard: LabelGuard | None = None) -> None:
+        self.guard = guard or LabelGuard()
+        self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer("tokentrace", _VERSION, tracer_provider=tracer_provider,
                                        schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}")
         meter = otel_metrics.get_meter("tokentrace", _VERSION, meter_provider=meter_provider)
@@ -75,28 +79,41 @@ class OTelSink(Sink):
             state[1] = None
             otel_context.detach(token)
 
-    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
-        request = call.request
-        provider_name = sc.PROVIDER_NAMES.get(record.provider, record.provider)
-        metric_attributes: dict[str, Any] = {
+    def _metric_attribute_sets(self, request: RequestInfo, record: UsageRecord
+                               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(common, input tokens, output tokens) metric attributes, built once per distinct key and reused."""
+        key = (record.provider, record.operation, record.request_model, record.model, request.server_address,
+               request.server_port, record.error_type)
+        cached = self._metric_attributes.get(key)
+        if cached is not None:
+            return cached
+        common: dict[str, Any] = {
             sc.OPERATION_NAME: record.operation,
-            sc.PROVIDER_NAME: provider_name,
-            sc.REQUEST_MODEL: record.request_model,
-            sc.RESPONSE_MODEL: record.model,
+            sc.PROVIDER_NAME: sc.PROVIDER_NAMES.get(record.provider, record.provider),
+            sc.REQUEST_MODEL: self.guard.value("model", record.request_model),
+            sc.RESPONSE_MODEL: self.guard.value("model", record.model),
         }
         if request.server_address:
-            metric_attributes[sc.SERVER_ADDRESS] = request.server_address
+            common[sc.SERVER_ADDRESS] = request.server_address
         if request.server_port:
-            metric_attributes[sc.SERVER_PORT] = request.server_port
+            common[sc.SERVER_PORT] = request.server_port
         if record.error_type:
-            metric_attributes[sc.ERROR_TYPE] = record.error_type
-        self.duration.record(record.latency_s, metric_attributes)
+            common[sc.ERROR_TYPE] = record.error_type
+        sets = (common, {**common, sc.TOKEN_TYPE: "input"}, {**common, sc.TOKEN_TYPE: "output"})
+        if len(self._metric_attributes) > 10_000:
+            self._metric_attributes.clear()
+        self._metric_attributes[key] = sets
+        return sets
+
+    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
+        common, input_attributes, output_attributes = self._metric_attribute_sets(call.request, record)
+        self.duration.record(record.latency_s, common)
         usage = record.usage
         if record.usage_reported:
-            self.token_usage.record(usage.all_input, {**metric_attributes, sc.TOKEN_TYPE: "input"})
-            self.token_usage.record(usage.all_output, {**metric_attributes, sc.TOKEN_TYPE: "output"})
+            self.token_usage.record(usage.all_input, input_attributes)
+            self.token_usage.record(usage.all_output, output_attributes)
         if record.ttft_s is not None:
-            self.time_to_first_chunk.record(record.ttft_s, metric_attributes)
+            self.time_to_first_chunk.record(record.ttft_s, common)
 
         if state is None:
             return

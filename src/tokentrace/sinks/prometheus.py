@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import _errors
+from .._cardinality import LabelGuard
 from .._usage import TOKEN_TYPES, UsageRecord
 from . import Sink
 
@@ -153,7 +154,8 @@ class PrometheusSink(Sink):
     name = "prometheus"
 
     def __init__(self, registry: CollectorRegistry | None, namespace: str, label_keys: tuple[str, ...],
-                 budget_status: Callable[[], Iterable[Any]] | None = None) -> None:
+                 budget_status: Callable[[], Iterable[Any]] | None = None, guard: LabelGuard | None = None) -> None:
+        self.guard = guard or LabelGuard()
         self.registry = registry if registry is not None else REGISTRY
         self.metrics = metrics_for(self.registry, namespace, label_keys)
         self.label_keys = label_keys
@@ -170,12 +172,15 @@ class PrometheusSink(Sink):
         key = (record.provider, record.model, record.operation, record.status, *extra)
         children = self._children.get(key)
         if children is None:
+            guard = self.guard
+            model = guard.value("model", record.model)
+            extra = tuple(guard.value(k, v) for k, v in zip(self.label_keys, extra, strict=True))
             with self._lock:
                 children = self._children.get(key)
                 if children is None:
-                    children = _Children(self.metrics, record.provider, record.model, record.operation,
-                                         record.status, extra)
-                    self._children[key] = children
+                    children = _Children(self.metrics, record.provider, model, record.operation, record.status, extra)
+                    if len(self._children) < 100_000:  # folded keys share children; never grow without bound
+                        self._children[key] = children
         return children
 
     def end(self, call: Call, record: UsageRecord, state: Any) -> None:
@@ -186,8 +191,9 @@ class PrometheusSink(Sink):
             return
         usage = record.usage
         if record.usage_reported:
-            for child, (_, value) in zip(c.tokens, usage.by_type(), strict=False):
-                child.inc(value)
+            for child, (_, value) in zip(c.tokens, usage.by_type(), strict=True):
+                if value:  # every series already exists (labels() made it at 0)
+                    child.inc(value)
             c.tokens_in.observe(usage.all_input)
             c.tokens_out.observe(usage.all_output)
         if record.cost_usd is not None:

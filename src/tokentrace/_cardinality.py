@@ -1,0 +1,36 @@
+"""Bounded label values: at most ``cap`` distinct values per label; later values fold into ``other`` (counted)."""
+
+from __future__ import annotations
+
+import threading
+
+from . import _errors
+
+OTHER = "other"
+DEFAULT_CAP = 1000
+
+
+class LabelGuard:
+    """Shared by the metric sinks so an odd provider (or user) cannot blow up a time-series database."""
+
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        self.cap = cap
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self.folded = 0
+
+    def value(self, label: str, value: str) -> str:
+        seen = self._seen.get(label)
+        if seen is not None and value in seen:
+            return value
+        with self._lock:
+            seen = self._seen.setdefault(label, set())
+            if value in seen:
+                return value
+            if len(seen) < self.cap:
+                seen.add(value)
+                return value
+            self.folded += 1
+        _errors.report(f"label_cap.{label}", None, f"more than {self.cap} values of label {label!r}; "
+                                                   f"further values are recorded as {OTHER!r}")
+        return OTHER
