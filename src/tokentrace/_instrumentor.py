@@ -170,7 +170,7 @@ def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, m
     if settings.ledger is not None:
         from .sinks.ledger import LedgerSink
 
-        sinks.append(LedgerSink(settings.ledger))
+        sinks.append(LedgerSink(settings.ledger, queue_size=settings.ledger_queue_size))
     if budget_sink is not None:
         sinks.append(budget_sink)
     return sinks

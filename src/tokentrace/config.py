@@ -40,6 +40,7 @@ class Settings:
     namespace: str
     stream_usage: bool
     max_label_values: int = 1000
+    ledger_queue_size: int = 100_000
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -108,6 +109,8 @@ def resolve(
         stream_usage=stream_usage if stream_usage is not None else env_flag("TOKENTRACE_STREAM_USAGE", True),
         max_label_values=_positive(max_label_values, "max_label_values") if max_label_values is not None
         else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
+        ledger_queue_size=_positive(os.environ.get("TOKENTRACE_LEDGER_QUEUE_SIZE") or 100_000,
+                                    "TOKENTRACE_LEDGER_QUEUE_SIZE"),
     )
 
 

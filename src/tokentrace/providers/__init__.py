@@ -97,9 +97,12 @@ def field(obj: Any, name: str) -> Any:
         return None
     if obj.__class__ is dict:
         return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None and isinstance(obj, Mapping):
-        return obj.get(name)
+    try:
+        value = getattr(obj, name, None)
+        if value is None and isinstance(obj, Mapping):
+            return obj.get(name)
+    except Exception:  # an odd object whose attribute access raises: treat as absent
+        return None
     return value
 
 
