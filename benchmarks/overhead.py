@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,17 +30,8 @@ from prometheus_client import CollectorRegistry
 
 import tokentrace
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                 "message": {"role": "assistant", "content": "A short, realistic answer of a few words.",
-                             "refusal": None}}],
-    "usage": {"prompt_tokens": 42, "completion_tokens": 11, "total_tokens": 53,
-              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
-    "system_fingerprint": "fp_bench",
-}).encode()
+sys.path.insert(0, str(Path(__file__).parent))
+from payloads import COMPLETION, MESSAGES
 
 
 def _stream_body(chunks: int) -> bytes:
@@ -64,9 +56,6 @@ def make_client(stream_chunks: int) -> openai.OpenAI:
 
     return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
                          http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
-
-
-MESSAGES = [{"role": "user", "content": "Summarize the quarterly report in three bullet points."}]
 
 
 def per_call_us(fn: Callable[[], Any], calls: int) -> float:

@@ -199,7 +199,8 @@ def instrument(
 
             server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry)
         handle = Instrumentation(settings, recorder, server)
-        _wrappers.active.options = Options(stream_usage=settings.stream_usage)
+        _wrappers.active.options = Options(stream_usage=settings.stream_usage,
+                                           measure_prompt=handle_has_budgets(recorder))
         _wrappers.active.recorder = recorder
         _current = handle
         for provider in settings.providers:
@@ -211,6 +212,10 @@ def instrument(
                 wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
         threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
         return handle
+
+
+def handle_has_budgets(recorder: Recorder) -> bool:
+    return any(sink.name == "budget" for sink in recorder.sinks)
 
 
 def _sdk_installed(module: str) -> bool:

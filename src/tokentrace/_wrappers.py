@@ -49,11 +49,16 @@ def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[C
 class _StreamState:
     """Everything a stream proxy needs to finish its call; kept apart from the proxy for the GC finalizer."""
 
-    __slots__ = ("__weakref__", "accumulator", "call")
+    __slots__ = ("__weakref__", "accumulator", "call", "waiting_first")
 
     def __init__(self, call: Call, accumulator: StreamAccumulator) -> None:
         self.call = call
         self.accumulator = accumulator
+        self.waiting_first = True
+
+    def first_chunk(self) -> None:
+        self.waiting_first = False
+        self.call.first_chunk()
 
     def finish(self, exc: BaseException | None = None) -> None:
         call = self.call
@@ -81,28 +86,27 @@ class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_accumulator = state.accumulator
-        self._self_call = state.call
+        self._self_next = wrapped.__next__
         _watch(self, state)
 
     def __iter__(self) -> SyncStreamProxy:
         return self
 
     def __next__(self) -> Any:
+        state = self._self_state
         while True:
             try:
-                item = self.__wrapped__.__next__()
+                item = self._self_next()
             except StopIteration:
-                self._self_state.finish()
+                state.finish()
                 raise
             except BaseException as exc:
-                self._self_state.finish(exc)
+                state.finish(exc)
                 raise
-            call = self._self_call
-            if call.first_chunk_at is None:
-                call.first_chunk()
+            if state.waiting_first:
+                state.first_chunk()
             try:
-                if not self._self_accumulator.chunk(item):
+                if not state.accumulator.chunk(item):
                     return item
             except Exception as exc:
                 _errors.report("stream.chunk", exc, "could not read a stream chunk")
@@ -131,28 +135,26 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_accumulator = state.accumulator
-        self._self_call = state.call
         _watch(self, state)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
+        state = self._self_state
         while True:
             try:
                 item = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
-                self._self_state.finish()
+                state.finish()
                 raise
             except BaseException as exc:
-                self._self_state.finish(exc)
+                state.finish(exc)
                 raise
-            call = self._self_call
-            if call.first_chunk_at is None:
-                call.first_chunk()
+            if state.waiting_first:
+                state.first_chunk()
             try:
-                if not self._self_accumulator.chunk(item):
+                if not state.accumulator.chunk(item):
                     return item
             except Exception as exc:
                 _errors.report("stream.chunk", exc, "could not read a stream chunk")

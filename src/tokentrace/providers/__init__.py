@@ -23,6 +23,8 @@ class Options:
 
     stream_usage: bool = True
     """Ask for stream usage (OpenAI ``stream_options.include_usage``) when the caller did not."""
+    measure_prompt: bool = False
+    """Count prompt characters before sending (only budgets need it: the estimate of a call's cost)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,13 @@ def field(obj: Any, name: str) -> Any:
         return None
     if obj.__class__ is dict:
         return obj.get(name)
+    values = getattr(obj, "__dict__", None)
+    if values is not None:
+        if name in values:
+            return values[name]
+        if hasattr(obj, "__pydantic_extra__"):  # a pydantic model: fields live in __dict__, extras here
+            extra = obj.__pydantic_extra__  # (asking the model for a missing name raises slowly)
+            return extra.get(name) if extra else None
     try:
         value = getattr(obj, name, None)
         if value is None and isinstance(obj, Mapping):

@@ -55,7 +55,7 @@ def _text_size(content: Any) -> int:
 def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
     address, port = _server(instance)
     messages = kwargs.get("messages")
-    messages = messages if isinstance(messages, (list, tuple)) else ()
+    messages = messages if isinstance(messages, (list, tuple)) and options.measure_prompt else ()
     model = kwargs.get("model")
     request = RequestInfo(
         provider=PROVIDER,

@@ -67,7 +67,8 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, opera
         max_tokens=int_or_none(field(config, "max_output_tokens")),
         temperature=number_or_none(field(config, "temperature")),
         top_p=number_or_none(field(config, "top_p")),
-        input_chars=_text_size(contents) + _text_size(field(config, "system_instruction")),
+        input_chars=_text_size(contents) + _text_size(field(config, "system_instruction"))
+        if options.measure_prompt else 0,
         input_messages=len(contents) if isinstance(contents, (list, tuple)) else 1,
     )
     return Prepared(request, kwargs)

@@ -61,7 +61,7 @@ _client_cache: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
 
 def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
     client = getattr(instance, "_client", None)
-    base_url = getattr(client, "base_url", None)
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     cached = _client_cache.get(id(base_url))
     if cached is not None and cached[0] is base_url:
         return cached[1]
@@ -89,7 +89,7 @@ def _prepare(
         if max_tokens is not None:
             break
     model = kwargs.get("model")
-    chars, messages = prompt_size(kwargs)
+    chars, messages = prompt_size(kwargs) if options.measure_prompt else (0, 0)
     request = RequestInfo(
         provider=provider,
         operation=operation,
@@ -272,18 +272,18 @@ class ChatAccumulator(StreamAccumulator):
 
     def chunk(self, item: Any) -> bool:
         if self.response_id is None:
-            self.response_id = _str(getattr(item, "id", None))
-            self.model = _str(getattr(item, "model", None))
-        usage = getattr(item, "usage", None)
+            self.response_id = _str(field(item, "id"))
+            self.model = _str(field(item, "model"))
+        usage = field(item, "usage")
         if usage is None:
-            extra = getattr(item, "x_groq", None)  # Groq puts stream usage here
+            extra = field(item, "x_groq")  # Groq puts stream usage here
             usage = field(extra, "usage") if extra is not None else None
-        choices = getattr(item, "choices", None)
+        choices = field(item, "choices")
         if choices:
             for choice in choices:
-                reason = getattr(choice, "finish_reason", None)
+                reason = field(choice, "finish_reason")
                 if reason:
-                    self.finish[getattr(choice, "index", 0) or 0] = reason
+                    self.finish[field(choice, "index") or 0] = reason
         if usage is not None:
             self.usage = usage
             return self.hide and not choices
