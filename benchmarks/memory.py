@@ -50,6 +50,7 @@ def main() -> None:
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=20_000))
     with tempfile.TemporaryDirectory() as tmp:
         handle = tokentrace.instrument(ledger=Path(tmp) / "usage.db", registry=CollectorRegistry(),
+                                       prices={f"model-{i}": {"input": 1.0, "output": 2.0} for i in range(50)},
                                        tracer_provider=tracer_provider,
                                        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
         recorder = handle.recorder

@@ -347,3 +347,45 @@ def test_no_prompt_text_and_no_api_key_anywhere(provider: str, simulator: Any, t
         assert "secret-key" not in text and "sk-test" not in text and "AIza" not in text
         assert secret_prompt not in text and completion not in text
     assert os.stat(ledger).st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "google"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_content_is_captured_on_spans_only_when_asked(provider: str, stream: bool, simulator: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    ledger = tmp_path / "usage.db"
+    telemetry = make_telemetry(ledger=ledger)
+    prompt = "zebra quartz"
+    with sync_client(provider, simulator) as client:
+        if provider == "openai":
+            kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}],
+                                      "max_tokens": 3}
+            result = client.chat.completions.create(**kwargs, stream=stream)
+            text = "".join(c.choices[0].delta.content or "" for c in result) if stream else \
+                result.choices[0].message.content
+        elif provider == "anthropic":
+            kwargs = {"model": "claude-opus-4-6", "max_tokens": 3, "messages": [{"role": "user", "content": prompt}]}
+            if stream:
+                with client.messages.stream(**kwargs) as s:
+                    text = "".join(s.text_stream)
+            else:
+                text = client.messages.create(**kwargs).content[0].text
+        else:
+            from google.genai import types
+
+            config = types.GenerateContentConfig(max_output_tokens=3)
+            if stream:
+                text = "".join(c.text or "" for c in client.models.generate_content_stream(
+                    model="gemini-2.5-flash", contents=prompt, config=config))
+            else:
+                text = client.models.generate_content(model="gemini-2.5-flash", contents=prompt, config=config).text
+    (span,) = telemetry.finished_spans()
+    inputs = json.loads(span.attributes["gen_ai.input.messages"])
+    outputs = json.loads(span.attributes["gen_ai.output.messages"])
+    assert inputs[-1]["parts"][0]["content"] == prompt
+    assert outputs[0]["role"] == "assistant" and outputs[0]["parts"][0]["content"] == text and text
+    tokentrace.flush()
+    assert prompt not in " ".join(str(r) for r in sqlite3.connect(ledger).execute("SELECT * FROM llm_usage"))

@@ -200,7 +200,8 @@ def instrument(
             server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry)
         handle = Instrumentation(settings, recorder, server)
         _wrappers.active.options = Options(stream_usage=settings.stream_usage,
-                                           measure_prompt=handle_has_budgets(recorder))
+                                           measure_prompt=handle_has_budgets(recorder),
+                                           capture_content=settings.capture_content)
         _wrappers.active.recorder = recorder
         _current = handle
         for provider in settings.providers:

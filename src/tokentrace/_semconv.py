@@ -24,6 +24,8 @@ TOKEN_TYPE = "gen_ai.token.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
+INPUT_MESSAGES = "gen_ai.input.messages"  # only with content capture on
+OUTPUT_MESSAGES = "gen_ai.output.messages"
 
 # metrics
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"

@@ -85,6 +85,8 @@ class RequestInfo:
     input_messages: int = 0
     cached: bool = False
     """An app-level response-cache hit (record_cache_hit): nothing is sent, nothing is spent."""
+    captured_input: str | None = None
+    """Prompt messages as JSON, only when content capture is on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class ResponseInfo:
     response_model: str | None = None
     response_id: str | None = None
     finish_reasons: tuple[str, ...] = ()
+    output_text: str | None = None
+    """Completion text, only when content capture is on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,8 @@ class UsageRecord:
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """Attribution keys in effect for the call (feature, session_id, user_id, ...)."""
     trace_id: str | None = None
+    output_text: str | None = None
+    """Completion text, only when content capture is on (never written to the ledger)."""
 
     @property
     def feature(self) -> str:

@@ -189,5 +189,6 @@ class Call:
             usage_reported=reported,
             attributes=self.attributes,
             trace_id=self.trace_id,
+            output_text=response.output_text if response is not None else None,
         )
         self.recorder.emit(self, record)

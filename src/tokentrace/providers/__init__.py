@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
@@ -25,6 +26,8 @@ class Options:
     """Ask for stream usage (OpenAI ``stream_options.include_usage``) when the caller did not."""
     measure_prompt: bool = False
     """Count prompt characters before sending (only budgets need it: the estimate of a call's cost)."""
+    capture_content: bool = False
+    """Record prompt and completion text on spans (``gen_ai.input.messages`` / ``gen_ai.output.messages``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class Prepared:
     """tokentrace asked for stream usage the caller did not: hide the extra usage-only chunk."""
     body_left_to_caller: bool = False
     """``with_streaming_response``: the caller reads the body itself, so the call is recorded without usage."""
+    capture_content: bool = False
+    """Content capture is on: extractors and accumulators also return the completion text."""
 
 
 class StreamAccumulator:
@@ -122,3 +127,53 @@ def streaming_response_requested(kwargs: Mapping[str, Any]) -> bool:
     """True for the Stainless SDKs' ``with_streaming_response`` calls (openai, anthropic)."""
     headers = kwargs.get("extra_headers")
     return isinstance(headers, Mapping) and headers.get(RAW_RESPONSE_HEADER) == "stream"
+
+
+MAX_CAPTURED_CHARS = 32_768
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, (list, tuple)):
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            text = part if isinstance(part, str) else field(part, "text")
+            if isinstance(text, str):
+                parts.append({"type": "text", "content": text})
+            else:
+                parts.append({"type": str(field(part, "type") or "other")})
+        return parts
+    nested = field(content, "parts")
+    return _parts(nested) if nested is not None else [{"type": "other"}]
+
+
+def capture_messages(messages: Any, system: Any = None) -> str | None:
+    """Prompt messages as semconv ``gen_ai.input.messages`` JSON (truncated); only called when capture is on."""
+    try:
+        out: list[dict[str, Any]] = []
+        if system is not None:
+            out.append({"role": "system", "parts": _parts(system)})
+        items = [messages] if isinstance(messages, str) or not isinstance(messages, (list, tuple)) else messages
+        for message in items:
+            if isinstance(message, str):
+                out.append({"role": "user", "parts": _parts(message)})
+            else:
+                role = field(message, "role") or "user"
+                content = field(message, "content")
+                out.append({"role": str(role), "parts": _parts(content if content is not None
+                                                               else field(message, "parts"))})
+        return json.dumps(out, default=str, ensure_ascii=False)[:MAX_CAPTURED_CHARS]
+    except Exception:
+        return None
+
+
+def capture_output(text: str | None, finish_reasons: tuple[str, ...] = ()) -> str | None:
+    if text is None:
+        return None
+    message: dict[str, Any] = {"role": "assistant", "parts": [{"type": "text", "content": text}]}
+    if finish_reasons:
+        message["finish_reason"] = finish_reasons[0]
+    return json.dumps([message], ensure_ascii=False)[:MAX_CAPTURED_CHARS]

@@ -23,6 +23,8 @@ from . import (
     RequestWrapper,
     ResultKind,
     StreamAccumulator,
+    capture_messages,
+    capture_output,
     field,
     int_or_none,
     number_or_none,
@@ -69,13 +71,16 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
         top_p=number_or_none(kwargs.get("top_p")),
         input_chars=sum(_text_size(field(m, "content")) for m in messages) + _text_size(kwargs.get("system")),
         input_messages=len(messages),
+        captured_input=capture_messages(kwargs.get("messages"), kwargs.get("system"))
+        if options.capture_content else None,
     )
-    return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs))
+    return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs),
+                    capture_content=options.capture_content)
 
 
 def prepare_stream_helper(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
     prepared = prepare(instance, kwargs, options)
-    return Prepared(dataclasses.replace(prepared.request, stream=True), kwargs)
+    return dataclasses.replace(prepared, request=dataclasses.replace(prepared.request, stream=True))
 
 
 def _count(obj: Any, name: str) -> int:
@@ -109,13 +114,22 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _text_of(content: Any) -> str | None:
+    if not isinstance(content, (list, tuple)):
+        return None
+    texts = [t for block in content if field(block, "type") == "text" and isinstance(t := field(block, "text"), str)]
+    return "".join(texts)
+
+
 def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     reason = _str(field(result, "stop_reason"))
+    reasons = (reason,) if reason else ()
     return ResponseInfo(
         usage=usage_from(field(result, "usage")),
         response_model=_str(field(result, "model")),
         response_id=_str(field(result, "id")),
-        finish_reasons=(reason,) if reason else (),
+        finish_reasons=reasons,
+        output_text=capture_output(_text_of(field(result, "content")), reasons) if prepared.capture_content else None,
     )
 
 
@@ -125,7 +139,7 @@ _DELTA_FIELDS = ("output_tokens", "input_tokens", "cache_creation_input_tokens",
 class MessageAccumulator(StreamAccumulator):
     """Raw stream events: message_start gives id, model and input usage; message_delta's cumulative counts replace."""
 
-    __slots__ = ("model", "response_id", "seen_start", "stop_reason", "usage")
+    __slots__ = ("model", "response_id", "seen_start", "stop_reason", "text", "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.usage: dict[str, Any] = {}
@@ -133,6 +147,7 @@ class MessageAccumulator(StreamAccumulator):
         self.model: str | None = None
         self.stop_reason: str | None = None
         self.seen_start = False
+        self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
         kind = getattr(item, "type", None)
@@ -152,14 +167,20 @@ class MessageAccumulator(StreamAccumulator):
                 if value is not None:
                     self.usage[name] = value  # cumulative: replaces, never adds
             self.stop_reason = _str(field(getattr(item, "delta", None), "stop_reason")) or self.stop_reason
+        elif kind == "content_block_delta" and self.text is not None:
+            piece = field(getattr(item, "delta", None), "text")
+            if isinstance(piece, str):
+                self.text.append(piece)
         return False
 
     def result(self) -> ResponseInfo:
+        reasons = (self.stop_reason,) if self.stop_reason else ()
         return ResponseInfo(
             usage=usage_from(self.usage) if self.seen_start else None,
             response_model=self.model,
             response_id=self.response_id,
-            finish_reasons=(self.stop_reason,) if self.stop_reason else (),
+            finish_reasons=reasons,
+            output_text=capture_output("".join(self.text), reasons) if self.text is not None else None,
         )
 
 

@@ -16,7 +16,19 @@ from urllib.parse import urlsplit
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
-from . import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator, field, int_or_none, number_or_none
+from . import (
+    Endpoint,
+    Options,
+    Patch,
+    Prepared,
+    ResultKind,
+    StreamAccumulator,
+    capture_messages,
+    capture_output,
+    field,
+    int_or_none,
+    number_or_none,
+)
 
 SDK_MODULE = "google.genai"
 PROVIDER = "google"
@@ -70,8 +82,10 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, opera
         input_chars=_text_size(contents) + _text_size(field(config, "system_instruction"))
         if options.measure_prompt else 0,
         input_messages=len(contents) if isinstance(contents, (list, tuple)) else 1,
+        captured_input=capture_messages(contents, field(config, "system_instruction"))
+        if options.capture_content else None,
     )
-    return Prepared(request, kwargs)
+    return Prepared(request, kwargs, capture_content=options.capture_content)
 
 
 def prepare_generate(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
@@ -129,12 +143,22 @@ def _finish_reasons(candidates: Any) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def _candidate_text(candidates: Any) -> str | None:
+    if not isinstance(candidates, (list, tuple)) or not candidates:
+        return None
+    parts = field(field(candidates[0], "content"), "parts") or ()
+    return "".join(t for p in parts if not field(p, "thought") and isinstance(t := field(p, "text"), str))
+
+
 def extract(result: Any, prepared: Prepared) -> ResponseInfo:
+    candidates = field(result, "candidates")
+    reasons = _finish_reasons(candidates)
     return ResponseInfo(
         usage=usage_from(field(result, "usage_metadata")),
         response_model=_str(field(result, "model_version")),
         response_id=_str(field(result, "response_id")),
-        finish_reasons=_finish_reasons(field(result, "candidates")),
+        finish_reasons=reasons,
+        output_text=capture_output(_candidate_text(candidates), reasons) if prepared.capture_content else None,
     )
 
 
@@ -154,13 +178,14 @@ def extract_embeddings(result: Any, prepared: Prepared) -> ResponseInfo:
 class ChunkAccumulator(StreamAccumulator):
     """The last chunk carrying usage_metadata wins; finish reasons and model come from the chunks seen."""
 
-    __slots__ = ("finish", "meta", "model", "response_id")
+    __slots__ = ("finish", "meta", "model", "response_id", "text")
 
     def __init__(self, prepared: Prepared) -> None:
         self.meta: Any = None
         self.model: str | None = None
         self.response_id: str | None = None
         self.finish: tuple[str, ...] = ()
+        self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
         meta = getattr(item, "usage_metadata", None)
@@ -169,14 +194,19 @@ class ChunkAccumulator(StreamAccumulator):
         if self.model is None:
             self.model = _str(getattr(item, "model_version", None))
             self.response_id = _str(getattr(item, "response_id", None))
-        reasons = _finish_reasons(getattr(item, "candidates", None))
+        candidates = getattr(item, "candidates", None)
+        reasons = _finish_reasons(candidates)
         if reasons:
             self.finish = reasons
+        if self.text is not None:
+            self.text.append(_candidate_text(candidates) or "")
         return False
 
     def result(self) -> ResponseInfo:
         return ResponseInfo(usage=usage_from(self.meta), response_model=self.model, response_id=self.response_id,
-                            finish_reasons=self.finish)
+                            finish_reasons=self.finish,
+                            output_text=capture_output("".join(self.text), self.finish) if self.text is not None
+                            else None)
 
 
 _types: dict[str, Any] = {}

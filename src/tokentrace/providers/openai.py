@@ -14,6 +14,8 @@ from . import (
     Prepared,
     ResultKind,
     StreamAccumulator,
+    capture_messages,
+    capture_output,
     field,
     int_or_none,
     number_or_none,
@@ -102,6 +104,8 @@ def _prepare(
         top_p=number_or_none(kwargs.get("top_p")),
         input_chars=chars,
         input_messages=messages,
+        captured_input=capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
+                                        kwargs.get("instructions")) if options.capture_content else None,
     )
     send: Mapping[str, Any] = kwargs
     hide = False
@@ -112,7 +116,7 @@ def _prepare(
             merged["include_usage"] = True
             send = {**kwargs, "stream_options": merged}
             hide = True
-    return Prepared(request, send, hide, streaming_response_requested(kwargs))
+    return Prepared(request, send, hide, streaming_response_requested(kwargs), options.capture_content)
 
 
 def _text_size(content: Any) -> int:
@@ -235,23 +239,36 @@ class _Extractors:
     """Response readers bound to a provider id (usage rules can differ per host)."""
 
     @staticmethod
-    def chat(result: Any, provider: str) -> ResponseInfo:
+    def chat(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
+        choices = field(result, "choices")
+        reasons = _finish_reasons(choices)
         return ResponseInfo(
             usage=usage_from_completion_usage(field(result, "usage"), provider),
             response_model=_str(field(result, "model")),
             response_id=_str(field(result, "id")),
-            finish_reasons=_finish_reasons(field(result, "choices")),
+            finish_reasons=reasons,
+            output_text=capture_output(_choice_text(choices), reasons) if capture else None,
         )
 
     @staticmethod
-    def responses(result: Any, provider: str) -> ResponseInfo:
+    def responses(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
         status = _str(field(result, "status"))
+        text = field(result, "output_text") if capture else None
         return ResponseInfo(
             usage=usage_from_response_usage(field(result, "usage"), provider),
             response_model=_str(field(result, "model")),
             response_id=_str(field(result, "id")),
             finish_reasons=(status,) if status else (),
+            output_text=capture_output(text if isinstance(text, str) else None) if capture else None,
         )
+
+
+def _choice_text(choices: Any) -> str | None:
+    """The first choice's text (chat message content, or a legacy completion's text)."""
+    if not isinstance(choices, (list, tuple)) or not choices:
+        return None
+    text = field(field(choices[0], "message"), "content") or field(choices[0], "text")
+    return text if isinstance(text, str) else None
 
 
 # --------------------------------------------------------------------------- streams
@@ -260,7 +277,7 @@ class _Extractors:
 class ChatAccumulator(StreamAccumulator):
     """Chat and legacy completion chunks: id and model from the first, finish reasons, usage from the usage chunk."""
 
-    __slots__ = ("finish", "hide", "model", "provider", "response_id", "usage")
+    __slots__ = ("finish", "hide", "model", "provider", "response_id", "text", "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider
@@ -269,6 +286,7 @@ class ChatAccumulator(StreamAccumulator):
         self.model: str | None = None
         self.finish: dict[int, str] = {}
         self.usage: Any = None
+        self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
         if self.response_id is None:
@@ -284,17 +302,23 @@ class ChatAccumulator(StreamAccumulator):
                 reason = field(choice, "finish_reason")
                 if reason:
                     self.finish[field(choice, "index") or 0] = reason
+            if self.text is not None:
+                piece = field(field(choices[0], "delta"), "content") or field(choices[0], "text")
+                if isinstance(piece, str):
+                    self.text.append(piece)
         if usage is not None:
             self.usage = usage
             return self.hide and not choices
         return False
 
     def result(self) -> ResponseInfo:
+        reasons = tuple(self.finish[i] for i in sorted(self.finish))
         return ResponseInfo(
             usage=usage_from_completion_usage(self.usage, self.provider),
             response_model=self.model,
             response_id=self.response_id,
-            finish_reasons=tuple(self.finish[i] for i in sorted(self.finish)),
+            finish_reasons=reasons,
+            output_text=capture_output("".join(self.text), reasons) if self.text is not None else None,
         )
 
 
@@ -304,10 +328,11 @@ _RESPONSE_END_EVENTS = frozenset({"response.completed", "response.incomplete", "
 class ResponsesAccumulator(StreamAccumulator):
     """Responses API events: the final response (completed, incomplete or failed) carries usage."""
 
-    __slots__ = ("created", "final", "provider")
+    __slots__ = ("capture", "created", "final", "provider")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider
+        self.capture = prepared.capture_content
         self.final: Any = None
         self.created: Any = None
 
@@ -321,7 +346,7 @@ class ResponsesAccumulator(StreamAccumulator):
 
     def result(self) -> ResponseInfo:
         if self.final is not None:
-            return _Extractors.responses(self.final, self.provider)
+            return _Extractors.responses(self.final, self.provider, self.capture)
         if self.created is not None:
             return ResponseInfo(response_model=_str(field(self.created, "model")),
                                 response_id=_str(field(self.created, "id")))
@@ -356,11 +381,11 @@ def classify(result: Any) -> ResultKind:
 
 
 def _extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:
-    return _Extractors.chat(result, prepared.request.provider)
+    return _Extractors.chat(result, prepared.request.provider, prepared.capture_content)
 
 
 def _extract_responses(result: Any, prepared: Prepared) -> ResponseInfo:
-    return _Extractors.responses(result, prepared.request.provider)
+    return _Extractors.responses(result, prepared.request.provider, prepared.capture_content)
 
 
 CHAT = Endpoint("chat", prepare_chat, _extract_chat, ChatAccumulator, classify)

@@ -64,6 +64,8 @@ class OTelSink(Sink):
             attributes[sc.REQUEST_TOP_P] = request.top_p
         for key, value in call.attributes.items():
             attributes[sc.ATTRIBUTE_PREFIX + key] = value
+        if request.captured_input is not None:
+            attributes[sc.INPUT_MESSAGES] = request.captured_input
         span = self.tracer.start_span(
             f"{request.operation} {request.request_model}", kind=SpanKind.CLIENT, attributes=attributes
         )
@@ -139,6 +141,8 @@ class OTelSink(Sink):
             attributes[sc.PRICE_SOURCE] = record.price_source
         if record.ttft_s is not None:
             attributes[sc.TIME_TO_FIRST_TOKEN] = record.ttft_s
+        if record.output_text is not None:
+            attributes[sc.OUTPUT_MESSAGES] = record.output_text
         if record.error_type:
             attributes[sc.ERROR_TYPE] = record.error_type
             span.set_status(Status(StatusCode.ERROR))
