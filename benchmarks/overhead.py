@@ -113,6 +113,52 @@ def measure(label: str, fn: Callable[[], Any], calls: int, rounds: int, divide_b
     }
 
 
+def sink_costs(calls: int = 20_000) -> list[tuple[str, float]]:
+    """Per-call cost of the recorder alone and with each sink, without the SDK (so the split is visible)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tokentrace._usage import RequestInfo, ResponseInfo, Usage
+    from tokentrace.pricing import PriceTable
+    from tokentrace.recorder import Recorder
+    from tokentrace.sinks.ledger import LedgerSink
+    from tokentrace.sinks.otel import OTelSink
+    from tokentrace.sinks.prometheus import PrometheusSink
+
+    request = RequestInfo("openai", "chat", "gpt-4o-mini", server_address="api.openai.com", server_port=443)
+    response = ResponseInfo(Usage(input=42, output=11), "gpt-4o-mini-2024-07-18", "chatcmpl-1", ("stop",))
+    prices = PriceTable()
+    prices.warm()
+
+    def tracer() -> TracerProvider:
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=200_000))
+        return provider
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, sinks in (
+            ("recorder, pricing, record (no sink)", []),
+            ("+ Prometheus", [PrometheusSink(CollectorRegistry(), "", ("feature",))]),
+            ("+ ledger (calling thread only)", [LedgerSink(Path(tmp) / "l.db")]),
+            ("+ OTel span (SDK, batch processor)", [OTelSink(tracer(), MeterProvider())]),
+            ("+ OTel gen_ai.* histograms (SDK)",
+             [OTelSink(None, MeterProvider(metric_readers=[InMemoryMetricReader()]))]),
+        ):
+            recorder = Recorder(prices, sinks)
+
+            def one(recorder: Recorder = recorder) -> None:
+                call = recorder.start(request)
+                call.detach()
+                call.stop(response)
+
+            for _ in range(500):
+                one()
+            results.append((label, per_call_us(one, calls)))
+    base = results[0][1]
+    return [(label, cost if i == 0 else cost - base) for i, (label, cost) in enumerate(results)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -133,6 +179,12 @@ def main() -> None:
     for r in results:
         spread = f"{r['overhead_us']:.2f} ({r['overhead_min_us']:.2f}..{r['overhead_max_us']:.2f}) us"
         print(f"{r['label']:<46} {r['uninstrumented_us']:>12.2f} us {r['instrumented_us']:>10.2f} us {spread:>30}")
+    print("targets: <= 20 us per non-streaming call, <= 1 us per chunk (see benchmarks/chunks_and_startup.py for a"
+          " precise per-chunk number), <= half the best peer (benchmarks/compare.py)")
+    print()
+    print("where the time goes, per call, without the SDK (recorder alone, then what each sink adds):")
+    for label, cost in sink_costs():
+        print(f"  {label:<40} {cost:7.2f} us")
 
 
 if __name__ == "__main__":
