@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
+from urllib.parse import urlsplit
 
+from .. import _errors
 from .._usage import RequestInfo, ResponseInfo
 
 ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", "opaque"]
@@ -177,3 +179,44 @@ def capture_output(text: str | None, finish_reasons: tuple[str, ...] = ()) -> st
     if finish_reasons:
         message["finish_reason"] = finish_reasons[0]
     return json.dumps([message], ensure_ascii=False)[:MAX_CAPTURED_CHARS]
+
+
+def server_of(url: Any) -> tuple[str | None, int | None]:
+    """(host, port) of a base URL; the scheme's default port when none is given. Never raises."""
+    if url is None:
+        return None, None
+    try:
+        parts = urlsplit(str(url))
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http"
+                                              else None)
+    except ValueError:
+        return None, None
+
+
+def count(obj: Any, name: str, stage: str) -> int:
+    """A token count field: a non-negative int, else 0 (and, when the field held something odd, counted)."""
+    value = field(obj, name)
+    number = int_or_none(value)
+    if number is None:
+        if value is not None:
+            _errors.report(stage, None, f"usage field {name!r} is not a non-negative integer")
+        return 0
+    return number
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def classify_result(result: Any, model: type, streams: tuple[type, ...], raw: type, raw_is_stream: str,
+                    managers: tuple[type, ...] = ()) -> ResultKind:
+    """How to treat what a Stainless-generated SDK (openai, anthropic) returned."""
+    if isinstance(result, model):
+        return "value"
+    if isinstance(result, streams):
+        return "stream"
+    if managers and isinstance(result, managers):
+        return "deferred_stream"
+    if isinstance(result, raw):
+        return "raw_stream" if getattr(result, raw_is_stream, False) else "raw"
+    return "opaque"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
@@ -25,25 +24,18 @@ from . import (
     StreamAccumulator,
     capture_messages,
     capture_output,
+    classify_result,
+    count,
     field,
     int_or_none,
     number_or_none,
+    server_of,
     streaming_response_requested,
+    text_or_none,
 )
 
 SDK_MODULE = "anthropic"
 PROVIDER = "anthropic"
-
-
-def _server(instance: Any) -> tuple[str | None, int | None]:
-    base_url = getattr(getattr(instance, "_client", None), "base_url", None)
-    if base_url is None:
-        return None, None
-    try:
-        parts = urlsplit(str(base_url))
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None, None
 
 
 def _text_size(content: Any) -> int:
@@ -55,7 +47,7 @@ def _text_size(content: Any) -> int:
 
 
 def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-    address, port = _server(instance)
+    address, port = server_of(getattr(getattr(instance, "_client", None), "base_url", None))
     messages = kwargs.get("messages")
     messages = messages if isinstance(messages, (list, tuple)) and options.measure_prompt else ()
     model = kwargs.get("model")
@@ -84,13 +76,7 @@ def prepare_stream_helper(instance: Any, kwargs: Mapping[str, Any], options: Opt
 
 
 def _count(obj: Any, name: str) -> int:
-    value = field(obj, name)
-    count = int_or_none(value)
-    if count is None:
-        if value is not None:
-            _errors.report("usage.anthropic", None, f"usage field {name!r} is not a non-negative integer")
-        return 0
-    return count
+    return count(obj, name, "usage.anthropic")
 
 
 def usage_from(usage: Any) -> Usage | None:
@@ -110,8 +96,7 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+_str = text_or_none
 
 
 def _text_of(content: Any) -> str | None:
@@ -209,15 +194,8 @@ def _sdk_types() -> dict[str, Any]:
 
 def classify(result: Any) -> ResultKind:
     types = _sdk_types()
-    if isinstance(result, types["model"]):
-        return "value"
-    if isinstance(result, types["streams"]):
-        return "stream"
-    if isinstance(result, types["managers"]):
-        return "deferred_stream"
-    if isinstance(result, types["raw"]):
-        return "raw_stream" if getattr(result, "_is_sse_stream", False) else "raw"
-    return "opaque"
+    return classify_result(result, types["model"], types["streams"], types["raw"], "_is_sse_stream",
+                           types["managers"])
 
 
 def bind_deferred(manager: Any, wrap: RequestWrapper) -> bool:

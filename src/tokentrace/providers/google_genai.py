@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
@@ -25,25 +24,16 @@ from . import (
     StreamAccumulator,
     capture_messages,
     capture_output,
+    count,
     field,
     int_or_none,
     number_or_none,
+    server_of,
+    text_or_none,
 )
 
 SDK_MODULE = "google.genai"
 PROVIDER = "google"
-
-
-def _server(instance: Any) -> tuple[str | None, int | None]:
-    options = getattr(getattr(instance, "_api_client", None), "_http_options", None)
-    base_url = getattr(options, "base_url", None)
-    if not isinstance(base_url, str):
-        return None, None
-    try:
-        parts = urlsplit(base_url)
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None, None
 
 
 def _text_size(value: Any) -> int:
@@ -66,7 +56,8 @@ def _model_name(model: Any) -> str:
 
 def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, operation: str = "generate_content",
             stream: bool = False) -> Prepared:
-    address, port = _server(instance)
+    http_options = getattr(getattr(instance, "_api_client", None), "_http_options", None)
+    address, port = server_of(getattr(http_options, "base_url", None))
     config = kwargs.get("config")
     contents = kwargs.get("contents")
     request = RequestInfo(
@@ -101,13 +92,7 @@ def prepare_embed(instance: Any, kwargs: Mapping[str, Any], options: Options) ->
 
 
 def _count(obj: Any, name: str) -> int:
-    value = field(obj, name)
-    count = int_or_none(value)
-    if count is None:
-        if value is not None:
-            _errors.report("usage.google", None, f"usage field {name!r} is not a non-negative integer")
-        return 0
-    return count
+    return count(obj, name, "usage.google")
 
 
 def usage_from(meta: Any) -> Usage | None:
@@ -127,8 +112,7 @@ def usage_from(meta: Any) -> Usage | None:
     )
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+_str = text_or_none
 
 
 def _finish_reasons(candidates: Any) -> tuple[str, ...]:

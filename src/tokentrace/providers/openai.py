@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
@@ -16,10 +15,14 @@ from . import (
     StreamAccumulator,
     capture_messages,
     capture_output,
+    classify_result,
+    count,
     field,
     int_or_none,
     number_or_none,
+    server_of,
     streaming_response_requested,
+    text_or_none,
 )
 
 SDK_MODULE = "openai"
@@ -46,12 +49,8 @@ _REASONING_ON_TOP = frozenset({"xai"})
 
 def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
     """(provider id, server address, server port) for a client's base URL."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
-    except ValueError:
-        return "openai_compatible", None, None
+    address, port = server_of(url)
+    host = (address or "").lower()
     for suffix, provider in _HOSTS:
         if host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix):
             return provider, host, port
@@ -182,13 +181,7 @@ def _partition(
 
 
 def _count(obj: Any, name: str, provider: str) -> int:
-    value = field(obj, name)
-    count = int_or_none(value)
-    if count is None:
-        if value is not None:
-            _errors.report(f"usage.{provider}", None, f"usage field {name!r} is not a non-negative integer")
-        return 0
-    return count
+    return count(obj, name, f"usage.{provider}")
 
 
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
@@ -225,8 +218,7 @@ def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
     )
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+_str = text_or_none
 
 
 def _finish_reasons(choices: Any) -> tuple[str, ...]:
@@ -371,13 +363,7 @@ def _sdk_types() -> dict[str, Any]:
 
 def classify(result: Any) -> ResultKind:
     types = _sdk_types()
-    if isinstance(result, types["model"]):
-        return "value"
-    if isinstance(result, types["streams"]):
-        return "stream"
-    if isinstance(result, types["raw"]):
-        return "raw_stream" if getattr(result, "_stream", False) else "raw"
-    return "opaque"
+    return classify_result(result, types["model"], types["streams"], types["raw"], "_stream")
 
 
 def _extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:

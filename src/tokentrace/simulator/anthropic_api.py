@@ -32,12 +32,7 @@ def usage_body(u: rules.SimUsage, output_tokens: int) -> dict[str, Any]:
 
 
 async def messages(request: Request) -> Response:
-    body = await request.json()
-    behave = wire.behaviour(request, request.app.state.defaults)
-    await wire.delay(behave.latency_s)
-    failure = wire.error_response(behave.error or "", _error_body)
-    if failure is None and behave.error == "cut" and not body.get("stream"):
-        failure = wire.error_response("malformed", _error_body)
+    body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)

@@ -38,16 +38,6 @@ def usage_metadata(u: rules.SimUsage) -> dict[str, Any]:
     return meta
 
 
-async def _prologue(request: Request, stream: bool) -> tuple[dict[str, Any], wire.Behaviour, Response | None]:
-    body = await request.json()
-    behave = wire.behaviour(request, request.app.state.defaults)
-    await wire.delay(behave.latency_s)
-    failure = wire.error_response(behave.error or "", _error_body)
-    if failure is None and behave.error == "cut" and not stream:
-        failure = wire.error_response("malformed", _error_body)
-    return body, behave, failure
-
-
 def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if finish:
@@ -64,7 +54,7 @@ async def stream_generate_content(request: Request) -> Response:
 
 
 async def _generate(request: Request, stream: bool) -> Response:
-    body, behave, failure = await _prologue(request, stream)
+    body, behave, failure = await wire.prologue(request, _error_body, stream)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)
@@ -95,7 +85,7 @@ async def _generate(request: Request, stream: bool) -> Response:
 
 
 async def batch_embed_contents(request: Request) -> Response:
-    body, behave, failure = await _prologue(request, stream=False)
+    body, behave, failure = await wire.prologue(request, _error_body, stream=False)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers, embeddings=True)

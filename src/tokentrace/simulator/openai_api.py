@@ -59,23 +59,13 @@ def _text(body: Mapping[str, Any], visible: int) -> str:
     return " ".join(f"tok{i}" for i in range(visible))
 
 
-async def _prologue(request: Request) -> tuple[dict[str, Any], wire.Behaviour, Response | None]:
-    body = await request.json()
-    behave = wire.behaviour(request, request.app.state.defaults)
-    await wire.delay(behave.latency_s)
-    failure = wire.error_response(behave.error or "", _error_body)
-    if failure is None and behave.error == "cut" and not body.get("stream"):
-        failure = wire.error_response("malformed", _error_body)
-    return body, behave, failure
-
-
 def _wants_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, Mapping) and options.get("include_usage") is True
 
 
 async def chat_completions(request: Request) -> Response:
-    body, behave, failure = await _prologue(request)
+    body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)
@@ -111,7 +101,7 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def completions(request: Request) -> Response:
-    body, behave, failure = await _prologue(request)
+    body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)
@@ -140,7 +130,7 @@ async def completions(request: Request) -> Response:
 
 
 async def embeddings(request: Request) -> Response:
-    body, behave, failure = await _prologue(request)
+    body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers, embeddings=True)
@@ -170,7 +160,7 @@ def _response_object(ident: str, model: str, text: str, status: str, usage: Any,
 
 
 async def responses(request: Request) -> Response:
-    body, behave, failure = await _prologue(request)
+    body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)

@@ -76,3 +76,19 @@ def sse(events: Iterable[tuple[str | None, Any]], behave: Behaviour, done_marker
             yield b"data: [DONE]\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+async def prologue(request: Request, error_body: Callable[[int, str], Any], stream: bool | None = None
+                   ) -> tuple[dict[str, Any], Behaviour, Response | None]:
+    """Read the JSON body, wait the injected latency, and decide the injected failure (None: proceed).
+
+    ``cut`` only makes sense for a stream; for anything else it sends a malformed body.
+    """
+    body = await request.json()
+    behave = behaviour(request, request.app.state.defaults)
+    await delay(behave.latency_s)
+    failure = error_response(behave.error or "", error_body)
+    is_stream = bool(body.get("stream")) if stream is None else stream
+    if failure is None and behave.error == "cut" and not is_stream:
+        failure = error_response("malformed", error_body)
+    return body, behave, failure
