@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "cache_read", "cache_write", "output", "reasoning")
 """The five token types; together they partition the tokens a provider bills."""
@@ -65,9 +65,8 @@ class Usage:
 ZERO_USAGE = Usage()
 
 
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """What is known about a call before it is sent."""
+class RequestInfo(NamedTuple):
+    """What is known about a call before it is sent (a NamedTuple: built on every call, so cheap to build)."""
 
     provider: str
     """tokentrace provider id (``openai``, ``xai``, ``azure_openai``, ...)."""
@@ -89,8 +88,7 @@ class RequestInfo:
     """Prompt messages as JSON, only when content capture is on."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseInfo:
+class ResponseInfo(NamedTuple):
     """What a provider's response says about a call (all optional)."""
 
     usage: Usage | None = None

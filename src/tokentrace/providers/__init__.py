@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from .. import _errors
@@ -32,8 +32,7 @@ class Options:
     """Record prompt and completion text on spans (``gen_ai.input.messages`` / ``gen_ai.output.messages``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     """A call about to be sent: what is known about it, and the keyword arguments to send."""
 
     request: RequestInfo

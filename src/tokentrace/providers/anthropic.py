@@ -8,7 +8,6 @@ side and a placeholder ``output_tokens``; each ``message_delta`` carries cumulat
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,7 +71,7 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
 
 def prepare_stream_helper(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
     prepared = prepare(instance, kwargs, options)
-    return dataclasses.replace(prepared, request=dataclasses.replace(prepared.request, stream=True))
+    return prepared._replace(request=prepared.request._replace(stream=True))
 
 
 def _count(obj: Any, name: str) -> int:
