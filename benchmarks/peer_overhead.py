@@ -71,12 +71,7 @@ class Instrumentation:
 
             self.instrumentor = LLMetry()
             self.instrumentor.instrument(**kwargs)
-        elif self.name == "openlit":
-            import openlit
-
-            openlit.init(tracer=self.tracer_provider.get_tracer("openlit"), disable_batch=False,
-                         collect_gpu_stats=False, capture_message_content=False)
-        else:
+        else:  # openlit is left out: it installs its own global providers and cannot be uninstrumented
             raise SystemExit(f"unknown instrumentation {self.name!r}")
 
     def off(self) -> int:
@@ -86,7 +81,7 @@ class Instrumentation:
 
             tokentrace.flush()
             tokentrace.uninstrument()
-        elif self.name != "openlit":
+        else:
             self.instrumentor.uninstrument()
         self.tracer_provider.force_flush()
         spans = len(self.exporter.get_finished_spans())
