@@ -234,13 +234,13 @@ def test_nothing_is_recorded_after_uninstrument(simulator: Any, telemetry: Telem
 
 def test_a_client_created_before_instrument_is_measured(simulator: Any) -> None:
     client = openai_client(simulator)
-    raw = client.chat.completions.with_raw_response  # even a cached accessor made before instrument()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # used before instrument(), too
     make_telemetry()
     with capture_usage() as records:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         client.embeddings.create(model="text-embedding-3-small", input="x")
-    assert [r.operation for r in records] == ["chat", "embeddings"]
-    assert raw is client.chat.completions.with_raw_response
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+    assert [r.operation for r in records] == ["chat", "embeddings", "chat"]
 
 
 def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
