@@ -262,8 +262,8 @@ def test_1000_concurrent_asyncio_calls_sum_exactly(simulator: Any, telemetry: Te
     assert telemetry.sample("tokens_used_total", **LABELS, token_type="output") == 3000
 
 
-def test_uninstrument_while_streams_are_in_flight_finishes_them_cleanly(simulator: Any,
-                                                                        telemetry: Telemetry) -> None:
+def test_uninstrument_while_streams_are_in_flight_finishes_them_cleanly(simulator: Any, tmp_path: Path) -> None:
+    telemetry = make_telemetry(ledger=tmp_path / "usage.db")
     with openai_client(simulator) as client:
         streams = [_chat(client, stream=True) for _ in range(5)]
         first = [next(iter(s)) for s in streams]
@@ -274,6 +274,8 @@ def test_uninstrument_while_streams_are_in_flight_finishes_them_cleanly(simulato
     assert after.usage.completion_tokens == 3
     assert len(telemetry.finished_spans()) == 5
     assert telemetry.sample("llm_requests_total", **LABELS, status="ok") == 5
+    rows = sqlite3.connect(tmp_path / "usage.db").execute("SELECT COUNT(*), SUM(output_tokens) FROM llm_usage")
+    assert rows.fetchone() == (5, 15)  # the ledger got them too
 
 
 # --------------------------------------------------------------------------- processes

@@ -65,6 +65,13 @@ class LedgerSink(Sink):
     # ---- calling thread
     def end(self, call: Call | None, record: UsageRecord, state: Any) -> None:
         queue = self._queue
+        if self._stopping:  # a call that was in flight when tokentrace was uninstrumented: write it now
+            with self._lock:
+                self._write([record])
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+            return
         if len(queue) >= self.queue_size:
             self.dropped += 1
             _errors.report("ledger.dropped", None, "ledger queue full: a usage row was dropped")

@@ -25,6 +25,7 @@ class OTelSink(Sink):
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  guard: LabelGuard | None = None) -> None:
+        self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self.guard = guard or LabelGuard()
         self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer("tokentrace", _VERSION, tracer_provider=tracer_provider,
@@ -42,6 +43,15 @@ class OTelSink(Sink):
             sc.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to the first chunk of a streamed response",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
+
+    def flush(self, timeout: float) -> bool:
+        """Push out spans and metrics of the providers tokentrace was given (the global ones are the app's)."""
+        done = True
+        for provider in self._providers:
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is not None:
+                done = bool(force_flush(int(timeout * 1000))) and done
+        return done
 
     def start(self, call: Call) -> Any:
         request = call.request
