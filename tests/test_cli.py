@@ -63,3 +63,10 @@ def test_prices_shows_the_rates_and_their_source(tmp_path: Path) -> None:
     result = run_cli("prices", "gpt-4o-mini", tmp=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "genai-prices" in result.stdout and "$0.15" in result.stdout
+
+
+def test_prices_lists_a_providers_models_and_the_table_date(tmp_path: Path) -> None:
+    result = run_cli("prices", "--provider", "xai", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "newest price change in it: 20" in result.stdout
+    assert "grok-3-mini" in result.stdout and "$0.3" in result.stdout

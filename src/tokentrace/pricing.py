@@ -283,6 +283,41 @@ class PriceTable:
                         self._snapshot = False
         return self._snapshot
 
+    def table_date(self) -> str | None:
+        """The newest past price-change date in the bundled table (ISO date): how current its prices are.
+
+        Scheduled changes (later dates) are applied on their day by ``lookup``; they are not counted here.
+        """
+        from datetime import date
+
+        today = date.today()
+        snapshot = self._load_snapshot()
+        newest: Any = None
+        for provider in getattr(snapshot, "providers", None) or ():
+            for model in provider.models:
+                for conditional in model.prices if isinstance(model.prices, list) else ():
+                    start = getattr(getattr(conditional, "constraint", None), "start_date", None)
+                    if start is not None and start <= today and (newest is None or start > newest):
+                        newest = start
+        return newest.isoformat() if newest is not None else None
+
+    def models(self, provider: str) -> list[tuple[str, ModelPrice]]:
+        """Every model the bundled table prices for ``provider`` (plus overrides), with its current rates."""
+        found: dict[str, ModelPrice] = {}
+        snapshot = self._load_snapshot()
+        provider_id = GENAI_PRICES_PROVIDER.get(provider, provider)
+        for candidate in getattr(snapshot, "providers", None) or ():
+            if candidate.id != provider_id:
+                continue
+            for model in candidate.models:
+                price = self.lookup(provider, model.id)
+                if price is not None:
+                    found[model.id] = price
+        for (owner, model_name), price in self._overrides.items():
+            if owner in (None, provider):
+                found[model_name] = price
+        return sorted(found.items())
+
     def lookup(self, provider: str, model: str) -> ModelPrice | None:
         day = int(time.time() // 86400)
         key = (provider, model)

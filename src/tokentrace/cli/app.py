@@ -172,7 +172,7 @@ def prices(
                                                                      "default: $TOKENTRACE_PRICES).")] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """The price table's date, or a model's rates (USD per million tokens) and where they come from."""
+    """List a provider's prices, or show a model's rates (USD per million tokens) and where they come from."""
     from rich.table import Table
 
     from ..pricing import GENAI_PRICES_PROVIDER, PriceTable, parse_overrides
@@ -182,16 +182,25 @@ def prices(
     source = prices_file or os.environ.get("TOKENTRACE_PRICES")
     table = guarded(lambda: PriceTable(parse_overrides(source) if source else None))
     table.warm()
+    dated = table.table_date()
     console.print(f"price table: genai-prices {table.genai_prices_version}"
+                  + (f" (newest price change in it: {dated})" if dated else "")
                   + (f" + overrides from {source}" if source else ""))
-    if model is None:
+    names = ("input", "cache_read", "cache_write", "output", "reasoning")
+    if model is None:  # list the provider's models
+        listing = Table(title=f"{provider} models (USD per million tokens; tiers: tokentrace prices MODEL)")
+        listing.add_column("model")
+        for name in names:
+            listing.add_column(name, justify="right")
+        for model_name, listed in table.models(provider):
+            listing.add_row(model_name, *(f"${getattr(listed.base, n):g}" for n in names))
+        console.print(listing)
         return
     price = table.lookup(provider, model)
     if price is None:
         fail(f"no price known for {provider} model {model!r}")
     out = Table(title=f"{provider} / {model}  ({price.source})")
     out.add_column("applies when all input >")
-    names = ("input", "cache_read", "cache_write", "output", "reasoning")
     for name in names:
         out.add_column(f"{name} $/MTok", justify="right")
     for threshold, rates in ((0, price.base), *price.tiers):
