@@ -108,3 +108,23 @@ def test_the_api_key_never_reaches_spans_or_metrics(simulator: Any) -> None:
     for text in (exposed, spans):
         assert "sk-test-secret-key" not in text
         assert "secret words" not in text  # no prompt text without capture_content
+
+
+def test_capture_usage_stops_capturing_when_the_block_ends(simulator: Any) -> None:
+    from tokentrace.testing import capture_usage
+
+    make_telemetry()
+    with openai_client(simulator) as client:
+        with capture_usage() as inside:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert len(inside) == 1
+    assert tokentrace._instrumentor.current().recorder._listeners == ()
+
+
+def test_capture_usage_needs_instrument() -> None:
+    from tokentrace.testing import capture_usage
+
+    tokentrace.uninstrument()
+    with pytest.raises(RuntimeError, match="instrument"), capture_usage():
+        pass

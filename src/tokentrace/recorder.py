@@ -40,7 +40,7 @@ class Recorder:
 
     def remove_listener(self, listener: Listener) -> None:
         with self._listeners_lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._listeners = tuple(x for x in self._listeners if x != listener)  # bound methods: ==, not is
 
     def emit(self, call: Call, record: UsageRecord) -> None:
         states = call.states
