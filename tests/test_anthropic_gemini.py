@@ -179,3 +179,14 @@ def test_a_stream_manager_never_entered_still_ends_its_call(simulator: Any, tele
         del manager
         gc.collect()
     assert [(r.status, r.usage_reported) for r in records] == [("ok", False)]
+
+
+def test_a_dropped_stream_manager_does_not_end_a_stream_still_being_read(simulator: Any, telemetry: Telemetry) -> None:
+    import gc
+
+    with sync_client("anthropic", simulator) as client, capture_usage() as records:
+        stream = client.messages.stream(**A_KW).__enter__()  # the manager itself is not kept
+        gc.collect()
+        events = list(stream)
+    assert events
+    assert [(r.status, r.usage) for r in records] == [("ok", Usage(input=7, output=6))]

@@ -246,6 +246,7 @@ class RawStreamResponseProxy(wrapt.BaseObjectProxy[Any]):
 def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> None:
     """A stream manager (e.g. Anthropic's ``messages.stream()``) sends its request on ``__enter__``: measure that."""
     state = _StreamState(call, endpoint.accumulator(prepared))
+    handoff = _Handoff(state)
 
     def wrap(request: Any) -> Any:
         if inspect.isawaitable(request):
@@ -257,6 +258,7 @@ def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> 
                 except BaseException as exc:
                     state.finish(exc)
                     raise
+                handoff.handed_off = True  # the stream proxy owns the call now
                 return AsyncStreamProxy(stream, state)
 
             return run_async()
@@ -268,6 +270,7 @@ def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> 
             except BaseException as exc:
                 state.finish(exc)
                 raise
+            handoff.handed_off = True
             return SyncStreamProxy(stream, state)
 
         return run
@@ -275,7 +278,7 @@ def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> 
     if endpoint.bind_deferred is None or not endpoint.bind_deferred(manager, wrap):
         call.stop(None)
         return
-    weakref.finalize(manager, state.finish)  # a manager never entered still ends its call
+    weakref.finalize(manager, handoff.finish_if_still_owner)  # a manager never entered still ends its call
 
 
 def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_async: bool) -> Any:
