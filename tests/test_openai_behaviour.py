@@ -366,3 +366,13 @@ def test_returned_objects_are_the_sdks_own(simulator: Any, telemetry: Telemetry)
         assert isinstance(stream, openai.Stream)
         assert stream.response.status_code == 200  # attributes of the SDK stream pass through
         stream.close()
+
+
+def test_a_cost_the_provider_reports_wins_over_the_price_table(simulator: Any, telemetry: Telemetry) -> None:
+    with openai_client(simulator, "https://openrouter.ai/api/v1") as client, capture_usage() as records:
+        response = client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, max_tokens=3)
+    (record,) = records
+    assert record.provider == "openrouter"
+    assert record.cost_usd == response.usage.cost == 10 / 1_000_000  # what OpenRouter says it billed
+    assert record.price_source == "reported by openrouter"
+    assert telemetry.finished_spans()[0].attributes["tokentrace.cost_usd"] == record.cost_usd

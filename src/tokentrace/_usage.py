@@ -97,6 +97,8 @@ class ResponseInfo(NamedTuple):
     finish_reasons: tuple[str, ...] = ()
     output_text: str | None = None
     """Completion text, only when content capture is on."""
+    reported_cost_usd: float | None = None
+    """The cost the provider itself reported for the call (OpenRouter's ``usage.cost``); wins over price tables."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,19 +157,22 @@ class Call:
         request = self.request
         usage = response.usage if response is not None else None
         model = (response.response_model if response is not None else None) or request.request_model
-        reported = usage is not None
+        usage_reported = usage is not None
+        reported_cost = response.reported_cost_usd if response is not None else None
         cost: float | None = None
         source: str | None = None
-        price = self.recorder.price(request.provider, model) if model else None
         if status == "cached":
             cost = 0.0
-            source = price.source if price is not None else None
-        elif price is not None:
-            source = price.source
-            if reported:
-                cost = price.cost(usage)
-            elif status in ("error", "blocked"):
-                cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
+        elif reported_cost is not None:  # the provider's own figure beats any price table
+            cost, source = reported_cost, f"reported by {request.provider}"
+        else:
+            price = self.recorder.price(request.provider, model) if model else None
+            if price is not None:
+                source = price.source
+                if usage_reported:
+                    cost = price.cost(usage)
+                elif status in ("error", "blocked"):
+                    cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         record = UsageRecord(
             ts_utc=self.started_wall,
             provider=request.provider,
@@ -186,7 +189,7 @@ class Call:
             error_type=error_type,
             response_id=response.response_id if response is not None else None,
             finish_reasons=response.finish_reasons if response is not None else (),
-            usage_reported=reported,
+            usage_reported=usage_reported,
             attributes=self.attributes,
             trace_id=self.trace_id,
             output_text=response.output_text if response is not None else None,

@@ -234,12 +234,14 @@ class _Extractors:
     def chat(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
         choices = field(result, "choices")
         reasons = _finish_reasons(choices)
+        usage = field(result, "usage")
         return ResponseInfo(
-            usage=usage_from_completion_usage(field(result, "usage"), provider),
+            usage=usage_from_completion_usage(usage, provider),
             response_model=_str(field(result, "model")),
             response_id=_str(field(result, "id")),
             finish_reasons=reasons,
             output_text=capture_output(_choice_text(choices), reasons) if capture else None,
+            reported_cost_usd=reported_cost(usage),
         )
 
     @staticmethod
@@ -253,6 +255,12 @@ class _Extractors:
             finish_reasons=(status,) if status else (),
             output_text=capture_output(text if isinstance(text, str) else None) if capture else None,
         )
+
+
+def reported_cost(usage: Any) -> float | None:
+    """OpenRouter reports what it billed in ``usage.cost`` (USD); any other host: None."""
+    cost = number_or_none(field(usage, "cost")) if usage is not None else None
+    return cost if cost is not None and cost >= 0 else None
 
 
 def _choice_text(choices: Any) -> str | None:
@@ -311,6 +319,7 @@ class ChatAccumulator(StreamAccumulator):
             response_id=self.response_id,
             finish_reasons=reasons,
             output_text=capture_output("".join(self.text), reasons) if self.text is not None else None,
+            reported_cost_usd=reported_cost(self.usage),
         )
 
 

@@ -22,6 +22,13 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
 
 
+def _with_provider_cost(request: Request, usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    """OpenRouter adds what it billed, in USD, to usage; the simulator bills 1 micro-dollar per token."""
+    if usage is not None and request.headers.get("host", "").split(":")[0] == "openrouter.ai":
+        return {**usage, "cost": usage["total_tokens"] / 1_000_000}
+    return usage
+
+
 def _reasoning_on_top(request: Request) -> bool:
     """xAI bills reasoning on top of completion_tokens; OpenAI counts it inside."""
     return request.headers.get("host", "").split(":")[0] == "api.x.ai"
@@ -75,6 +82,7 @@ async def chat_completions(request: Request) -> Response:
     has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
     finish = "length" if has_max and not text.startswith("{") else "stop"
     usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
+    usage_body = _with_provider_cost(request, usage_body)
     if not body.get("stream"):
         return JSONResponse({
             "id": ident, "object": "chat.completion", "created": created, "model": model,
