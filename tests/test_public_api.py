@@ -128,3 +128,21 @@ def test_capture_usage_needs_instrument() -> None:
     tokentrace.uninstrument()
     with pytest.raises(RuntimeError, match="instrument"), capture_usage():
         pass
+
+
+def test_opentelemetry_instrument_starts_tokentrace_with_zero_code() -> None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    runner = shutil.which("opentelemetry-instrument") or str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    if not Path(runner).exists():
+        pytest.skip("opentelemetry-instrumentation is not installed (it comes with the otlp extra)")
+    code = ("import openai\n"
+            "from openai.resources.chat.completions.completions import Completions\n"
+            "import wrapt\n"
+            "print(isinstance(vars(Completions)['create'], wrapt.FunctionWrapper))\n")
+    env = {**os.environ, "TOKENTRACE_LEDGER": "off", "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+           "OTEL_LOGS_EXPORTER": "none"}
+    result = subprocess.run([runner, sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
