@@ -171,18 +171,15 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
             self._self_state.finish()
 
     async def close(self) -> None:
-        try:
-            closer = getattr(self.__wrapped__, "close", None) or self.__wrapped__.aclose
-            result = closer()
-            if inspect.isawaitable(result):
-                await result
-        finally:
-            self._self_state.finish()
+        await self._self_close("close", "aclose")
 
     async def aclose(self) -> None:
+        await self._self_close("aclose", "close")
+
+    async def _self_close(self, preferred: str, fallback: str) -> None:
+        """Close the SDK stream (SDK streams have ``close``, async generators ``aclose``), then end the call."""
         try:
-            closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
-            result = closer()
+            result = (getattr(self.__wrapped__, preferred, None) or getattr(self.__wrapped__, fallback))()
             if inspect.isawaitable(result):
                 await result
         finally:

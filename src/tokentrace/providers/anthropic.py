@@ -30,19 +30,12 @@ from . import (
     number_or_none,
     server_of,
     streaming_response_requested,
+    text_length,
     text_or_none,
 )
 
 SDK_MODULE = "anthropic"
 PROVIDER = "anthropic"
-
-
-def _text_size(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, (list, tuple)):
-        return sum(_text_size(field(block, "text") or field(block, "content")) for block in content)
-    return 0
 
 
 def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
@@ -60,7 +53,7 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
         max_tokens=int_or_none(kwargs.get("max_tokens")),
         temperature=number_or_none(kwargs.get("temperature")),
         top_p=number_or_none(kwargs.get("top_p")),
-        input_chars=sum(_text_size(field(m, "content")) for m in messages) + _text_size(kwargs.get("system")),
+        input_chars=text_length(messages) + text_length(kwargs.get("system")),
         input_messages=len(messages),
         captured_input=capture_messages(kwargs.get("messages"), kwargs.get("system"))
         if options.capture_content else None,

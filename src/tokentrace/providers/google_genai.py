@@ -29,23 +29,12 @@ from . import (
     int_or_none,
     number_or_none,
     server_of,
+    text_length,
     text_or_none,
 )
 
 SDK_MODULE = "google.genai"
 PROVIDER = "google"
-
-
-def _text_size(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, (list, tuple)):
-        return sum(_text_size(v) for v in value)
-    parts = field(value, "parts")
-    if parts is not None:
-        return _text_size(parts)
-    text = field(value, "text")
-    return len(text) if isinstance(text, str) else 0
 
 
 def _model_name(model: Any) -> str:
@@ -70,7 +59,7 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, opera
         max_tokens=int_or_none(field(config, "max_output_tokens")),
         temperature=number_or_none(field(config, "temperature")),
         top_p=number_or_none(field(config, "top_p")),
-        input_chars=_text_size(contents) + _text_size(field(config, "system_instruction"))
+        input_chars=text_length(contents) + text_length(field(config, "system_instruction"))
         if options.measure_prompt else 0,
         input_messages=len(contents) if isinstance(contents, (list, tuple)) else 1,
         captured_input=capture_messages(contents, field(config, "system_instruction"))

@@ -22,6 +22,7 @@ from . import (
     number_or_none,
     server_of,
     streaming_response_requested,
+    text_length,
     text_or_none,
 )
 
@@ -118,28 +119,11 @@ def _prepare(
     return Prepared(request, send, hide, streaming_response_requested(kwargs), options.capture_content)
 
 
-def _text_size(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, (list, tuple)):
-        return sum(_text_size(field(part, "text") or field(part, "content")) for part in content)
-    return 0
-
-
 def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
     """(characters of prompt text, number of messages) of a request; used for budget estimates."""
-    messages = kwargs.get("messages")
-    if isinstance(messages, (list, tuple)):
-        return sum(_text_size(field(m, "content")) for m in messages), len(messages)
-    prompt = kwargs.get("input", kwargs.get("prompt"))
-    instructions = kwargs.get("instructions")
-    extra = len(instructions) if isinstance(instructions, str) else 0
-    if isinstance(prompt, str):
-        return len(prompt) + extra, 1
-    if isinstance(prompt, (list, tuple)):
-        return sum(len(p) if isinstance(p, str) else _text_size(field(p, "content")) for p in prompt) + extra, \
-            len(prompt)
-    return extra, 0
+    prompt = kwargs.get("messages", kwargs.get("input", kwargs.get("prompt")))
+    count = len(prompt) if isinstance(prompt, (list, tuple)) else int(prompt is not None)
+    return text_length(prompt) + text_length(kwargs.get("instructions")), count
 
 
 def prepare_chat(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
