@@ -39,7 +39,7 @@ def main() -> None:
         for offset in range(0, args.rows, chunk):
             t0 = time.perf_counter()
             for record in records[offset:offset + chunk]:
-                sink.end(None, record, None)
+                sink.end(record, None)
             per_call.append((time.perf_counter() - t0) / chunk * 1e9)
         enqueued = time.perf_counter()
         assert sink.flush(300)

@@ -80,7 +80,7 @@ def test_rows_equal_calls_under_8_threads(tmp_path: Path) -> None:
 
     def worker() -> None:
         for i in range(1000):
-            sink.end(None, record(time.time(), feature=f"f{i % 3}"), None)
+            sink.end(record(time.time(), feature=f"f{i % 3}"), None)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
@@ -96,7 +96,7 @@ def test_rows_equal_calls_under_8_threads(tmp_path: Path) -> None:
 def _process_writer(path: str, count: int) -> None:
     sink = LedgerSink(Path(path), interval_s=0.01)
     for _ in range(count):
-        sink.end(None, record(time.time()), None)
+        sink.end(record(time.time()), None)
     assert sink.flush(30)
     sink.close()
 
@@ -125,7 +125,7 @@ def test_a_killed_process_loses_at_most_the_unflushed_batch_and_never_corrupts(t
         f"sink = LedgerSink(Path({str(path)!r}), interval_s=0.005, batch_size=50)\n"
         "i = 0\n"
         "while True:\n"
-        "    sink.end(None, record(time.time()), None); i += 1\n"
+        "    sink.end(record(time.time()), None); i += 1\n"
         "    if i % 50 == 0: time.sleep(0.001)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[1])
@@ -147,7 +147,7 @@ def test_a_killed_process_loses_at_most_the_unflushed_batch_and_never_corrupts(t
     assert count > 500
     # a fresh writer appends after the survivors without trouble
     sink = LedgerSink(path)
-    sink.end(None, record(time.time()), None)
+    sink.end(record(time.time()), None)
     assert sink.flush(5)
     sink.close()
     assert len(rows(path)) == count + 1
@@ -157,7 +157,7 @@ def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
     _errors.reset()
     sink = LedgerSink(tmp_path / "usage.db", queue_size=10, interval_s=60)
     for _ in range(25):
-        sink.end(None, record(time.time()), None)
+        sink.end(record(time.time()), None)
     assert sink.dropped == 15
     assert _errors.counts()["ledger.dropped"] == 15
     assert sink.flush(5)
@@ -190,7 +190,7 @@ def test_a_locked_database_is_retried_not_lost(tmp_path: Path) -> None:
     sink = LedgerSink(path, interval_s=0.01)
     sink._conn = connect(path, create=False, timeout=0.05)  # fail fast while locked
     for _ in range(5):
-        sink.end(None, record(time.time()), None)
+        sink.end(record(time.time()), None)
     time.sleep(0.3)
     assert sink.written == 0
     holder.execute("ROLLBACK")
@@ -240,11 +240,11 @@ def test_default_ledger_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_fork_after_instrument_child_writes_its_own_rows(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     sink = LedgerSink(path, interval_s=0.01)
-    sink.end(None, record(time.time(), feature="parent"), None)
+    sink.end(record(time.time(), feature="parent"), None)
     pid = os.fork()
     if pid == 0:  # child
         try:
-            sink.end(None, record(time.time(), feature="child"), None)
+            sink.end(record(time.time(), feature="child"), None)
             os._exit(0 if sink.flush(10) else 1)
         except BaseException:
             os._exit(2)

@@ -32,13 +32,13 @@ CROSS_CHECK = [
 
 @pytest.mark.parametrize(("provider", "model", "usage"), CROSS_CHECK)
 def test_resolved_rates_agree_with_genai_prices_own_calculator(provider: str, model: str, usage: Usage) -> None:
-    from tokentrace.pricing import GENAI_PRICES_PROVIDER
+    from tokentrace._registry import GENAI_PRICES_IDS
 
     theirs = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=usage.all_input, cache_read_tokens=usage.cache_read,
                            cache_write_tokens=usage.cache_write, cache_write_1h_tokens=usage.cache_write_1h,
                            output_tokens=usage.all_output),
-        model, provider_id=GENAI_PRICES_PROVIDER[provider],
+        model, provider_id=GENAI_PRICES_IDS[provider],
     )
     price = PriceTable().lookup(provider, model)
     assert price is not None

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
+from ._version import __version__
 from .budgets import Budget, BudgetError, BudgetExceeded
 from .config import ConfigError, env_flag
 from .context import attributes
@@ -14,7 +15,6 @@ from .context import attributes
 if TYPE_CHECKING:
     from ._instrumentor import Instrumentation
 
-__version__ = "0.1.0"
 
 __all__ = [
     "TOKEN_TYPES",
@@ -64,8 +64,9 @@ def instrument(
     if env_flag("TOKENTRACE_DISABLED"):
         return _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]
     settings = config.resolve(
-        providers, prices, ledger, budgets, metrics_port, metrics_addr, capture_content, metric_labels,
-        namespace, stream_usage, max_label_values,
+        providers=providers, prices=prices, ledger=ledger, budgets=budgets, metrics_port=metrics_port,
+        metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
+        namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
     )
     return _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry

@@ -17,7 +17,6 @@ class LabelGuard:
         self.cap = cap
         self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
-        self.folded = 0
 
     def value(self, label: str, value: str) -> str:
         seen = self._seen.get(label)
@@ -30,7 +29,6 @@ class LabelGuard:
             if len(seen) < self.cap:
                 seen.add(value)
                 return value
-            self.folded += 1
         _errors.report(f"label_cap.{label}", None, f"more than {self.cap} values of label {label!r}; "
                                                    f"further values are recorded as {OTHER!r}")
         return OTHER

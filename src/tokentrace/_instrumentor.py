@@ -11,25 +11,20 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import wrapt
 
 from . import _wrappers
 from ._cardinality import LabelGuard
+from ._registry import SDK_BY_NAME
 from .config import Settings
-from .pricing import PriceTable, parse_overrides
+from .pricing import PriceTable
 from .providers import Options, Patch
 from .recorder import Recorder
 from .sinks import Sink
 
 logger = logging.getLogger("tokentrace")
-
-PROVIDER_MODULES = {
-    "openai": ("openai", "tokentrace.providers.openai"),
-    "anthropic": ("anthropic", "tokentrace.providers.anthropic"),
-    "google": ("google.genai", "tokentrace.providers.google_genai"),
-}
 
 _lock = threading.RLock()
 _current: Instrumentation | None = None
@@ -52,7 +47,6 @@ class Instrumentation:
         self.recorder = recorder
         self.metrics_server = metrics_server
         self.patched: dict[str, list[_Applied]] = {}
-        self.skipped: list[str] = []
 
     @property
     def enabled(self) -> bool:
@@ -107,9 +101,8 @@ def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
 def _patch_provider(handle: Instrumentation, provider: str) -> None:
     if handle.patched.get(provider):
         return
-    _sdk, module_name = PROVIDER_MODULES[provider]
     try:
-        provider_module = importlib.import_module(module_name)
+        provider_module = importlib.import_module(SDK_BY_NAME[provider].support_module)
     except ImportError:
         logger.debug("tokentrace: no support module for %s yet", provider)
         return
@@ -117,7 +110,6 @@ def _patch_provider(handle: Instrumentation, provider: str) -> None:
     for patch in provider_module.PATCHES:
         target = _resolve_patch(patch)
         if target is None:
-            handle.skipped.append(f"{patch.module}.{patch.attribute}")
             continue
         owner, name = target
         original = vars(owner)[name]
@@ -153,16 +145,14 @@ def _on_sdk_import(provider: str) -> Any:
 def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, meter_provider: Any,
                  registry: Any) -> list[Sink]:
     """The sinks, in the order they see a call: OTel first (its span covers a blocked call too), budgets last."""
-    from .budgets import resolve_budgets
     from .sinks.otel import OTelSink
     from .sinks.prometheus import PrometheusSink
 
-    budgets = resolve_budgets(settings.budgets)
     budget_sink = None
-    if budgets:
+    if settings.budgets:
         from .sinks.budget import BudgetSink
 
-        budget_sink = BudgetSink(budgets, prices, settings.ledger)
+        budget_sink = BudgetSink(list(settings.budgets), prices, settings.ledger)
     guard = LabelGuard(settings.max_label_values)
     sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider, guard)]
     sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels,
@@ -191,7 +181,7 @@ def instrument(
         if disabled:
             _current = Instrumentation(None, None)
             return _current
-        prices = PriceTable(parse_overrides(settings.prices) if settings.prices else None)
+        prices = PriceTable(settings.price_overrides)
         recorder = Recorder(prices, _build_sinks(settings, prices, tracer_provider, meter_provider, registry))
         server = None
         if settings.metrics_port is not None:
@@ -205,7 +195,7 @@ def instrument(
         _wrappers.active.recorder = recorder
         _current = handle
         for provider in settings.providers:
-            sdk, _ = PROVIDER_MODULES[provider]
+            sdk = SDK_BY_NAME[provider].import_name
             if sdk in sys.modules:
                 _patch_provider(handle, provider)
             elif _sdk_installed(sdk) and sdk not in _hooks_registered:
@@ -248,7 +238,3 @@ def uninstrument() -> None:
 
 def current() -> Instrumentation | None:
     return _current
-
-
-def installed_sdks(providers: Iterable[str]) -> list[str]:
-    return [p for p in providers if _sdk_installed(PROVIDER_MODULES[p][0])]

@@ -13,15 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._usage import UsageRecord
+from ._usage import TOKEN_COLUMNS, UsageRecord
 
 SCHEMA_VERSION = 1
 
 COLUMNS: tuple[str, ...] = (
     "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id", "user_id", "agent_id",
-    "attributes_json", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream", "status", "error_type",
-    "response_id", "trace_id", "price_source", "usage_reported", "cache_hit",
+    "attributes_json", *TOKEN_COLUMNS, "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream", "status",
+    "error_type", "response_id", "trace_id", "price_source", "usage_reported", "cache_hit",
 )
 
 _MIGRATIONS: dict[int, str] = {  # version -> statements separated by ";" (no ";" inside a statement)
@@ -77,7 +76,7 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
         iso_utc(record.ts_utc), record.provider, record.model, record.request_model, record.operation,
         attrs.get("feature", ""), attrs.get("session_id"), attrs.get("user_id"), attrs.get("agent_id"),
         json.dumps(dict(attrs), separators=(",", ":"), sort_keys=True) if attrs else "{}",
-        usage.input, usage.cache_read, usage.cache_write, usage.output, usage.reasoning, usage.total,
+        *usage.counts(), usage.total,
         record.cost_usd, record.latency_s * 1000.0, None if record.ttft_s is None else record.ttft_s * 1000.0,
         int(record.stream), record.status, record.error_type, record.response_id, record.trace_id,
         record.price_source, int(record.usage_reported), int(record.status == "cached"),

@@ -47,18 +47,3 @@ TIME_TO_FIRST_TOKEN = "tokentrace.time_to_first_token_s"
 PRICE_SOURCE = "tokentrace.price_source"
 USAGE_REPORTED = "tokentrace.usage.reported"
 ATTRIBUTE_PREFIX = "tokentrace."
-
-# tokentrace provider id -> gen_ai.provider.name value
-PROVIDER_NAMES: dict[str, str] = {
-    "openai": "openai",
-    "xai": "x_ai",
-    "azure_openai": "azure.ai.openai",
-    "groq": "groq",
-    "deepseek": "deepseek",
-    "openrouter": "openrouter",
-    "mistral": "mistral_ai",
-    "together": "together_ai",
-    "openai_compatible": "openai_compatible",
-    "anthropic": "anthropic",
-    "google": "gcp.gemini",
-}

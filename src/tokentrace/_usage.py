@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Mapping, NamedTuple
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "cache_read", "cache_write", "output", "reasoning")
-"""The five token types; together they partition the tokens a provider bills."""
+"""The five token types; together they partition the tokens a provider bills. The one list: everything else
+(ledger columns, report fields, CLI headers, Prometheus ``token_type`` values) derives from it."""
+
+TOKEN_COLUMNS: tuple[str, ...] = tuple(f"{t}_tokens" for t in TOKEN_TYPES)
+"""The ledger's (and reports') column of each token type, in ``TOKEN_TYPES`` order."""
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -42,14 +47,13 @@ class Usage:
         """Every output token, reasoning included (``gen_ai.usage.output_tokens``)."""
         return self.output + self.reasoning
 
+    def counts(self) -> tuple[int, ...]:
+        """The five counts in ``TOKEN_TYPES`` order."""
+        return _counts(self)
+
     def by_type(self) -> tuple[tuple[str, int], ...]:
-        return (
-            ("input", self.input),
-            ("cache_read", self.cache_read),
-            ("cache_write", self.cache_write),
-            ("output", self.output),
-            ("reasoning", self.reasoning),
-        )
+        """(token type, count) in ``TOKEN_TYPES`` order."""
+        return tuple(zip(TOKEN_TYPES, _counts(self), strict=True))
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -62,6 +66,7 @@ class Usage:
         )
 
 
+_counts = attrgetter(*TOKEN_TYPES)
 ZERO_USAGE = Usage()
 
 

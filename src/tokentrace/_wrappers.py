@@ -15,8 +15,8 @@ from typing import Any, Callable
 import wrapt
 
 from . import _errors
+from ._refusal import CallRefused
 from ._usage import ResponseInfo
-from .budgets import BudgetExceeded
 from .providers import Endpoint, Options, Prepared, StreamAccumulator
 from .recorder import Call, Recorder
 
@@ -39,8 +39,8 @@ def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[C
     try:
         prepared = endpoint.prepare(instance, kwargs, active.options)
         return recorder.start(prepared.request), prepared
-    except BudgetExceeded:
-        raise  # a block budget refused the call: the caller gets it, nothing was sent
+    except CallRefused:
+        raise  # a sink (e.g. a block budget) refused the call: the caller gets it, nothing was sent
     except Exception as exc:
         _errors.report("wrapper.start", exc, "could not start measuring a call")
         return None

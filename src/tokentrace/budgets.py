@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._refusal import CallRefused
+
 PERIODS = ("day", "week", "month")
 ACTIONS = ("warn", "block")
 
 
-class BudgetExceeded(Exception):  # noqa: N818 - the contract's name
+class BudgetExceeded(CallRefused):
     """A ``block`` budget would be exceeded by this call; the request was not sent and nothing was spent."""
 
     def __init__(self, budget: Budget, spent_usd: float, spent_tokens: int, estimate_usd: float,

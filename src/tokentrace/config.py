@@ -1,4 +1,8 @@
-"""instrument() arguments and TOKENTRACE_* environment variables resolved into one frozen Settings."""
+"""Configuration: instrument() arguments and TOKENTRACE_* environment variables resolved into one frozen Settings.
+
+Budgets and price overrides are read and checked here, so a bad file fails instrument() before anything is built.
+Also the one resolver of the ledger location (instrument, reports and the CLI all use it).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-KNOWN_PROVIDERS = ("openai", "anthropic", "google")
+from ._registry import SDK_NAMES
+from .budgets import Budget, resolve_budgets
+from .pricing import ModelPrice, parse_overrides
+
+KNOWN_PROVIDERS = SDK_NAMES
+_OFF = {"off", "0", "false", "none"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -27,12 +36,29 @@ def default_ledger_path() -> Path:
     return Path(base) / "tokentrace" / "usage.db"
 
 
+def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | None:
+    """Where the ledger is: ``ledger`` when given (False: none), else ``TOKENTRACE_LEDGER``, else the default path.
+
+    ``TOKENTRACE_LEDGER=off`` means no ledger for an instrumented app; readers (``reading``) then use the default.
+    """
+    if ledger is False:
+        return None
+    if ledger is not None:
+        return Path(ledger)
+    env = os.environ.get("TOKENTRACE_LEDGER", "").strip()
+    if env.lower() in _OFF:
+        return None if not reading else default_ledger_path()
+    return Path(env) if env else default_ledger_path()
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Everything instrument() needs, checked; built only by ``resolve``."""
+
     providers: tuple[str, ...]
-    prices: str | os.PathLike[str] | Mapping[str, Any] | None
+    price_overrides: Mapping[tuple[str | None, str], ModelPrice]
     ledger: Path | None
-    budgets: Any
+    budgets: tuple[Budget, ...]
     metrics_port: int | None
     metrics_addr: str
     capture_content: bool
@@ -56,18 +82,20 @@ def _port(value: Any, source: str) -> int | None:
 
 
 def resolve(
-    providers: Iterable[str] | None,
-    prices: Any,
-    ledger: Any,
-    budgets: Any,
-    metrics_port: int | None,
-    metrics_addr: str | None,
-    capture_content: bool | None,
-    metric_labels: Iterable[str],
-    namespace: str | None,
-    stream_usage: bool | None,
+    *,
+    providers: Iterable[str] | None = None,
+    prices: Any = None,
+    ledger: Any = None,
+    budgets: Any = (),
+    metrics_port: int | None = None,
+    metrics_addr: str | None = None,
+    capture_content: bool | None = None,
+    metric_labels: Iterable[str] = ("feature",),
+    namespace: str | None = None,
+    stream_usage: bool | None = None,
     max_label_values: int | None = None,
 ) -> Settings:
+    """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
     if providers is None:
         chosen = KNOWN_PROVIDERS
@@ -77,15 +105,7 @@ def resolve(
         if unknown:
             raise ConfigError(f"unknown provider(s) {unknown}; known: {', '.join(KNOWN_PROVIDERS)}")
 
-    if ledger is None:
-        env = os.environ.get("TOKENTRACE_LEDGER", "").strip()
-        ledger_path: Path | None = (
-            None if env.lower() in ("off", "0", "false", "none") else Path(env) if env else default_ledger_path()
-        )
-    elif ledger is False:
-        ledger_path = None
-    else:
-        ledger_path = Path(ledger)
+    price_source = prices if prices is not None else os.environ.get("TOKENTRACE_PRICES") or None
 
     if capture_content is None:
         capture_content = env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
@@ -97,9 +117,9 @@ def resolve(
 
     return Settings(
         providers=chosen,
-        prices=prices if prices is not None else os.environ.get("TOKENTRACE_PRICES") or None,
-        ledger=ledger_path,
-        budgets=budgets if budgets else os.environ.get("TOKENTRACE_BUDGETS") or (),
+        price_overrides=parse_overrides(price_source) if price_source else {},
+        ledger=ledger_location(ledger),
+        budgets=tuple(resolve_budgets(budgets if budgets else os.environ.get("TOKENTRACE_BUDGETS") or ())),
         metrics_port=_port(metrics_port, "metrics_port") if metrics_port is not None
         else _port(os.environ.get("TOKENTRACE_METRICS_PORT"), "TOKENTRACE_METRICS_PORT"),
         metrics_addr=metrics_addr or os.environ.get("TOKENTRACE_METRICS_ADDR") or "127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection
 from typing import Any
 
@@ -9,7 +10,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 
 class TokentraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Calls ``tokentrace.instrument()`` with the keyword arguments given (env vars configure the rest)."""
+    """Calls ``tokentrace.instrument()`` with those keyword arguments it takes (env vars configure the rest)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()  # any installed provider SDK is patched; none is required
@@ -17,8 +18,7 @@ class TokentraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import tokentrace
 
-        allowed = {"providers", "prices", "ledger", "budgets", "metrics_port", "capture_content", "tracer_provider",
-                   "meter_provider", "metric_labels", "namespace"}
+        allowed = inspect.signature(tokentrace.instrument).parameters
         tokentrace.instrument(**{k: v for k, v in kwargs.items() if k in allowed})
 
     def _uninstrument(self, **kwargs: Any) -> None:

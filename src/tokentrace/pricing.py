@@ -12,25 +12,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._registry import GENAI_PRICES_IDS, LITELLM_ALIASES
 from ._usage import Usage
 
 logger = logging.getLogger("tokentrace")
-
-# tokentrace provider id -> genai-prices provider id (None: find the provider by model name)
-GENAI_PRICES_PROVIDER: dict[str, str | None] = {
-    "openai": "openai",
-    "xai": "x-ai",
-    "azure_openai": "azure",
-    "groq": "groq",
-    "deepseek": "deepseek",
-    "openrouter": "openrouter",
-    "mistral": "mistral",
-    "together": "together",
-    "anthropic": "anthropic",
-    "google": "google",
-    "openai_compatible": None,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Rates:
@@ -194,16 +179,12 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
         if price is None:
             continue
         provider = entry.get("provider") or entry.get("litellm_provider")
-        provider = _LITELLM_PROVIDERS.get(str(provider), str(provider)) if provider else None
+        provider = LITELLM_ALIASES.get(str(provider), str(provider)) if provider else None
         model = str(name).lower()
         if provider and model.startswith(f"{entry.get('litellm_provider', '')}/"):
             model = model.split("/", 1)[1]
         table[(provider, model)] = price
     return table
-
-
-_LITELLM_PROVIDERS = {"xai": "xai", "azure": "azure_openai", "text-completion-openai": "openai", "gemini": "google",
-                      "vertex_ai-language-models": "google", "together_ai": "together", "mistral": "mistral"}
 
 
 # --------------------------------------------------------------------------- genai-prices
@@ -305,7 +286,7 @@ class PriceTable:
         """Every model the bundled table prices for ``provider`` (plus overrides), with its current rates."""
         found: dict[str, ModelPrice] = {}
         snapshot = self._load_snapshot()
-        provider_id = GENAI_PRICES_PROVIDER.get(provider, provider)
+        provider_id = GENAI_PRICES_IDS.get(provider, provider)
         for candidate in getattr(snapshot, "providers", None) or ():
             if candidate.id != provider_id:
                 continue
@@ -336,7 +317,7 @@ class PriceTable:
         snapshot = self._load_snapshot()
         if not snapshot:
             return None
-        provider_id = GENAI_PRICES_PROVIDER.get(provider, provider)
+        provider_id = GENAI_PRICES_IDS.get(provider, provider)
         try:
             found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
             from datetime import datetime

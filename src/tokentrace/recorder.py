@@ -7,8 +7,8 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import _errors
+from ._refusal import CallRefused
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
-from .budgets import BudgetExceeded
 from .context import current_attributes
 from .pricing import PriceTable
 from .sinks import Sink
@@ -27,6 +27,7 @@ class Recorder:
         self.sinks = tuple(sinks)
         self._starters = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).start is not Sink.start)
         self._detachers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).detach is not Sink.detach)
+        self._tracers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).trace_id is not Sink.trace_id)
         self._listeners: tuple[Listener, ...] = ()
         self._listeners_lock = threading.Lock()
         self._warned_unpriced: set[tuple[str, str]] = set()
@@ -42,11 +43,10 @@ class Recorder:
         with self._listeners_lock:
             self._listeners = tuple(x for x in self._listeners if x != listener)  # bound methods: ==, not is
 
-    def emit(self, call: Call, record: UsageRecord) -> None:
-        states = call.states
+    def emit(self, record: UsageRecord, states: dict[int, Any] | None) -> None:
         for index, sink in enumerate(self.sinks):
             try:
-                sink.end(call, record, states.get(index) if states else None)
+                sink.end(record, states.get(index) if states else None)
             except Exception as exc:
                 _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
         for listener in self._listeners:
@@ -96,8 +96,8 @@ class Call:
         states: dict[int, Any] | None = None
         for index, sink in recorder._starters:
             try:
-                state = sink.start(self)
-            except BudgetExceeded as exc:
+                state = sink.start(request, self.attributes, self.started_wall)
+            except CallRefused as exc:
                 self.states = states
                 self.started = _perf()
                 self.detach()
@@ -111,6 +111,13 @@ class Call:
                 states = {}
             states[index] = state
         self.states = states
+        if states:
+            for index, sink in recorder._tracers:
+                if index in states:
+                    try:
+                        self.trace_id = sink.trace_id(states[index])
+                    except Exception as exc:
+                        _errors.report(f"sink.{sink.name}.trace_id", exc)
         self.started = _perf()
 
     def restart_clock(self) -> None:
@@ -194,4 +201,4 @@ class Call:
             trace_id=self.trace_id,
             output_text=response.output_text if response is not None else None,
         )
-        self.recorder.emit(self, record)
+        self.recorder.emit(record, self.states)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._ledger_db import COLUMNS, LedgerError, connect, iso_utc
+from ._usage import TOKEN_COLUMNS
+from .config import ledger_location
 
 if TYPE_CHECKING:
     from .budgets import Budget
@@ -31,7 +33,6 @@ GROUP_KEYS: dict[str, str] = {
     "session": "COALESCE(session_id, '')",
     "user": "COALESCE(user_id, '')",
 }
-TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -41,14 +42,9 @@ class ReportError(ValueError):
 
 
 def ledger_path(ledger: str | os.PathLike[str] | None) -> Path:
-    if ledger is not None:
-        return Path(ledger)
-    env = os.environ.get("TOKENTRACE_LEDGER", "").strip()
-    if env and env.lower() not in ("off", "0", "false", "none"):
-        return Path(env)
-    from .config import default_ledger_path
-
-    return default_ledger_path()
+    path = ledger_location(ledger, reading=True)
+    assert path is not None  # a reader always gets a location
+    return path
 
 
 def parse_since(value: str, now: datetime) -> datetime:
@@ -223,14 +219,10 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
 
 
-def spent_in_ledger(conn: sqlite3.Connection, budget: Budget, since_ts: float,
-                    until_ts: float | None = None) -> tuple[float, int]:
-    """(USD, tokens) the ledger records for ``budget``'s scope between two instants."""
+def spent_in_ledger(conn: sqlite3.Connection, budget: Budget, since_ts: float) -> tuple[float, int]:
+    """(USD, tokens) the ledger records for ``budget``'s scope since an instant."""
     where = ["ts_utc >= ?", "status IN ('ok', 'error')"]
     params: list[Any] = [iso_utc(since_ts)]
-    if until_ts is not None:
-        where.append("ts_utc < ?")
-        params.append(iso_utc(until_ts))
     for key, value in (budget.scope or {}).items():
         if key in ("feature", "session_id", "user_id", "agent_id"):
             where.append(f"{key} = ?")

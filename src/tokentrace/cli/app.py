@@ -175,10 +175,12 @@ def prices(
     """List a provider's prices, or show a model's rates (USD per million tokens) and where they come from."""
     from rich.table import Table
 
-    from ..pricing import GENAI_PRICES_PROVIDER, PriceTable, parse_overrides
+    from .._registry import BY_ID
+    from .._usage import TOKEN_TYPES
+    from ..pricing import PriceTable, parse_overrides
 
-    if provider not in GENAI_PRICES_PROVIDER:
-        fail(f"unknown provider {provider!r}; known: {', '.join(GENAI_PRICES_PROVIDER)}")
+    if provider not in BY_ID:
+        fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")
     source = prices_file or os.environ.get("TOKENTRACE_PRICES")
     table = guarded(lambda: PriceTable(parse_overrides(source) if source else None))
     table.warm()
@@ -186,7 +188,7 @@ def prices(
     console.print(f"price table: genai-prices {table.genai_prices_version}"
                   + (f" (newest price change in it: {dated})" if dated else "")
                   + (f" + overrides from {source}" if source else ""))
-    names = ("input", "cache_read", "cache_write", "output", "reasoning")
+    names = TOKEN_TYPES
     if model is None:  # list the provider's models
         listing = Table(title=f"{provider} models (USD per million tokens; tiers: tokentrace prices MODEL)")
         listing.add_column("model")

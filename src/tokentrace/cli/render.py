@@ -7,8 +7,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-TOKEN_HEADERS = (("input_tokens", "input"), ("cache_read_tokens", "cache read"), ("cache_write_tokens", "cache write"),
-                 ("output_tokens", "output"), ("reasoning_tokens", "reasoning"))
+from .._usage import TOKEN_COLUMNS, TOKEN_TYPES
+
+TOKEN_HEADERS = tuple((column, kind.replace("_", " ")) for column, kind in zip(TOKEN_COLUMNS, TOKEN_TYPES, strict=True))
+"""(report field, column header) of each token type."""
 BAR_WIDTH = 40
 
 

@@ -13,28 +13,12 @@ from typing import Any
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
-from . import (
-    Endpoint,
-    Options,
-    Patch,
-    Prepared,
-    RequestWrapper,
-    ResultKind,
-    StreamAccumulator,
-    capture_messages,
-    capture_output,
-    classify_result,
-    count,
-    field,
-    int_or_none,
-    number_or_none,
-    server_of,
-    streaming_response_requested,
-    text_length,
-    text_or_none,
-)
+from ._capture import capture_messages, capture_output
+from ._contract import Endpoint, Options, Patch, Prepared, RequestWrapper, ResultKind, StreamAccumulator
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._prompt import text_length
+from ._stainless import classify_result, streaming_response_requested
 
-SDK_MODULE = "anthropic"
 PROVIDER = "anthropic"
 
 
@@ -201,8 +185,8 @@ def bind_deferred(manager: Any, wrap: RequestWrapper) -> bool:
     return False
 
 
-MESSAGES = Endpoint("chat", prepare, extract, MessageAccumulator, classify, bind_deferred)
-STREAM_HELPER = Endpoint("chat", prepare_stream_helper, extract, MessageAccumulator, classify, bind_deferred)
+MESSAGES = Endpoint(prepare, extract, MessageAccumulator, classify, bind_deferred)
+STREAM_HELPER = Endpoint(prepare_stream_helper, extract, MessageAccumulator, classify, bind_deferred)
 
 _MODULE = "anthropic.resources.messages.messages"
 _BETA = "anthropic.resources.beta.messages.messages"

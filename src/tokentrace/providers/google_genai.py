@@ -15,25 +15,11 @@ from typing import Any
 
 from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
-from . import (
-    Endpoint,
-    Options,
-    Patch,
-    Prepared,
-    ResultKind,
-    StreamAccumulator,
-    capture_messages,
-    capture_output,
-    count,
-    field,
-    int_or_none,
-    number_or_none,
-    server_of,
-    text_length,
-    text_or_none,
-)
+from ._capture import capture_messages, capture_output
+from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._prompt import text_length
 
-SDK_MODULE = "google.genai"
 PROVIDER = "google"
 
 
@@ -197,9 +183,9 @@ def classify(result: Any) -> ResultKind:
     return "opaque"
 
 
-GENERATE = Endpoint("generate_content", prepare_generate, extract, ChunkAccumulator, classify)
-GENERATE_STREAM = Endpoint("generate_content", prepare_stream, extract, ChunkAccumulator, classify)
-EMBED = Endpoint("embeddings", prepare_embed, extract_embeddings, ChunkAccumulator, classify)
+GENERATE = Endpoint(prepare_generate, extract, ChunkAccumulator, classify)
+GENERATE_STREAM = Endpoint(prepare_stream, extract, ChunkAccumulator, classify)
+EMBED = Endpoint(prepare_embed, extract_embeddings, ChunkAccumulator, classify)
 
 _MODULE = "google.genai.models"
 

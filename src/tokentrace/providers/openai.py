@@ -5,57 +5,20 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .. import _errors
+from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_TOP, provider_for_host
 from .._usage import RequestInfo, ResponseInfo, Usage
-from . import (
-    Endpoint,
-    Options,
-    Patch,
-    Prepared,
-    ResultKind,
-    StreamAccumulator,
-    capture_messages,
-    capture_output,
-    classify_result,
-    count,
-    field,
-    int_or_none,
-    number_or_none,
-    server_of,
-    streaming_response_requested,
-    text_length,
-    text_or_none,
-)
-
-SDK_MODULE = "openai"
-
-# host suffix -> tokentrace provider id
-_HOSTS: tuple[tuple[str, str], ...] = (
-    ("api.openai.com", "openai"),
-    ("api.x.ai", "xai"),
-    (".openai.azure.com", "azure_openai"),
-    (".cognitiveservices.azure.com", "azure_openai"),
-    (".services.ai.azure.com", "azure_openai"),
-    ("api.groq.com", "groq"),
-    ("api.deepseek.com", "deepseek"),
-    ("openrouter.ai", "openrouter"),
-    ("api.mistral.ai", "mistral"),
-    ("api.together.xyz", "together"),
-    ("api.together.ai", "together"),
-)
-# hosts known to accept stream_options.include_usage (the others send stream usage unasked, or may reject it)
-_ACCEPTS_STREAM_OPTIONS = frozenset({"openai", "azure_openai", "xai", "groq", "deepseek", "openai_compatible"})
-# providers whose completion_tokens exclude reasoning when total_tokens cannot tell
-_REASONING_ON_TOP = frozenset({"xai"})
+from ._capture import capture_messages, capture_output
+from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._prompt import text_length
+from ._stainless import classify_result, streaming_response_requested
 
 
 def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
     """(provider id, server address, server port) for a client's base URL."""
     address, port = server_of(url)
     host = (address or "").lower()
-    for suffix, provider in _HOSTS:
-        if host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix):
-            return provider, host, port
-    return "openai_compatible", host or None, port
+    return provider_for_host(host), host or None, port
 
 
 _client_cache: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
@@ -67,8 +30,8 @@ def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
     cached = _client_cache.get(id(base_url))
     if cached is not None and cached[0] is base_url:
         return cached[1]
-    target = provider_for_url(str(base_url)) if base_url is not None else ("openai_compatible", None, None)
-    if target[0] == "openai_compatible" and "azure" in type(client).__name__.lower():
+    target = provider_for_url(str(base_url)) if base_url is not None else (OPENAI_COMPATIBLE, None, None)
+    if target[0] == OPENAI_COMPATIBLE and "azure" in type(client).__name__.lower():
         target = ("azure_openai", target[1], target[2])
     if len(_client_cache) > 1024:
         _client_cache.clear()
@@ -109,7 +72,7 @@ def _prepare(
     )
     send: Mapping[str, Any] = kwargs
     hide = False
-    if stream and usage_option and options.stream_usage and provider in _ACCEPTS_STREAM_OPTIONS:
+    if stream and usage_option and options.stream_usage and provider in ACCEPTS_STREAM_OPTIONS:
         current = kwargs.get("stream_options")
         if not (isinstance(current, Mapping) and current.get("include_usage") is True):
             merged = dict(current) if isinstance(current, Mapping) else {}
@@ -153,7 +116,7 @@ def _partition(
         output = completion
     elif reasoning and total is not None and total == prompt + completion:
         output = completion - reasoning
-    elif reasoning and provider in _REASONING_ON_TOP:
+    elif reasoning and provider in REASONING_ON_TOP:
         output = completion
     else:
         output = completion - reasoning
@@ -367,10 +330,10 @@ def _extract_responses(result: Any, prepared: Prepared) -> ResponseInfo:
     return _Extractors.responses(result, prepared.request.provider, prepared.capture_content)
 
 
-CHAT = Endpoint("chat", prepare_chat, _extract_chat, ChatAccumulator, classify)
-RESPONSES = Endpoint("chat", prepare_responses, _extract_responses, ResponsesAccumulator, classify)
-COMPLETIONS = Endpoint("text_completion", prepare_completions, _extract_chat, ChatAccumulator, classify)
-EMBEDDINGS = Endpoint("embeddings", prepare_embeddings, _extract_chat, ChatAccumulator, classify)
+CHAT = Endpoint(prepare_chat, _extract_chat, ChatAccumulator, classify)
+RESPONSES = Endpoint(prepare_responses, _extract_responses, ResponsesAccumulator, classify)
+COMPLETIONS = Endpoint(prepare_completions, _extract_chat, ChatAccumulator, classify)
+EMBEDDINGS = Endpoint(prepare_embeddings, _extract_chat, ChatAccumulator, classify)
 
 _CHAT_MODULE = "openai.resources.chat.completions.completions"
 _RESPONSES_MODULE = "openai.resources.responses.responses"

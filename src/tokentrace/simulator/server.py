@@ -62,10 +62,6 @@ class Simulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def openai_base_url(self) -> str:
-        return f"{self.url}/v1"
-
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:

@@ -1,27 +1,37 @@
-"""The Sink protocol: what the recorder fans each call out to (one module per sink)."""
+"""The Sink protocol: what the recorder fans each call out to (one module per sink).
+
+Sinks see only what they need: the request and attribution when a call starts, the finished ``UsageRecord``
+and their own per-call state when it ends. They never import the recorder, providers or each other.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from .._usage import UsageRecord
-    from ..recorder import Call
+from .._usage import RequestInfo, UsageRecord
 
 
 class Sink:
-    """Base class of sinks. ``start``/``detach`` are optional: only sinks overriding them are called."""
+    """Base class of sinks. ``start``/``detach``/``trace_id`` are optional: only sinks overriding them are called."""
 
     name = "sink"
 
-    def start(self, call: Call) -> Any:
-        """The call is about to be sent; return per-call state handed back to ``detach`` and ``end``."""
+    def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
+        """The call is about to be sent; return per-call state handed back to ``detach`` and ``end``.
+
+        May raise a ``CallRefused`` subclass to stop the call before it is sent.
+        """
+        return None
+
+    def trace_id(self, state: Any) -> str | None:
+        """The trace id (32 hex digits) of the call whose start returned ``state``, for a tracing sink."""
         return None
 
     def detach(self, state: Any) -> None:
         """The request phase is over on the calling thread (the stream, if any, may go on)."""
 
-    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
+    def end(self, record: UsageRecord, state: Any) -> None:
         """The call is finished: ``record`` is final. Must be quick and thread-safe."""
 
     def close(self) -> None:

@@ -12,10 +12,11 @@ import logging
 import math
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _errors
 from .._ledger_db import LedgerError, connect
@@ -24,9 +25,6 @@ from ..budgets import Budget, BudgetExceeded
 from ..pricing import PriceTable
 from ..reports import spent_in_ledger
 from . import Sink
-
-if TYPE_CHECKING:
-    from ..recorder import Call
 
 logger = logging.getLogger("tokentrace")
 
@@ -125,15 +123,14 @@ class BudgetSink(Sink):
         return usd, input_tokens + output_tokens
 
     # ---- before the request is sent (calling thread)
-    def start(self, call: Call) -> Any:
-        if call.request.cached:
+    def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
+        if request.cached:
             return None
-        attributes = call.attributes
         accounts = [a for a in self._accounts if a.budget.applies_to(attributes)]
         if not accounts:
             return None
-        usd, tokens = self._estimate(call.request)
-        now = call.started_wall
+        usd, tokens = self._estimate(request)
+        now = started_wall
         with self._lock:
             for account in accounts:
                 self._roll(account, now)
@@ -152,16 +149,10 @@ class BudgetSink(Sink):
         return (accounts, usd, tokens)
 
     # ---- when the call ends (any thread)
-    def end(self, call: Call | None, record: UsageRecord, state: Any) -> None:
-        if record.status == "blocked":
+    def end(self, record: UsageRecord, state: Any) -> None:
+        if record.status == "blocked" or state is None:  # refused, or no budget applied when it started
             return
-        if state is None:
-            if call is not None:  # started before any budget applied (or no budgets matched)
-                return
-            accounts = [a for a in self._accounts if a.budget.applies_to(record.attributes)]
-            reserved_usd, reserved_tokens = 0.0, 0
-        else:
-            accounts, reserved_usd, reserved_tokens = state
+        accounts, reserved_usd, reserved_tokens = state
         if record.usage_reported:
             usd, tokens = record.cost_usd or 0.0, record.usage.total
         elif record.status == "ok":

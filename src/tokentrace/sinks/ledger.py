@@ -15,15 +15,12 @@ import time
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _errors
 from .._ledger_db import LedgerError, connect, insert_rows, row_of
 from .._usage import UsageRecord
 from . import Sink
-
-if TYPE_CHECKING:
-    from ..recorder import Call
 
 DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_BATCH = 500
@@ -63,7 +60,7 @@ class LedgerSink(Sink):
         _live_sinks.add(self)
 
     # ---- calling thread
-    def end(self, call: Call | None, record: UsageRecord, state: Any) -> None:
+    def end(self, record: UsageRecord, state: Any) -> None:
         queue = self._queue
         if self._stopping:  # a call that was in flight when tokentrace was uninstrumented: write it now
             with self._lock:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
@@ -11,13 +12,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _semconv as sc
 from .._cardinality import LabelGuard
+from .._registry import semconv_name
 from .._usage import RequestInfo, UsageRecord
+from .._version import __version__
 from . import Sink
-
-if TYPE_CHECKING:
-    from ..recorder import Call
-
-_VERSION = "0.1.0"
 
 
 class OTelSink(Sink):
@@ -28,9 +26,9 @@ class OTelSink(Sink):
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self.guard = guard or LabelGuard()
         self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
-        self.tracer = trace.get_tracer("tokentrace", _VERSION, tracer_provider=tracer_provider,
+        self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
                                        schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}")
-        meter = otel_metrics.get_meter("tokentrace", _VERSION, meter_provider=meter_provider)
+        meter = otel_metrics.get_meter("tokentrace", __version__, meter_provider=meter_provider)
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS),
@@ -53,12 +51,11 @@ class OTelSink(Sink):
                 done = bool(force_flush(int(timeout * 1000))) and done
         return done
 
-    def start(self, call: Call) -> Any:
-        request = call.request
+    def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: request.operation,
-            sc.PROVIDER_NAME: sc.PROVIDER_NAMES.get(request.provider, request.provider),
-            sc.SYSTEM: sc.PROVIDER_NAMES.get(request.provider, request.provider),
+            sc.PROVIDER_NAME: semconv_name(request.provider),
+            sc.SYSTEM: semconv_name(request.provider),
             sc.REQUEST_MODEL: request.request_model,
             sc.REQUEST_STREAM: request.stream,
         }
@@ -72,18 +69,19 @@ class OTelSink(Sink):
             attributes[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.top_p is not None:
             attributes[sc.REQUEST_TOP_P] = request.top_p
-        for key, value in call.attributes.items():
+        for key, value in attribution.items():
             attributes[sc.ATTRIBUTE_PREFIX + key] = value
         if request.captured_input is not None:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
         span = self.tracer.start_span(
             f"{request.operation} {request.request_model}", kind=SpanKind.CLIENT, attributes=attributes
         )
-        span_context = span.get_span_context()
-        if span_context.is_valid:
-            call.trace_id = format(span_context.trace_id, "032x")
         token = otel_context.attach(trace.set_span_in_context(span))
-        return [span, token]
+        return [span, token, request]
+
+    def trace_id(self, state: Any) -> str | None:
+        span_context = state[0].get_span_context()
+        return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
     def detach(self, state: Any) -> None:
         token = state[1]
@@ -91,24 +89,25 @@ class OTelSink(Sink):
             state[1] = None
             otel_context.detach(token)
 
-    def _metric_attribute_sets(self, request: RequestInfo, record: UsageRecord
+    def _metric_attribute_sets(self, request: RequestInfo | None, record: UsageRecord
                                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(common, input tokens, output tokens) metric attributes, built once per distinct key and reused."""
-        key = (record.provider, record.operation, record.request_model, record.model, request.server_address,
-               request.server_port, record.error_type)
+        address, port = (request.server_address, request.server_port) if request is not None else (None, None)
+        key = (record.provider, record.operation, record.request_model, record.model, address, port,
+               record.error_type)
         cached = self._metric_attributes.get(key)
         if cached is not None:
             return cached
         common: dict[str, Any] = {
             sc.OPERATION_NAME: record.operation,
-            sc.PROVIDER_NAME: sc.PROVIDER_NAMES.get(record.provider, record.provider),
+            sc.PROVIDER_NAME: semconv_name(record.provider),
             sc.REQUEST_MODEL: self.guard.value("model", record.request_model),
             sc.RESPONSE_MODEL: self.guard.value("model", record.model),
         }
-        if request.server_address:
-            common[sc.SERVER_ADDRESS] = request.server_address
-        if request.server_port:
-            common[sc.SERVER_PORT] = request.server_port
+        if address:
+            common[sc.SERVER_ADDRESS] = address
+        if port:
+            common[sc.SERVER_PORT] = port
         if record.error_type:
             common[sc.ERROR_TYPE] = record.error_type
         sets = (common, {**common, sc.TOKEN_TYPE: "input"}, {**common, sc.TOKEN_TYPE: "output"})
@@ -117,8 +116,9 @@ class OTelSink(Sink):
         self._metric_attributes[key] = sets
         return sets
 
-    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
-        common, input_attributes, output_attributes = self._metric_attribute_sets(call.request, record)
+    def end(self, record: UsageRecord, state: Any) -> None:
+        request = state[2] if state is not None else None
+        common, input_attributes, output_attributes = self._metric_attribute_sets(request, record)
         self.duration.record(record.latency_s, common)
         usage = record.usage
         if record.usage_reported:

@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -16,9 +16,6 @@ from .. import _errors
 from .._cardinality import LabelGuard
 from .._usage import TOKEN_TYPES, UsageRecord
 from . import Sink
-
-if TYPE_CHECKING:
-    from ..recorder import Call
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -183,7 +180,7 @@ class PrometheusSink(Sink):
                         self._children[key] = children
         return children
 
-    def end(self, call: Call, record: UsageRecord, state: Any) -> None:
+    def end(self, record: UsageRecord, state: Any) -> None:
         c = self._bound(record)
         c.requests.inc()
         c.latency.observe(record.latency_s)
@@ -191,7 +188,7 @@ class PrometheusSink(Sink):
             return
         usage = record.usage
         if record.usage_reported:
-            for child, (_, value) in zip(c.tokens, usage.by_type(), strict=True):
+            for child, value in zip(c.tokens, usage.counts(), strict=True):
                 if value:  # every series already exists (labels() made it at 0)
                     child.inc(value)
             c.tokens_in.observe(usage.all_input)

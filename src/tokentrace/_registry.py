@@ -1,0 +1,104 @@
+"""The provider registry: everything tokentrace knows about each provider and each patched SDK, in one table.
+
+Every other table (semconv names, genai-prices ids, LiteLLM aliases, OpenAI-compatible hosts, stream-usage and
+reasoning rules, which SDK module patches what) derives from ``PROVIDERS`` and ``SDKS``. Adding an
+OpenAI-compatible host is one ``Provider`` entry; adding an SDK is one provider module plus one ``SDK`` entry.
+Stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class SDK:
+    """A provider SDK tokentrace patches: ``instrument(providers=[name])`` selects it."""
+
+    name: str
+    """The name users pass to ``instrument(providers=...)``."""
+    import_name: str
+    """The SDK's top-level module; its import triggers patching."""
+    support_module: str
+    """The tokentrace module with the SDK's ``PATCHES`` table."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider id as it appears in metrics, the ledger and the CLI."""
+
+    id: str
+    semconv_name: str
+    """``gen_ai.provider.name`` on spans and OpenTelemetry metrics."""
+    sdk: str
+    """The ``SDK.name`` whose patches measure this provider's calls."""
+    genai_prices_id: str | None
+    """The provider's id in genai-prices; None: genai-prices finds the provider from the model name."""
+    litellm_aliases: tuple[str, ...] = ()
+    """``litellm_provider`` values in LiteLLM price files that mean this provider."""
+    hosts: tuple[str, ...] = ()
+    """Host names (a leading dot: any subdomain) of the provider's OpenAI-compatible endpoint."""
+    accepts_stream_options: bool = False
+    """Known to accept ``stream_options.include_usage`` (others send stream usage unasked, or may reject it)."""
+    reasoning_on_top: bool = False
+    """``completion_tokens`` excludes reasoning when ``total_tokens`` cannot tell (xAI)."""
+
+
+SDKS: tuple[SDK, ...] = (
+    SDK("openai", "openai", "tokentrace.providers.openai"),
+    SDK("anthropic", "anthropic", "tokentrace.providers.anthropic"),
+    SDK("google", "google.genai", "tokentrace.providers.google_genai"),
+)
+
+PROVIDERS: tuple[Provider, ...] = (
+    Provider("openai", "openai", "openai", "openai", ("openai", "text-completion-openai"),
+             hosts=("api.openai.com",), accepts_stream_options=True),
+    Provider("xai", "x_ai", "openai", "x-ai", ("xai",), hosts=("api.x.ai",), accepts_stream_options=True,
+             reasoning_on_top=True),
+    Provider("azure_openai", "azure.ai.openai", "openai", "azure", ("azure",),
+             hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
+             accepts_stream_options=True),
+    Provider("groq", "groq", "openai", "groq", ("groq",), hosts=("api.groq.com",), accepts_stream_options=True),
+    Provider("deepseek", "deepseek", "openai", "deepseek", ("deepseek",), hosts=("api.deepseek.com",),
+             accepts_stream_options=True),
+    Provider("openrouter", "openrouter", "openai", "openrouter", ("openrouter",), hosts=("openrouter.ai",)),
+    Provider("mistral", "mistral_ai", "openai", "mistral", ("mistral",), hosts=("api.mistral.ai",)),
+    Provider("together", "together_ai", "openai", "together", ("together_ai",),
+             hosts=("api.together.xyz", "api.together.ai")),
+    Provider("openai_compatible", "openai_compatible", "openai", None, accepts_stream_options=True),
+    Provider("anthropic", "anthropic", "anthropic", "anthropic", ("anthropic",)),
+    Provider("google", "gcp.gemini", "google", "google", ("gemini", "vertex_ai-language-models")),
+)
+
+OPENAI_COMPATIBLE = "openai_compatible"
+"""The provider id of an OpenAI-compatible endpoint whose host is not in the registry."""
+
+BY_ID: Mapping[str, Provider] = MappingProxyType({p.id: p for p in PROVIDERS})
+SDK_BY_NAME: Mapping[str, SDK] = MappingProxyType({s.name: s for s in SDKS})
+SDK_NAMES: tuple[str, ...] = tuple(SDK_BY_NAME)
+
+SEMCONV_NAMES: Mapping[str, str] = MappingProxyType({p.id: p.semconv_name for p in PROVIDERS})
+GENAI_PRICES_IDS: Mapping[str, str | None] = MappingProxyType({p.id: p.genai_prices_id for p in PROVIDERS})
+LITELLM_ALIASES: Mapping[str, str] = MappingProxyType(
+    {alias: p.id for p in PROVIDERS for alias in p.litellm_aliases})
+ACCEPTS_STREAM_OPTIONS: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.accepts_stream_options)
+REASONING_ON_TOP: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.reasoning_on_top)
+HOSTS: tuple[tuple[str, str], ...] = tuple((host, p.id) for p in PROVIDERS for host in p.hosts)
+
+
+def semconv_name(provider: str) -> str:
+    """``gen_ai.provider.name`` of a provider id (the id itself when unknown)."""
+    return SEMCONV_NAMES.get(provider, provider)
+
+
+def provider_for_host(host: str) -> str:
+    """The provider id of an OpenAI-compatible endpoint's host name (lower case); unknown hosts are compatible."""
+    for suffix, provider in HOSTS:
+        if suffix.startswith("."):
+            if host.endswith(suffix) or host == suffix[1:]:
+                return provider
+        elif host == suffix or host.endswith("." + suffix):
+            return provider
+    return OPENAI_COMPATIBLE

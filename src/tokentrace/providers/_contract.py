@@ -1,0 +1,88 @@
+"""What a provider module supplies: a PATCHES table of ``Patch`` entries, each naming an ``Endpoint``.
+
+An endpoint is a set of pure functions over SDK objects: prepare the request, extract a response, accumulate a
+stream, classify what the SDK returned. The wrappers in ``_wrappers`` drive them for every provider alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, NamedTuple
+
+from .._usage import RequestInfo, ResponseInfo
+
+ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", "opaque"]
+"""How a wrapper treats what the SDK method returned:
+value: a parsed response; stream: an iterator of chunks; raw: an object whose ``parse()`` gives a value;
+raw_stream: an object whose ``parse()`` gives a stream; deferred_stream: a stream manager that sends the
+request later (on ``__enter__``), see ``Endpoint.bind_deferred``; opaque: unknown, recorded without usage."""
+
+RequestWrapper = Callable[[Any], Any]
+"""Given a deferred request (a callable returning a stream, or an awaitable of one), the same, measured."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Settings that change what is sent: fixed at instrument() time."""
+
+    stream_usage: bool = True
+    """Ask for stream usage (OpenAI ``stream_options.include_usage``) when the caller did not."""
+    measure_prompt: bool = False
+    """Count prompt characters before sending (only budgets need it: the estimate of a call's cost)."""
+    capture_content: bool = False
+    """Record prompt and completion text on spans (``gen_ai.input.messages`` / ``gen_ai.output.messages``)."""
+
+
+class Prepared(NamedTuple):
+    """A call about to be sent: what is known about it, and the keyword arguments to send."""
+
+    request: RequestInfo
+    kwargs: Mapping[str, Any]
+    hide_usage_only_chunk: bool = False
+    """tokentrace asked for stream usage the caller did not: hide the extra usage-only chunk."""
+    body_left_to_caller: bool = False
+    """``with_streaming_response``: the caller reads the body itself, so the call is recorded without usage."""
+    capture_content: bool = False
+    """Content capture is on: extractors and accumulators also return the completion text."""
+
+
+class StreamAccumulator:
+    """Reads a stream's chunks as they pass; providers subclass it. Must never raise out of ``chunk``."""
+
+    __slots__ = ()
+
+    def chunk(self, item: Any) -> bool:
+        """Look at one chunk; return True to hide it from the caller."""
+        return False
+
+    def result(self) -> ResponseInfo:
+        """What the chunks seen so far say about the call."""
+        return ResponseInfo()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One SDK method family (e.g. chat completions): how to read its requests, responses and streams."""
+
+    prepare: Callable[[Any, Mapping[str, Any], Options], Prepared]
+    extract: Callable[[Any, Prepared], ResponseInfo]
+    accumulator: Callable[[Prepared], StreamAccumulator]
+    classify: Callable[[Any], ResultKind]
+    bind_deferred: Callable[[Any, RequestWrapper], bool] | None = None
+    """For ``deferred_stream`` results: replace the manager's pending request with ``wrap(request)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """One method to wrap: ``module`` path, ``Class.method`` name, whether it is async, and its endpoint."""
+
+    module: str
+    attribute: str
+    endpoint: Endpoint
+    is_async: bool = False
+    optional: bool = False
+    """Present only in some SDK versions: skip with a debug log when missing."""
+    fallback: str | None = None
+    """``Class.method`` to patch instead when ``attribute`` is missing (e.g. a private per-request method)."""
+
+

@@ -1,0 +1,70 @@
+"""Tolerant readers of SDK response fields: objects or dicts, missing or odd values become None or 0, never raise."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .. import _errors
+
+
+def int_or_none(value: Any) -> int | None:
+    """An int usage field, or None for anything else (missing, None, bool, str, float, negative)."""
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
+def number_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def field(obj: Any, name: str) -> Any:
+    """An attribute of an SDK object or a key of a dict (providers send both shapes); None when absent."""
+    if obj is None:
+        return None
+    if obj.__class__ is dict:
+        return obj.get(name)
+    values = getattr(obj, "__dict__", None)
+    if values is not None:
+        if name in values:
+            return values[name]
+        if hasattr(obj, "__pydantic_extra__"):  # a pydantic model: fields live in __dict__, extras here
+            extra = obj.__pydantic_extra__  # (asking the model for a missing name raises slowly)
+            return extra.get(name) if extra else None
+    try:
+        value = getattr(obj, name, None)
+        if value is None and isinstance(obj, Mapping):
+            return obj.get(name)
+    except Exception:  # an odd object whose attribute access raises: treat as absent
+        return None
+    return value
+
+
+def server_of(url: Any) -> tuple[str | None, int | None]:
+    """(host, port) of a base URL; the scheme's default port when none is given. Never raises."""
+    if url is None:
+        return None, None
+    try:
+        parts = urlsplit(str(url))
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http"
+                                              else None)
+    except ValueError:
+        return None, None
+
+
+def count(obj: Any, name: str, stage: str) -> int:
+    """A token count field: a non-negative int, else 0 (and, when the field held something odd, counted)."""
+    value = field(obj, name)
+    number = int_or_none(value)
+    if number is None:
+        if value is not None:
+            _errors.report(stage, None, f"usage field {name!r} is not a non-negative integer")
+        return 0
+    return number
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
