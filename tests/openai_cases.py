@@ -2,47 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel
 
 from tokentrace import Usage
 
-MESSAGES = [{"role": "user", "content": "one two three"}]  # 4 framing + 3 words = 7 prompt tokens
-MAX = 5
-
-
-class Answer(BaseModel):
-    text: str
-    score: int
-
-
-Sync = Callable[[Any], Any]
-Async = Callable[[Any], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    operation: str
-    request_model: str
-    response_model: str
-    usage: Usage
-    runners: dict[str, Sync | Async] = field(default_factory=dict)
-    stream_usage_chunk: bool = False  # the SDK stream would carry a usage-only chunk if the caller asked for it
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _drain(stream: Any) -> list[Any]:
-    return list(stream)
-
-
-async def _adrain(stream: Any) -> list[Any]:
-    return [item async for item in stream]
+from .cases import MAX, MESSAGES, Answer, Case, adrain, drain
 
 
 # ---- chat.completions.create
@@ -55,11 +19,11 @@ async def chat_async(c: Any) -> Any:
 
 
 def chat_stream(c: Any) -> Any:
-    return _drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX, stream=True))
+    return drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX, stream=True))
 
 
 async def chat_astream(c: Any) -> Any:
-    return await _adrain(await c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX,
+    return await adrain(await c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX,
                                                          stream=True))
 
 
@@ -106,13 +70,13 @@ async def raw_async(c: Any) -> Any:
 def raw_stream(c: Any) -> Any:
     raw = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX,
                                                       stream=True)
-    return _drain(raw.parse())
+    return drain(raw.parse())
 
 
 async def raw_astream(c: Any) -> Any:
     raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES,
                                                             max_tokens=MAX, stream=True)
-    return await _adrain(raw.parse())
+    return await adrain(raw.parse())
 
 
 # ---- responses
@@ -125,11 +89,11 @@ async def responses_async(c: Any) -> Any:
 
 
 def responses_stream(c: Any) -> Any:
-    return _drain(c.responses.create(model="gpt-4o-mini", input="one two three", max_output_tokens=MAX, stream=True))
+    return drain(c.responses.create(model="gpt-4o-mini", input="one two three", max_output_tokens=MAX, stream=True))
 
 
 async def responses_astream(c: Any) -> Any:
-    return await _adrain(await c.responses.create(model="gpt-4o-mini", input="one two three",
+    return await adrain(await c.responses.create(model="gpt-4o-mini", input="one two three",
                                                   max_output_tokens=MAX, stream=True))
 
 
@@ -170,12 +134,12 @@ async def completions_async(c: Any) -> Any:
 
 
 def completions_stream(c: Any) -> Any:
-    return _drain(c.completions.create(model="gpt-3.5-turbo-instruct", prompt="one two three", max_tokens=MAX,
+    return drain(c.completions.create(model="gpt-3.5-turbo-instruct", prompt="one two three", max_tokens=MAX,
                                        stream=True))
 
 
 async def completions_astream(c: Any) -> Any:
-    return await _adrain(await c.completions.create(model="gpt-3.5-turbo-instruct", prompt="one two three",
+    return await adrain(await c.completions.create(model="gpt-3.5-turbo-instruct", prompt="one two three",
                                                     max_tokens=MAX, stream=True))
 
 
@@ -192,28 +156,23 @@ CHAT_USAGE = Usage(input=7, output=MAX)
 RESPONSES_USAGE = Usage(input=3, output=MAX)
 
 CASES = (
-    Case("chat.completions.create", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
-         {"sync": chat_sync, "async": chat_async, "stream": chat_stream, "async_stream": chat_astream},
-         stream_usage_chunk=True),
-    Case("chat.completions.parse+stream", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
+    Case("openai", "chat.completions.create", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
+         {"sync": chat_sync, "async": chat_async, "stream": chat_stream, "async_stream": chat_astream}),
+    Case("openai", "chat.completions.parse+stream", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
          {"sync": parse_sync, "async": parse_async, "stream": helper_stream, "async_stream": helper_astream}),
-    Case("chat.completions.with_raw_response", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
-         {"sync": raw_sync, "async": raw_async, "stream": raw_stream, "async_stream": raw_astream},
-         stream_usage_chunk=True),
-    Case("responses.create", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", RESPONSES_USAGE,
+    Case("openai", "chat.completions.with_raw_response", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", CHAT_USAGE,
+         {"sync": raw_sync, "async": raw_async, "stream": raw_stream, "async_stream": raw_astream}),
+    Case("openai", "responses.create", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", RESPONSES_USAGE,
          {"sync": responses_sync, "async": responses_async, "stream": responses_stream,
           "async_stream": responses_astream}),
-    Case("responses.parse+stream", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", RESPONSES_USAGE,
+    Case("openai", "responses.parse+stream", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", RESPONSES_USAGE,
          {"sync": responses_parse_sync, "async": responses_parse_async, "stream": responses_helper_stream,
           "async_stream": responses_helper_astream}),
-    Case("completions.create", "text_completion", "gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct",
+    Case("openai", "completions.create", "text_completion", "gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct",
          Usage(input=3, output=MAX),
          {"sync": completions_sync, "async": completions_async, "stream": completions_stream,
-          "async_stream": completions_astream}, stream_usage_chunk=True),
-    Case("embeddings.create", "embeddings", "text-embedding-3-small", "text-embedding-3-small", Usage(input=3),
+          "async_stream": completions_astream}),
+    Case("openai", "embeddings.create", "embeddings", "text-embedding-3-small", "text-embedding-3-small",
+         Usage(input=3),
          {"sync": embeddings_sync, "async": embeddings_async}),
 )
-
-MODES = ("sync", "async", "stream", "async_stream")
-
-MATRIX = [(case, mode) for case in CASES for mode in MODES if mode in case.runners]

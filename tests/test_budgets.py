@@ -15,9 +15,9 @@ from tokentrace import Budget, BudgetError, BudgetExceeded
 from tokentrace.budgets import load_budgets
 from tokentrace.testing import capture_usage
 
+from .cases import MESSAGES
 from .conftest import make_telemetry, openai_async_client, openai_client
 
-MESSAGES = [{"role": "user", "content": "one two three"}]  # 7 prompt tokens; 13 characters
 # estimate per call: ceil(13 / 3) + 8 = 13 input tokens, max_tokens 5 output -> (13*0.15 + 5*0.6) / 1e6 USD
 ESTIMATE = (13 * 0.15 + 5 * 0.6) / 1e6
 ACTUAL = (7 * 0.15 + 5 * 0.6) / 1e6

@@ -26,10 +26,9 @@ from tokentrace.providers import anthropic as anthropic_provider
 from tokentrace.providers import openai as openai_provider
 from tokentrace.testing import capture_usage
 
+from .cases import MESSAGES, sync_client
 from .conftest import Telemetry, free_port, make_telemetry, openai_async_client, openai_client
-from .provider_cases import sync_client
 
-MESSAGES = [{"role": "user", "content": "one two three"}]
 LABELS = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "operation": "chat", "feature": ""}
 
 

@@ -21,10 +21,9 @@ from tokentrace import _errors
 from tokentrace._ledger_db import COLUMNS, SCHEMA_VERSION, LedgerError, connect
 from tokentrace.sinks.ledger import LedgerSink
 
+from .cases import MESSAGES
 from .conftest import make_telemetry, openai_client
 from .ledger_helpers import record
-
-MESSAGES = [{"role": "user", "content": "one two three"}]
 
 
 def rows(path: Path, where: str = "1=1") -> list[sqlite3.Row]:

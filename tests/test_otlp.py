@@ -15,9 +15,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import tokentrace
 
+from .cases import MESSAGES
 from .conftest import TEST_PRICES, free_port, openai_client
-
-MESSAGES = [{"role": "user", "content": "one two three"}]
 
 
 def _value(any_value: Any) -> Any:

@@ -12,8 +12,12 @@ from prometheus_client import CollectorRegistry
 import tokentrace
 from tokentrace.testing import capture_usage
 
+from . import anthropic_cases, google_cases, openai_cases
+from .cases import MODES, Case, async_client, sync_client
 from .conftest import TEST_PRICES, Telemetry
-from .provider_cases import MATRIX, Case, async_client, sync_client
+
+CASES = openai_cases.CASES + anthropic_cases.CASES + google_cases.CASES
+MATRIX = [(case, mode) for case in CASES for mode in MODES if mode in case.runners]
 
 IS_STREAM = {"sync": False, "async": False, "stream": True, "async_stream": True}
 SEMCONV_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "google": "gcp.gemini"}
