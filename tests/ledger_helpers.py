@@ -6,7 +6,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tokentrace._ledger_db import connect, insert_rows, row_of
+from tokentrace._ledger_db import row_of
+from tokentrace._ledger_store import open_db
 from tokentrace._usage import Usage, UsageRecord
 
 
@@ -22,9 +23,9 @@ def record(ts: float, *, provider: str = "openai", model: str = "gpt-4o-mini", o
 
 
 def write_ledger(path: Path, records: list[UsageRecord]) -> Path:
-    conn = connect(path, create=True)
+    db = open_db(path, create=True)
     try:
-        insert_rows(conn, [row_of(r) for r in records])
+        db.insert([row_of(r) for r in records])
     finally:
-        conn.close()
+        db.close()
     return path

@@ -41,12 +41,12 @@ def _chat(client: Any, **kwargs: Any) -> Any:
 
 def test_disk_full_drops_rows_counts_them_and_the_call_is_unaffected(simulator: Any, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokentrace.sinks import ledger as ledger_sink
+    from tokentrace._ledger_store import Db
 
-    def disk_full(conn: Any, rows: Any) -> None:
+    def disk_full(db: Any, rows: Any, released: Any = ()) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ledger_sink, "insert_rows", disk_full)
+    monkeypatch.setattr(Db, "insert", disk_full)
     _errors.reset()
     telemetry = make_telemetry(ledger=tmp_path / "usage.db")
     with openai_client(simulator) as client:

@@ -18,7 +18,8 @@ import pytest
 
 import tokentrace
 from tokentrace import _errors
-from tokentrace._ledger_db import COLUMNS, SCHEMA_VERSION, LedgerError, connect
+from tokentrace._ledger_db import COLUMNS, LedgerError
+from tokentrace._ledger_store import SCHEMA_VERSION, open_db
 from tokentrace.sinks.ledger import LedgerSink
 
 from .cases import MESSAGES
@@ -69,7 +70,7 @@ def test_one_row_per_call_with_every_contract_column(simulator: Any, tmp_path: P
 
 def test_ledger_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "private" / "usage.db"
-    connect(path, create=True).close()
+    open_db(path, create=True).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
@@ -102,7 +103,7 @@ def _process_writer(path: str, count: int) -> None:
 
 def test_rows_equal_calls_under_4_processes(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
-    connect(path, create=True).close()
+    open_db(path, create=True).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_process_writer, args=(str(path), 2500)) for _ in range(4)]
     for p in procs:
@@ -183,11 +184,11 @@ def test_an_unwritable_path_warns_once_and_the_app_goes_on(simulator: Any, tmp_p
 
 def test_a_locked_database_is_retried_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
-    connect(path, create=True).close()
+    open_db(path, create=True).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     sink = LedgerSink(path, interval_s=0.01)
-    sink._conn = connect(path, create=False, timeout=0.05)  # fail fast while locked
+    sink._conn = open_db(path, create=False, timeout=0.05)  # fail fast while locked
     for _ in range(5):
         sink.end(record(time.time()), None)
     time.sleep(0.3)
@@ -202,21 +203,21 @@ def test_a_locked_database_is_retried_not_lost(tmp_path: Path) -> None:
 def test_an_old_schema_is_migrated_forward_and_a_newer_one_refused(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     sqlite3.connect(path).close()  # an empty database: user_version 0
-    conn = connect(path, create=True)
+    conn = open_db(path, create=True)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     cols = [r[1] for r in conn.execute("PRAGMA table_info(llm_usage)")]
     assert cols == ["id", *COLUMNS]
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(LedgerError, match="newer"):
-        connect(path, create=False)
+        open_db(path, create=False)
 
 
 def test_a_corrupt_ledger_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LedgerError, match="cannot open ledger"):
-        connect(path, create=False)
+        open_db(path, create=False)
 
 
 def test_ledger_off_by_env(simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
 from ._version import __version__
-from .budgets import Budget, BudgetError, BudgetExceeded
+from .budgets import Budget, BudgetError, BudgetExceeded, BudgetUnavailable
 from .config import ConfigError, env_flag
 from .context import attributes
 
@@ -21,6 +21,7 @@ __all__ = [
     "Budget",
     "BudgetError",
     "BudgetExceeded",
+    "BudgetUnavailable",
     "ConfigError",
     "Instrumentation",
     "Usage",
@@ -48,6 +49,7 @@ def instrument(
     namespace: str | None = None,
     stream_usage: bool | None = None,
     max_label_values: int | None = None,
+    budget_unavailable: str = "allow",
     tracer_provider: Any = None,
     meter_provider: Any = None,
     registry: Any = None,
@@ -67,6 +69,7 @@ def instrument(
         providers=providers, prices=prices, ledger=ledger, budgets=budgets, metrics_port=metrics_port,
         metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
         namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
+        budget_unavailable=budget_unavailable,
     )
     return _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry

@@ -148,20 +148,24 @@ def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, m
     from .sinks.otel import OTelSink
     from .sinks.prometheus import PrometheusSink
 
-    budget_sink = None
-    if settings.budgets:
-        from .sinks.budget import BudgetSink
-
-        budget_sink = BudgetSink(list(settings.budgets), prices, settings.ledger)
     guard = LabelGuard(settings.max_label_values)
     sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider, guard)]
-    sinks.append(PrometheusSink(registry, settings.namespace, settings.metric_labels,
-                                budget_sink.status if budget_sink is not None else None, guard))
+    prometheus = PrometheusSink(registry, settings.namespace, settings.metric_labels, None, guard)
+    sinks.append(prometheus)
+    ledger_sink = None
     if settings.ledger is not None:
         from .sinks.ledger import LedgerSink
 
-        sinks.append(LedgerSink(settings.ledger, queue_size=settings.ledger_queue_size))
-    if budget_sink is not None:
+        ledger_sink = LedgerSink(settings.ledger, queue_size=settings.ledger_queue_size)
+        sinks.append(ledger_sink)
+    if settings.budgets:
+        from .sinks.budget import BudgetSink
+
+        budget_sink = BudgetSink(list(settings.budgets), prices, settings.ledger,
+                                 release=ledger_sink.release if ledger_sink is not None else None,
+                                 unavailable=settings.budget_unavailable,
+                                 reservation_ttl_s=settings.reservation_ttl_s)
+        prometheus.watch_budgets(budget_sink.status)
         sinks.append(budget_sink)
     return sinks
 

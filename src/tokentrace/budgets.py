@@ -41,6 +41,15 @@ class BudgetExceeded(CallRefused):
         )
 
 
+class BudgetUnavailable(CallRefused):
+    """``budget_unavailable="block"`` and the shared budget store (the ledger database) cannot be reached."""
+
+    def __init__(self, budget: Budget, reason: str) -> None:
+        self.budget = budget
+        super().__init__(f"budget {budget.name!r} cannot be checked ({reason}); the request was not sent "
+                         "(budget_unavailable='block')")
+
+
 class BudgetError(ValueError):
     """A budget definition that cannot work."""
 

@@ -36,19 +36,26 @@ def default_ledger_path() -> Path:
     return Path(base) / "tokentrace" / "usage.db"
 
 
-def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | None:
+def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | str | None:
     """Where the ledger is: ``ledger`` when given (False: none), else ``TOKENTRACE_LEDGER``, else the default path.
 
+    A SQLite file comes back as a Path, a ``postgresql://`` URL as the string itself.
     ``TOKENTRACE_LEDGER=off`` means no ledger for an instrumented app; readers (``reading``) then use the default.
     """
     if ledger is False:
         return None
     if ledger is not None:
-        return Path(ledger)
+        if isinstance(ledger, bool) or not isinstance(ledger, (str, os.PathLike)):
+            raise ConfigError(f"ledger must be a file path, a postgresql:// URL or False, not {ledger!r}")
+        return _location(ledger)
     env = os.environ.get("TOKENTRACE_LEDGER", "").strip()
     if env.lower() in _OFF:
         return None if not reading else default_ledger_path()
-    return Path(env) if env else default_ledger_path()
+    return _location(env) if env else default_ledger_path()
+
+
+def _location(value: str | os.PathLike[str]) -> Path | str:
+    return value if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")) else Path(value)
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Settings:
 
     providers: tuple[str, ...]
     price_overrides: Mapping[tuple[str | None, str], ModelPrice]
-    ledger: Path | None
+    ledger: Path | str | None
     budgets: tuple[Budget, ...]
     metrics_port: int | None
     metrics_addr: str
@@ -67,6 +74,8 @@ class Settings:
     stream_usage: bool
     max_label_values: int = 1000
     ledger_queue_size: int = 100_000
+    budget_unavailable: str = "allow"
+    reservation_ttl_s: float = 60.0
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -94,6 +103,7 @@ def resolve(
     namespace: str | None = None,
     stream_usage: bool | None = None,
     max_label_values: int | None = None,
+    budget_unavailable: str = "allow",
 ) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
@@ -109,6 +119,9 @@ def resolve(
 
     if capture_content is None:
         capture_content = env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+
+    if budget_unavailable not in ("allow", "block"):
+        raise ConfigError(f"budget_unavailable must be 'allow' or 'block', not {budget_unavailable!r}")
 
     labels = tuple(metric_labels)
     for label in labels:
@@ -131,6 +144,9 @@ def resolve(
         else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
         ledger_queue_size=_positive(os.environ.get("TOKENTRACE_LEDGER_QUEUE_SIZE") or 100_000,
                                     "TOKENTRACE_LEDGER_QUEUE_SIZE"),
+        budget_unavailable=budget_unavailable,
+        reservation_ttl_s=float(_positive(os.environ.get("TOKENTRACE_RESERVATION_TTL_S") or 60,
+                                          "TOKENTRACE_RESERVATION_TTL_S")),
     )
 
 

@@ -11,13 +11,14 @@ import json
 import math
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._ledger_db import COLUMNS, LedgerError, connect, iso_utc
+from ._budget_store import spend_filter
+from ._ledger_db import COLUMNS, LedgerError, iso_utc
+from ._ledger_store import Db, open_db
 from ._usage import TOKEN_COLUMNS
 from .config import ledger_location
 
@@ -41,7 +42,8 @@ class ReportError(ValueError):
     """A report option that cannot be used (unknown --by, bad date, missing ledger)."""
 
 
-def ledger_path(ledger: str | os.PathLike[str] | None) -> Path:
+def ledger_path(ledger: str | os.PathLike[str] | None) -> Path | str:
+    """The ledger a report reads: a SQLite file (Path) or a ``postgresql://`` URL."""
     path = ledger_location(ledger, reading=True)
     assert path is not None  # a reader always gets a location
     return path
@@ -71,12 +73,17 @@ def window(since: str | None, start: str | None, end: str | None) -> tuple[datet
     return begin, stop
 
 
-def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[sqlite3.Connection, Path]:
-    path = ledger_path(ledger)
+def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
+    """The ledger's database (read-only use) and its description for messages (never a password)."""
     try:
-        return connect(path, create=False), path
+        db = open_db(ledger_path(ledger), create=False)
     except LedgerError as exc:
         raise ReportError(str(exc)) from None
+    return db, db.location
+
+
+def _count_if(condition: str) -> str:
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
 def _where(begin: datetime, stop: datetime) -> tuple[str, list[Any]]:
@@ -85,11 +92,11 @@ def _where(begin: datetime, stop: datetime) -> tuple[str, list[Any]]:
 
 def _aggregate_sql(key_sql: str) -> str:
     tokens = ", ".join(f"SUM({c})" for c in TOKEN_COLUMNS)
+    counts = ", ".join(_count_if(f"status = '{status}'") for status in ("error", "blocked", "cached"))
+    unpriced = _count_if("cost_usd IS NULL AND status = 'ok' AND usage_reported = 1")
     return (
-        f"SELECT {key_sql} AS k, COUNT(*), SUM(status = 'error'), SUM(status = 'blocked'), SUM(status = 'cached'), "
-        f"{tokens}, SUM(total_tokens), COALESCE(SUM(cost_usd), 0), "
-        "SUM(cost_usd IS NULL AND status = 'ok' AND usage_reported = 1), AVG(latency_ms) "
-        "FROM llm_usage WHERE {where} GROUP BY k"
+        f"SELECT {key_sql} AS k, COUNT(*), {counts}, {tokens}, SUM(total_tokens), COALESCE(SUM(cost_usd), 0), "
+        f"{unpriced}, AVG(latency_ms) FROM llm_usage WHERE {{where}} GROUP BY k"
     )
 
 
@@ -123,12 +130,13 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     conn, path = open_ledger(ledger)
     try:
         where, params = _where(begin, stop)
-        rows = [_row_dict(r) for r in conn.execute(_aggregate_sql(GROUP_KEYS[by]).format(where=where), params)]
+        rows = [_row_dict(r) for r in conn.execute(_aggregate_sql(GROUP_KEYS[by]).format(where=where), params)
+                .fetchall()]
         total = conn.execute(_aggregate_sql("'total'").format(where=where), params).fetchone()
         daily = conn.execute(
             f"SELECT substr(ts_utc, 1, 10) AS d, COALESCE(SUM(cost_usd), 0), COUNT(*) FROM llm_usage "
             f"WHERE {where} GROUP BY d ORDER BY d", params).fetchall()
-    except sqlite3.DatabaseError as exc:
+    except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
@@ -165,8 +173,8 @@ def stats(since: str = "7d", ledger: str | os.PathLike[str] | None = None, *, st
         measured = conn.execute(f"SELECT total_tokens, latency_ms FROM llm_usage WHERE {where} AND status = 'ok' "
                                 "AND usage_reported = 1", params).fetchall()
         ttft = [r[0] for r in conn.execute(f"SELECT ttft_ms FROM llm_usage WHERE {where} AND ttft_ms IS NOT NULL "
-                                           "ORDER BY ttft_ms", params)]
-    except sqlite3.DatabaseError as exc:
+                                           "ORDER BY ttft_ms", params).fetchall()]
+    except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
@@ -200,7 +208,7 @@ def export_rows(since: str = "7d", ledger: str | os.PathLike[str] | None = None,
         names = ["id", *COLUMNS]
         for row in cursor:
             yield dict(zip(names, row, strict=True))
-    except sqlite3.DatabaseError as exc:
+    except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
@@ -219,21 +227,12 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
 
 
-def spent_in_ledger(conn: sqlite3.Connection, budget: Budget, since_ts: float) -> tuple[float, int]:
+def spent_in_ledger(db: Db, budget: Budget, since_ts: float) -> tuple[float, int]:
     """(USD, tokens) the ledger records for ``budget``'s scope since an instant."""
-    where = ["ts_utc >= ?", "status IN ('ok', 'error')"]
-    params: list[Any] = [iso_utc(since_ts)]
-    for key, value in (budget.scope or {}).items():
-        if key in ("feature", "session_id", "user_id", "agent_id"):
-            where.append(f"{key} = ?")
-        else:
-            where.append("json_extract(attributes_json, ?) = ?")
-            params.append(f"$.{key}")
-        params.append(value)
-    row = conn.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
-                       f"WHERE {' AND '.join(where)}", params).fetchone()
+    where, params = spend_filter(db, budget, iso_utc(since_ts))
+    row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
+                     f"WHERE {where}", params).fetchone()
     return float(row[0]), int(row[1])
-
 
 
 def _used(spent: float, limit: float | None) -> float:
@@ -265,7 +264,7 @@ def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None =
             usd, tokens = spent_in_ledger(conn, budget, begin.timestamp())
             rows.append(budget_row(budget, usd, tokens))
         return rows
-    except sqlite3.DatabaseError as exc:
+    except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()

@@ -23,8 +23,8 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 LedgerOption = Annotated[
-    Path | None, typer.Option("--ledger", help="Ledger file (default: $TOKENTRACE_LEDGER or "
-                                               "~/.local/share/tokentrace/usage.db).")]
+    str | None, typer.Option("--ledger", help="Ledger file or postgresql:// URL (default: $TOKENTRACE_LEDGER "
+                                              "or ~/.local/share/tokentrace/usage.db).")]
 SinceOption = Annotated[str, typer.Option("--since", help="Window ending now (or at --to): 24h, 7d, 30d, 2w.")]
 FromOption = Annotated[str | None, typer.Option("--from", help="Start: 2026-11-01 or an ISO time (UTC if naive).")]
 ToOption = Annotated[str | None, typer.Option("--to", help="End (exclusive): 2026-11-08 or an ISO time.")]

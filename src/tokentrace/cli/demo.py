@@ -9,7 +9,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -179,7 +178,7 @@ def demo_budgets() -> list[Any]:
     ]
 
 
-def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, ledger: Path | None, console: Any,
+def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, ledger: str | None, console: Any,
              err_console: Any, fail: Callable[[str], NoReturn]) -> None:
     try:
         import openai  # noqa: F401
@@ -193,6 +192,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
     import tokentrace
 
     from .. import reports
+    from .._ledger_store import describe
     from . import render
 
     handle = tokentrace.instrument(metrics_port=metrics_port if serve else None, metrics_addr=metrics_addr,
@@ -205,7 +205,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
             task = progress.add_task("simulated LLM calls", total=calls)
             run_workload(sim.port, calls, on_call=lambda: progress.advance(task))
         tokentrace.flush()
-        console.print(f"Ledger: {ledger_sink.path}")
+        console.print(f"Ledger: {describe(ledger_sink.path)}")
         _provider_table(console, reports.report("1d", "provider", ledger_sink.path))
         render.report_table(console, reports.report("1d", "feature", ledger_sink.path))
         budget_sink = handle.sink("budget")

@@ -4,26 +4,28 @@ A ``block`` budget refuses a call (BudgetExceeded, before any request leaves the
 in-flight reservations + this call's estimate would pass its limit, so concurrent calls cannot overshoot.
 The estimate is deliberately high: prompt characters / 3 tokens plus the request's max output tokens
 (``DEFAULT_OUTPUT_ESTIMATE`` when none is given) at the model's highest rates.
+
+With a ledger the accounts are the ledger's (``_budget_store.SharedBudgets``: every process sharing the ledger
+decides against the same spend and reservations); without one they are this process's own.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sqlite3
+import os
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from .. import _errors
-from .._ledger_db import LedgerError, connect
+from .._budget_store import SharedBudgets
 from .._usage import RequestInfo, UsageRecord
-from ..budgets import Budget, BudgetExceeded
+from ..budgets import Budget, BudgetExceeded, BudgetUnavailable
 from ..pricing import PriceTable
-from ..reports import spent_in_ledger
 from . import Sink
 
 logger = logging.getLogger("tokentrace")
@@ -69,40 +71,39 @@ def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
     return input_estimate, output_estimate
 
 
+_live_sinks: weakref.WeakSet[BudgetSink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_live_sinks):
+        if sink.shared is not None:
+            sink.shared.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class BudgetSink(Sink):
     name = "budget"
 
-    def __init__(self, budgets: list[Budget], prices: PriceTable, ledger: Path | None) -> None:
+    def __init__(self, budgets: list[Budget], prices: PriceTable, ledger: Any = None, *,
+                 release: Callable[[tuple[int, ...]], None] | None = None, unavailable: str = "allow",
+                 reservation_ttl_s: float = 60.0) -> None:
         self._prices = prices
         self._lock = threading.Lock()
         self._accounts = [self._new_account(b) for b in budgets]
+        self._release = release
+        self._unavailable = unavailable
+        self.shared: SharedBudgets | None = None
         if ledger is not None:
-            self._seed_from_ledger(ledger)
+            self.shared = SharedBudgets(ledger, budgets, ttl_s=reservation_ttl_s, on_crossed=self._fleet_crossed)
+            _live_sinks.add(self)
 
     @staticmethod
     def _new_account(budget: Budget, now: datetime | None = None) -> _Account:
         _, end = budget.period_bounds(now)
         return _Account(budget, end.timestamp())
-
-    def _seed_from_ledger(self, path: Path) -> None:
-        """A restart must not reset a budget: add what the ledger says was spent this period."""
-        if not path.exists():
-            return
-        try:
-            conn = connect(path, create=False)
-        except LedgerError as exc:
-            _errors.report("budget.seed", exc, f"cannot read spend so far from the ledger: {exc}")
-            return
-        try:
-            for account in self._accounts:
-                start, _ = account.budget.period_bounds()
-                usd, tokens = spent_in_ledger(conn, account.budget, start.timestamp())
-                account.spent_usd += usd
-                account.spent_tokens += tokens
-        except sqlite3.Error as exc:
-            _errors.report("budget.seed", exc, f"cannot read spend so far from the ledger: {exc}")
-        finally:
-            conn.close()
 
     def _roll(self, account: _Account, now: float) -> None:
         if now >= account.period_end:
@@ -129,6 +130,9 @@ class BudgetSink(Sink):
         accounts = [a for a in self._accounts if a.budget.applies_to(attributes)]
         if not accounts:
             return None
+        if self.shared is not None:
+            return self._admit_shared([a.budget for a in accounts if a.budget.action == "block"], request,
+                                      started_wall)
         usd, tokens = self._estimate(request)
         now = started_wall
         with self._lock:
@@ -148,9 +152,31 @@ class BudgetSink(Sink):
                 account.reserved_tokens += tokens
         return (accounts, usd, tokens)
 
+    def _admit_shared(self, blocking: list[Budget], request: RequestInfo, now: float) -> Any:
+        """One transaction against the ledger for the block budgets; warn budgets need no round trip."""
+        if not blocking or self.shared is None:
+            return None
+        usd, tokens = self._estimate(request)
+        try:
+            return self.shared.admit(blocking, usd, tokens, now), blocking
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            _errors.report("budget.unavailable", exc, "the shared budget store cannot be reached; calls are "
+                           f"{'refused' if self._unavailable == 'block' else 'sent unchecked'} meanwhile")
+            if self._unavailable == "block":
+                raise BudgetUnavailable(blocking[0], type(exc).__name__) from None
+            return None
+
     # ---- when the call ends (any thread)
     def end(self, record: UsageRecord, state: Any) -> None:
         if record.status == "blocked" or state is None:  # refused, or no budget applied when it started
+            return
+        if self.shared is not None:  # ids of the reservations: dropped with the call's ledger row
+            ids, budgets = state
+            self.shared.settled(ids, budgets, record.cost_usd or 0.0, record.usage.total)
+            if self._release is not None:
+                self._release(ids)
             return
         accounts, reserved_usd, reserved_tokens = state
         if record.usage_reported:
@@ -170,7 +196,7 @@ class BudgetSink(Sink):
                     account.warned = True
                     crossed.append(account)
         for account in crossed:
-            self._warn(account)
+            self._warn(account.budget, account.spent_usd, account.spent_tokens)
 
     @staticmethod
     def _over(account: _Account) -> bool:
@@ -178,20 +204,28 @@ class BudgetSink(Sink):
         return (b.limit_usd is not None and account.spent_usd >= b.limit_usd) or (
             b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens)
 
-    def _warn(self, account: _Account) -> None:
-        budget = account.budget
+    def _fleet_crossed(self, budget: Budget, usd: float, tokens: int) -> None:
+        self._warn(budget, usd, tokens)
+
+    def _warn(self, budget: Budget, usd: float, tokens: int) -> None:
         logger.warning("tokentrace: budget %r (%s) reached: spent $%.6f and %d tokens this %s", budget.name,
-                       budget.action, account.spent_usd, account.spent_tokens, budget.period)
+                       budget.action, usd, tokens, budget.period)
         if budget.on_exceeded is not None:
             try:
-                budget.on_exceeded(budget, account.spent_usd, account.spent_tokens)
+                budget.on_exceeded(budget, usd, tokens)
             except Exception as exc:
                 _errors.report("budget.callback", exc, "a budget on_exceeded callback raised")
 
     def status(self) -> list[BudgetStatus]:
+        if self.shared is not None:
+            fleet = self.shared.status()
+            return [BudgetStatus(a.budget, *fleet.get(a.budget.name, (0.0, 0))) for a in self._accounts]
         now = datetime.now(UTC).timestamp()
         with self._lock:
             for account in self._accounts:
                 self._roll(account, now)
             return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts]
 
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()

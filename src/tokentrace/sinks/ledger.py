@@ -1,24 +1,25 @@
-"""Ledger sink: hands each record to a background writer thread that appends rows to SQLite in batches.
+"""Ledger sink: hands each record to a background writer thread that appends rows in batches (SQLite or PostgreSQL).
 
 The calling thread only appends the record to a bounded deque: no serialization, no lock, no disk. When the
 deque is full the record is dropped and counted (``tokentrace_internal_errors_total{stage="ledger.dropped"}``).
-A failing disk or a locked database is logged once and counted; the application never notices.
+A failing disk, a locked database or a database server that is down is logged once and counted; the
+application never notices. Budget reservations settled by a call are queued behind its record (``release``)
+and dropped in the same transaction that writes the row, so shared spend never counts a call twice or not at all.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import sqlite3
 import threading
 import time
 import weakref
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from .. import _errors
-from .._ledger_db import LedgerError, connect, insert_rows, row_of
+from .._ledger_db import LedgerError, row_of
+from .._ledger_store import Db, abandon, describe, is_url, open_db
 from .._usage import UsageRecord
 from . import Sink
 
@@ -26,7 +27,18 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_BATCH = 500
 DEFAULT_INTERVAL_S = 0.2
 
+MAX_BACKOFF_S = 30.0
+
 _live_sinks: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
+
+
+class _Release:
+    """Budget reservations to drop when the rows queued before this marker are written."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids: tuple[int, ...]) -> None:
+        self.ids = ids
 
 
 def _after_fork_in_child() -> None:
@@ -41,17 +53,21 @@ if hasattr(os, "register_at_fork"):
 class LedgerSink(Sink):
     name = "ledger"
 
-    def __init__(self, path: Path, *, queue_size: int = DEFAULT_QUEUE_SIZE, batch_size: int = DEFAULT_BATCH,
+    def __init__(self, location: Any, *, queue_size: int = DEFAULT_QUEUE_SIZE, batch_size: int = DEFAULT_BATCH,
                  interval_s: float = DEFAULT_INTERVAL_S) -> None:
-        self.path = Path(path)
+        self.path = location
+        """The SQLite file (a Path) or the ``postgresql://`` URL."""
+        self.remote = is_url(location)
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.interval_s = interval_s
-        self._queue: deque[UsageRecord] = deque()
+        self._queue: deque[UsageRecord | _Release] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()  # serializes writing batches (writer thread vs flush from another thread)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Db | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.0
         self._thread: threading.Thread | None = None
         self.written = 0
         self.dropped = 0
@@ -64,7 +80,7 @@ class LedgerSink(Sink):
         queue = self._queue
         if self._stopping:  # a call that was in flight when tokentrace was uninstrumented: write it now
             with self._lock:
-                self._write([record])
+                self._write([record], [])
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
@@ -74,6 +90,10 @@ class LedgerSink(Sink):
             _errors.report("ledger.dropped", None, "ledger queue full: a usage row was dropped")
             return
         queue.append(record)
+
+    def release(self, ids: tuple[int, ...]) -> None:
+        """Drop these budget reservations in the transaction that writes the rows queued so far."""
+        self._queue.append(_Release(ids))
 
     # ---- writer thread
     def _start_thread(self) -> None:
@@ -86,56 +106,78 @@ class LedgerSink(Sink):
             self._wake.clear()
             self._drain()
 
-    def _connection(self) -> sqlite3.Connection | None:
+    def _connection(self) -> Db | None:
         if self._conn is None:
-            try:
-                self._conn = connect(self.path, create=True)
-            except (LedgerError, OSError, sqlite3.Error) as exc:
-                _errors.report("ledger.open", exc, f"cannot open the ledger at {self.path}: {exc}")
-                return None
+            self._conn = open_db(self.path, create=True)  # raises LedgerError
         return self._conn
 
     def _drain(self) -> bool:
         """Write everything queued now; True when the queue was emptied."""
         with self._lock:
             queue = self._queue
+            if queue and time.monotonic() < self._retry_at:
+                return False  # the database was unreachable a moment ago: wait for the backoff
             while queue:
                 batch: list[UsageRecord] = []
+                released: list[int] = []
+                taken: list[UsageRecord | _Release] = []
                 while queue and len(batch) < self.batch_size:
-                    batch.append(queue.popleft())
-                if not self._write(batch):
+                    item = queue.popleft()
+                    taken.append(item)
+                    if item.__class__ is _Release:
+                        released.extend(item.ids)  # type: ignore[union-attr]
+                    else:
+                        batch.append(item)
+                if not self._write(batch, released, taken):
                     return False
             return True
 
-    def _write(self, batch: list[UsageRecord]) -> bool:
-        conn = self._connection()
-        if conn is None:
-            self.dropped += len(batch)
-            return False
+    def _write(self, batch: list[UsageRecord], released: list[int],
+               taken: list[UsageRecord | _Release] | None = None) -> bool:
+        """Write one batch; on a passing failure put ``taken`` back at the head of the queue and back off."""
+        opened = self._conn is not None
         try:
-            insert_rows(conn, [row_of(r) for r in batch])
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                # another process holds the database: put the batch back and try again next round
-                self._queue.extendleft(reversed(batch))
-                _errors.report("ledger.locked", exc, "the ledger is locked by another process; retrying")
+            db = self._connection()
+            assert db is not None
+            opened = True
+            db.insert([row_of(r) for r in batch], released)
+        except Exception as exc:
+            if self._transient(exc) and taken is not None:
+                self._queue.extendleft(reversed(taken))
+                self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_S)
+                self._retry_at = time.monotonic() + self._backoff
+                _errors.report("ledger.unavailable" if self.remote else "ledger.locked", exc,
+                               f"the ledger at {describe(self.path)} is locked or unreachable; retrying")
+                self._reset_connection()
                 return False
-            self._fail(batch, exc)
+            self.dropped += len(batch)
+            if opened:
+                _errors.report("ledger.write", exc, f"cannot write the ledger at {describe(self.path)}: {exc}")
+            else:
+                _errors.report("ledger.open", exc, f"cannot open the ledger at {describe(self.path)}: {exc}")
+            self._reset_connection()
             return False
-        except (sqlite3.Error, OSError) as exc:
-            self._fail(batch, exc)
-            return False
+        self._backoff = 0.0
         self.written += len(batch)
         return True
 
-    def _fail(self, batch: list[UsageRecord], exc: BaseException) -> None:
-        self.dropped += len(batch)
-        _errors.report("ledger.write", exc, f"cannot write the ledger at {self.path}: {exc}")
+    def _transient(self, exc: BaseException) -> bool:
+        """Worth retrying: SQLite locked or busy; a PostgreSQL server that cannot be reached right now."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return True
+        if self.remote:
+            if isinstance(exc, LedgerError):
+                return "cannot connect" in text
+            import psycopg
+
+            return isinstance(exc, psycopg.OperationalError)
+        return False
+
+    def _reset_connection(self) -> None:
         if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+            conn, self._conn = self._conn, None
+            conn.close()
 
     # ---- lifecycle
     def flush(self, timeout: float = 5.0) -> bool:
@@ -174,6 +216,7 @@ class LedgerSink(Sink):
         self._queue = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._conn = None  # never share a SQLite connection across fork
+        abandon(self._conn)  # never use (or close) a connection shared with the parent
+        self._conn = None
         if not self._stopping:
             self._start_thread()

@@ -28,7 +28,8 @@ def metric_name(name: str, namespace: str = "") -> str:
 
 
 # stages exposed at 0 before any failure, so rates and alerts have a series to work on
-KNOWN_ERROR_STAGES = ("ledger.dropped", "ledger.open", "ledger.write", "wrapper.start", "wrapper.finish")
+KNOWN_ERROR_STAGES = ("budget.unavailable", "ledger.dropped", "ledger.open", "ledger.unavailable", "ledger.write",
+                      "wrapper.start", "wrapper.finish")
 
 
 class InternalErrorsCollector(Collector):
@@ -156,10 +157,10 @@ class PrometheusSink(Sink):
         self.registry = registry if registry is not None else REGISTRY
         self.metrics = metrics_for(self.registry, namespace, label_keys)
         self.label_keys = label_keys
+        self._namespace = namespace
         self._budget_collector: BudgetCollector | None = None
         if budget_status is not None:
-            self._budget_collector = BudgetCollector(namespace, budget_status)
-            self.registry.register(self._budget_collector)
+            self.watch_budgets(budget_status)
         self._children: dict[tuple[str, ...], _Children] = {}
         self._lock = threading.Lock()
 
@@ -199,6 +200,11 @@ class PrometheusSink(Sink):
             c.unpriced.inc()
         if record.ttft_s is not None:
             c.ttft.observe(record.ttft_s)
+
+    def watch_budgets(self, budget_status: Callable[[], Iterable[Any]]) -> None:
+        """Expose the budget gauges, read from ``budget_status`` at scrape time."""
+        self._budget_collector = BudgetCollector(self._namespace, budget_status)
+        self.registry.register(self._budget_collector)
 
     def close(self) -> None:
         if self._budget_collector is not None:

@@ -1,0 +1,270 @@
+"""Budgets shared by every process that writes one ledger: admission, reservations and fleet-wide spend.
+
+Spend is always derived from ledger rows (``SUM`` over the period and scope; each process keeps a running sum up
+to the last row id it has read, rows being append-only and their ids increasing in commit order). A ``block``
+budget admits a call inside one ledger transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL one advisory lock)
+when spend + every live reservation + this call's estimate stays within the limit, and then inserts a
+reservation. The writer drops the reservation in the transaction that writes the call's row. Reservations
+expire ``ttl_s`` after they were made or last renewed; a live process renews its own, so only a dead
+process's reservations lapse.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import _errors
+from ._ledger_db import iso_utc
+from ._ledger_store import Db, abandon, open_db
+from .budgets import Budget, BudgetExceeded
+
+SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
+RETRY_AFTER_FAILURE_S = 5.0
+"""After the store could not be reached, calls are decided without it (budget_unavailable) for this long."""
+
+
+def spend_filter(db: Db, budget: Budget, since_iso: str) -> tuple[str, list[Any]]:
+    """WHERE clause (and parameters) of the rows that count against ``budget`` since an instant."""
+    where = ["ts_utc >= ?", "status IN ('ok', 'error')"]
+    params: list[Any] = [since_iso]
+    for key, value in (budget.scope or {}).items():
+        if key in SCOPE_COLUMNS:
+            where.append(f"{key} = ?")
+        else:
+            where.append(f"{db.json_field('attributes_json')} = ?")
+            params.append(key)
+        params.append(value)
+    return " AND ".join(where), params
+
+
+class SpendCounter:
+    """Running (USD, tokens) per budget and period, extended by the rows written since the last read."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, tuple[str, int, float, int]] = {}  # name -> (period start, last id, usd, tokens)
+
+    def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
+        from datetime import UTC, datetime
+
+        start = iso_utc(budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].timestamp())
+        period, last_id, usd, tokens = self._sums.get(budget.name, (start, 0, 0.0, 0))
+        if period != start:
+            last_id, usd, tokens = 0, 0.0, 0
+        top = db.execute("SELECT MAX(id) FROM llm_usage").fetchone()[0] or 0
+        if top > last_id:
+            where, params = spend_filter(db, budget, start)
+            row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
+                             f"WHERE id > ? AND id <= ? AND {where}", [last_id, top, *params]).fetchone()
+            usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
+        self._sums[budget.name] = (start, last_id, usd, tokens)
+        return usd, tokens
+
+    def reset(self) -> None:
+        self._sums.clear()
+
+
+class SharedBudgets:
+    """Admission against the ledger database, plus a background thread that renews reservations and reads
+    fleet-wide spend for the gauges and for warnings (fired once per period for the whole fleet)."""
+
+    def __init__(self, location: Any, budgets: Sequence[Budget], *, ttl_s: float = 60.0, timeout_s: float = 1.0,
+                 refresh_s: float = 2.0, on_crossed: Callable[[Budget, float, int], None] | None = None) -> None:
+        self.location = location
+        self.budgets = tuple(budgets)
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.refresh_s = refresh_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._on_crossed = on_crossed
+        self._lock = threading.Lock()  # admission: one connection, one transaction at a time per process
+        self._db: Db | None = None
+        self._spend = SpendCounter()
+        self._down_until = 0.0
+        self._live: set[int] = set()
+        self._pending: dict[str, dict[int, tuple[float, int]]] = {b.name: {} for b in self.budgets}
+        """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
+        instead of the estimate until the writer drops the reservation with the call's row."""
+        self._wake = threading.Event()
+        self._status: dict[str, tuple[float, int]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_thread()
+
+    # ---- calling thread
+    def admit(self, budgets: Iterable[Budget], usd: float, tokens: int, now: float) -> tuple[int, ...]:
+        """Reserve ``usd``/``tokens`` in each budget, or raise BudgetExceeded; other exceptions: store down."""
+        budgets = tuple(budgets)
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                raise ConnectionError("the budget store was unreachable moments ago")
+            try:
+                db = self._connection()
+                with db.transaction():
+                    for budget in budgets:
+                        spent_usd, spent_tokens = self._spend.spent(db, budget, now)
+                        held_usd, held_tokens = self._held(db, budget, now)
+                        used_usd, used_tokens = spent_usd + held_usd, spent_tokens + held_tokens
+                        if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
+                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens):
+                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens)
+                    ids = tuple(db.insert_returning_id(
+                        "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) "
+                        "VALUES (?, ?, ?, ?, ?)", (budget.name, usd, tokens, now + self.ttl_s, self.owner))
+                        for budget in budgets)
+            except BudgetExceeded:
+                raise
+            except BaseException:
+                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
+                self._reset()
+                raise
+            self._live.update(ids)
+            return ids
+
+    def _held(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
+        """What live reservations hold: estimates, or the actual cost of this process's calls that have ended."""
+        pending = self._pending.setdefault(budget.name, {})
+        live = db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
+                          (budget.name, now)).fetchall()
+        usd, tokens = 0.0, 0
+        for rid, reserved_usd, reserved_tokens in live:
+            held = pending.get(rid)
+            usd += held[0] if held is not None else float(reserved_usd)
+            tokens += held[1] if held is not None else int(reserved_tokens)
+        if pending:  # written (or lapsed): the ledger rows count them now
+            for rid in pending.keys() - {row[0] for row in live}:
+                del pending[rid]
+        return usd, tokens
+
+    def settled(self, ids: Sequence[int], budgets: Sequence[Budget], usd: float, tokens: int) -> None:
+        """The call ended costing ``usd``/``tokens``: count that instead of its estimate, stop renewing."""
+        self._live.difference_update(ids)
+        for rid, budget in zip(ids, budgets, strict=True):
+            self._pending.setdefault(budget.name, {})[rid] = (usd, tokens)
+        self._wake.set()  # warn budgets: read the new spend soon
+
+    def status(self) -> dict[str, tuple[float, int]]:
+        """Fleet-wide (USD, tokens) spent per budget: ledger rows plus this process's ended calls not yet written.
+
+        Read now (a scrape is not the application's thread); the last background reading if the store is down.
+        """
+        now = time.time()
+        try:
+            with self._lock:
+                db = self._connection()
+                for budget in self.budgets:
+                    usd, tokens = self._spend.spent(db, budget, now)
+                    pending = self._pending.get(budget.name)
+                    if pending:
+                        live = {row[0] for row in db.execute(
+                            "SELECT id FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
+                            (budget.name, now)).fetchall()}
+                        usd += sum(held[0] for rid, held in pending.items() if rid in live)
+                        tokens += sum(held[1] for rid, held in pending.items() if rid in live)
+                    self._status[budget.name] = (usd, tokens)
+        except Exception as exc:
+            _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
+            with self._lock:
+                self._reset()
+        return dict(self._status)
+
+    # ---- background thread
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tokentrace-budgets", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db: Db | None = None
+        spend = SpendCounter()
+        last_renew = 0.0
+        while not self._stop.is_set():
+            try:
+                if db is None:
+                    db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
+                now = time.time()
+                if self._live and time.monotonic() - last_renew >= self.ttl_s / 3:
+                    self._renew(db, now)
+                    last_renew = time.monotonic()
+                self._refresh(db, spend, now)
+            except Exception as exc:
+                _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend; retrying")
+                if db is not None:
+                    db.close()
+                db, spend = None, SpendCounter()
+            self._wake.wait(self.refresh_s)
+            self._wake.clear()
+            self._stop.wait(0.25)  # let the ledger writer land the rows that woke us
+        if db is not None:
+            db.close()
+
+    def _renew(self, db: Db, now: float) -> None:
+        live = list(self._live)
+        for start in range(0, len(live), 500):
+            chunk = live[start:start + 500]
+            with db.transaction():
+                db.execute(f"UPDATE llm_budget_reservations SET expires_at = ? WHERE id IN "
+                           f"({', '.join('?' * len(chunk))})", [now + self.ttl_s, *chunk])
+
+    def _refresh(self, db: Db, spend: SpendCounter, now: float) -> None:
+        from datetime import UTC, datetime
+
+        for budget in self.budgets:
+            usd, tokens = spend.spent(db, budget, now)
+            self._status[budget.name] = (usd, tokens)
+            over = (budget.limit_usd is not None and usd >= budget.limit_usd) or (
+                budget.limit_tokens is not None and tokens >= budget.limit_tokens)
+            if over and self._on_crossed is not None and budget.action == "warn":
+                start = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].isoformat()
+                with db.transaction():
+                    first = db.execute("INSERT INTO llm_budget_events (budget, period_start, kind) VALUES (?, ?, ?) "
+                                       "ON CONFLICT DO NOTHING", (budget.name, start, "warned")).rowcount == 1
+                if first:  # this process is the fleet's one to warn this period
+                    self._on_crossed(budget, usd, tokens)
+
+    def refresh_now(self) -> None:
+        """Read fleet-wide spend now, on the calling thread (tests, start-up)."""
+        db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
+        try:
+            self._refresh(db, SpendCounter(), time.time())
+        finally:
+            db.close()
+
+    # ---- lifecycle
+    def _connection(self) -> Db:
+        if self._db is None:
+            self._db = open_db(self.location, create=True, timeout=self.timeout_s)
+        return self._db
+
+    def _reset(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+        self._spend.reset()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        abandon(self._db)  # the parent's connection stays the parent's
+        self._db = None
+        self._spend = SpendCounter()
+        self._live = set()
+        self._pending = {b.name: {} for b in self.budgets}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._start_thread()
+
+    def close(self) -> None:
+        """Stop; a last read of fleet-wide spend fires any warning this process's calls have earned."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        try:
+            self.refresh_now()
+        except Exception as exc:
+            _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
+        with self._lock:
+            self._reset()

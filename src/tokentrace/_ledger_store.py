@@ -1,0 +1,286 @@
+"""The ledger's database: one ``Db`` over SQLite (a file) or PostgreSQL (a ``postgresql://`` URL).
+
+Owns the schema and its forward migrations for both backends, the connection, transactions (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``BEGIN`` plus one advisory lock, so writes and budget admission are
+serialized the same way on both), and the few SQL spellings that differ. Callers write SQL with ``?``
+placeholders. psycopg is imported only when a PostgreSQL ledger is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from ._ledger_db import INSERT_SQL, LedgerError
+
+SCHEMA_VERSION = 2
+ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS llm_usage (
+    id                 {id_type},
+    ts_utc             TEXT    NOT NULL,   -- ISO 8601, UTC, microseconds: 2026-11-23T02:15:00.123456Z
+    provider           TEXT    NOT NULL,
+    model              TEXT    NOT NULL,   -- as the provider reported it
+    request_model      TEXT    NOT NULL,
+    operation          TEXT    NOT NULL,
+    feature            TEXT    NOT NULL DEFAULT '',
+    session_id         TEXT,
+    user_id            TEXT,
+    agent_id           TEXT,
+    attributes_json    TEXT    NOT NULL DEFAULT '{{}}',
+    input_tokens       BIGINT  NOT NULL DEFAULT 0,
+    cache_read_tokens  BIGINT  NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT  NOT NULL DEFAULT 0,
+    output_tokens      BIGINT  NOT NULL DEFAULT 0,
+    reasoning_tokens   BIGINT  NOT NULL DEFAULT 0,
+    total_tokens       BIGINT  NOT NULL DEFAULT 0,
+    cost_usd           {real},              -- NULL: unpriced (or usage not reported)
+    latency_ms         {real}  NOT NULL,
+    ttft_ms            {real},
+    stream             INTEGER NOT NULL DEFAULT 0,
+    status             TEXT    NOT NULL,   -- ok | error | blocked | cached
+    error_type         TEXT,
+    response_id        TEXT,
+    trace_id           TEXT,
+    price_source       TEXT,
+    usage_reported     INTEGER NOT NULL DEFAULT 1,
+    cache_hit          INTEGER NOT NULL DEFAULT 0  -- an app-level response-cache hit (record_cache_hit)
+);
+CREATE INDEX IF NOT EXISTS llm_usage_ts ON llm_usage (ts_utc)
+"""
+
+_BUDGET_TABLES = """
+CREATE TABLE IF NOT EXISTS llm_budget_reservations (
+    id         {id_type},
+    budget     TEXT    NOT NULL,
+    usd        {real}  NOT NULL,
+    tokens     BIGINT  NOT NULL,
+    expires_at {real}  NOT NULL,           -- Unix time, renewed by the live process that owns it
+    owner      TEXT    NOT NULL            -- host:pid, for operators
+);
+CREATE INDEX IF NOT EXISTS llm_budget_reservations_budget ON llm_budget_reservations (budget, expires_at);
+CREATE TABLE IF NOT EXISTS llm_budget_events (
+    budget       TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    kind         TEXT NOT NULL,            -- 'warned': the fleet's one warning of this period was given
+    PRIMARY KEY (budget, period_start, kind)
+);
+CREATE INDEX IF NOT EXISTS llm_usage_feature_ts ON llm_usage (feature, ts_utc)
+"""
+
+_DIALECT = {
+    "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES}
+"""version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def describe(location: str | os.PathLike[str]) -> str:
+    """The location for messages: a URL without its password."""
+    if not is_url(location):
+        return str(location)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(location))
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}" \
+           f"{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+class Db:
+    """One connection to the ledger database; not thread-safe (each thread or component opens its own)."""
+
+    dialect = "sqlite"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, conn: Any, location: str) -> None:
+        self.conn = conn
+        self.location = location
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.sql(statement), params)
+
+    def json_field(self, column: str) -> str:
+        """SQL reading one key (the next parameter, a plain key name) of a JSON text column."""
+        return f"json_extract({column}, '$.' || ?)"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        """One write transaction, serialized with every other writer and budget admission of the ledger."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[int] = ()) -> None:
+        """Append rows and drop the budget reservations they settle, in one transaction."""
+        with self.transaction():
+            if rows:
+                self.conn.executemany(self.sql(INSERT_SQL), rows)
+            if released:
+                self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(released))})",
+                             released)
+
+    def insert_returning_id(self, statement: str, params: Sequence[Any]) -> int:
+        return int(self.execute(statement, params).lastrowid)
+
+    def close(self) -> None:
+        with suppress(Exception):  # closing a broken connection: nothing left to do
+            self.conn.close()
+
+
+class PostgresDb(Db):
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any, location: str) -> None:
+        super().__init__(conn, location)
+        import psycopg
+
+        self.errors = (psycopg.Error,)
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
+    def json_field(self, column: str) -> str:
+        return f"(({column})::jsonb ->> ?)"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[int] = ()) -> None:
+        with self.transaction():
+            if rows:
+                with self.conn.cursor() as cursor:
+                    cursor.executemany(self.sql(INSERT_SQL), rows)
+            if released:
+                self.execute("DELETE FROM llm_budget_reservations WHERE id = ANY(?)", (list(released),))
+
+    def insert_returning_id(self, statement: str, params: Sequence[Any]) -> int:
+        row = self.execute(statement + " RETURNING id", params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+_inherited: list[Db] = []
+
+
+def abandon(db: Db | None) -> None:
+    """After fork: the child must neither use nor close a connection it shares with its parent; keep it alive."""
+    if db is not None:
+        _inherited.append(db)
+
+
+def _create_private(path: Path) -> None:
+    """Create the file (and its directory) readable by its owner only, if it does not exist yet."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def open_db(location: str | os.PathLike[str], *, create: bool, timeout: float = 5.0) -> Db:
+    """Open the ledger (creating and migrating it when ``create``). Raises LedgerError."""
+    if is_url(location):
+        return _open_postgres(str(location), create=create, timeout=timeout)
+    return _open_sqlite(Path(location), create=create, timeout=timeout)
+
+
+def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
+    if not create and not path.exists():
+        raise LedgerError(f"no ledger at {path} (run an instrumented app or `tokentrace demo` first)")
+    if create:
+        _create_private(path)
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        db = Db(conn, str(path))
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"{path} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
+        if create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(db, version)
+        elif version == 0 and conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='llm_usage'").fetchone() is None:
+            raise LedgerError(f"{path} is not a tokentrace ledger")
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+
+
+def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
+    try:
+        import psycopg
+    except ImportError:
+        raise LedgerError("a postgresql:// ledger needs psycopg: pip install 'tokentrace[postgres]'") from None
+    where = describe(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=max(int(timeout), 1),
+                               options=f"-c statement_timeout={int(timeout * 1000)}")
+    except psycopg.Error as exc:
+        raise LedgerError(f"cannot connect to the ledger at {where}: {str(exc).strip().splitlines()[0]}") from None
+    db = PostgresDb(conn, where)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)") if create else None
+        row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
+        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM tokentrace_schema").fetchone()[0] \
+            if row and row[0] else 0
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
+        if create:
+            _migrate(db, version)
+        elif version == 0:
+            raise LedgerError(f"{where} holds no tokentrace ledger (run an instrumented app against it first)")
+    except psycopg.Error as exc:
+        db.close()
+        raise LedgerError(f"cannot open the ledger at {where}: {exc}") from None
+    return db
+
+
+def _version(db: Db) -> int:
+    if db.dialect == "sqlite":
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    return int(db.execute("SELECT COALESCE(MAX(version), 0) FROM tokentrace_schema").fetchone()[0])
+
+
+def _migrate(db: Db, current: int) -> None:
+    """Apply every migration above ``current``, one transaction each; safe if another process races us."""
+    spelling = _DIALECT[db.dialect]
+    for version in sorted(v for v in MIGRATIONS if v > current):
+        with db.transaction():
+            if _version(db) >= version:
+                continue
+            for statement in MIGRATIONS[version].format(**spelling).split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if db.dialect == "sqlite":
+                db.execute(f"PRAGMA user_version = {version}")
+            else:
+                db.execute("INSERT INTO tokentrace_schema (version) VALUES (?)", (version,))
