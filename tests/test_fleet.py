@@ -1,0 +1,182 @@
+"""Many processes, one ledger: a block budget holds for the whole fleet, on SQLite and on a real PostgreSQL.
+
+Each worker is a separate Python process with its own ``tokentrace.instrument()`` and threads, calling the
+simulator through the real openai SDK, as gunicorn or Celery workers would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_USD = 0.01
+# USD per million tokens: a 7-in / 5-out call costs $0.000135 (its estimate: $0.000165), so ~74 calls fit
+PRICES = {"gpt-4o-mini": {"provider": "openai", "input": 5.0, "output": 20.0},
+          "gpt-4o-mini-2024-07-18": {"provider": "openai", "input": 5.0, "output": 20.0}}
+
+WORKER = textwrap.dedent("""
+    import json, sys, threading, time
+    import openai, tokentrace
+    from tokentrace import Budget, BudgetExceeded
+    from tokentrace.simulator import sync_client
+
+    ledger, port, threads, prices, latency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    tokentrace.instrument(ledger=ledger, prices=json.loads(prices),
+                          budgets=[Budget("fleet-daily", period="day", limit_usd=%r, action="block")])
+    sent, refused = [0], [0]
+    lock = threading.Lock()
+
+    def work():
+        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
+                               http_client=sync_client(port))
+        refusals = 0
+        while refusals < 5:
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", max_tokens=5,
+                                               messages=[{"role": "user", "content": "one two three"}],
+                                               extra_headers={"x-sim-latency-ms": latency})
+                refusals = 0
+                with lock:
+                    sent[0] += 1
+            except BudgetExceeded:
+                refusals += 1
+                with lock:
+                    refused[0] += 1
+                time.sleep(0.1)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    print("ready", flush=True)
+    for w in workers:
+        w.join()
+    tokentrace.flush()
+    print(json.dumps({"sent": sent[0], "refused": refused[0]}), flush=True)
+""" % LIMIT_USD)
+
+
+def _start_workers(ledger: str, port: int, processes: int, threads: int, latency_ms: int = 2) -> list[Any]:
+    env = {**os.environ, "TOKENTRACE_RESERVATION_TTL_S": "3"}
+    return [subprocess.Popen([sys.executable, "-c", WORKER, ledger, str(port), str(threads), json.dumps(PRICES),
+                              str(latency_ms)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env) for _ in range(processes)]
+
+
+def _run_fleet(ledger: str, port: int, processes: int, threads: int) -> list[dict[str, int]]:
+    outcomes = []
+    for proc in _start_workers(ledger, port, processes, threads):
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    return outcomes
+
+
+def _ledger_totals(ledger: str) -> tuple[float, int, int]:
+    """(cost, ok rows, blocked rows) straight from the database."""
+    query = ("SELECT COALESCE(SUM(cost_usd), 0), SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), "
+             "SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) FROM llm_usage")
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger) as conn:
+            row = conn.execute(query).fetchone()
+    else:
+        row = sqlite3.connect(ledger).execute(query).fetchone()
+    assert row is not None
+    return float(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+
+def _assert_budget_held(ledger: str, outcomes: list[dict[str, int]]) -> float:
+    cost, ok_rows, blocked_rows = _ledger_totals(ledger)
+    assert ok_rows == sum(o["sent"] for o in outcomes)  # no row lost
+    assert blocked_rows == sum(o["refused"] for o in outcomes)
+    assert cost <= LIMIT_USD + 1e-12, f"the fleet spent ${cost:.6f} of a ${LIMIT_USD} budget"
+    assert cost >= 0.7 * LIMIT_USD, f"the fleet used only ${cost:.6f} of ${LIMIT_USD}"
+    return cost
+
+
+def test_4_processes_x_4_threads_on_one_sqlite_file_never_overshoot_a_block_budget(simulator: Any,
+                                                                                   tmp_path: Path) -> None:
+    ledger = str(tmp_path / "usage.db")
+    outcomes = _run_fleet(ledger, simulator.port, processes=4, threads=4)
+    _assert_budget_held(ledger, outcomes)
+    conn = sqlite3.connect(ledger)  # every reservation was settled with its row
+    assert conn.execute("SELECT COUNT(*) FROM llm_budget_reservations").fetchone()[0] == 0
+
+
+def test_3_processes_x_4_threads_on_postgresql_never_overshoot_and_the_cli_matches(simulator: Any,
+                                                                                  pg_ledger: str) -> None:
+    outcomes = _run_fleet(pg_ledger, simulator.port, processes=3, threads=4)
+    cost = _assert_budget_held(pg_ledger, outcomes)
+    report = subprocess.run([sys.executable, "-m", "tokentrace.cli", "report", "--ledger", pg_ledger, "--since",
+                             "1d", "--by", "provider", "--format", "json"], capture_output=True, text=True, cwd=ROOT)
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert data["totals"]["calls"] == sum(o["sent"] + o["refused"] for o in outcomes)
+    assert "tokentrace@" in data["ledger"] and "password" not in data["ledger"]
+
+
+def test_reports_agree_on_sqlite_and_postgresql_for_the_same_rows(tmp_path: Path, pg_ledger: str) -> None:
+    from tokentrace import reports
+    from tokentrace._ledger_db import row_of
+    from tokentrace._ledger_store import open_db
+
+    from .ledger_helpers import record
+
+    now = time.time()
+    records = [record(now - i * 600, feature=("chat", "search")[i % 2], cost=None if i == 3 else 0.001 * i,
+                      status="error" if i == 5 else "ok", ttft_s=0.05 * i if i % 3 == 0 else None,
+                      team="a" if i % 2 else "b") for i in range(12)]
+    for location in (str(tmp_path / "usage.db"), pg_ledger):
+        db = open_db(location, create=True)
+        db.insert([row_of(r) for r in records])
+        db.close()
+    for by in ("provider", "feature", "day", "user"):
+        sqlite_report = reports.report("1d", by, str(tmp_path / "usage.db"))
+        pg_report = reports.report("1d", by, pg_ledger)
+        assert sqlite_report["rows"] == pg_report["rows"] and sqlite_report["totals"] == pg_report["totals"]
+    sqlite_stats, pg_stats = reports.stats("1d", str(tmp_path / "usage.db")), reports.stats("1d", pg_ledger)
+    volatile = ("ledger", "from", "to")
+    assert {k: v for k, v in sqlite_stats.items() if k not in volatile} == {
+        k: v for k, v in pg_stats.items() if k not in volatile}
+    from tokentrace import Budget
+
+    scoped = [Budget("team-a", limit_usd=1.0, scope={"team": "a"}), Budget("chat", limit_usd=1.0,
+                                                                           scope={"feature": "chat"})]
+    assert reports.budget_status(scoped, str(tmp_path / "usage.db")) == reports.budget_status(scoped, pg_ledger)
+
+
+def test_a_killed_process_releases_its_reservations_within_the_expiry(simulator: Any, pg_ledger: str) -> None:
+    import psycopg
+
+    # 10 slow calls in flight, then SIGKILL: their reservations stay until they lapse (TTL 3 s here)
+    (proc,) = _start_workers(pg_ledger, simulator.port, processes=1, threads=10, latency_ms=30_000)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 20
+    live = 0
+    with psycopg.connect(pg_ledger, autocommit=True) as conn:
+        while time.monotonic() < deadline and live < 10:
+            live = conn.execute("SELECT COUNT(*) FROM llm_budget_reservations WHERE expires_at > %s",
+                                (time.time(),)).fetchone()[0]
+            time.sleep(0.05)
+        assert live == 10
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(3.5)
+        live = conn.execute("SELECT COUNT(*) FROM llm_budget_reservations WHERE expires_at > %s",
+                            (time.time(),)).fetchone()[0]
+    assert live == 0  # released within the expiry: a new process gets the whole budget
+    outcomes = _run_fleet(pg_ledger, simulator.port, processes=1, threads=2)
+    _assert_budget_held(pg_ledger, outcomes)
