@@ -33,7 +33,7 @@ WORKER = textwrap.dedent("""
 
     ledger, port, threads, prices, latency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
     tokentrace.instrument(ledger=ledger, prices=json.loads(prices),
-                          budgets=[Budget("fleet-daily", period="day", limit_usd=%r, action="block")])
+                          budgets=[Budget("fleet-daily", period="day", limit_usd=LIMIT, action="block")])
     sent, refused = [0], [0]
     lock = threading.Lock()
 
@@ -63,7 +63,7 @@ WORKER = textwrap.dedent("""
         w.join()
     tokentrace.flush()
     print(json.dumps({"sent": sent[0], "refused": refused[0]}), flush=True)
-""" % LIMIT_USD)
+""").replace("LIMIT", repr(LIMIT_USD))
 
 
 def _start_workers(ledger: str, port: int, processes: int, threads: int, latency_ms: int = 2) -> list[Any]:

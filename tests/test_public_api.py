@@ -18,7 +18,8 @@ from .conftest import free_port, make_telemetry, openai_client
 
 def test_all_is_exactly_the_public_api() -> None:
     assert sorted(tokentrace.__all__) == sorted([
-        "TOKEN_TYPES", "Budget", "BudgetError", "BudgetExceeded", "ConfigError", "Instrumentation", "Usage",
+        "TOKEN_TYPES", "Budget", "BudgetError", "BudgetExceeded", "BudgetUnavailable", "ConfigError", "Instrumentation",
+        "Usage",
         "UsageRecord", "__version__", "attributes", "flush", "instrument", "record_cache_hit", "report",
         "uninstrument",
     ])

@@ -248,10 +248,10 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
         raise LedgerError(f"cannot connect to the ledger at {where}: {str(exc).strip().splitlines()[0]}") from None
     db = PostgresDb(conn, where)
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)") if create else None
+        if create:
+            conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
         row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
-        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM tokentrace_schema").fetchone()[0] \
-            if row and row[0] else 0
+        version = _version(db) if row and row[0] else 0
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
         if create:

@@ -124,8 +124,8 @@ class LedgerSink(Sink):
                 while queue and len(batch) < self.batch_size:
                     item = queue.popleft()
                     taken.append(item)
-                    if item.__class__ is _Release:
-                        released.extend(item.ids)  # type: ignore[union-attr]
+                    if isinstance(item, _Release):
+                        released.extend(item.ids)
                     else:
                         batch.append(item)
                 if not self._write(batch, released, taken):
