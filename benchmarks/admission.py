@@ -78,8 +78,8 @@ def main() -> None:
     else:
         from tests.postgres_server import postgres_server
 
-        with postgres_server() as url:
-            p50, p99, n = measure(url, 3, args.calls)
+        with postgres_server() as server:
+            p50, p99, n = measure(server.url, 3, args.calls)
     print(f"PostgreSQL (local), 3 processes: admission p50 {p50:.3f} ms, p99 {p99:.3f} ms ({n} admissions)")
 
 

@@ -124,8 +124,8 @@ def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server (Debian's package) started for this test session as a non-root user."""
     from .postgres_server import postgres_server
 
-    with postgres_server() as url:
-        yield url
+    with postgres_server() as server:
+        yield server.url
 
 
 @pytest.fixture

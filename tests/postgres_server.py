@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,9 +37,29 @@ def _as_user(user: str | None, args: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *args] if user else args
 
 
+class PgServer:
+    """A running throw-away cluster: its URL, and a restart as an operator (or a crash) would cause."""
+
+    def __init__(self, bin_dir: Path, data: Path, base: Path, port: int, user: str | None) -> None:
+        self.bin_dir, self.data, self.base, self.port, self.user = bin_dir, data, base, port, user
+        self.url = f"postgresql://tokentrace@127.0.0.1:{port}/postgres"
+
+    def pg_ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(_as_user(self.user, [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args]),
+                       check=check, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        self.pg_ctl("-l", str(self.base / "log"), "-w", "-o",
+                    f"-p {self.port} -k {self.base / 'run'} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c max_connections=200", "start")
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "stop", check=False)
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a throw-away cluster; yield its URL (trust auth on 127.0.0.1); stop and delete it afterwards."""
+def postgres_server() -> Iterator[PgServer]:
+    """Start a throw-away cluster (trust auth on 127.0.0.1); stop and delete it afterwards."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         message = "PostgreSQL is not installed (apt-get install -y postgresql; .ci/run does)"
@@ -51,39 +70,21 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:  # initdb and postgres refuse to run as root
         user = "postgres" if _has_user("postgres") else "nobody"
     base = Path(tempfile.mkdtemp(prefix="tokentrace-pg-"))
-    data, sockets = base / "data", base / "run"
-    sockets.mkdir()
+    data = base / "data"
+    (base / "run").mkdir()
     if user:
         entry = pwd.getpwnam(user)
-        for path in (base, sockets):
+        for path in (base, base / "run"):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
+    server = PgServer(bin_dir, data, base, _free_port(), user)
     try:
         subprocess.run(_as_user(user, [str(bin_dir / "initdb"), "-D", str(data), "-U", "tokentrace", "--auth=trust",
                                        "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
-        subprocess.run(_as_user(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
-                                       "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                             "-c max_connections=200", "start"]),
-                       check=True, capture_output=True, timeout=60)
-        yield f"postgresql://tokentrace@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server
     finally:
-        subprocess.run(_as_user(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        server.pg_ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def restart(url: str) -> None:
-    """Stop and start the server behind ``url`` (the fixture's cluster)."""
-    bin_dir = _bin_dir()
-    assert bin_dir is not None
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    out = subprocess.run(["pgrep", "-f", f"-p {port} "], capture_output=True, text=True).stdout.split()
-    assert out, "no server found"
-    data = Path(f"/proc/{out[0]}/cwd").resolve()
-    user = "postgres" if os.geteuid() == 0 and _has_user("postgres") else ("nobody" if os.geteuid() == 0 else None)
-    subprocess.run(_as_user(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "restart"]),
-                   check=True, capture_output=True, timeout=60)
-    time.sleep(0.2)
 
 
 def _has_user(name: str) -> bool:

@@ -180,3 +180,98 @@ def test_a_killed_process_releases_its_reservations_within_the_expiry(simulator:
     assert live == 0  # released within the expiry: a new process gets the whole budget
     outcomes = _run_fleet(pg_ledger, simulator.port, processes=1, threads=2)
     _assert_budget_held(pg_ledger, outcomes)
+
+
+def test_postgresql_restarting_mid_run_reaches_no_caller_and_later_rows_are_written(simulator: Any) -> None:
+    import psycopg
+
+    import tokentrace
+    from tokentrace import Budget, _errors
+
+    from .cases import MESSAGES
+    from .conftest import make_telemetry, openai_client
+    from .postgres_server import postgres_server
+
+    with postgres_server() as server:
+        _errors.reset()
+        budget = Budget("roomy", limit_usd=100.0, action="block")
+        telemetry = make_telemetry(ledger=server.url, budgets=[budget])
+        with openai_client(simulator) as client:
+            def call() -> None:
+                result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=3)
+                assert result.usage.completion_tokens == 3
+
+            for _ in range(5):
+                call()
+            assert tokentrace.flush(5.0)
+            server.stop()
+            for _ in range(5):  # the store is down: budget_unavailable="allow" sends them, nothing raises
+                call()
+            server.start()
+            time.sleep(5.5)  # past the admission back-off: the budget is checked against the store again
+            for _ in range(5):
+                call()
+        assert tokentrace.flush(40.0)
+        sink = telemetry.handle.sink("ledger")
+        with psycopg.connect(server.url) as conn:
+            rows = conn.execute("SELECT COUNT(*) FROM llm_usage WHERE status = 'ok'").fetchone()
+            held = conn.execute("SELECT COUNT(*) FROM llm_budget_reservations").fetchone()
+        assert rows is not None and held is not None
+        assert rows[0] + sink.dropped == 15  # every row written, or dropped and counted
+        assert rows[0] >= 10  # the rows before the outage and after the restart are there
+        assert held[0] == 0
+        assert _errors.counts().get("budget.unavailable", 0) >= 1
+        tokentrace.uninstrument()
+
+
+def test_gunicorn_4_workers_500_requests_hold_the_budget_and_count_exactly(simulator: Any, tmp_path: Path) -> None:
+    import concurrent.futures
+    import urllib.error
+    import urllib.request
+
+    from .conftest import free_port
+
+    def get(url: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    ledger = str(tmp_path / "usage.db")
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    port = free_port()
+    env = {**os.environ, "TT_LEDGER": ledger, "TT_SIM_PORT": str(simulator.port), "TT_LIMIT_USD": str(LIMIT_USD),
+           "TT_PRICES": json.dumps(PRICES), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen([str(gunicorn), "-c", "tests/apps/fleet_gunicorn.py", "-b", f"127.0.0.1:{port}",
+                               "tests.apps.fleet_wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                get(f"{base}/metrics")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: get(f"{base}/call")[0], range(500)))
+        assert set(codes) <= {200, 429} and codes.count(200) > 0 and codes.count(429) > 0
+        time.sleep(0.5)
+        metrics = get(f"{base}/metrics")[1]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    cost, ok_rows, blocked_rows = _ledger_totals(ledger)
+    assert (ok_rows, blocked_rows) == (codes.count(200), codes.count(429))  # one row per request, none lost
+    assert 0.7 * LIMIT_USD <= cost <= LIMIT_USD + 1e-12
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ok_counted = sum(sample.value for family in text_string_to_metric_families(metrics)
+                     for sample in family.samples
+                     if sample.name == "llm_requests_total" and sample.labels.get("status") == "ok")
+    assert ok_counted == codes.count(200)
