@@ -117,10 +117,13 @@ class Db:
         """SQL reading one key (the next parameter, a plain key name) of a JSON text column."""
         return f"json_extract({column}, '$.' || ?)"
 
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
     @contextmanager
     def transaction(self) -> Iterator[Db]:
         """One write transaction, serialized with every other writer and budget admission of the ledger."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             yield self
         except BaseException:
@@ -132,10 +135,15 @@ class Db:
         """Append rows and drop the budget reservations they settle, in one transaction."""
         with self.transaction():
             if rows:
-                self.conn.executemany(self.sql(INSERT_SQL), rows)
+                self._insert_many(rows)
             if released:
-                self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(released))})",
-                             released)
+                self._delete_reservations(released)
+
+    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.conn.executemany(INSERT_SQL, rows)
+
+    def _delete_reservations(self, ids: Sequence[int]) -> None:
+        self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
 
     def insert_returning_id(self, statement: str, params: Sequence[Any]) -> int:
         return int(self.execute(statement, params).lastrowid)
@@ -160,24 +168,20 @@ class PostgresDb(Db):
     def json_field(self, column: str) -> str:
         return f"(({column})::jsonb ->> ?)"
 
-    @contextmanager
-    def transaction(self) -> Iterator[Db]:
+    def _begin(self) -> None:
         self.conn.execute("BEGIN")
         try:
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
-            yield self
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
-    def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[int] = ()) -> None:
-        with self.transaction():
-            if rows:
-                with self.conn.cursor() as cursor:
-                    cursor.executemany(self.sql(INSERT_SQL), rows)
-            if released:
-                self.execute("DELETE FROM llm_budget_reservations WHERE id = ANY(?)", (list(released),))
+    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(self.sql(INSERT_SQL), rows)
+
+    def _delete_reservations(self, ids: Sequence[int]) -> None:
+        self.execute("DELETE FROM llm_budget_reservations WHERE id = ANY(?)", (list(ids),))
 
     def insert_returning_id(self, statement: str, params: Sequence[Any]) -> int:
         row = self.execute(statement + " RETURNING id", params).fetchone()
