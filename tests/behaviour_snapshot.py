@@ -65,10 +65,9 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     import tokentrace
+    from tokentrace import _errors
     from tokentrace.cli.demo import demo_budgets, run_workload
     from tokentrace.simulator import Simulator
-
-    from tokentrace import _errors
 
     tokentrace.uninstrument()
     _errors.reset()  # internal error counts are process-wide: start from none, as a fresh process would
