@@ -125,20 +125,24 @@ class SharedBudgets:
             self._live.update(ids)
             return ids
 
-    def _held(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
-        """What live reservations hold: estimates, or the actual cost of this process's calls that have ended."""
+    def _reservations(self, db: Db, budget: Budget, now: float) -> list[tuple[int, float, int, bool]]:
+        """Live reservations of ``budget``: (id, USD, tokens, own ended call), with the actual cost of this process's
+        ended calls in place of their estimate. Own ended calls no longer live have their rows written: forgotten."""
         pending = self._pending.setdefault(budget.name, {})
-        live = db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
-                          (budget.name, now)).fetchall()
-        usd, tokens = 0.0, 0
-        for rid, reserved_usd, reserved_tokens in live:
-            held = pending.get(rid)
-            usd += held[0] if held is not None else float(reserved_usd)
-            tokens += held[1] if held is not None else int(reserved_tokens)
-        if pending:  # written (or lapsed): the ledger rows count them now
+        live = []
+        for rid, usd, tokens in db.execute("SELECT id, usd, tokens FROM llm_budget_reservations "
+                                           "WHERE budget = ? AND expires_at > ?", (budget.name, now)).fetchall():
+            actual = pending.get(rid)
+            live.append((rid, *actual, True) if actual is not None else (rid, float(usd), int(tokens), False))
+        if pending:
             for rid in pending.keys() - {row[0] for row in live}:
                 del pending[rid]
-        return usd, tokens
+        return live
+
+    def _held(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
+        """What live reservations hold: estimates, or the actual cost of this process's calls that have ended."""
+        live = self._reservations(db, budget, now)
+        return sum(r[1] for r in live), sum(r[2] for r in live)
 
     def settled(self, ids: Sequence[int], budgets: Sequence[Budget], usd: float, tokens: int) -> None:
         """The call ended costing ``usd``/``tokens``: count that instead of its estimate, stop renewing."""
@@ -158,13 +162,9 @@ class SharedBudgets:
                 db = self._connection()
                 for budget in self.budgets:
                     usd, tokens = self._spend.spent(db, budget, now)
-                    pending = self._pending.get(budget.name)
-                    if pending:
-                        live = {row[0] for row in db.execute(
-                            "SELECT id FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
-                            (budget.name, now)).fetchall()}
-                        usd += sum(held[0] for rid, held in pending.items() if rid in live)
-                        tokens += sum(held[1] for rid, held in pending.items() if rid in live)
+                    if self._pending.get(budget.name):
+                        ended = [r for r in self._reservations(db, budget, now) if r[3]]
+                        usd, tokens = usd + sum(r[1] for r in ended), tokens + sum(r[2] for r in ended)
                     self._status[budget.name] = (usd, tokens)
         except Exception as exc:
             _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")

@@ -97,7 +97,7 @@ class BudgetSink(Sink):
         self._unavailable = unavailable
         self.shared: SharedBudgets | None = None
         if ledger is not None:
-            self.shared = SharedBudgets(ledger, budgets, ttl_s=reservation_ttl_s, on_crossed=self._fleet_crossed)
+            self.shared = SharedBudgets(ledger, budgets, ttl_s=reservation_ttl_s, on_crossed=self._warn)
             _live_sinks.add(self)
 
     @staticmethod
@@ -203,9 +203,6 @@ class BudgetSink(Sink):
         b = account.budget
         return (b.limit_usd is not None and account.spent_usd >= b.limit_usd) or (
             b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens)
-
-    def _fleet_crossed(self, budget: Budget, usd: float, tokens: int) -> None:
-        self._warn(budget, usd, tokens)
 
     def _warn(self, budget: Budget, usd: float, tokens: int) -> None:
         logger.warning("tokentrace: budget %r (%s) reached: spent $%.6f and %d tokens this %s", budget.name,
