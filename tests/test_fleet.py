@@ -82,22 +82,46 @@ def _run_fleet(ledger: str, port: int, processes: int, threads: int) -> list[dic
     return outcomes
 
 
-def _ledger_totals(ledger: str) -> tuple[float, int, int]:
-    """(cost, ok rows, blocked rows) straight from the database."""
-    query = ("SELECT COALESCE(SUM(cost_usd), 0), SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), "
-             "SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) FROM llm_usage")
+def _query(ledger: str, query: str) -> list[tuple[Any, ...]]:
     if ledger.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(ledger) as conn:
-            row = conn.execute(query).fetchone()
-    else:
-        row = sqlite3.connect(ledger).execute(query).fetchone()
-    assert row is not None
+            return conn.execute(query).fetchall()
+    conn = sqlite3.connect(ledger)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def _ledger_totals(ledger: str) -> tuple[float, int, int]:
+    """(cost, ok rows, blocked rows) straight from the database."""
+    row = _query(ledger, "SELECT COALESCE(SUM(cost_usd), 0), SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), "
+                         "SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) FROM llm_usage")[0]
     return float(row[0]), int(row[1] or 0), int(row[2] or 0)
 
 
+def _assert_rollup_matches_rows(ledger: str) -> None:
+    """The hourly roll-up equals a GROUP BY over every row (both are written in one transaction)."""
+    keys = "hour, provider, model, operation, feature, status"
+    sums = "input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens"
+
+    def normal(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return sorted(tuple(round(float(v), 9) if not isinstance(v, str) else v for v in r) for r in rows)
+
+    rolled = _query(ledger, f"SELECT {keys}, calls, {sums}, cost_usd FROM llm_usage_hourly")
+    rows = _query(ledger, f"SELECT substr(ts_utc, 1, 13) AS hour, provider, model, operation, feature, status, "
+                          f"COUNT(*), {', '.join(f'SUM({c})' for c in sums.split(', '))}, "
+                          f"COALESCE(SUM(cost_usd), 0) FROM llm_usage GROUP BY {keys}")
+    assert rows and normal(rolled) == normal(rows)
+    histogram = _query(ledger, "SELECT measure, SUM(n) FROM llm_usage_histogram GROUP BY measure")
+    measured = _query(ledger, "SELECT COUNT(*) FROM llm_usage WHERE status = 'ok' AND usage_reported = 1")[0][0]
+    assert dict(histogram).get("latency", 0) == measured == dict(histogram).get("tokens", 0)
+
+
 def _assert_budget_held(ledger: str, outcomes: list[dict[str, int]]) -> float:
+    _assert_rollup_matches_rows(ledger)
     cost, ok_rows, blocked_rows = _ledger_totals(ledger)
     assert ok_rows == sum(o["sent"] for o in outcomes)  # no row lost
     assert blocked_rows == sum(o["refused"] for o in outcomes)
@@ -180,6 +204,26 @@ def test_a_killed_process_releases_its_reservations_within_the_expiry(simulator:
     assert live == 0  # released within the expiry: a new process gets the whole budget
     outcomes = _run_fleet(pg_ledger, simulator.port, processes=1, threads=2)
     _assert_budget_held(pg_ledger, outcomes)
+
+
+def test_a_process_killed_while_writing_leaves_the_rollup_equal_to_the_rows(simulator: Any,
+                                                                           tmp_path: Path) -> None:
+    """The crash test of the roll-up: SIGKILL in the middle of a stream of ledger writes."""
+    ledger = str(tmp_path / "usage.db")
+    victim, survivor = _start_workers(ledger, simulator.port, processes=2, threads=4, latency_ms=1)
+    for proc in (victim, survivor):
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _query(ledger, "SELECT COUNT(*) FROM llm_usage")[0][0]:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    _assert_rollup_matches_rows(ledger)
+    _, err = survivor.communicate(timeout=240)
+    assert survivor.returncode == 0, err
+    _assert_rollup_matches_rows(ledger)
+    assert _ledger_totals(ledger)[0] <= LIMIT_USD + 1e-12
 
 
 def test_postgresql_restarting_mid_run_reaches_no_caller_and_later_rows_are_written(simulator: Any) -> None:

@@ -16,11 +16,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from . import _errors
 from ._ledger_db import iso_utc
 from ._ledger_store import Db, abandon, open_db
+from ._rollup import Window, aggregate_source
 from .budgets import Budget, BudgetExceeded
 
 SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
@@ -28,10 +30,10 @@ RETRY_AFTER_FAILURE_S = 5.0
 """After the store could not be reached, calls are decided without it (budget_unavailable) for this long."""
 
 
-def spend_filter(db: Db, budget: Budget, since_iso: str) -> tuple[str, list[Any]]:
-    """WHERE clause (and parameters) of the rows that count against ``budget`` since an instant."""
-    where = ["ts_utc >= ?", "status IN ('ok', 'error')"]
-    params: list[Any] = [since_iso]
+def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
+    """WHERE clause (and parameters) of the rows that count against ``budget``, time aside."""
+    where = ["status IN ('ok', 'error')"]
+    params: list[Any] = []
     for key, value in (budget.scope or {}).items():
         if key in SCOPE_COLUMNS:
             where.append(f"{key} = ?")
@@ -42,6 +44,17 @@ def spend_filter(db: Db, budget: Budget, since_iso: str) -> tuple[str, list[Any]
     return " AND ".join(where), params
 
 
+def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
+    """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``: whole hours from the roll-up
+    when the scope is one the roll-up keeps (none, or ``feature``), the rows otherwise."""
+    where, params = _scope_filter(db, budget)
+    on_rollup = set(budget.scope or {}) <= {"feature"}
+    source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
+    row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM ({source}) AS s",
+                     source_params).fetchone()
+    return float(row[0]), int(row[1])
+
+
 class SpendCounter:
     """Running (USD, tokens) per budget and period, extended by the rows written since the last read."""
 
@@ -49,19 +62,22 @@ class SpendCounter:
         self._sums: dict[str, tuple[str, int, float, int]] = {}  # name -> (period start, last id, usd, tokens)
 
     def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
-        from datetime import UTC, datetime
-
-        start = iso_utc(budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].timestamp())
-        period, last_id, usd, tokens = self._sums.get(budget.name, (start, 0, 0.0, 0))
-        if period != start:
-            last_id, usd, tokens = 0, 0.0, 0
-        top = db.execute("SELECT MAX(id) FROM llm_usage").fetchone()[0] or 0
-        if top > last_id:
-            where, params = spend_filter(db, budget, start)
-            row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
-                             f"WHERE id > ? AND id <= ? AND {where}", [last_id, top, *params]).fetchone()
-            usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
-        self._sums[budget.name] = (start, last_id, usd, tokens)
+        begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+        start = iso_utc(begin.timestamp())
+        period, last_id, usd, tokens = self._sums.get(budget.name, (start, -1, 0.0, 0))
+        if period != start or last_id < 0:  # a new period, or the first read: the whole period so far
+            with db.snapshot():
+                last_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0]
+                usd, tokens = spent_since(db, budget, begin)
+        else:
+            top = db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0]
+            if top > last_id:
+                where, params = _scope_filter(db, budget)
+                row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
+                                 f"WHERE id > ? AND id <= ? AND ts_utc >= ? AND {where}",
+                                 [last_id, top, start, *params]).fetchone()
+                usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
+        self._sums[budget.name] = (start, int(last_id), usd, tokens)
         return usd, tokens
 
     def reset(self) -> None:
@@ -210,8 +226,6 @@ class SharedBudgets:
                            f"({', '.join('?' * len(chunk))})", [now + self.ttl_s, *chunk])
 
     def _refresh(self, db: Db, spend: SpendCounter, now: float) -> None:
-        from datetime import UTC, datetime
-
         for budget in self.budgets:
             usd, tokens = spend.spent(db, budget, now)
             self._status[budget.name] = (usd, tokens)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from . import _rollup
 from ._ledger_db import INSERT_SQL, LedgerError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 
 _TABLES = """
@@ -77,8 +78,10 @@ _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
+AFTER_MIGRATION: dict[int, Callable[[Db], None]] = {3: lambda db: _rollup.fold(db, 0)}
+"""version -> what fills the new tables from the rows already there, in the migration's transaction."""
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -131,11 +134,31 @@ class Db:
             raise
         self.conn.execute("COMMIT")
 
+    def _in_transaction(self) -> bool:
+        return bool(self.conn.in_transaction)
+
+    _BEGIN_READ = "BEGIN"
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Db]:
+        """Reads that see one consistent state of the ledger (no-op inside a transaction, which already does)."""
+        if self._in_transaction():
+            yield self
+            return
+        self.conn.execute(self._BEGIN_READ)
+        try:
+            yield self
+        finally:
+            self.conn.execute("ROLLBACK")
+
     def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[int] = ()) -> None:
-        """Append rows and drop the budget reservations they settle, in one transaction."""
+        """Append rows (and fold them into the roll-up) and drop the budget reservations they settle, in one
+        transaction."""
         with self.transaction():
             if rows:
+                last = int(self.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
                 self._insert_many(rows)
+                _rollup.fold(self, last)
             if released:
                 self._delete_reservations(released)
 
@@ -167,6 +190,13 @@ class PostgresDb(Db):
 
     def json_field(self, column: str) -> str:
         return f"(({column})::jsonb ->> ?)"
+
+    _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    def _in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
     def _begin(self) -> None:
         self.conn.execute("BEGIN")
@@ -223,6 +253,7 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
     try:
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         db = Db(conn, str(path))
+        _ensure_math_functions(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -237,6 +268,17 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
         return db
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+
+
+def _ensure_math_functions(conn: sqlite3.Connection) -> None:
+    """The roll-up's bucket SQL uses ln() and floor(): built into SQLite >= 3.35 when compiled in; else Python's."""
+    try:
+        conn.execute("SELECT ln(2.0), floor(1.5)")
+    except sqlite3.OperationalError:
+        import math
+
+        conn.create_function("ln", 1, math.log, deterministic=True)
+        conn.create_function("floor", 1, math.floor, deterministic=True)
 
 
 def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
@@ -284,6 +326,8 @@ def _migrate(db: Db, current: int) -> None:
             for statement in MIGRATIONS[version].format(**spelling).split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if version in AFTER_MIGRATION:
+                AFTER_MIGRATION[version](db)
             if db.dialect == "sqlite":
                 db.execute(f"PRAGMA user_version = {version}")
             else:

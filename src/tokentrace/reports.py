@@ -16,24 +16,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._budget_store import spend_filter
-from ._ledger_db import COLUMNS, LedgerError, iso_utc
+from ._budget_store import spent_since
+from ._ledger_db import COLUMNS, LedgerError
 from ._ledger_store import Db, open_db
+from ._rollup import MEASURES, Window, aggregate_source, histogram_sql
 from ._usage import TOKEN_COLUMNS
 from .config import ledger_location
 
 if TYPE_CHECKING:
     from .budgets import Budget
 
-GROUP_KEYS: dict[str, str] = {
-    "provider": "provider",
-    "model": "model",
-    "feature": "feature",
-    "operation": "operation",
-    "day": "substr(ts_utc, 1, 10)",
-    "session": "COALESCE(session_id, '')",
-    "user": "COALESCE(user_id, '')",
+GROUP_KEYS: dict[str, tuple[str, str | None]] = {
+    "provider": ("provider", "provider"),
+    "model": ("model", "model"),
+    "feature": ("feature", "feature"),
+    "operation": ("operation", "operation"),
+    "day": ("substr(ts_utc, 1, 10)", "substr(hour, 1, 10)"),
+    "session": ("COALESCE(session_id, '')", None),
+    "user": ("COALESCE(user_id, '')", None),
 }
+"""--by -> its SQL over ledger rows and over the hourly roll-up (None: not kept there, the rows are read)."""
+EXACT_PERCENTILES_UP_TO = 100_000
+"""Percentiles are exact (nearest rank over the rows) up to this many values, from the roll-up's histogram above."""
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -82,22 +86,16 @@ def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
     return db, db.location
 
 
-def _count_if(condition: str) -> str:
-    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
-
-
-def _where(begin: datetime, stop: datetime) -> tuple[str, list[Any]]:
-    return "ts_utc >= ? AND ts_utc < ?", [iso_utc(begin.timestamp()), iso_utc(stop.timestamp())]
-
-
-def _aggregate_sql(key_sql: str) -> str:
-    tokens = ", ".join(f"SUM({c})" for c in TOKEN_COLUMNS)
-    counts = ", ".join(_count_if(f"status = '{status}'") for status in ("error", "blocked", "cached"))
-    unpriced = _count_if("cost_usd IS NULL AND status = 'ok' AND usage_reported = 1")
-    return (
-        f"SELECT {key_sql} AS k, COUNT(*), {counts}, {tokens}, SUM(total_tokens), COALESCE(SUM(cost_usd), 0), "
-        f"{unpriced}, AVG(latency_ms) FROM llm_usage WHERE {{where}} GROUP BY k"
-    )
+def _aggregate(db: Db, window: Window, by: str) -> list[tuple[Any, ...]]:
+    """Per group key: calls, errors, blocked, cached, token sums, total, cost, unpriced calls, latency sum."""
+    key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
+    source, params = aggregate_source(window, key_rows, key_rollup)
+    counts = ", ".join(f"SUM(CASE WHEN status = '{status}' THEN calls ELSE 0 END)"
+                       for status in ("error", "blocked", "cached"))
+    sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls",
+                                            "latency_ms_sum"))
+    return list(db.execute(f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k",
+                           params).fetchall())
 
 
 def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
@@ -113,8 +111,15 @@ def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
         "total_tokens": int(values[10] or 0),
         "cost_usd": round(float(values[11] or 0.0), 12),
         "unpriced_calls": int(values[12] or 0),
-        "avg_latency_ms": round(float(values[13] or 0.0), 3),
+        "avg_latency_ms": round(float(values[13] or 0.0) / calls, 3) if calls else 0.0,
     }
+
+
+def _totals(db: Db, window: Window) -> dict[str, Any]:
+    rows = _aggregate(db, window, "total")
+    totals = _row_dict(rows[0] if rows else ("total",) + (0,) * 13)
+    totals.pop("key")
+    return totals
 
 
 def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str] | None = None, *,
@@ -129,20 +134,17 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
     try:
-        where, params = _where(begin, stop)
-        rows = [_row_dict(r) for r in conn.execute(_aggregate_sql(GROUP_KEYS[by]).format(where=where), params)
-                .fetchall()]
-        total = conn.execute(_aggregate_sql("'total'").format(where=where), params).fetchone()
-        daily = conn.execute(
-            f"SELECT substr(ts_utc, 1, 10) AS d, COALESCE(SUM(cost_usd), 0), COUNT(*) FROM llm_usage "
-            f"WHERE {where} GROUP BY d ORDER BY d", params).fetchall()
+        span = Window(begin, stop)
+        rows = [_row_dict(r) for r in _aggregate(conn, span, by)]
+        totals = _totals(conn, span)
+        source, params = aggregate_source(span, *GROUP_KEYS["day"])
+        daily = conn.execute(f"SELECT k, SUM(cost_usd), SUM(calls) FROM ({source}) AS s GROUP BY k ORDER BY k",
+                             params).fetchall()
     except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
     rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], r["key"]))
-    totals = _row_dict(total) if total and total[1] else _row_dict(("total",) + (0,) * 13)
-    totals.pop("key")
     return {
         "ledger": str(path),
         "from": begin.isoformat(),
@@ -162,26 +164,50 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
+def _percentiles(db: Db, window: Window, exact_up_to: int) -> dict[str, dict[str, float]]:
+    """p50/p95/p99 (nearest rank) of each roll-up measure: exact from the rows when there are at most
+    ``exact_up_to`` values, else from the histogram (the mean of the bucket holding the rank, within 4.4%)."""
+    statement, params = histogram_sql(window)
+    buckets: dict[str, list[tuple[int, float]]] = {name: [] for name in MEASURES}
+    for measure, _bucket, n, total in db.execute(statement, params).fetchall():
+        buckets[str(measure)].append((int(n), float(total)))
+    out = {}
+    for name, (column, condition) in MEASURES.items():
+        count = sum(n for n, _ in buckets[name])
+        if count <= exact_up_to:
+            where, where_params = window.all_rows_where()
+            values = [float(r[0]) for r in db.execute(
+                f"SELECT {column} FROM llm_usage WHERE {where} AND {condition} ORDER BY {column}",
+                where_params).fetchall()]
+            out[name] = {f"p{q}": _percentile(values, q) for q in (50, 95, 99)}
+        else:
+            out[name] = {f"p{q}": _bucket_percentile(buckets[name], count, q) for q in (50, 95, 99)}
+    return out
+
+
+def _bucket_percentile(buckets: list[tuple[int, float]], count: int, q: float) -> float:
+    """Nearest-rank percentile over ascending (count, sum) buckets: the mean of the bucket holding the rank."""
+    rank, seen = max(math.ceil(q / 100 * count), 1), 0
+    for n, total in buckets:
+        seen += n
+        if seen >= rank:
+            return total / n
+    return 0.0
+
+
 def stats(since: str = "7d", ledger: str | os.PathLike[str] | None = None, *, start: str | None = None,
-          end: str | None = None) -> dict[str, Any]:
+          end: str | None = None, exact_up_to: int = EXACT_PERCENTILES_UP_TO) -> dict[str, Any]:
     """Totals, per-call tokens and latency percentiles (p50/p95/p99), and cache hit ratios."""
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
     try:
-        where, params = _where(begin, stop)
-        total = conn.execute(_aggregate_sql("'total'").format(where=where), params).fetchone()
-        measured = conn.execute(f"SELECT total_tokens, latency_ms FROM llm_usage WHERE {where} AND status = 'ok' "
-                                "AND usage_reported = 1", params).fetchall()
-        ttft = [r[0] for r in conn.execute(f"SELECT ttft_ms FROM llm_usage WHERE {where} AND ttft_ms IS NOT NULL "
-                                           "ORDER BY ttft_ms", params).fetchall()]
+        span = Window(begin, stop)
+        totals = _totals(conn, span)
+        percentiles = _percentiles(conn, span, exact_up_to)
     except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
-    totals = _row_dict(total) if total and total[1] else _row_dict(("total",) + (0,) * 13)
-    totals.pop("key")
-    tokens = sorted(r[0] for r in measured)
-    latency = sorted(r[1] for r in measured)
     all_input = totals["input_tokens"] + totals["cache_read_tokens"] + totals["cache_write_tokens"]
     answered = totals["calls"] - totals["blocked"]
     return {
@@ -189,9 +215,9 @@ def stats(since: str = "7d", ledger: str | os.PathLike[str] | None = None, *, st
         "from": begin.isoformat(),
         "to": stop.isoformat(),
         "totals": totals,
-        "tokens_per_call": {f"p{q}": _percentile(tokens, q) for q in (50, 95, 99)},
-        "latency_ms": {f"p{q}": round(_percentile(latency, q), 3) for q in (50, 95, 99)},
-        "ttft_ms": {f"p{q}": round(_percentile(ttft, q), 3) for q in (50, 95, 99)},
+        "tokens_per_call": percentiles["tokens"],
+        "latency_ms": {k: round(v, 3) for k, v in percentiles["latency"].items()},
+        "ttft_ms": {k: round(v, 3) for k, v in percentiles["ttft"].items()},
         "prompt_cache_hit_ratio": totals["cache_read_tokens"] / all_input if all_input else 0.0,
         "response_cache_hit_ratio": totals["cached"] / answered if answered else 0.0,
     }
@@ -203,7 +229,7 @@ def export_rows(since: str = "7d", ledger: str | os.PathLike[str] | None = None,
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
     try:
-        where, params = _where(begin, stop)
+        where, params = Window(begin, stop).all_rows_where()
         cursor = conn.execute(f"SELECT id, {', '.join(COLUMNS)} FROM llm_usage WHERE {where} ORDER BY id", params)
         names = ["id", *COLUMNS]
         for row in cursor:
@@ -225,14 +251,6 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
-
-
-def spent_in_ledger(db: Db, budget: Budget, since_ts: float) -> tuple[float, int]:
-    """(USD, tokens) the ledger records for ``budget``'s scope since an instant."""
-    where, params = spend_filter(db, budget, iso_utc(since_ts))
-    row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
-                     f"WHERE {where}", params).fetchone()
-    return float(row[0]), int(row[1])
 
 
 def _used(spent: float, limit: float | None) -> float:
@@ -261,7 +279,7 @@ def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None =
         rows = []
         for budget in budgets:
             begin, _ = budget.period_bounds()
-            usd, tokens = spent_in_ledger(conn, budget, begin.timestamp())
+            usd, tokens = spent_since(conn, budget, begin)
             rows.append(budget_row(budget, usd, tokens))
         return rows
     except conn.errors as exc:
