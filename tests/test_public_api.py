@@ -21,7 +21,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "TOKEN_TYPES", "Budget", "BudgetError", "BudgetExceeded", "BudgetUnavailable", "ConfigError", "Instrumentation",
         "Usage",
         "UsageRecord", "__version__", "attributes", "flush", "instrument", "record_cache_hit", "report",
-        "uninstrument",
+        "uninstrument", "usage_app",
     ])
     for name in tokentrace.__all__:
         assert getattr(tokentrace, name) is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
@@ -33,6 +33,7 @@ __all__ = [
     "record_cache_hit",
     "report",
     "uninstrument",
+    "usage_app",
 ]
 
 
@@ -102,6 +103,17 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
 
     flush()
     return reports.report(since, by, ledger, start=start, end=end)
+
+
+def usage_app(ledger: str | os.PathLike[str] | None = None) -> Callable[..., Awaitable[None]]:
+    """An ASGI app answering ``GET /usage`` (query ``since``, ``from``, ``to``, ``by``) with the report as JSON.
+
+    Mount it in a web app, e.g. ``app.mount("/usage", tokentrace.usage_app())`` in Starlette or FastAPI.
+    Bad parameters answer 400 with one line of text. ``ledger``: as for ``report()``.
+    """
+    from .usage_http import usage_app as make
+
+    return make(ledger)
 
 
 def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:

@@ -191,7 +191,7 @@ def instrument(
         if settings.metrics_port is not None:
             from .sinks.prometheus import MetricsServer
 
-            server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry)
+            server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger)
         handle = Instrumentation(settings, recorder, server)
         _wrappers.active.options = Options(stream_usage=settings.stream_usage,
                                            measure_prompt=handle_has_budgets(recorder),
