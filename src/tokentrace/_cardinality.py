@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from . import _errors
+from . import _errors, _forksafe
 
 OTHER = "other"
 DEFAULT_CAP = 1000
@@ -16,6 +16,10 @@ class LabelGuard:
     def __init__(self, cap: int = DEFAULT_CAP) -> None:
         self.cap = cap
         self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        _forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def value(self, label: str, value: str) -> str:

@@ -7,12 +7,22 @@ import threading
 import time
 from collections import Counter
 
+from . import _forksafe
+
 logger = logging.getLogger("tokentrace")
 
 _LOG_INTERVAL_S = 60.0
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 _last_logged: dict[str, float] = {}
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+_forksafe.in_child(_fresh_lock)
 
 
 def report(stage: str, exc: BaseException | None = None, message: str = "") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from . import _wrappers
+from . import _forksafe, _wrappers
 from ._cardinality import LabelGuard
 from ._registry import SDK_BY_NAME
 from .config import Settings
@@ -27,6 +27,14 @@ from .sinks import Sink
 logger = logging.getLogger("tokentrace")
 
 _lock = threading.RLock()
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.RLock()
+
+
+_forksafe.in_child(_fresh_lock)
 _current: Instrumentation | None = None
 _hooks_registered: set[str] = set()
 

@@ -12,10 +12,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import _forksafe
 from ._registry import GENAI_PRICES_IDS, LITELLM_ALIASES
 from ._usage import Usage
 
 logger = logging.getLogger("tokentrace")
+FORK_WAIT_S = 10.0
+"""How long a fork waits for the price table to finish loading before the child loads its own."""
 
 @dataclass(frozen=True, slots=True)
 class Rates:
@@ -243,7 +246,22 @@ class PriceTable:
         self._cache: dict[tuple[str, str], tuple[int, ModelPrice | None]] = {}
         self._snapshot: Any = None
         self._snapshot_lock = threading.Lock()
+        self._held_for_fork = False
         self.genai_prices_version = "unavailable"
+        _forksafe.register(self)
+
+    def _before_fork(self) -> None:
+        """Let a load in progress finish first: a child must not inherit the lock held, or a half-read table."""
+        self._held_for_fork = self._snapshot_lock.acquire(timeout=FORK_WAIT_S)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._snapshot_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._held_for_fork = False
+        self._snapshot_lock = threading.Lock()
 
     def warm(self) -> None:
         """Load the genai-prices table now (call from a background thread at start-up)."""

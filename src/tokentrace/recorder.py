@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from . import _errors
+from . import _errors, _forksafe
 from ._refusal import CallRefused
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
 from .context import current_attributes
@@ -30,7 +30,11 @@ class Recorder:
         self._tracers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).trace_id is not Sink.trace_id)
         self._listeners: tuple[Listener, ...] = ()
         self._listeners_lock = threading.Lock()
+        _forksafe.register(self)
         self._warned_unpriced: set[tuple[str, str]] = set()
+
+    def _after_fork_in_child(self) -> None:
+        self._listeners_lock = threading.Lock()
 
     def start(self, request: RequestInfo) -> Call:
         return Call(self, request)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import _errors
+from .. import _errors, _forksafe
 from .._budget_store import SharedBudgets
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import Budget, BudgetExceeded, BudgetUnavailable
@@ -71,19 +69,6 @@ def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
     return input_estimate, output_estimate
 
 
-_live_sinks: weakref.WeakSet[BudgetSink] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for sink in list(_live_sinks):
-        if sink.shared is not None:
-            sink.shared.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class BudgetSink(Sink):
     name = "budget"
 
@@ -98,7 +83,12 @@ class BudgetSink(Sink):
         self.shared: SharedBudgets | None = None
         if ledger is not None:
             self.shared = SharedBudgets(ledger, budgets, ttl_s=reservation_ttl_s, on_crossed=self._warn)
-            _live_sinks.add(self)
+        _forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        if self.shared is not None:
+            self.shared.after_fork_in_child()
 
     @staticmethod
     def _new_account(budget: Budget, now: datetime | None = None) -> _Account:

@@ -10,14 +10,13 @@ and dropped in the same transaction that writes the row, so shared spend never c
 from __future__ import annotations
 
 import atexit
-import os
+import sys
 import threading
 import time
-import weakref
 from collections import deque
 from typing import Any
 
-from .. import _errors
+from .. import _errors, _forksafe
 from .._ledger_db import LedgerError, row_of
 from .._ledger_store import Db, abandon, describe, is_url, open_db
 from .._usage import UsageRecord
@@ -29,9 +28,6 @@ DEFAULT_INTERVAL_S = 0.2
 
 MAX_BACKOFF_S = 30.0
 
-_live_sinks: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
-
-
 class _Release:
     """Budget reservations to drop when the rows queued before this marker are written."""
 
@@ -39,15 +35,6 @@ class _Release:
 
     def __init__(self, ids: tuple[int, ...]) -> None:
         self.ids = ids
-
-
-def _after_fork_in_child() -> None:
-    for sink in list(_live_sinks):
-        sink._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LedgerSink(Sink):
@@ -73,7 +60,7 @@ class LedgerSink(Sink):
         self.dropped = 0
         self._start_thread()
         atexit.register(self._at_exit)
-        _live_sinks.add(self)
+        _forksafe.register(self)
 
     # ---- calling thread
     def end(self, record: UsageRecord, state: Any) -> None:
@@ -220,3 +207,11 @@ class LedgerSink(Sink):
         self._conn = None
         if not self._stopping:
             self._start_thread()
+            self._flush_when_child_exits()
+
+    def _flush_when_child_exits(self) -> None:
+        """multiprocessing children end in ``os._exit`` (atexit never runs): flush from multiprocessing's own exit
+        hook. It is registered once the child has cleared the finalizers it inherited (an after-fork hook)."""
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            util.register_after_fork(self, lambda sink: util.Finalize(None, sink._at_exit, exitpriority=100))

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .. import _errors
+from .. import _errors, _forksafe
 from .._cardinality import LabelGuard
 from .._usage import TOKEN_TYPES, UsageRecord
 from . import Sink
@@ -96,6 +96,14 @@ class Metrics:
 
 
 _metrics_lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _metrics_lock
+    _metrics_lock = threading.Lock()
+
+
+_forksafe.in_child(_fresh_lock)
 _metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Metrics]] = weakref.WeakKeyDictionary()
 
 
@@ -165,6 +173,10 @@ class PrometheusSink(Sink):
         if budget_status is not None:
             self.watch_budgets(budget_status)
         self._children: dict[tuple[str, ...], _Children] = {}
+        self._lock = threading.Lock()
+        _forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def _bound(self, record: UsageRecord) -> _Children:
