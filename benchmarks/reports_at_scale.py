@@ -114,14 +114,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--pg", help="PostgreSQL URL (default: start a local throw-away server)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--keep", type=Path, help="build the SQLite ledger here, or reuse the one already there")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        budgets = Path(tmp) / "budgets.toml"
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
+        budgets = Path(scratch) / "budgets.toml"
         budgets.write_text('[[budget]]\nname = "monthly"\nperiod = "month"\nlimit_usd = 5000\n\n'
                            '[[budget]]\nname = "feature-3"\nperiod = "week"\nlimit_usd = 100\n'
                            'scope = { feature = "feature-3" }\n')
         sqlite_path = str(Path(tmp) / "usage.db")
-        print(f"SQLite: {args.rows:,} rows written in {build(sqlite_path, args.rows):.0f} s")
+        if not Path(sqlite_path).exists():
+            print(f"SQLite: {args.rows:,} rows written in {build(sqlite_path, args.rows):.0f} s")
         show(f"SQLite, {args.rows:,} rows:", measure(sqlite_path, budgets))
         if args.sqlite_only:
             return

@@ -162,12 +162,28 @@ def test_malformed_usage_never_raises_and_counts_stay_non_negative_integers(payl
             assert type(value) is int and value >= 0, (name, value, payload)
 
 
-@pytest.mark.parametrize("odd", [-5, "12", 3.5, True, {"a": 1}, [1]])
+@pytest.mark.parametrize("odd", [-5, "12", True, {"a": 1}, [1]])
 def test_an_odd_usage_field_is_counted_as_an_internal_error(odd: Any) -> None:
     _errors.reset()
     usage = openai_provider.usage_from_completion_usage({"prompt_tokens": odd, "completion_tokens": 2}, "openai")
     assert usage == Usage(output=2)
     assert _errors.counts()["usage.openai"] == 1
+
+
+@pytest.mark.parametrize("impossible", [3000.5, 2**63, 10**30, float("nan"), float("inf")])
+def test_a_number_that_cannot_be_a_token_count_means_usage_not_reported(impossible: Any) -> None:
+    _errors.reset()
+    for usage in (openai_provider.usage_from_completion_usage({"prompt_tokens": impossible, "completion_tokens": 2},
+                                                              "openai"),
+                  anthropic_provider.usage_from({"input_tokens": 3, "output_tokens": impossible}),
+                  google_genai.usage_from({"prompt_token_count": impossible})):
+        assert usage is None
+    assert _errors.counts()["usage.openai"] == 1
+
+
+def test_an_integral_float_count_is_that_count() -> None:
+    assert openai_provider.usage_from_completion_usage({"prompt_tokens": 3000.0, "completion_tokens": 2.0},
+                                                       "openai") == Usage(input=3000, output=2)
 
 
 def test_usage_details_larger_than_their_totals_are_clamped_and_counted() -> None:

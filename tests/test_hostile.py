@@ -8,7 +8,6 @@ behaviour (fork, SIGTERM, a locked or replaced ledger file) runs in a child Pyth
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -87,3 +86,49 @@ def test_process_children_write_every_row_before_they_exit(simulator: Any, tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[0, 0, 0, 0]"
     assert _rows(ledger) == 200
+
+
+# ---- 3. undecodable strings; 4. impossible counts never reach the writer
+
+def test_an_undecodable_feature_is_written_escaped_and_metrics_keep_being_served(simulator: Any,
+                                                                                 tmp_path: Path) -> None:
+    import urllib.request
+
+    import tokentrace
+
+    from .conftest import make_telemetry, openai_client
+
+    ledger = tmp_path / "usage.db"
+    telemetry = make_telemetry(ledger=ledger, metrics_port=0)
+    with openai_client(simulator) as client:
+        with tokentrace.attributes(feature=os.fsdecode(b"report-\xff.pdf"), user_id="\udc80"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert tokentrace.flush() is True
+    conn = sqlite3.connect(ledger)
+    assert sorted(r[0] for r in conn.execute("SELECT feature FROM llm_usage")) == ["", "report-\\udcff.pdf"]
+    conn.close()
+    port = telemetry.handle.metrics_server.port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200 and 'feature="report-\\\\udcff.pdf"' in response.read().decode()
+
+
+def test_a_row_the_database_refuses_costs_only_itself(tmp_path: Path) -> None:
+    from tokentrace import _errors
+    from tokentrace.sinks.ledger import LedgerSink
+
+    from .ledger_helpers import record
+
+    _errors.reset()
+    sink = LedgerSink(tmp_path / "usage.db")
+    try:
+        for model in ("gpt-4o-mini", "gpt-\udc80", "gpt-4o"):  # the middle one cannot be encoded
+            sink.end(record(time.time(), model=model), None)
+        assert sink.flush() is False  # a row was lost, and flush says so (without raising)
+        sink.end(record(time.time(), model="later"), None)
+        assert sink.flush() is True  # the writer lives on
+    finally:
+        sink.close()
+    assert sorted(r[0] for r in sqlite3.connect(tmp_path / "usage.db").execute("SELECT model FROM llm_usage")) == [
+        "gpt-4o", "gpt-4o-mini", "later"]
+    assert _errors.counts()["ledger.write"] == 1

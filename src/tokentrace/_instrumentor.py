@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from . import _forksafe, _wrappers
+from . import _errors, _forksafe, _wrappers
 from ._cardinality import LabelGuard
 from ._registry import SDK_BY_NAME
 from .config import Settings
@@ -74,7 +74,14 @@ class Instrumentation:
     def flush(self, timeout: float = 5.0) -> bool:
         if self.recorder is None:
             return True
-        return all(sink.flush(timeout) for sink in self.recorder.sinks)
+        flushed = True
+        for sink in self.recorder.sinks:
+            try:
+                flushed = sink.flush(timeout) and flushed
+            except Exception as exc:  # flush() is called by the app: it never raises
+                _errors.report(f"sink.{sink.name}.flush", exc, "could not flush")
+                flushed = False
+        return flushed
 
     def uninstrument(self) -> None:
         uninstrument()

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from . import _errors, _forksafe
 from ._refusal import CallRefused
+from ._text import encodable, encodable_or_none
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
 from .context import current_attributes
 from .pricing import PriceTable
@@ -91,7 +92,8 @@ class Call:
 
     def __init__(self, recorder: Recorder, request: RequestInfo) -> None:
         self.recorder = recorder
-        self.request = request
+        model = request.request_model
+        self.request = request if model.isascii() else request._replace(request_model=encodable(model))
         self.attributes = current_attributes()
         self.started_wall = _wall()
         self.first_chunk_at: float | None = None
@@ -187,7 +189,7 @@ class Call:
         record = UsageRecord(
             ts_utc=self.started_wall,
             provider=request.provider,
-            model=model,
+            model=encodable(model),
             request_model=request.request_model,
             operation=request.operation,
             usage=usage if usage is not None else ZERO_USAGE,
@@ -198,8 +200,8 @@ class Call:
             stream=request.stream,
             ttft_s=None if self.first_chunk_at is None else self.first_chunk_at - self.started,
             error_type=error_type,
-            response_id=response.response_id if response is not None else None,
-            finish_reasons=response.finish_reasons if response is not None else (),
+            response_id=encodable_or_none(response.response_id) if response is not None else None,
+            finish_reasons=tuple(map(encodable, response.finish_reasons)) if response is not None else (),
             usage_reported=usage_reported,
             attributes=self.attributes,
             trace_id=self.trace_id,

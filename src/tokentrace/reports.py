@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,16 +86,33 @@ def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
     return db, db.location
 
 
-def _aggregate(db: Db, window: Window, by: str) -> list[tuple[Any, ...]]:
-    """Per group key: calls, errors, blocked, cached, token sums, total, cost, unpriced calls, latency sum."""
+def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False) -> list[tuple[Any, ...]]:
+    """Per group key (and UTC day first, when ``per_day``): calls, errors, blocked, cached, token sums, total,
+    cost, unpriced calls, latency sum."""
     key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
+    if per_day:
+        day_rows, day_rollup = GROUP_KEYS["day"]
+        key_rows = f"{day_rows} || '|' || {key_rows}"
+        key_rollup = None if key_rollup is None else f"{day_rollup} || '|' || {key_rollup}"
     source, params = aggregate_source(window, key_rows, key_rollup)
     counts = ", ".join(f"SUM(CASE WHEN status = '{status}' THEN calls ELSE 0 END)"
                        for status in ("error", "blocked", "cached"))
     sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls",
                                             "latency_ms_sum"))
-    return list(db.execute(f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k",
-                           params).fetchall())
+    found = db.execute(f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k", params).fetchall()
+    if not per_day:
+        return list(found)
+    return [(*str(r[0]).split("|", 1), *r[1:]) for r in found]
+
+
+def _merge(rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], str]) -> list[tuple[Any, ...]]:
+    """Per-day aggregates (day, key, values...) summed per ``key``: (key, values...)."""
+    merged: dict[str, list[Any]] = {}
+    for r in rows:
+        into = merged.setdefault(key(r), [0] * (len(r) - 2))
+        for i, value in enumerate(r[2:]):
+            into[i] += value or 0
+    return [(k, *values) for k, values in merged.items()]
 
 
 def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
@@ -134,16 +151,19 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
     try:
-        span = Window(begin, stop)
-        rows = [_row_dict(r) for r in _aggregate(conn, span, by)]
-        totals = _totals(conn, span)
-        source, params = aggregate_source(span, *GROUP_KEYS["day"])
-        daily = conn.execute(f"SELECT k, SUM(cost_usd), SUM(calls) FROM ({source}) AS s GROUP BY k ORDER BY k",
-                             params).fetchall()
+        by_day = _aggregate(conn, Window(begin, stop), by, per_day=True)  # one pass over roll-up and rows
     except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
+    rows = [_row_dict(r) for r in _merge(by_day, lambda r: r[1])]
+    totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 13))
+    totals.pop("key")
+    daily: dict[str, list[float]] = {}
+    for r in by_day:
+        day = daily.setdefault(str(r[0]), [0.0, 0])
+        day[0] += float(r[12] or 0.0)
+        day[1] += int(r[2] or 0)
     rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], r["key"]))
     return {
         "ledger": str(path),
@@ -152,7 +172,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
         "by": by,
         "rows": rows,
         "totals": totals,
-        "daily": [{"day": d, "cost_usd": round(float(c), 12), "calls": int(n)} for d, c, n in daily],
+        "daily": [{"day": d, "cost_usd": round(c, 12), "calls": int(n)} for d, (c, n) in sorted(daily.items())],
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, Mapping, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from .. import _errors
@@ -55,15 +58,51 @@ def server_of(url: Any) -> tuple[str | None, int | None]:
         return None, None
 
 
+MAX_COUNT = 2**53 - 1
+"""No call bills more tokens than this; a larger "count" is not a real one (and would overflow the ledger)."""
+
+
+class UnreadableCountError(ValueError):
+    """A usage count that is a number but cannot be a token count (fractional, huge, NaN): the whole usage of
+    the call is then treated as not reported (budgets charge their estimate)."""
+
+
 def count(obj: Any, name: str, stage: str) -> int:
-    """A token count field: a non-negative int, else 0 (and, when the field held something odd, counted)."""
+    """A token count field: a non-negative int, else 0 (and, when the field held something odd, counted).
+
+    An integral float (``3000.0``, as some hosts send) is that int. A number that cannot be a count (``3000.5``,
+    ``2**63``, NaN) raises UnreadableCountError, which ``usage_reader`` turns into "usage not reported".
+    """
     value = field(obj, name)
-    number = int_or_none(value)
-    if number is None:
-        if value is not None:
-            _errors.report(stage, None, f"usage field {name!r} is not a non-negative integer")
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    if value is None:
         return 0
-    return number
+    if type(value) is float and value.is_integer() and 0 <= value <= MAX_COUNT:
+        return int(value)
+    if type(value) in (int, float) and (value > MAX_COUNT or not math.isfinite(value) or value != int(value)):
+        _errors.report(stage, None, f"usage field {name!r} holds {value!r}, which cannot be a token count; "
+                                    "the call's usage is treated as not reported")
+        raise UnreadableCountError(name)
+    _errors.report(stage, None, f"usage field {name!r} is not a non-negative integer")
+    return 0
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def usage_reader(read: Callable[P, R]) -> Callable[P, R | None]:
+    """Decorate a provider's usage reader: a count that cannot be real makes the usage None (not reported)."""
+
+    @functools.wraps(read)
+    def reader(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return read(*args, **kwargs)
+        except UnreadableCountError:
+            return None
+
+    return reader
 
 
 def text_or_none(value: Any) -> str | None:

@@ -15,7 +15,7 @@ from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, RequestWrapper, ResultKind, StreamAccumulator
-from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
 
@@ -55,6 +55,7 @@ def _count(obj: Any, name: str) -> int:
     return count(obj, name, "usage.anthropic")
 
 
+@usage_reader
 def usage_from(usage: Any) -> Usage | None:
     """Partition an Anthropic ``usage`` object (Message.usage, or merged stream usage)."""
     if usage is None:

@@ -17,7 +17,7 @@ from .. import _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
-from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
 from ._prompt import text_length
 
 PROVIDER = "google"
@@ -70,6 +70,7 @@ def _count(obj: Any, name: str) -> int:
     return count(obj, name, "usage.google")
 
 
+@usage_reader
 def usage_from(meta: Any) -> Usage | None:
     """Partition Gemini ``usage_metadata``."""
     if meta is None:
@@ -121,17 +122,18 @@ def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     )
 
 
-def extract_embeddings(result: Any, prepared: Prepared) -> ResponseInfo:
+@usage_reader
+def _embedding_usage(result: Any) -> Usage | None:
     meta = field(result, "usage_metadata")
-    usage = None
     if meta is not None:
-        usage = Usage(input=_count(meta, "prompt_token_count"))
-    else:  # Vertex AI reports per-embedding statistics instead
-        embeddings = field(result, "embeddings") or ()
-        counts = [field(field(e, "statistics"), "token_count") for e in embeddings]
-        if counts and all(isinstance(c, (int, float)) for c in counts):
-            usage = Usage(input=int(sum(counts)))
-    return ResponseInfo(usage=usage)
+        return Usage(input=_count(meta, "prompt_token_count"))
+    # Vertex AI reports per-embedding statistics instead
+    counts = [_count(field(e, "statistics"), "token_count") for e in field(result, "embeddings") or ()]
+    return Usage(input=sum(counts)) if counts else None
+
+
+def extract_embeddings(result: Any, prepared: Prepared) -> ResponseInfo:
+    return ResponseInfo(usage=_embedding_usage(result))
 
 
 class ChunkAccumulator(StreamAccumulator):

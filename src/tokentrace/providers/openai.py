@@ -9,7 +9,7 @@ from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
-from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none
+from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
 
@@ -131,6 +131,7 @@ def _count(obj: Any, name: str, provider: str) -> int:
     return count(obj, name, f"usage.{provider}")
 
 
+@usage_reader
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
     """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
     if usage is None:
@@ -148,6 +149,7 @@ def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
     )
 
 
+@usage_reader
 def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
     """Responses API ``usage`` (input_tokens, output_tokens and their details)."""
     if usage is None:

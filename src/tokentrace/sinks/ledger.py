@@ -129,6 +129,8 @@ class LedgerSink(Sink):
             opened = True
             db.insert([row_of(r) for r in batch], released)
         except Exception as exc:
+            if not self._transient(exc) and opened and (len(batch) > 1 or (batch and released)):
+                return self._write_each(batch, released)
             if self._transient(exc) and taken is not None:
                 self._queue.extendleft(reversed(taken))
                 self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_S)
@@ -147,6 +149,17 @@ class LedgerSink(Sink):
         self._backoff = 0.0
         self.written += len(batch)
         return True
+
+    def _write_each(self, batch: list[UsageRecord], released: list[int]) -> bool:
+        """A batch failed for a reason other than a lock or an outage: write its rows one at a time so that one bad
+        row costs only itself (dropped and counted), never the rows around it."""
+        self._reset_connection()
+        ok = True
+        for record in batch:
+            ok = self._write([record], []) and ok
+        if released:  # the calls ended either way: their reservations go
+            ok = self._write([], released) and ok
+        return ok
 
     def _transient(self, exc: BaseException) -> bool:
         """Worth retrying: SQLite locked or busy; a PostgreSQL server that cannot be reached right now."""
