@@ -8,6 +8,7 @@ behaviour (fork, SIGTERM, a locked or replaced ledger file) runs in a child Pyth
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -132,3 +133,145 @@ def test_a_row_the_database_refuses_costs_only_itself(tmp_path: Path) -> None:
     assert sorted(r[0] for r in sqlite3.connect(tmp_path / "usage.db").execute("SELECT model FROM llm_usage")) == [
         "gpt-4o", "gpt-4o-mini", "later"]
     assert _errors.counts()["ledger.write"] == 1
+
+
+# ---- 5. SIGTERM flushes queued rows, then the signal does what it did before
+
+SIGTERM_APP = """
+    tokentrace.instrument(ledger=ledger, prices={"gpt-4o-mini": {"provider": "openai", "input": 1, "output": 1}},
+                          flush_on_sigterm=FLUSH)
+    if CHAINED:
+        signal.signal(signal.SIGTERM, lambda *_: (print("app handler", flush=True), os._exit(3)))
+        tokentrace.uninstrument()
+        tokentrace.instrument(ledger=ledger, prices={"gpt-4o-mini": {"provider": "openai", "input": 1, "output": 1}})
+    for i in range(300):
+        call(i)
+    print("sent", flush=True)
+    time.sleep(60)
+"""
+
+
+def _terminated(simulator: Any, ledger: Path, *, flush: bool = True, chained: bool = False) -> tuple[int, str]:
+    script = SIGTERM_APP.replace("FLUSH", repr(flush)).replace("CHAINED", repr(chained))
+    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(script), str(ledger),
+                             str(simulator.port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "sent"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+def test_sigterm_writes_queued_rows_then_terminates_as_before(simulator: Any, tmp_path: Path) -> None:
+    returncode, _ = _terminated(simulator, tmp_path / "usage.db")
+    assert returncode == -signal.SIGTERM  # the default action still ends the process, by SIGTERM
+    assert _rows(tmp_path / "usage.db") == 300
+
+
+def test_sigterm_chains_to_the_apps_own_handler(simulator: Any, tmp_path: Path) -> None:
+    returncode, out = _terminated(simulator, tmp_path / "usage.db", chained=True)
+    assert returncode == 3 and "app handler" in out
+    assert _rows(tmp_path / "usage.db") == 300
+
+
+# ---- 9. privacy: only OpenTelemetry's capturing values capture content
+
+def test_content_capture_follows_only_the_values_that_mean_capture(monkeypatch: Any) -> None:
+    from tokentrace.config import resolve
+
+    for value in ("NO_CONTENT", "none", "disabled", "false", "0", "", "nope"):
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+        assert resolve(ledger=False).capture_content is False, value
+    for value in ("true", "True", "SPAN_ONLY", "span_and_event", "EVENT_ONLY", "1"):
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+        assert resolve(ledger=False).capture_content is True, value
+
+
+# ---- 10-13. bad configuration is refused at instrument(), with the library's own error, leaving nothing behind
+
+def _refused(**kwargs: Any) -> str:
+    import pytest
+
+    import tokentrace
+
+    with pytest.raises(ValueError) as caught:
+        tokentrace.instrument(**{"ledger": False, **kwargs})
+    assert isinstance(caught.value, (tokentrace.ConfigError, tokentrace.BudgetError)), repr(caught.value)
+    return str(caught.value)
+
+
+def test_bad_arguments_are_refused_with_the_librarys_error(tmp_path: Path) -> None:
+    from tokentrace import Budget
+
+    nan_prices = tmp_path / "prices.json"
+    nan_prices.write_text('{"m": {"input": NaN, "output": 1}}')
+    eur = tmp_path / "eur.toml"
+    eur.write_text('currency = "EUR"\n[models.m]\ninput = 1\noutput = 2\n')
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[models.m]\ninput = 1\noutptu = 2\n')
+    toml_list = tmp_path / "budgets.toml"
+    toml_list.write_text("budget = [1, 2]\n")
+    for kwargs in ({"prices": str(nan_prices)}, {"prices": {"m": {"input": -1, "output": 1}}},
+                   {"prices": {"m": {"input": float("inf"), "output": 1}}}, {"prices": str(eur)},
+                   {"prices": str(typo)}, {"prices": 42}, {"ledger": 123}, {"ledger": True},
+                   {"budgets": 123}, {"budgets": str(toml_list)}, {"metrics_port": True},
+                   {"stream_usage": "false"}, {"capture_content": "false"},
+                   {"budgets": [Budget("a", limit_usd=1), Budget("a", limit_usd=2)]}):
+        assert _refused(**kwargs)
+    for make in (lambda: Budget("x", limit_usd=float("nan")), lambda: Budget("x", limit_usd=True),
+                 lambda: Budget("x", limit_usd="5"), lambda: Budget("x", limit_usd=1, timezone=5),
+                 lambda: Budget("x", limit_usd=1, scope="chat")):
+        try:
+            make()
+        except Exception as exc:
+            from tokentrace import BudgetError
+
+            assert isinstance(exc, BudgetError), repr(exc)
+        else:
+            raise AssertionError("accepted")
+
+
+def test_a_bad_environment_flag_is_refused(monkeypatch: Any) -> None:
+    monkeypatch.setenv("TOKENTRACE_DISABLED", "nope")
+    assert "TOKENTRACE_DISABLED" in _refused()
+
+
+def test_metric_labels_given_as_one_string_is_one_label() -> None:
+    from tokentrace.config import resolve
+
+    assert resolve(ledger=False, metric_labels="team").metric_labels == ("team",)
+
+
+def test_a_failed_instrument_leaves_nothing_behind_and_the_next_one_works(tmp_path: Path) -> None:
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    import tokentrace
+    from tokentrace import Budget
+
+    registry = CollectorRegistry(auto_describe=True)  # as the default registry: duplicates are refused
+    before = {t.name for t in threading.enumerate()}
+    with_budget = [Budget("b", limit_usd=1.0, action="block")]
+    from prometheus_client import Gauge
+
+    Gauge("llm_budget_spent_usd", "taken by someone else", ["budget"], registry=registry)  # the collector clashes
+    import pytest
+
+    with pytest.raises(ValueError, match="Duplicated"):
+        tokentrace.instrument(ledger=tmp_path / "usage.db", budgets=with_budget, registry=registry)
+    time.sleep(0.5)
+    assert {t.name for t in threading.enumerate()} - before == set()
+    assert tokentrace.instrument(ledger=tmp_path / "usage.db", budgets=with_budget, registry=CollectorRegistry())
+    tokentrace.uninstrument()
+
+
+def test_instrument_again_with_other_arguments_says_which_are_ignored(caplog: Any) -> None:
+    import tokentrace
+
+    first = tokentrace.instrument(ledger=False, metric_labels=("feature",))
+    assert tokentrace.instrument(ledger=False, metric_labels=("feature",)) is first
+    assert not [r for r in caplog.records if "already called" in r.getMessage()]
+    assert tokentrace.instrument(ledger=False, metric_labels=("team",), stream_usage=False) is first
+    message = next(r.getMessage() for r in caplog.records if "already called" in r.getMessage())
+    assert "metric_labels, stream_usage" in message

@@ -51,6 +51,7 @@ def instrument(
     stream_usage: bool | None = None,
     max_label_values: int | None = None,
     budget_unavailable: str = "allow",
+    flush_on_sigterm: bool | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
     registry: Any = None,
@@ -58,23 +59,31 @@ def instrument(
     """Patch the installed provider SDKs so every call is measured. Idempotent: a second call returns the same handle.
 
     Raises ConfigError (a ValueError) for arguments that cannot work; never raises for an absent SDK.
+    ``flush_on_sigterm`` (default: ``TOKENTRACE_FLUSH_ON_SIGTERM``, on): on SIGTERM, write queued rows (at most
+    2 s) before the signal's previous handler or default action runs.
     """
     from . import _instrumentor, config
 
+    given = {name: value for name, value in locals().items() if name not in ("_instrumentor", "config")}
     existing = _instrumentor.current()
     if existing is not None:
+        existing.warn_if_different(given)
         return existing
     if env_flag("TOKENTRACE_DISABLED"):
-        return _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]
+        handle = _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]
+        handle.arguments = given
+        return handle
     settings = config.resolve(
         providers=providers, prices=prices, ledger=ledger, budgets=budgets, metrics_port=metrics_port,
         metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
         namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
-        budget_unavailable=budget_unavailable,
+        budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm,
     )
-    return _instrumentor.instrument(
+    handle = _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry
     )
+    handle.arguments = given
+    return handle
 
 
 def uninstrument() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from . import _errors, _forksafe, _wrappers
+from . import _errors, _forksafe, _sigterm, _wrappers
 from ._cardinality import LabelGuard
 from ._registry import SDK_BY_NAME
 from .config import Settings
@@ -47,6 +47,13 @@ class _Applied:
     wrapper: Any
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # an argument whose == raises: not provably the same
+        return False
+
+
 class Instrumentation:
     """The handle instrument() returns: what was patched, the recorder, and the metrics server."""
 
@@ -55,6 +62,16 @@ class Instrumentation:
         self.recorder = recorder
         self.metrics_server = metrics_server
         self.patched: dict[str, list[_Applied]] = {}
+        self.arguments: dict[str, Any] = {}
+        """The arguments instrument() was called with (compared when it is called again)."""
+
+    def warn_if_different(self, arguments: dict[str, Any]) -> None:
+        """instrument() again: the first call's arguments stay in force; say which new ones are ignored."""
+        ignored = sorted(name for name, value in arguments.items()
+                         if name in self.arguments and not _same(value, self.arguments[name]))
+        if ignored:
+            logger.warning("tokentrace: instrument() was already called; ignoring the different %s (call "
+                           "tokentrace.uninstrument() first to change them)", ", ".join(ignored))
 
     @property
     def enabled(self) -> bool:
@@ -157,14 +174,24 @@ def _on_sdk_import(provider: str) -> Any:
     return hook
 
 
-def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, meter_provider: Any,
-                 registry: Any) -> list[Sink]:
-    """The sinks, in the order they see a call: OTel first (its span covers a blocked call too), budgets last."""
+def _close_all(sinks: list[Sink]) -> None:
+    for sink in sinks:
+        try:
+            sink.flush(5.0)
+            sink.close()
+        except Exception as exc:
+            logger.warning("tokentrace: closing sink %s failed: %s", sink.name, exc)
+
+
+def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, tracer_provider: Any,
+                 meter_provider: Any, registry: Any) -> None:
+    """Append the sinks to ``sinks`` (so a failure can close those already built), in the order they see a call:
+    OTel first (its span covers a blocked call too), budgets last."""
     from .sinks.otel import OTelSink
     from .sinks.prometheus import PrometheusSink
 
     guard = LabelGuard(settings.max_label_values)
-    sinks: list[Sink] = [OTelSink(tracer_provider, meter_provider, guard)]
+    sinks.append(OTelSink(tracer_provider, meter_provider, guard))
     prometheus = PrometheusSink(registry, settings.namespace, settings.metric_labels, None, guard)
     sinks.append(prometheus)
     ledger_sink = None
@@ -180,9 +207,8 @@ def _build_sinks(settings: Settings, prices: PriceTable, tracer_provider: Any, m
                                  release=ledger_sink.release if ledger_sink is not None else None,
                                  unavailable=settings.budget_unavailable,
                                  reservation_ttl_s=settings.reservation_ttl_s)
-        prometheus.watch_budgets(budget_sink.status)
         sinks.append(budget_sink)
-    return sinks
+        prometheus.watch_budgets(budget_sink.status)
 
 
 def instrument(
@@ -201,13 +227,21 @@ def instrument(
             _current = Instrumentation(None, None)
             return _current
         prices = PriceTable(settings.price_overrides)
-        recorder = Recorder(prices, _build_sinks(settings, prices, tracer_provider, meter_provider, registry))
+        sinks: list[Sink] = []
+        try:
+            _build_sinks(sinks, settings, prices, tracer_provider, meter_provider, registry)
+        except BaseException:
+            _close_all(sinks)  # a failed instrument() leaves no thread, connection or collector behind
+            raise
+        recorder = Recorder(prices, sinks)
         server = None
         if settings.metrics_port is not None:
             from .sinks.prometheus import MetricsServer
 
             server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger)
         handle = Instrumentation(settings, recorder, server)
+        if settings.flush_on_sigterm:
+            _sigterm.install(handle.flush)
         _wrappers.active.options = Options(stream_usage=settings.stream_usage,
                                            measure_prompt=handle_has_budgets(recorder),
                                            capture_content=settings.capture_content)
@@ -244,15 +278,11 @@ def uninstrument() -> None:
         if handle is None:
             return
         _unpatch_all(handle)
+        _sigterm.uninstall()
         if handle.metrics_server is not None:
             handle.metrics_server.close()
         if handle.recorder is not None:
-            for sink in handle.recorder.sinks:
-                try:
-                    sink.flush(5.0)
-                    sink.close()
-                except Exception as exc:
-                    logger.warning("tokentrace: closing sink %s failed: %s", sink.name, exc)
+            _close_all(list(handle.recorder.sinks))
 
 
 def current() -> Instrumentation | None:

@@ -6,6 +6,7 @@ the request leaves the process. Period arithmetic lives here; the accounting liv
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -69,8 +70,22 @@ class Budget:
     """Called (from the thread that crossed the limit) once per period when a ``warn`` budget is crossed."""
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise BudgetError("a budget needs a name")
+        if not isinstance(self.name, str) or not self.name:
+            raise BudgetError(f"a budget needs a name (a non-empty string), not {self.name!r}")
+        for label, value in (("period", self.period), ("action", self.action), ("timezone", self.timezone)):
+            if not isinstance(value, str):
+                raise BudgetError(f"budget {self.name!r}: {label} must be a string, not {value!r}")
+        if self.limit_usd is not None and (isinstance(self.limit_usd, bool) or not isinstance(
+                self.limit_usd, (int, float)) or not math.isfinite(self.limit_usd)):
+            raise BudgetError(f"budget {self.name!r}: limit_usd must be a finite number, not {self.limit_usd!r}")
+        if self.limit_tokens is not None and (isinstance(self.limit_tokens, bool) or not isinstance(
+                self.limit_tokens, int)):
+            raise BudgetError(f"budget {self.name!r}: limit_tokens must be an integer, not {self.limit_tokens!r}")
+        if self.scope is not None and not isinstance(self.scope, Mapping):
+            raise BudgetError(f"budget {self.name!r}: scope must be a mapping such as {{'feature': 'chat'}}, "
+                              f"not {self.scope!r}")
+        if self.on_exceeded is not None and not callable(self.on_exceeded):
+            raise BudgetError(f"budget {self.name!r}: on_exceeded must be callable")
         if self.period not in PERIODS:
             raise BudgetError(f"budget {self.name!r}: period must be one of {', '.join(PERIODS)}, not {self.period!r}")
         if self.action not in ACTIONS:
@@ -127,6 +142,8 @@ def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
     budgets = []
     known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone"}
     for entry in entries:
+        if not isinstance(entry, dict):
+            raise BudgetError(f"{path}: expected [[budget]] tables, found {entry!r}")
         unknown = set(entry) - known
         if unknown:
             raise BudgetError(f"{path}: unknown budget field(s) {sorted(unknown)}")
@@ -142,13 +159,18 @@ def resolve_budgets(budgets: Any) -> list[Budget]:
     if not budgets:
         return []
     if isinstance(budgets, (str, os.PathLike)):
-        return load_budgets(budgets)
-    if isinstance(budgets, Budget):
-        return [budgets]
-    result = list(budgets) if isinstance(budgets, Iterable) else []
-    if not all(isinstance(b, Budget) for b in result):
-        raise BudgetError("budgets must be tokentrace.Budget objects or a path to a budgets TOML file")
+        result = load_budgets(budgets)
+    elif isinstance(budgets, Budget):
+        result = [budgets]
+    elif isinstance(budgets, Iterable) and not isinstance(budgets, Mapping):
+        result = list(budgets)
+        if not all(isinstance(b, Budget) for b in result):
+            raise BudgetError("budgets must be tokentrace.Budget objects or a path to a budgets TOML file")
+    else:
+        raise BudgetError(f"budgets must be tokentrace.Budget objects or a path to a budgets TOML file, "
+                          f"not {budgets!r}")
     names = [b.name for b in result]
-    if len(names) != len(set(names)):
-        raise BudgetError("budget names must be unique")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise BudgetError(f"budget names must be unique; repeated: {', '.join(duplicates)}")
     return result

@@ -13,11 +13,15 @@ from typing import Any, Iterable, Mapping
 
 from ._registry import SDK_NAMES
 from .budgets import Budget, resolve_budgets
-from .pricing import ModelPrice, parse_overrides
+from .pricing import ModelPrice, PriceError, parse_overrides
 
 KNOWN_PROVIDERS = SDK_NAMES
 _OFF = {"off", "0", "false", "none"}
 _FALSE = {"0", "false", "no", "off", ""}
+_TRUE = {"1", "true", "yes", "on"}
+CAPTURING = {"true", "1", "span_only", "event_only", "span_and_event"}
+"""OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT values that capture (OpenTelemetry's documented ones, any
+case); every other value, NO_CONTENT included, captures nothing."""
 
 
 class ConfigError(ValueError):
@@ -25,10 +29,27 @@ class ConfigError(ValueError):
 
 
 def env_flag(name: str, default: bool = False) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case; empty: ``default``). Else ConfigError."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
-    return value.strip().lower() not in _FALSE
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def capture_from_env() -> bool:
+    value = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
+    return value.strip().lower() in CAPTURING
 
 
 def default_ledger_path() -> Path:
@@ -76,11 +97,14 @@ class Settings:
     ledger_queue_size: int = 100_000
     budget_unavailable: str = "allow"
     reservation_ttl_s: float = 60.0
+    flush_on_sigterm: bool = True
 
 
 def _port(value: Any, source: str) -> int | None:
     if value is None or value == "":
         return None
+    if isinstance(value, (bool, float)):
+        raise ConfigError(f"{source} must be a port number, got {value!r}")
     try:
         port = int(value)
     except (TypeError, ValueError):
@@ -104,6 +128,7 @@ def resolve(
     stream_usage: bool | None = None,
     max_label_values: int | None = None,
     budget_unavailable: str = "allow",
+    flush_on_sigterm: bool | None = None,
 ) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
@@ -116,30 +141,40 @@ def resolve(
             raise ConfigError(f"unknown provider(s) {unknown}; known: {', '.join(KNOWN_PROVIDERS)}")
 
     price_source = prices if prices is not None else os.environ.get("TOKENTRACE_PRICES") or None
+    if price_source is not None and (isinstance(price_source, bool) or not isinstance(
+            price_source, (str, os.PathLike, Mapping))):
+        raise ConfigError(f"prices must be a file path or a mapping, not {price_source!r}")
 
-    if capture_content is None:
-        capture_content = env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    capture_content = capture_from_env() if capture_content is None else _bool(capture_content, "capture_content")
+    stream_usage = env_flag("TOKENTRACE_STREAM_USAGE", True) if stream_usage is None else _bool(stream_usage,
+                                                                                             "stream_usage")
+    flush_on_sigterm = env_flag("TOKENTRACE_FLUSH_ON_SIGTERM", True) if flush_on_sigterm is None else _bool(
+        flush_on_sigterm, "flush_on_sigterm")
+    if namespace is not None and (not isinstance(namespace, str) or (namespace and not namespace.isidentifier())):
+        raise ConfigError(f"namespace must be an identifier such as 'acme', not {namespace!r}")
 
     if budget_unavailable not in ("allow", "block"):
         raise ConfigError(f"budget_unavailable must be 'allow' or 'block', not {budget_unavailable!r}")
 
-    labels = tuple(metric_labels)
+    labels = (metric_labels,) if isinstance(metric_labels, str) else tuple(metric_labels)
     for label in labels:
-        if not label.isidentifier() or label in ("provider", "model", "operation", "token_type", "status"):
+        if not isinstance(label, str) or not label.isidentifier() or label in (
+                "provider", "model", "operation", "token_type", "status"):
             raise ConfigError(f"metric label {label!r} is not allowed")
 
     return Settings(
         providers=chosen,
-        price_overrides=parse_overrides(price_source) if price_source else {},
+        price_overrides=_overrides(price_source),
         ledger=ledger_location(ledger),
         budgets=tuple(resolve_budgets(budgets if budgets else os.environ.get("TOKENTRACE_BUDGETS") or ())),
         metrics_port=_port(metrics_port, "metrics_port") if metrics_port is not None
         else _port(os.environ.get("TOKENTRACE_METRICS_PORT"), "TOKENTRACE_METRICS_PORT"),
         metrics_addr=metrics_addr or os.environ.get("TOKENTRACE_METRICS_ADDR") or "127.0.0.1",
-        capture_content=bool(capture_content),
+        capture_content=capture_content,
         metric_labels=labels,
         namespace=namespace if namespace is not None else os.environ.get("TOKENTRACE_NAMESPACE", ""),
-        stream_usage=stream_usage if stream_usage is not None else env_flag("TOKENTRACE_STREAM_USAGE", True),
+        stream_usage=stream_usage,
+        flush_on_sigterm=flush_on_sigterm,
         max_label_values=_positive(max_label_values, "max_label_values") if max_label_values is not None
         else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
         ledger_queue_size=_positive(os.environ.get("TOKENTRACE_LEDGER_QUEUE_SIZE") or 100_000,
@@ -148,6 +183,15 @@ def resolve(
         reservation_ttl_s=float(_positive(os.environ.get("TOKENTRACE_RESERVATION_TTL_S") or 60,
                                           "TOKENTRACE_RESERVATION_TTL_S")),
     )
+
+
+def _overrides(source: Any) -> Mapping[tuple[str | None, str], ModelPrice]:
+    if not source:
+        return {}
+    try:
+        return parse_overrides(source)
+    except PriceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _positive(value: Any, source: str) -> int:

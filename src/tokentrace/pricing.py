@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -81,15 +82,31 @@ def _num(entry: Mapping[str, Any], *names: str, scale: float = 1.0) -> float | N
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise PriceError(f"price {name!r} must be a number, got {value!r}")
             try:
-                return float(value) * scale
+                number = float(value)
             except ValueError:
                 raise PriceError(f"price {name!r} must be a number, got {value!r}") from None
+            if not math.isfinite(number) or number < 0:
+                raise PriceError(f"price {name!r} must be a finite number >= 0, got {value!r}")
+            return number * scale
     return None
+
+
+OVERRIDE_KEYS = frozenset({"input", "input_mtok", "output", "output_mtok", "cache_read", "cache_read_mtok",
+                           "cache_write", "cache_write_mtok", "reasoning", "output_reasoning_mtok", "reasoning_mtok",
+                           "cache_write_1h", "cache_write_1h_mtok", "provider", "currency"})
+"""The keys of a tokentrace-style override entry (USD per million tokens); LiteLLM-style entries are read by their
+``*_cost_per_token`` names and may carry LiteLLM's other fields."""
+
+
+def _check_currency(where: Mapping[str, Any], label: str) -> None:
+    currency = where.get("currency", "USD")
+    if not isinstance(currency, str) or currency.upper() != "USD":
+        raise PriceError(f"{label}: prices must be in USD (currency = \"USD\"), not {currency!r}")
 
 
 def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | None:
     """Read one override entry: tokentrace/genai-prices names (USD per MTok) or LiteLLM's (USD per token)."""
-    if any(key.endswith("cost_per_token") or key.endswith("token_cost") for key in entry):
+    if any(str(key).endswith(("cost_per_token", "token_cost")) for key in entry):
         per_token = 1_000_000.0
         inp = _num(entry, f"input_cost_per_token{suffix}", scale=per_token)
         out = _num(entry, f"output_cost_per_token{suffix}", scale=per_token)
@@ -98,6 +115,9 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         reasoning = _num(entry, f"output_cost_per_reasoning_token{suffix}", scale=per_token)
         write_1h = _num(entry, f"cache_creation_input_token_cost_above_1hr{suffix}", scale=per_token)
     else:
+        unknown = sorted(str(key) for key in entry if key not in OVERRIDE_KEYS)
+        if unknown:
+            raise PriceError(f"unknown price field(s) {unknown}; use {', '.join(sorted(OVERRIDE_KEYS))}")
         inp = _num(entry, "input", "input_mtok")
         out = _num(entry, "output", "output_mtok")
         read = _num(entry, "cache_read", "cache_read_mtok")
@@ -171,14 +191,19 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     else:
         path = Path(source)
         data, label = _load_file(path), f"override:{path.name}"
+    _check_currency(data, label)
     models = data.get("models", data)
     if not isinstance(models, Mapping):
         raise PriceError("'models' must be a mapping of model names to prices")
     table: dict[tuple[str | None, str], ModelPrice] = {}
     for name, entry in models.items():
         if name == "sample_spec" or not isinstance(entry, Mapping):
-            continue  # LiteLLM's documentation entry, or metadata
-        price = _price_from_entry(entry, label)
+            continue  # LiteLLM's documentation entry, or metadata (such as a file-wide currency)
+        _check_currency(entry, f"{label} {name}")
+        try:
+            price = _price_from_entry(entry, label)
+        except PriceError as exc:
+            raise PriceError(f"{label}: model {name!r}: {exc}") from None
         if price is None:
             continue
         provider = entry.get("provider") or entry.get("litellm_provider")
