@@ -275,3 +275,23 @@ def test_instrument_again_with_other_arguments_says_which_are_ignored(caplog: An
     assert tokentrace.instrument(ledger=False, metric_labels=("team",), stream_usage=False) is first
     message = next(r.getMessage() for r in caplog.records if "already called" in r.getMessage())
     assert "metric_labels, stream_usage" in message
+
+
+# ---- 15. a full disk is reported as a full disk
+
+def test_a_full_disk_is_reported_as_such_and_not_as_a_rollback_failure(tmp_path: Path) -> None:
+    import pytest
+
+    from tokentrace._ledger_db import row_of
+    from tokentrace._ledger_store import open_db
+
+    from .ledger_helpers import record
+
+    db = open_db(tmp_path / "usage.db", create=True)
+    try:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages + 2}")  # what a full disk looks like to SQLite
+        with pytest.raises(sqlite3.Error, match="full"):
+            db.insert([row_of(record(time.time(), model="m" * 500)) for _ in range(2000)])
+    finally:
+        db.close()

@@ -130,7 +130,9 @@ class Db:
         try:
             yield self
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (disk full): the error worth reporting is the original one
+            with suppress(Exception):
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
