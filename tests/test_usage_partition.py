@@ -89,6 +89,6 @@ def test_usage_payload_is_partitioned_and_sums_to_the_providers_total(
 def test_missing_or_odd_fields_count_zero_and_never_raise(extract: Callable[[Any], Usage | None]) -> None:
     assert extract(None) is None
     assert extract({}) == Usage()
-    odd = extract({"prompt_tokens": "12", "input_tokens": -3, "output_tokens": 2.5, "prompt_token_count": True,
+    odd = extract({"prompt_tokens": "12", "input_tokens": -3, "output_tokens": "2.5", "prompt_token_count": True,
                    "completion_tokens": None, "candidates_token_count": [1]})
     assert odd == Usage()
