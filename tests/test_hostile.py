@@ -295,3 +295,21 @@ def test_a_full_disk_is_reported_as_such_and_not_as_a_rollback_failure(tmp_path:
             db.insert([row_of(record(time.time(), model="m" * 500)) for _ in range(2000)])
     finally:
         db.close()
+
+
+# ---- 16. values folded into "other" do not grow the label cache
+
+def test_folded_label_values_share_one_cache_entry(simulator: Any) -> None:
+    import tokentrace
+
+    from .conftest import make_telemetry, openai_client
+
+    telemetry = make_telemetry(max_label_values=5)
+    with openai_client(simulator) as client:
+        for i in range(60):
+            with tokentrace.attributes(feature=f"file-{i}.pdf"):
+                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    prometheus = telemetry.handle.sink("prometheus")
+    assert len(prometheus._children) <= 6  # five features as they are, and "other"
+    assert telemetry.sample("llm_requests_total", provider="openai", model="gpt-4o-mini-2024-07-18",
+                            operation="chat", status="ok", feature="other") == 55

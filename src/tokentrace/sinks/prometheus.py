@@ -188,12 +188,14 @@ class PrometheusSink(Sink):
             guard = self.guard
             model = guard.value("model", record.model)
             extra = tuple(guard.value(k, v) for k, v in zip(self.label_keys, extra, strict=True))
+            # cached under the label values as exposed: values folded into "other" share one entry, so the cache
+            # stays as small as the label cap makes the series (the raw key is a cache hit only when nothing folded)
+            folded = (record.provider, model, record.operation, record.status, *extra)
             with self._lock:
-                children = self._children.get(key)
+                children = self._children.get(folded)
                 if children is None:
                     children = _Children(self.metrics, record.provider, model, record.operation, record.status, extra)
-                    if len(self._children) < 100_000:  # folded keys share children; never grow without bound
-                        self._children[key] = children
+                    self._children[folded] = children
         return children
 
     def end(self, record: UsageRecord, state: Any) -> None:
