@@ -66,7 +66,7 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
 
     import tokentrace
     from tokentrace import _errors
-    from tokentrace.cli.demo import demo_budgets, run_workload
+    from tokentrace.cli.demo import DEMO_BUDGETS, run_workload
     from tokentrace.simulator import Simulator
 
     tokentrace.uninstrument()
@@ -77,7 +77,7 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     with tempfile.TemporaryDirectory() as tmp:
         ledger = Path(tmp) / "usage.db"
-        tokentrace.instrument(ledger=ledger, budgets=demo_budgets(), registry=registry,
+        tokentrace.instrument(ledger=ledger, budgets=str(DEMO_BUDGETS), registry=registry,
                               tracer_provider=tracer_provider)
         try:
             with Simulator(latency_ms=0, chunk_delay_ms=0) as sim:

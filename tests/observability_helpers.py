@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
+from .missing import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "grafana" / "dashboards" / "tokentrace.json"
@@ -28,11 +28,14 @@ GRAFANA_VARIABLES = {
 }
 
 
-def binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (apt-get install -y prometheus prometheus-alertmanager; .ci/run does)")
-    return path
+def binary(*names: str) -> str:
+    """The first of ``names`` on PATH (Alertmanager is ``prometheus-alertmanager`` on Debian, else ``alertmanager``)."""
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    missing(f"{' / '.join(names)} is not installed (apt-get install -y prometheus prometheus-alertmanager; "
+            ".ci/run does)")
 
 
 def panel_queries() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ def run_cli(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_fills_the_ledger_and_reports_it(tmp_path: Path) -> None:
     result = run_cli("demo", "--calls", "33", tmp=tmp_path)
     assert result.returncode == 0, result.stderr
-    ledger = tmp_path / "tokentrace" / "usage.db"
+    ledger = tmp_path / "tokentrace" / "demo.db"
     assert f"Ledger: {ledger}" in result.stdout
     for text in ("openai", "xai", "deepseek", "groq", "summarize", "agent", "Daily cost", "Budgets"):
         assert text in result.stdout

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from .missing import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
-        pytest.skip("ruff is not installed (it comes with the test extra)")
+        missing("ruff is not installed (it comes with the test extra)")
     result = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -24,7 +24,7 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     mypy = Path(sys.executable).with_name("mypy")
     if not mypy.exists():
-        pytest.skip("mypy is not installed (it comes with the test extra)")
+        missing("mypy is not installed (it comes with the test extra)")
     result = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

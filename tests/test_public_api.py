@@ -14,12 +14,13 @@ import tokentrace
 from tokentrace import _semconv
 
 from .conftest import free_port, make_telemetry, openai_client
+from .missing import missing
 
 
 def test_all_is_exactly_the_public_api() -> None:
     assert sorted(tokentrace.__all__) == sorted([
         "TOKEN_TYPES", "Budget", "BudgetError", "BudgetExceeded", "BudgetUnavailable", "ConfigError", "Instrumentation",
-        "Usage",
+        "PriceError", "ReportError", "Usage",
         "UsageRecord", "__version__", "attributes", "flush", "instrument", "record_cache_hit", "report",
         "uninstrument", "usage_app",
     ])
@@ -131,19 +132,35 @@ def test_capture_usage_needs_instrument() -> None:
         pass
 
 
-def test_opentelemetry_instrument_starts_tokentrace_with_zero_code() -> None:
+def _opentelemetry_instrument(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
     import shutil
     from pathlib import Path
 
     runner = shutil.which("opentelemetry-instrument") or str(Path(sys.executable).with_name("opentelemetry-instrument"))
     if not Path(runner).exists():
-        pytest.skip("opentelemetry-instrumentation is not installed (it comes with the otlp extra)")
+        missing("opentelemetry-instrumentation is not installed (it comes with the otlp extra)")
+    env = {**os.environ, "TOKENTRACE_LEDGER": "off", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+           **env}
+    return subprocess.run([runner, sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_opentelemetry_instrument_exports_a_span_with_zero_code(simulator: Any) -> None:
     code = ("import openai\n"
-            "from openai.resources.chat.completions.completions import Completions\n"
+            f"client = openai.OpenAI(api_key='sk-test', base_url='http://127.0.0.1:{simulator.port}/v1')\n"
+            "client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n")
+    result = _opentelemetry_instrument(code, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="zero-code-app")
+    assert result.returncode == 0, result.stderr
+    assert '"name": "chat gpt-4o-mini"' in result.stdout, result.stdout + result.stderr  # exported by the distro's SDK
+    assert '"gen_ai.usage.input_tokens":' in result.stdout and '"tokentrace.cost_usd":' in result.stdout
+    assert "configured no OpenTelemetry SDK" not in result.stderr
+
+
+def test_opentelemetry_instrument_without_an_sdk_says_spans_are_dropped() -> None:
+    code = ("from openai.resources.chat.completions.completions import Completions\n"
             "import wrapt\n"
             "print(isinstance(vars(Completions)['create'], wrapt.FunctionWrapper))\n")
-    env = {**os.environ, "TOKENTRACE_LEDGER": "off", "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-           "OTEL_LOGS_EXPORTER": "none"}
-    result = subprocess.run([runner, sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert result.stdout.strip() == "True", result.stderr
+    # no configurator runs, as when opentelemetry-distro is not installed: the tracer provider stays a no-op
+    result = _opentelemetry_instrument(code, OTEL_PYTHON_CONFIGURATOR="none-such", OTEL_TRACES_EXPORTER="none")
+    assert result.stdout.strip() == "True", result.stderr  # the SDKs are patched all the same
+    assert result.stderr.count("configured no OpenTelemetry SDK") == 1, result.stderr

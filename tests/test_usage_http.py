@@ -46,10 +46,10 @@ def test_the_metrics_server_serves_the_report_at_usage_on_the_port_it_bound(simu
         "from": data["from"], "to": data["to"]}
     assert [(r["key"], r["calls"]) for r in data["rows"]] == [("summarize", 3)]
     assert _get(f"http://127.0.0.1:{port}/metrics")[0] == 200
-    for query, message in (("by=colour", "--by must be one of"), ("since=forever", "--since must look like"),
-                           ("from=yesterday", "--from must be a date"), ("colour=red", "unknown parameter")):
+    for query, message in (("by=colour", "by must be one of"), ("since=forever", "since must look like"),
+                           ("from=yesterday", "from must be a date"), ("colour=red", "unknown parameter")):
         status, kind, body = _get(f"http://127.0.0.1:{port}/usage?{query}")
-        assert status == 400 and kind.startswith("text/plain") and message in body and body.count("\n") == 1
+        assert status == 400 and kind.startswith("text/plain") and body.startswith(message) and body.count("\n") == 1
 
 
 def test_usage_without_a_ledger_is_not_found(simulator: Any) -> None:

@@ -14,6 +14,8 @@ from .context import attributes
 
 if TYPE_CHECKING:
     from ._instrumentor import Instrumentation
+    from .pricing import PriceError
+    from .reports import ReportError
 
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "BudgetUnavailable",
     "ConfigError",
     "Instrumentation",
+    "PriceError",
+    "ReportError",
     "Usage",
     "UsageRecord",
     "__version__",
@@ -105,7 +109,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
            start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """Spend and tokens from the ledger grouped ``by`` provider/model/feature/operation/day/session/user.
 
-    The same dict ``tokentrace report --format json`` prints. Raises ``reports.ReportError`` (a ValueError)
+    The same dict ``tokentrace report --format json`` prints. Raises ``tokentrace.ReportError`` (a ValueError)
     for bad options or a missing ledger. Rows still queued in this process are written first.
     """
     from . import reports
@@ -150,6 +154,14 @@ def __getattr__(name: str) -> Any:
         from ._instrumentor import Instrumentation
 
         return Instrumentation
+    if name == "ReportError":
+        from .reports import ReportError
+
+        return ReportError
+    if name == "PriceError":
+        from .pricing import PriceError
+
+        return PriceError
     if name == "testing":
         import importlib
 

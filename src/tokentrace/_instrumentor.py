@@ -187,6 +187,7 @@ def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, trac
                  meter_provider: Any, registry: Any) -> None:
     """Append the sinks to ``sinks`` (so a failure can close those already built), in the order they see a call:
     OTel first (its span covers a blocked call too), budgets last."""
+    from .sinks.calllog import CallLogSink
     from .sinks.otel import OTelSink
     from .sinks.prometheus import PrometheusSink
 
@@ -194,6 +195,7 @@ def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, trac
     sinks.append(OTelSink(tracer_provider, meter_provider, guard))
     prometheus = PrometheusSink(registry, settings.namespace, settings.metric_labels, None, guard)
     sinks.append(prometheus)
+    sinks.append(CallLogSink())
     ledger_sink = None
     if settings.ledger is not None:
         from .sinks.ledger import LedgerSink

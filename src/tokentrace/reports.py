@@ -42,8 +42,31 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+REPORT_ROW_FIELDS = ("calls", "errors", "blocked", "cached", *TOKEN_COLUMNS, "total_tokens", "cost_usd",
+                     "unpriced_calls", "avg_latency_ms")
+"""The fields of each report row after its key (``cost_usd`` is None when every priced-able call was unpriced)."""
+EXPORT_FIELDS = ("id", *COLUMNS)
+"""The fields of each exported row."""
+CLI_NAMES = {"since": "--since", "start": "--from", "end": "--to", "by": "--by"}
+HTTP_NAMES = {"start": "from", "end": "to"}
+
+
 class ReportError(ValueError):
-    """A report option that cannot be used (unknown --by, bad date, missing ledger)."""
+    """A report option that cannot be used (unknown ``by``, bad date, missing ledger).
+
+    ``parameter`` names the Python argument at fault (``since``, ``start``, ``end``, ``by``) or is None;
+    :meth:`worded` names it as another interface spells it (the CLI's ``--from``, the URL's ``from``).
+    """
+
+    def __init__(self, problem: str, parameter: str | None = None) -> None:
+        self.problem = problem
+        self.parameter = parameter
+        super().__init__(self.worded({}))
+
+    def worded(self, names: dict[str, str]) -> str:
+        if self.parameter is None:
+            return self.problem
+        return f"{names.get(self.parameter, self.parameter)} {self.problem}"
 
 
 def ledger_path(ledger: str | os.PathLike[str] | None) -> Path | str:
@@ -56,7 +79,9 @@ def ledger_path(ledger: str | os.PathLike[str] | None) -> Path | str:
 def parse_since(value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
     if not match:
-        raise ReportError(f"--since must look like 24h, 7d, 30d or 2w, not {value!r}")
+        raise ReportError(f"must look like 24h, 7d, 30d or 2w, not {value!r}", "since")
+    if int(match.group(1)) == 0:
+        raise ReportError(f"must be longer than zero, not {value!r}", "since")
     return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -64,16 +89,16 @@ def parse_instant(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ReportError(f"{option} must be a date (2026-11-01) or ISO time, not {value!r}") from None
+        raise ReportError(f"must be a date (2026-11-01) or ISO time, not {value!r}", option) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def window(since: str | None, start: str | None, end: str | None) -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
-    stop = parse_instant(end, "--to") if end else now
-    begin = parse_instant(start, "--from") if start else parse_since(since or "7d", stop)
+    stop = parse_instant(end, "end") if end else now
+    begin = parse_instant(start, "start") if start else parse_since(since or "7d", stop)
     if begin >= stop:
-        raise ReportError("--from must be before --to")
+        raise ReportError(f"must be before the window's end ({begin.isoformat()} >= {stop.isoformat()})", "start")
     return begin, stop
 
 
@@ -126,10 +151,16 @@ def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
         "cached": cached,
         **dict(zip(TOKEN_COLUMNS, tokens, strict=True)),
         "total_tokens": int(values[10] or 0),
-        "cost_usd": round(float(values[11] or 0.0), 12),
+        "cost_usd": _cost(values[11], int(values[12] or 0)),
         "unpriced_calls": int(values[12] or 0),
         "avg_latency_ms": round(float(values[13] or 0.0) / calls, 3) if calls else 0.0,
     }
+
+
+def _cost(summed: Any, unpriced_calls: int) -> float | None:
+    """A group's cost; None (unpriced) when it has unpriced calls and nothing priced to add up."""
+    cost = round(float(summed or 0.0), 12)
+    return None if unpriced_calls and cost == 0 else cost
 
 
 def _totals(db: Db, window: Window) -> dict[str, Any]:
@@ -147,7 +178,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     ``totals`` and ``daily`` (cost per UTC day, for a trend).
     """
     if by not in GROUP_KEYS:
-        raise ReportError(f"--by must be one of {', '.join(GROUP_KEYS)}, not {by!r}")
+        raise ReportError(f"must be one of {', '.join(GROUP_KEYS)}, not {by!r}", "by")
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
     try:
@@ -164,7 +195,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
         day = daily.setdefault(str(r[0]), [0.0, 0])
         day[0] += float(r[12] or 0.0)
         day[1] += int(r[2] or 0)
-    rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], r["key"]))
+    rows.sort(key=lambda r: (-(r["cost_usd"] or 0.0), -r["calls"], r["key"]))
     return {
         "ledger": str(path),
         "from": begin.isoformat(),
@@ -251,7 +282,7 @@ def export_rows(since: str = "7d", ledger: str | os.PathLike[str] | None = None,
     try:
         where, params = Window(begin, stop).all_rows_where()
         cursor = conn.execute(f"SELECT id, {', '.join(COLUMNS)} FROM llm_usage WHERE {where} ORDER BY id", params)
-        names = ["id", *COLUMNS]
+        names = list(EXPORT_FIELDS)
         for row in cursor:
             yield dict(zip(names, row, strict=True))
     except conn.errors as exc:
@@ -260,12 +291,23 @@ def export_rows(since: str = "7d", ledger: str | os.PathLike[str] | None = None,
         conn.close()
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def _csv_value(name: str, value: Any) -> Any:
+    """Floats in plain decimal notation: costs to 12 places (never ``2.79e-05``), milliseconds to 3."""
+    if not isinstance(value, float):
+        return value
+    if name.endswith("_ms"):
+        return f"{value:.3f}"
+    return f"{value:.12f}".rstrip("0").rstrip(".") or "0"
+
+
+def to_csv(rows: list[dict[str, Any]], fieldnames: list[str] | tuple[str, ...] | None = None) -> str:
+    """Rows as CSV with a header line (also for no rows, when ``fieldnames`` is given)."""
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    names = list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else []
+    if names:
+        writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _csv_value(k, v) for k, v in row.items()} for row in rows)
     return out.getvalue()
 
 

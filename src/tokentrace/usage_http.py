@@ -25,7 +25,7 @@ PARAMETERS = ("since", "from", "to", "by")
 
 def usage_response(query: str, ledger: str | os.PathLike[str] | None) -> tuple[int, str, bytes]:
     """(HTTP status, content type, body) of ``GET /usage?{query}`` over ``ledger``."""
-    from .reports import ReportError, report
+    from .reports import HTTP_NAMES, ReportError, report
 
     try:
         values = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
@@ -40,7 +40,7 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None) -> tuple[i
         data = report(since=one.get("since") or "7d", by=one.get("by") or "feature", ledger=ledger,
                       start=one.get("from") or None, end=one.get("to") or None)
     except ReportError as exc:
-        return 400, "text/plain; charset=utf-8", f"{exc}\n".encode()
+        return 400, "text/plain; charset=utf-8", f"{exc.worded(HTTP_NAMES)}\n".encode()
     except Exception as exc:  # never a traceback to the client, never a dead server
         _errors.report("http.usage", exc, "cannot answer GET /usage")
         return 500, "text/plain; charset=utf-8", b"cannot read the ledger\n"

@@ -15,19 +15,22 @@ from rich.console import Console
 
 from . import render
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="tokentrace: what your LLM calls cost, how fast they are, and where the budget stands.")
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)  # piped: wide
 err_console = Console(stderr=True)
 
 T = TypeVar("T")
 
-LedgerOption = Annotated[
-    str | None, typer.Option("--ledger", help="Ledger file or postgresql:// URL (default: $TOKENTRACE_LEDGER "
-                                              "or ~/.local/share/tokentrace/usage.db).")]
-SinceOption = Annotated[str, typer.Option("--since", help="Window ending now (or at --to): 24h, 7d, 30d, 2w.")]
-FromOption = Annotated[str | None, typer.Option("--from", help="Start: 2026-11-01 or an ISO time (UTC if naive).")]
-ToOption = Annotated[str | None, typer.Option("--to", help="End (exclusive): 2026-11-08 or an ISO time.")]
+LedgerOption = Annotated[str | None, typer.Option(
+    "--ledger", metavar="PATH|URL",
+    help="Ledger file or postgresql:// URL (default: $TOKENTRACE_LEDGER or ~/.local/share/tokentrace/usage.db).")]
+SinceOption = Annotated[str, typer.Option(
+    "--since", metavar="DURATION", help="Window ending now (or at --to): 24h, 7d, 30d, 2w.")]
+FromOption = Annotated[str | None, typer.Option(
+    "--from", metavar="DATE", help="Start: 2026-11-01 or an ISO time (UTC if naive).")]
+ToOption = Annotated[str | None, typer.Option(
+    "--to", metavar="DATE", help="End (exclusive): 2026-11-08 or an ISO time.")]
 
 
 class By(StrEnum):
@@ -57,6 +60,22 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        sys.stdout.write(f"tokentrace {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """tokentrace: what your LLM calls cost, how fast they are, and where the budget stands."""
+
+
 def fail(message: str) -> NoReturn:
     err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -66,11 +85,13 @@ def guarded(action: Callable[[], T]) -> T:
     """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
     from ..budgets import BudgetError
     from ..pricing import PriceError
-    from ..reports import ReportError
+    from ..reports import CLI_NAMES, ReportError
 
     try:
         return action()
-    except (ReportError, BudgetError, PriceError) as exc:
+    except ReportError as exc:
+        fail(exc.worded(CLI_NAMES))
+    except (BudgetError, PriceError) as exc:
         fail(str(exc))
 
 
@@ -94,7 +115,7 @@ def report(
     if fmt is ReportFormat.json:
         _print_json(data)
     elif fmt is ReportFormat.csv:
-        sys.stdout.write(reports.to_csv(render.report_csv_rows(data)))
+        sys.stdout.write(reports.to_csv(*reversed(render.report_csv_rows(data))))
     elif fmt is ReportFormat.markdown:
         sys.stdout.write(render.report_markdown(data))
     else:
@@ -122,7 +143,8 @@ def stats(
 @app.command()
 def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")] = ExportFormat.csv,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="File to write (default: stdout).")] = None,
     since: SinceOption = "30d",
     start: FromOption = None,
     end: ToOption = None,
@@ -132,7 +154,7 @@ def export(
     from .. import reports
 
     rows = guarded(lambda: list(reports.export_rows(since, ledger, start=start, end=end)))
-    text = reports.to_csv(rows) if fmt is ExportFormat.csv else reports.to_jsonl(rows)
+    text = reports.to_csv(rows, reports.EXPORT_FIELDS) if fmt is ExportFormat.csv else reports.to_jsonl(rows)
     if output is None:
         sys.stdout.write(text)
         return
@@ -145,7 +167,7 @@ def export(
 
 @app.command()
 def budget(
-    budgets: Annotated[Path | None, typer.Option("--budgets", help="Budgets TOML file (default: "
+    budgets: Annotated[Path | None, typer.Option("--budgets", metavar="FILE", help="Budgets TOML file (default: "
                                                                   "$TOKENTRACE_BUDGETS).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     ledger: LedgerOption = None,
@@ -166,13 +188,18 @@ def budget(
 
 @app.command()
 def prices(
-    model: Annotated[str | None, typer.Argument(help="Model to look up, e.g. gpt-4o-mini.")] = None,
-    provider: Annotated[str, typer.Option(help="Provider id (openai, xai, anthropic, google, ...).")] = "openai",
-    prices_file: Annotated[str | None, typer.Option("--prices", help="Override file (TOML/JSON/YAML/LiteLLM; "
-                                                                     "default: $TOKENTRACE_PRICES).")] = None,
+    model: Annotated[str | None, typer.Argument(metavar="MODEL", hidden=True)] = None,
+    provider: Annotated[str, typer.Option(metavar="PROVIDER",
+                                          help="Provider id (openai, xai, anthropic, google, ...).")] = "openai",
+    prices_file: Annotated[str | None, typer.Option(
+        "--prices", metavar="FILE", help="Override file (TOML/JSON/YAML/LiteLLM; default: $TOKENTRACE_PRICES).")
+    ] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """List a provider's prices, or show a model's rates (USD per million tokens) and where they come from."""
+    """List a provider's prices, or show MODEL's rates (USD per million tokens) and where they come from.
+
+    MODEL is a model name as the provider spells it, e.g. gpt-4o-mini.
+    """
     from rich.table import Table
 
     from .._registry import BY_ID
@@ -195,7 +222,7 @@ def prices(
         for name in names:
             listing.add_column(name, justify="right")
         for model_name, listed in table.models(provider):
-            listing.add_row(model_name, *(f"${getattr(listed.base, n):g}" for n in names))
+            listing.add_row(model_name, *(render.rate(getattr(listed.base, n)) for n in names))
         console.print(listing)
         return
     price = table.lookup(provider, model)
@@ -206,18 +233,21 @@ def prices(
     for name in names:
         out.add_column(f"{name} $/MTok", justify="right")
     for threshold, rates in ((0, price.base), *price.tiers):
-        out.add_row(f"{threshold:,}", *(f"${getattr(rates, n):g}" for n in names))
+        out.add_row(f"{threshold:,}", *(render.rate(getattr(rates, n)) for n in names))
     console.print(out)
 
 
 @app.command()
 def demo(
-    calls: Annotated[int, typer.Option(min=1, help="How many calls the workload makes.")] = 60,
+    calls: Annotated[int, typer.Option(min=1, metavar="N", help="How many calls the workload makes.")] = 60,
     serve: Annotated[bool, typer.Option(help="Keep producing traffic and serving /metrics until stopped.")] = False,
-    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Port for /metrics.")] = 9464,
-    metrics_addr: Annotated[str, typer.Option(help="Address /metrics binds (0.0.0.0 for the compose stack).")
-                            ] = "127.0.0.1",
-    ledger: LedgerOption = None,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="Port for /metrics.")] = 9464,
+    metrics_addr: Annotated[str, typer.Option(
+        metavar="ADDR", help="Address /metrics binds (0.0.0.0 for the compose stack).")] = "127.0.0.1",
+    ledger: Annotated[str | None, typer.Option(
+        "--ledger", metavar="PATH|URL",
+        help="Ledger to write (default: the demo's own demo.db beside the usage ledger, emptied each run; "
+             "your usage ledger is never touched unless you name it here).")] = None,
 ) -> None:
     """Run a simulated multi-provider workload through the real SDKs (no API keys), fill the ledger, report."""
     from .demo import run_demo
@@ -238,6 +268,10 @@ def run() -> None:
     except Exception as exc:  # usage errors (typer's click) and anything unexpected: one line, exit 2
         if type(exc).__name__ == "Abort":
             sys.exit(130)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tokentrace`: show the help, nothing failed
+            ctx = getattr(exc, "ctx", None)
+            sys.stdout.write((ctx.get_help() if ctx is not None else "Try 'tokentrace --help'.") + "\n")
+            sys.exit(0)
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else f"{type(exc).__name__}: {exc}"
         err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False, soft_wrap=True)

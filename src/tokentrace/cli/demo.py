@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -167,15 +168,22 @@ def run_workload(port: int, count: int, on_call: Callable[[], None] | None = Non
         workload.close()
 
 
-def demo_budgets() -> list[Any]:
-    """A warn budget the demo crosses, and a block budget that refuses some agent calls before they are sent."""
-    from .. import Budget
+DEMO_BUDGETS = Path(__file__).with_name("demo_budgets.toml")
+"""A warn budget the demo crosses, a block budget that refuses some agent calls, a monthly USD + token budget."""
 
-    return [
-        Budget("summarize-daily", period="day", limit_usd=0.0002, scope={"feature": "summarize"}, action="warn"),
-        Budget("agent-daily", period="day", limit_usd=0.0006, scope={"feature": "agent"}, action="block"),
-        Budget("all-monthly", period="month", limit_usd=50.0, action="warn"),
-    ]
+
+def demo_ledger_path() -> Path:
+    """The demo's own ledger, beside the default one (never the user's real ledger unless --ledger says so)."""
+    from ..config import default_ledger_path
+
+    return default_ledger_path().with_name("demo.db")
+
+
+def _fresh(path: Path) -> None:
+    """Start the demo ledger empty, so each run reports just itself."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, ledger: str | None, console: Any,
@@ -195,23 +203,37 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
     from .._ledger_store import describe
     from . import render
 
+    if ledger is None:
+        demo_ledger = demo_ledger_path()
+        _fresh(demo_ledger)
+        ledger = str(demo_ledger)
     handle = tokentrace.instrument(metrics_port=metrics_port if serve else None, metrics_addr=metrics_addr,
-                                   ledger=ledger if ledger is not None else None, budgets=demo_budgets())
+                                   ledger=ledger, budgets=str(DEMO_BUDGETS))
     ledger_sink = handle.sink("ledger")
     if ledger_sink is None:
-        fail("the demo needs a ledger: unset TOKENTRACE_LEDGER=off or pass --ledger PATH")
+        tokentrace.uninstrument()
+        fail(f"the demo could not open its ledger {ledger}")
+    if serve and (handle.metrics_server is None or not handle.metrics_server.running):
+        tokentrace.uninstrument()
+        fail(f"cannot serve /metrics on {metrics_addr}:{metrics_port} (in use?); pick another --metrics-port")
     with Simulator(latency_ms=5, chunk_delay_ms=1) as sim:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("simulated LLM calls", total=calls)
             run_workload(sim.port, calls, on_call=lambda: progress.advance(task))
         tokentrace.flush()
-        console.print(f"Ledger: {describe(ledger_sink.path)}")
+        console.print(f"Ledger: {describe(ledger_sink.path)} (the demo's own; your usage ledger is untouched)"
+                      if ledger == str(demo_ledger_path()) else f"Ledger: {describe(ledger_sink.path)}",
+                      soft_wrap=True)
         _provider_table(console, reports.report("1d", "provider", ledger_sink.path))
         render.report_table(console, reports.report("1d", "feature", ledger_sink.path))
         budget_sink = handle.sink("budget")
         if budget_sink is not None:
             render.budget_table(console, [reports.budget_row(s.budget, s.spent_usd, s.spent_tokens)
                                           for s in budget_sink.status()])
+        where = describe(ledger_sink.path)
+        console.print(f"Again: tokentrace report --ledger {where}\n"
+                      f"       tokentrace budget --budgets {DEMO_BUDGETS} --ledger {where}", soft_wrap=True,
+                      highlight=False)
         if serve:
             _serve(sim.port, f"http://{metrics_addr}:{metrics_port}/metrics", console)
     tokentrace.flush()
@@ -219,17 +241,10 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
 
 
 def _provider_table(console: Any, data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from . import render
 
-    table = Table(title="Measured by provider (last 24 h)")
-    for name in ("provider", "calls", "errors", *(h for _, h in render.TOKEN_HEADERS), "cost (USD)"):
-        table.add_column(name, justify="left" if name == "provider" else "right")
-    for row in data["rows"]:
-        table.add_row(row["key"], str(row["calls"]), str(row["errors"]),
-                      *(f"{row[k]:,}" for k, _ in render.TOKEN_HEADERS), render.money(row["cost_usd"]))
-    console.print(table)
+    render.report_table(console, {**data, "by": "provider"}, title="Measured by provider (last 24 h)", totals=False,
+                        trend=False)
 
 
 def _serve(port: int, metrics_url: str, console: Any) -> None:

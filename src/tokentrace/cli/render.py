@@ -1,45 +1,165 @@
-"""Turns report/stats/budget dicts into terminal tables, bar charts, CSV and Markdown."""
+"""Turns report/stats/budget dicts into terminal tables, bar charts, CSV and Markdown.
+
+Numbers are never cut: numeric columns do not wrap and keep their full width; names wrap first; when the
+terminal is still too narrow the least important columns are left out (and the table says which), and below
+that each row becomes a block of ``header: value`` lines.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .._usage import TOKEN_COLUMNS, TOKEN_TYPES
 
 TOKEN_HEADERS = tuple((column, kind.replace("_", " ")) for column, kind in zip(TOKEN_COLUMNS, TOKEN_TYPES, strict=True))
 """(report field, column header) of each token type."""
 BAR_WIDTH = 40
+NAME_MIN_WIDTH = 12
+"""A name column is never squeezed below this (or its longest value, when shorter); longer names wrap."""
+UNPRICED = "unpriced"
 
 
-def money(value: float) -> str:
+def money(value: float | None) -> str:
+    """A cost in USD: 6 decimals under a dollar, cents above; ``unpriced`` when unknown."""
+    if value is None:
+        return UNPRICED
     return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
-def _row_cells(row: dict[str, Any]) -> list[str]:
-    unpriced = f" (+{row['unpriced_calls']} unpriced)" if row["unpriced_calls"] else ""
-    return [
-        f"{row['calls']:,}", f"{row['errors']:,}", f"{row['blocked']:,}", f"{row['cached']:,}",
-        *(f"{row[k]:,}" for k, _ in TOKEN_HEADERS), money(row["cost_usd"]) + unpriced, f"{row['avg_latency_ms']:.1f}",
-    ]
+def rate(value: float) -> str:
+    """A price in USD per million tokens, with at least two decimals and no exponent: $0.60, $0.00001, $15.00."""
+    whole, _, fraction = f"{value:,.6f}".rstrip("0").partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
-HEADERS = ["calls", "errors", "blocked", "cached", *(h for _, h in TOKEN_HEADERS), "cost (USD)", "avg ms"]
+def cost_cell(row: dict[str, Any]) -> str:
+    """The cost of a report row: the priced sum, plus how many calls had no price."""
+    if row["cost_usd"] is None:
+        return f"{UNPRICED} ({row['unpriced_calls']:,} calls)"
+    return money(row["cost_usd"]) + (f" (+{row['unpriced_calls']:,} unpriced)" if row["unpriced_calls"] else "")
 
 
-def report_table(console: Console, data: dict[str, Any]) -> None:
-    table = Table(title=f"LLM usage by {data['by']}  ({data['from'][:19]} .. {data['to'][:19]} UTC)",
-                  show_footer=True)
-    table.add_column(data["by"], footer="total")
-    totals = _row_cells({**data["totals"]})
-    for header, footer in zip(HEADERS, totals, strict=True):
-        table.add_column(header, justify="right", footer=footer)
-    for row in data["rows"]:
-        table.add_row(row["key"] or "(none)", *_row_cells(row))
+@dataclass
+class Column:
+    """One table column: its header, cells and footer; ``keep`` columns are never left out."""
+
+    header: str
+    cells: list[str]
+    footer: str = ""
+    numeric: bool = True
+    keep: bool = False
+    drop_rank: int = 0
+    """Among droppable columns, the lowest rank is left out first."""
+    shrink_to: int = NAME_MIN_WIDTH
+    """A name column's narrowest width (or its longest value, when shorter); longer names wrap."""
+    widths: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.widths = [len(self.header), len(self.footer), *(len(c) for c in self.cells)]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing but zeros: the first to leave when space is short."""
+        return self.numeric and all(c in ("0", "0.0", "") for c in (*self.cells, self.footer))
+
+    @property
+    def width(self) -> int:
+        """The width this column needs (a name column: what it may shrink to)."""
+        full = max(self.widths)
+        return full if self.numeric else min(full, max(self.shrink_to, len(self.header)))
+
+
+def _table_width(columns: Sequence[Column]) -> int:
+    return sum(c.width + 3 for c in columns) + 1  # one space of padding each side, one border between columns
+
+
+def fit_columns(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
+    """The columns that fit ``width`` (in their order) and those left out, least important first."""
+    shown = list(columns)
+    dropped: list[Column] = []
+    for column in sorted((c for c in columns if not c.keep), key=lambda c: (not c.empty, c.drop_rank)):
+        if _table_width(shown) <= width:
+            break
+        shown.remove(column)
+        dropped.append(column)
+    return shown, dropped
+
+
+def print_table(console: Console, title: str, columns: list[Column], *, footer: bool = False,
+                show_header: bool = True) -> None:
+    """Print ``columns`` as one table that fits the console, leaving out columns rather than cutting a number."""
+    shown, dropped = fit_columns(columns, console.width)
+    if _table_width(shown) > console.width:
+        _print_vertical(console, title, columns, footer=footer, labelled=show_header)
+        return
+    table = Table(title=title, show_footer=footer, show_header=show_header, title_justify="left")
+    for column in shown:
+        if column.numeric:
+            table.add_column(column.header, footer=column.footer, justify="right", no_wrap=True,
+                             min_width=max(column.widths))
+        else:
+            table.add_column(column.header, footer=column.footer, overflow="fold", min_width=column.width)
+    for cells in zip(*(c.cells for c in shown), strict=True):
+        table.add_row(*(Text(cell) for cell in cells))  # a name like "[beta]" is text, not rich markup
     console.print(table)
-    daily_bars(console, data["daily"])
+    if dropped:
+        console.print(f"(not shown at this width: {', '.join(c.header for c in dropped)})", highlight=False,
+                      soft_wrap=True)
+
+
+def _print_vertical(console: Console, title: str, columns: list[Column], *, footer: bool, labelled: bool) -> None:
+    """Too narrow for any table: one block per row, ``header: value`` a line (``measure: value`` for a table
+    without headers), nothing cut."""
+    console.print(title, highlight=False, soft_wrap=True)
+    values = columns[1:]
+    rows = list(zip(*(c.cells for c in columns), strict=True))
+    if footer:
+        rows.append(tuple(c.footer for c in columns))
+    for cells in rows:
+        if not labelled:
+            console.print(Text(f"{cells[0].strip()}: {' '.join(cells[1:])}"), soft_wrap=True)
+            continue
+        console.print(Text(cells[0]), soft_wrap=True)
+        for column, cell in zip(values, cells[1:], strict=True):
+            if not (column.empty and not column.keep):
+                console.print(Text(f"  {column.header}: {cell}"), soft_wrap=True)
+
+
+_REPORT_DROP_ORDER = ("blocked", "cached", "cache write", "reasoning", "errors", "avg ms", "cache read", "input",
+                      "output")
+
+
+def _report_columns(key_header: str, rows: list[dict[str, Any]], totals: dict[str, Any] | None) -> list[Column]:
+    def numbers(header: str, values: list[str], total: str = "") -> Column:
+        rank = _REPORT_DROP_ORDER.index(header) if header in _REPORT_DROP_ORDER else 0
+        return Column(header, values, total, keep=header not in _REPORT_DROP_ORDER, drop_rank=rank)
+
+    t = totals or {}
+    columns = [Column(key_header, [r["key"] or "(none)" for r in rows], "total" if totals else "", numeric=False,
+                      keep=True)]
+    for name in ("calls", "errors", "blocked", "cached"):
+        columns.append(numbers(name, [f"{r[name]:,}" for r in rows], f"{t[name]:,}" if t else ""))
+    for key, header in TOKEN_HEADERS:
+        columns.append(numbers(header, [f"{r[key]:,}" for r in rows], f"{t[key]:,}" if t else ""))
+    columns.append(numbers("cost (USD)", [cost_cell(r) for r in rows], cost_cell(t) if t else ""))
+    columns.append(numbers("avg ms", [f"{r['avg_latency_ms']:.1f}" for r in rows],
+                           f"{t['avg_latency_ms']:.1f}" if t else ""))
+    return columns
+
+
+def report_table(console: Console, data: dict[str, Any], *, title: str | None = None, totals: bool = True,
+                 trend: bool = True) -> None:
+    heading = title or f"LLM usage by {data['by']}  ({data['from'][:19]} .. {data['to'][:19]} UTC)"
+    print_table(console, heading, _report_columns(data["by"], data["rows"], data["totals"] if totals else None),
+                footer=totals)
+    if trend:
+        daily_bars(console, data["daily"])
 
 
 def daily_bars(console: Console, daily: list[dict[str, Any]]) -> None:
@@ -47,29 +167,31 @@ def daily_bars(console: Console, daily: list[dict[str, Any]]) -> None:
         console.print("No calls in this window.")
         return
     peak = max(d["cost_usd"] for d in daily) or 1.0
+    labels = [f"{money(d['cost_usd'])}  ({d['calls']:,} calls)" for d in daily]
+    bar_width = max(5, min(BAR_WIDTH, console.width - 16 - max(len(label) for label in labels)))
     console.print("Daily cost")
-    for day in daily:
-        width = round(day["cost_usd"] / peak * BAR_WIDTH)
+    for day, label in zip(daily, labels, strict=True):
+        width = round(day["cost_usd"] / peak * bar_width)
         bar = "█" * width or ("▏" if day["calls"] else "")
-        console.print(f"  {day['day']}  {bar:<{BAR_WIDTH}}  {money(day['cost_usd'])}  ({day['calls']:,} calls)",
-                      highlight=False)
+        console.print(f"  {day['day']}  {bar:<{bar_width}}  {label}", highlight=False, soft_wrap=True)
 
 
 def report_markdown(data: dict[str, Any]) -> str:
     totals = data["totals"]
+    columns = _report_columns(data["by"], data["rows"], totals)
     lines = [
         f"## LLM usage by {data['by']}",
         "",
-        f"{data['from'][:10]} to {data['to'][:10]} (UTC): **{money(totals['cost_usd'])}** over "
+        f"{data['from'][:10]} to {data['to'][:10]} (UTC): **{cost_cell(totals)}** over "
         f"{totals['calls']:,} calls, {totals['total_tokens']:,} tokens "
         f"({totals['errors']:,} errors, {totals['blocked']:,} blocked, {totals['cached']:,} cache hits).",
         "",
-        f"| {data['by']} | " + " | ".join(HEADERS) + " |",
-        "|---|" + "---:|" * len(HEADERS),
+        "| " + " | ".join(c.header for c in columns) + " |",
+        "|---|" + "---:|" * (len(columns) - 1),
     ]
-    for row in data["rows"]:
-        lines.append(f"| {row['key'] or '(none)'} | " + " | ".join(_row_cells(row)) + " |")
-    lines.append("| **total** | " + " | ".join(_row_cells(totals)) + " |")
+    for cells in zip(*(c.cells for c in columns), strict=True):
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(c.footer for c in columns[1:]) + " |")
     if data["daily"]:
         peak = max(d["cost_usd"] for d in data["daily"]) or 1.0
         lines += ["", "Daily cost:", "", "```"]
@@ -80,38 +202,62 @@ def report_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{data["by"]: r["key"], **{k: v for k, v in r.items() if k != "key"}} for r in data["rows"]]
+def report_csv_rows(data: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(CSV header, rows) of a report; the header is there for an empty window too."""
+    from ..reports import REPORT_ROW_FIELDS
+
+    fields = [data["by"], *REPORT_ROW_FIELDS]
+    return fields, [{data["by"]: r["key"], **{k: v for k, v in r.items() if k != "key"}} for r in data["rows"]]
 
 
 def stats_table(console: Console, data: dict[str, Any]) -> None:
     t = data["totals"]
-    table = Table(title=f"LLM call statistics  ({data['from'][:19]} .. {data['to'][:19]} UTC)", show_header=False)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("calls (errors / blocked / cache hits)", f"{t['calls']:,} ({t['errors']:,} / {t['blocked']:,} / "
-                                                           f"{t['cached']:,})")
-    table.add_row("cost", money(t["cost_usd"]) + (f" (+{t['unpriced_calls']} unpriced)" if t["unpriced_calls"] else ""))
-    table.add_row("tokens", f"{t['total_tokens']:,}")
-    for key, label in TOKEN_HEADERS:
-        table.add_row(f"  {label}", f"{t[key]:,}")
-    for name, unit, values in (("tokens per call", "", data["tokens_per_call"]),
-                               ("latency", " ms", data["latency_ms"]), ("time to first token", " ms", data["ttft_ms"])):
-        table.add_row(f"{name} p50 / p95 / p99", " / ".join(f"{values[p]:,.1f}{unit}" for p in ("p50", "p95", "p99")))
-    table.add_row("prompt cache hit ratio (cached input / all input)", f"{data['prompt_cache_hit_ratio']:.1%}")
-    table.add_row("response cache hit ratio (app cache hits / calls)", f"{data['response_cache_hit_ratio']:.1%}")
-    console.print(table)
+    rows = [
+        ("calls (errors / blocked / cache hits)",
+         f"{t['calls']:,} ({t['errors']:,} / {t['blocked']:,} / {t['cached']:,})"),
+        ("cost", cost_cell(t)),
+        ("tokens", f"{t['total_tokens']:,}"),
+        *((f"  {label}", f"{t[key]:,}") for key, label in TOKEN_HEADERS),
+        *((f"{name} p50 / p95 / p99", " / ".join(f"{values[p]:,.1f}{unit}" for p in ("p50", "p95", "p99")))
+          for name, unit, values in (("tokens per call", "", data["tokens_per_call"]),
+                                     ("latency", " ms", data["latency_ms"]),
+                                     ("time to first token", " ms", data["ttft_ms"]))),
+        ("prompt cache hit ratio (cache reads / all input tokens)", f"{data['prompt_cache_hit_ratio']:.1%}"),
+        ("response cache hit ratio (app cache hits / calls not blocked)", f"{data['response_cache_hit_ratio']:.1%}"),
+    ]
+    columns = [Column("measure", [r[0] for r in rows], numeric=False, keep=True, shrink_to=20),
+               Column("value", [r[1] for r in rows], keep=True)]
+    print_table(console, f"LLM call statistics  ({data['from'][:19]} .. {data['to'][:19]} UTC)", columns,
+                show_header=False)
+
+
+def _limit_cells(r: dict[str, Any]) -> tuple[str, str]:
+    """(spent, limit) of a budget row: USD and tokens, whichever limits it has."""
+    spent, limit = [], []
+    if r["limit_usd"] is not None:
+        spent.append(money(r["spent_usd"]))
+        limit.append(money(r["limit_usd"]))
+    if r["limit_tokens"] is not None:
+        spent.append(f"{r['spent_tokens']:,} tok")
+        limit.append(f"{r['limit_tokens']:,} tok")
+    return " / ".join(spent), " / ".join(limit)
 
 
 def budget_table(console: Console, rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Budgets (current period)")
-    for name in ("budget", "period", "scope", "action", "spent", "limit", "used"):
-        table.add_column(name, justify="right" if name in ("spent", "limit", "used") else "left")
-    for r in rows:
-        spent = money(r["spent_usd"]) if r["limit_usd"] is not None else f"{r['spent_tokens']:,} tok"
-        limit = money(r["limit_usd"]) if r["limit_usd"] is not None else f"{r['limit_tokens']:,} tok"
-        used = r["used"]
-        style = "red" if used >= 1 else "yellow" if used >= 0.8 else "green"
-        table.add_row(r["name"], r["period"], r["scope"] or "all calls", r["action"], spent, limit,
-                      f"[{style}]{used:.0%}[/{style}]")
-    console.print(table)
+    limits = [_limit_cells(r) for r in rows]
+    columns = [
+        Column("budget", [r["name"] for r in rows], numeric=False, keep=True),
+        Column("period", [r["period"] for r in rows], numeric=False, drop_rank=2),
+        Column("scope", [r["scope"] or "all calls" for r in rows], numeric=False, drop_rank=0),
+        Column("action", [r["action"] for r in rows], numeric=False, drop_rank=1),
+        Column("spent", [s for s, _ in limits], keep=True),
+        Column("limit", [limit for _, limit in limits], keep=True),
+        Column("used", [f"{r['used']:.0%}" for r in rows], keep=True),
+    ]
+    print_table(console, "Budgets (current period)", columns)
+    if any(r["action"] == "block" for r in rows):
+        console.print("A block budget refuses a call when its spend so far plus the call's worst-case estimate "
+                      "(prompt characters / 3 tokens plus the request's max output tokens, at the model's price) "
+                      "would pass the limit, so it can refuse calls while under 100%. Refused calls cost nothing "
+                      "and show as blocked in `tokentrace report`.",
+                      highlight=False, soft_wrap=False)
