@@ -56,6 +56,7 @@ def instrument(
     max_label_values: int | None = None,
     budget_unavailable: str = "allow",
     flush_on_sigterm: bool | None = None,
+    infer_prices: bool | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
     registry: Any = None,
@@ -65,6 +66,9 @@ def instrument(
     Raises ConfigError (a ValueError) for arguments that cannot work; never raises for an absent SDK.
     ``flush_on_sigterm`` (default: ``TOKENTRACE_FLUSH_ON_SIGTERM``, on): on SIGTERM, write queued rows (at most
     2 s) before the signal's previous handler or default action runs.
+    ``infer_prices`` (default: ``TOKENTRACE_INFER_PRICES``, on): a call to an unknown OpenAI-compatible host
+    (provider ``openai_compatible``) whose model name exactly one price-table price matches is priced from it,
+    with ``price_source`` starting ``inferred``; False leaves such calls unpriced.
     """
     from . import _instrumentor, config
 
@@ -81,7 +85,7 @@ def instrument(
         providers=providers, prices=prices, ledger=ledger, budgets=budgets, metrics_port=metrics_port,
         metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
         namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
-        budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm,
+        budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm, infer_prices=infer_prices,
     )
     handle = _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry

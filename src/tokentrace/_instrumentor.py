@@ -228,7 +228,7 @@ def instrument(
         if disabled:
             _current = Instrumentation(None, None)
             return _current
-        prices = PriceTable(settings.price_overrides)
+        prices = PriceTable(settings.price_overrides, infer=settings.infer_prices)
         sinks: list[Sink] = []
         try:
             _build_sinks(sinks, settings, prices, tracer_provider, meter_provider, registry)

@@ -32,6 +32,9 @@ class Usage:
     reasoning: int = 0
     cache_write_1h: int = 0
     """Of ``cache_write``, the tokens written with a 1-hour TTL (Anthropic); priced at their own rate."""
+    web_search_requests: int = 0
+    """Server-side web searches the provider ran and bills per search (Anthropic); not tokens, so not in the
+    partition, but priced into the call's cost."""
 
     @property
     def total(self) -> int:
@@ -63,6 +66,7 @@ class Usage:
             self.output + other.output,
             self.reasoning + other.reasoning,
             self.cache_write_1h + other.cache_write_1h,
+            self.web_search_requests + other.web_search_requests,
         )
 
 

@@ -98,6 +98,7 @@ class Settings:
     budget_unavailable: str = "allow"
     reservation_ttl_s: float = 60.0
     flush_on_sigterm: bool = True
+    infer_prices: bool = True
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -129,6 +130,7 @@ def resolve(
     max_label_values: int | None = None,
     budget_unavailable: str = "allow",
     flush_on_sigterm: bool | None = None,
+    infer_prices: bool | None = None,
 ) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
@@ -150,6 +152,8 @@ def resolve(
                                                                                              "stream_usage")
     flush_on_sigterm = env_flag("TOKENTRACE_FLUSH_ON_SIGTERM", True) if flush_on_sigterm is None else _bool(
         flush_on_sigterm, "flush_on_sigterm")
+    infer_prices = env_flag("TOKENTRACE_INFER_PRICES", True) if infer_prices is None else _bool(
+        infer_prices, "infer_prices")
     if namespace is not None and (not isinstance(namespace, str) or (namespace and not namespace.isidentifier())):
         raise ConfigError(f"namespace must be an identifier such as 'acme', not {namespace!r}")
 
@@ -175,6 +179,7 @@ def resolve(
         namespace=namespace if namespace is not None else os.environ.get("TOKENTRACE_NAMESPACE", ""),
         stream_usage=stream_usage,
         flush_on_sigterm=flush_on_sigterm,
+        infer_prices=infer_prices,
         max_label_values=_positive(max_label_values, "max_label_values") if max_label_values is not None
         else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
         ledger_queue_size=_positive(os.environ.get("TOKENTRACE_LEDGER_QUEUE_SIZE") or 100_000,

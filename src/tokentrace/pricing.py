@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
@@ -54,6 +54,8 @@ class ModelPrice:
     tiers: tuple[tuple[int, Rates], ...] = ()
     """(threshold, rates), ascending: applies to the whole call when all input exceeds threshold."""
     source: str = ""
+    web_search_usd: float = 0.0
+    """USD per server-side web search (``Usage.web_search_requests``)."""
 
     def rates_for(self, usage: Usage) -> Rates:
         rates = self.base
@@ -65,7 +67,21 @@ class ModelPrice:
         return rates
 
     def cost(self, usage: Usage) -> float:
-        return self.rates_for(usage).cost(usage)
+        tokens = self.rates_for(usage).cost(usage)
+        return tokens + usage.web_search_requests * self.web_search_usd if usage.web_search_requests else tokens
+
+
+WEB_SEARCH_USD: dict[str, float] = {"anthropic": 10.0 / 1000}
+"""USD per server-side web search by provider: Anthropic bills $10 per 1,000 searches on top of tokens
+(anthropic.com/pricing, web search tool; checked 2026-11). genai-prices has no per-call prices."""
+INFERRED_HOSTS = frozenset({"openai_compatible"})
+"""Providers whose host is unknown: a model name that one price-table entry matches is priced from it."""
+MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
+"""genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
+STALE_AFTER_DAYS = 365
+"""A price table whose newest price change is older than this gets a warning (once per model)."""
+REFRESHED_TABLE_NAME = "prices.json"
+"""``tokentrace prices --refresh`` stores the fetched table under this name in tokentrace's data directory."""
 
 
 class PriceError(ValueError):
@@ -266,8 +282,14 @@ def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
 class PriceTable:
     """Looks prices up once per (provider, model) and per UTC day; thread-safe; never raises on lookup."""
 
-    def __init__(self, overrides: Mapping[tuple[str | None, str], ModelPrice] | None = None) -> None:
+    def __init__(self, overrides: Mapping[tuple[str | None, str], ModelPrice] | None = None, *,
+                 infer: bool = True, refreshed: Path | None = None) -> None:
         self._overrides = dict(overrides or {})
+        self._infer = infer
+        self._refreshed = refreshed if refreshed is not None else refreshed_table_path()
+        self.table_source = "bundled"
+        self._stale_warned: set[tuple[str, str]] = set()
+        self._dated: tuple[Any, str | None] | None = None
         self._cache: dict[tuple[str, str], tuple[int, ModelPrice | None]] = {}
         self._snapshot: Any = None
         self._snapshot_lock = threading.Lock()
@@ -301,11 +323,25 @@ class PriceTable:
                         from genai_prices import data_snapshot
 
                         self.genai_prices_version = genai_prices.__version__
-                        self._snapshot = data_snapshot.get_snapshot()
+                        self._snapshot = self._refreshed_snapshot() or data_snapshot.get_snapshot()
                     except Exception as exc:  # pragma: no cover - genai-prices is a core dependency
                         logger.warning("tokentrace: genai-prices unavailable (%s); only overrides are priced", exc)
                         self._snapshot = False
         return self._snapshot
+
+    def _refreshed_snapshot(self) -> Any:
+        """The table ``tokentrace prices --refresh`` stored, if any (a local file: never a network call)."""
+        if not self._refreshed.is_file():
+            return None
+        try:
+            snapshot = snapshot_from_raw(json.loads(self._refreshed.read_text(encoding="utf-8")))
+        except Exception as exc:
+            logger.warning("tokentrace: ignoring the refreshed price table %s (%s); using the bundled one",
+                           self._refreshed, exc)
+            return None
+        modified = time.strftime("%Y-%m-%d", time.gmtime(self._refreshed.stat().st_mtime))
+        self.table_source = f"refreshed {modified} ({self._refreshed})"
+        return snapshot
 
     def table_date(self) -> str | None:
         """The newest past price-change date in the bundled table (ISO date): how current its prices are.
@@ -315,6 +351,8 @@ class PriceTable:
         from datetime import date
 
         today = date.today()
+        if self._dated is not None and self._dated[0] == today:
+            return self._dated[1]
         snapshot = self._load_snapshot()
         newest: Any = None
         for provider in getattr(snapshot, "providers", None) or ():
@@ -323,7 +361,8 @@ class PriceTable:
                     start = getattr(getattr(conditional, "constraint", None), "start_date", None)
                     if start is not None and start <= today and (newest is None or start > newest):
                         newest = start
-        return newest.isoformat() if newest is not None else None
+        self._dated = (today, newest.isoformat() if newest is not None else None)
+        return self._dated[1]
 
     def models(self, provider: str) -> list[tuple[str, ModelPrice]]:
         """Every model the bundled table prices for ``provider`` (plus overrides), with its current rates."""
@@ -349,8 +388,57 @@ class PriceTable:
         if cached is not None and cached[0] == day:
             return cached[1]
         price = self._resolve(provider, model)
+        if price is None and self._infer and provider in INFERRED_HOSTS:
+            price = self._infer_price(model)
+        if price is not None and price.source.startswith(("genai-prices", "inferred")):
+            self._warn_if_stale(provider, model)
+        searches = WEB_SEARCH_USD.get(provider, 0.0)
+        if price is not None and searches and not price.web_search_usd:  # per provider, overrides included
+            price = replace(price, web_search_usd=searches)
         self._cache[key] = (day, price)
         return price
+
+    def _infer_price(self, model: str) -> ModelPrice | None:
+        """The price of ``model`` at an unknown host: the one price every matching table entry agrees on.
+
+        gpt-4o-mini matches OpenAI's entry (and a subscription entry without token prices, which is skipped);
+        a name that entries with different prices match (claude-haiku-4-5 at two resellers) stays unpriced.
+        """
+        from datetime import datetime
+
+        snapshot = self._load_snapshot()
+        found: dict[tuple[Rates, tuple[tuple[int, Rates], ...]], list[tuple[str, str]]] = {}
+        for provider in getattr(snapshot, "providers", None) or ():
+            for candidate in provider.models:
+                try:
+                    if not candidate.is_match(model):
+                        continue
+                    price = _from_genai_prices(candidate.get_prices(datetime.now(tz=UTC)), "")
+                except Exception:
+                    continue
+                if price is not None:
+                    found.setdefault((price.base, price.tiers), []).append((provider.id, candidate.id))
+        if len(found) != 1:
+            return None
+        ((base, tiers), entries), = found.items()
+        def rank(entry: tuple[str, str]) -> tuple[int, tuple[str, str]]:  # name the model's maker (openai, not azure)
+            return (MODEL_MAKERS.index(entry[0]) if entry[0] in MODEL_MAKERS else len(MODEL_MAKERS), entry)
+
+        provider_id, model_id = min(entries, key=rank)
+        source = f"inferred from genai-prices {self.genai_prices_version}:{provider_id}/{model_id} (host unknown)"
+        return ModelPrice(base=base, tiers=tiers, source=source, web_search_usd=WEB_SEARCH_USD.get(provider_id, 0.0))
+
+    def _warn_if_stale(self, provider: str, model: str) -> None:
+        from datetime import date
+
+        dated = self.table_date()
+        if dated is None or (date.today() - date.fromisoformat(dated)).days <= STALE_AFTER_DAYS:
+            return
+        if (provider, model) not in self._stale_warned:
+            self._stale_warned.add((provider, model))
+            logger.warning("tokentrace: the price of %s model %r comes from a table whose newest price is from %s, "
+                           "over a year ago; run `tokentrace prices --refresh` or upgrade genai-prices",
+                           provider, model, dated)
 
     def _resolve(self, provider: str, model: str) -> ModelPrice | None:
         lowered = model.lower()
@@ -361,6 +449,8 @@ class PriceTable:
         if not snapshot:
             return None
         provider_id = GENAI_PRICES_IDS.get(provider, provider)
+        if provider_id is None:  # an unknown host: only an unambiguous match prices it (``_infer_price``)
+            return None
         try:
             found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
             from datetime import datetime
@@ -368,6 +458,47 @@ class PriceTable:
             model_price = found_model.get_prices(datetime.now(tz=UTC))
         except LookupError:
             return None
-        how = "" if provider_id else " (provider inferred from model name)"
-        source = f"genai-prices {self.genai_prices_version}:{found_provider.id}/{found_model.id}{how}"
+        table = "" if self.table_source == "bundled" else " refreshed"
+        source = f"genai-prices {self.genai_prices_version}{table}:{found_provider.id}/{found_model.id}"
         return _from_genai_prices(model_price, source)
+
+
+def refreshed_table_path() -> Path:
+    """Where ``tokentrace prices --refresh`` keeps the newest price table: tokentrace's data directory."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tokentrace" / REFRESHED_TABLE_NAME
+
+
+def snapshot_from_raw(raw: Any) -> Any:
+    """A genai-prices snapshot from the JSON genai-prices publishes (a list of providers)."""
+    from genai_prices import data_snapshot, types
+
+    if not isinstance(raw, list) or not raw:
+        raise PriceError("a price table must be a non-empty JSON list of providers")
+    return data_snapshot.DataSnapshot(types._providers_from_raw(raw), from_auto_update=True)
+
+
+def refresh_table(url: str | None = None, path: Path | None = None, timeout: float = 30.0) -> tuple[Path, int]:
+    """Fetch genai-prices' newest table (an explicit, user-run network call), check it, store it atomically.
+
+    Returns (where it was stored, how many models it prices). Raises PriceError when it cannot be fetched or read.
+    """
+    import httpx2
+    from genai_prices.update_prices import DEFAULT_UPDATE_URL
+
+    source = url or DEFAULT_UPDATE_URL
+    target = path or refreshed_table_path()
+    try:
+        response = httpx2.get(source, timeout=timeout, follow_redirects=True)
+        response.raise_for_status()
+        raw = json.loads(response.content)
+        snapshot = snapshot_from_raw(raw)
+    except PriceError:
+        raise
+    except Exception as exc:
+        raise PriceError(f"cannot refresh prices from {source}: {exc}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(raw), encoding="utf-8")
+    os.replace(partial, target)
+    return target, sum(len(p.models) for p in snapshot.providers)

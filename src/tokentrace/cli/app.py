@@ -194,6 +194,11 @@ def prices(
     prices_file: Annotated[str | None, typer.Option(
         "--prices", metavar="FILE", help="Override file (TOML/JSON/YAML/LiteLLM; default: $TOKENTRACE_PRICES).")
     ] = None,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Fetch genai-prices' newest table (a network call, only when asked) and keep it for "
+                          "tokentrace to use from now on.")] = False,
+    url: Annotated[str | None, typer.Option(metavar="URL", help="Where --refresh fetches from (default: "
+                                                                 "genai-prices' published table).")] = None,
     ledger: LedgerOption = None,
 ) -> None:
     """List a provider's prices, or show MODEL's rates (USD per million tokens) and where they come from.
@@ -208,11 +213,16 @@ def prices(
 
     if provider not in BY_ID:
         fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")
+    if refresh:
+        from ..pricing import refresh_table
+
+        stored, count = guarded(lambda: refresh_table(url))
+        err_console.print(f"stored {count:,} model prices in {stored}", highlight=False, soft_wrap=True)
     source = prices_file or os.environ.get("TOKENTRACE_PRICES")
     table = guarded(lambda: PriceTable(parse_overrides(source) if source else None))
     table.warm()
     dated = table.table_date()
-    console.print(f"price table: genai-prices {table.genai_prices_version}"
+    console.print(f"price table: genai-prices {table.genai_prices_version}, {table.table_source}"
                   + (f" (newest price change in it: {dated})" if dated else "")
                   + (f" + overrides from {source}" if source else ""))
     names = TOKEN_TYPES

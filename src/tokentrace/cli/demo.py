@@ -52,6 +52,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              headers={"x-sim-cached-tokens": "20", "x-sim-cache-write-tokens": "6"}),
     Scenario("chat", "", "gemini-2.5-flash", "stream", max_tokens=16, user="carol", sdk="google"),
     Scenario("search", "http://localhost:8000/v1", "acme-private-7b", "chat", max_tokens=8),  # no known price
+    Scenario("summarize", "http://llm-gateway.internal:4000/v1", "gpt-4o-mini", "chat", max_tokens=12),  # inferred
 )
 
 
@@ -226,6 +227,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
                       soft_wrap=True)
         _provider_table(console, reports.report("1d", "provider", ledger_sink.path))
         render.report_table(console, reports.report("1d", "feature", ledger_sink.path))
+        _inferred_prices(console, ledger_sink.path)
         budget_sink = handle.sink("budget")
         if budget_sink is not None:
             render.budget_table(console, [reports.budget_row(s.budget, s.spent_usd, s.spent_tokens)
@@ -245,6 +247,20 @@ def _provider_table(console: Any, data: dict[str, Any]) -> None:
 
     render.report_table(console, {**data, "by": "provider"}, title="Measured by provider (last 24 h)", totals=False,
                         trend=False)
+
+
+def _inferred_prices(console: Any, ledger: Any) -> None:
+    """Say which calls to unknown hosts were priced from a matching price-table entry."""
+    from .. import reports
+
+    db, _ = reports.open_ledger(ledger)
+    try:
+        found = db.execute("SELECT DISTINCT provider, model, price_source FROM llm_usage "
+                           "WHERE price_source LIKE 'inferred%' ORDER BY provider, model").fetchall()
+    finally:
+        db.close()
+    for provider, model, source in found:
+        console.print(f"Priced by inference: {provider} / {model}: {source}", highlight=False, soft_wrap=True)
 
 
 def _serve(port: int, metrics_url: str, console: Any) -> None:

@@ -75,15 +75,29 @@ class Column:
         return full if self.numeric else min(full, max(self.shrink_to, len(self.header)))
 
 
-def _table_width(columns: Sequence[Column]) -> int:
-    return sum(c.width + 3 for c in columns) + 1  # one space of padding each side, one border between columns
+def _table_width(columns: Sequence[Column], *, shrunk: bool = True) -> int:
+    """Width of a table of ``columns`` (name columns at their narrowest when ``shrunk``, else whole)."""
+    widths = (c.width if shrunk else max(c.widths) for c in columns)
+    return sum(w + 3 for w in widths) + 1  # one space of padding each side, one border between columns
 
 
 def fit_columns(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
-    """The columns that fit ``width`` (in their order) and those left out, least important first."""
+    """The columns that fit ``width`` (in their order) and those left out, least important first.
+
+    All-zero columns leave first while names still fit whole; then names may wrap, and then the other
+    droppable columns leave in ``drop_rank`` order.
+    """
     shown = list(columns)
     dropped: list[Column] = []
-    for column in sorted((c for c in columns if not c.keep), key=lambda c: (not c.empty, c.drop_rank)):
+    droppable = sorted((c for c in columns if not c.keep), key=lambda c: (not c.empty, c.drop_rank))
+    for column in droppable:
+        if _table_width(shown, shrunk=False) <= width or not column.empty:
+            break
+        shown.remove(column)
+        dropped.append(column)
+    for column in droppable:
+        if column in dropped:
+            continue
         if _table_width(shown) <= width:
             break
         shown.remove(column)

@@ -57,19 +57,37 @@ def _count(obj: Any, name: str) -> int:
 
 @usage_reader
 def usage_from(usage: Any) -> Usage | None:
-    """Partition an Anthropic ``usage`` object (Message.usage, or merged stream usage)."""
+    """Partition an Anthropic ``usage`` object (Message.usage, or merged stream usage).
+
+    With ``iterations`` (server-side compaction, tool loops, advisor and fallback passes) every entry is one
+    billed model pass and the top-level counts describe only the last one: the call's usage is their sum.
+    ``output_tokens_details.thinking_tokens``, where sent, splits thinking out of ``output_tokens`` as
+    ``reasoning``; without it thinking stays in ``output`` (the total is the same either way).
+    """
     if usage is None:
         return None
-    cache_write = _count(usage, "cache_creation_input_tokens")
-    split = field(usage, "cache_creation")
-    write_1h = min(_count(split, "ephemeral_1h_input_tokens"), cache_write) if split is not None else 0
+    iterations = field(usage, "iterations")
+    passes = iterations if isinstance(iterations, (list, tuple)) and iterations else (usage,)
+    inputs = cache_reads = cache_writes = write_1h = outputs = 0
+    for one in passes:
+        inputs += _count(one, "input_tokens")
+        cache_reads += _count(one, "cache_read_input_tokens")
+        written = _count(one, "cache_creation_input_tokens")
+        cache_writes += written
+        split = field(one, "cache_creation")
+        write_1h += min(_count(split, "ephemeral_1h_input_tokens"), written) if split is not None else 0
+        outputs += _count(one, "output_tokens")
+    details = field(usage, "output_tokens_details")
+    thinking = min(_count(details, "thinking_tokens"), outputs) if details is not None else 0
+    searches = field(usage, "server_tool_use")
     return Usage(
-        input=_count(usage, "input_tokens"),
-        cache_read=_count(usage, "cache_read_input_tokens"),
-        cache_write=cache_write,
-        output=_count(usage, "output_tokens"),
-        reasoning=0,
+        input=inputs,
+        cache_read=cache_reads,
+        cache_write=cache_writes,
+        output=outputs - thinking,
+        reasoning=thinking,
         cache_write_1h=write_1h,
+        web_search_requests=_count(searches, "web_search_requests") if searches is not None else 0,
     )
 
 
@@ -95,7 +113,9 @@ def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     )
 
 
-_DELTA_FIELDS = ("output_tokens", "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_DELTA_FIELDS = ("output_tokens", "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                 "cache_creation", "output_tokens_details", "server_tool_use", "iterations")
+"""Usage fields of ``message_start`` that the cumulative ``message_delta`` replaces when it sends them."""
 
 
 class MessageAccumulator(StreamAccumulator):
@@ -120,7 +140,7 @@ class MessageAccumulator(StreamAccumulator):
             self.model = _str(field(message, "model"))
             usage = field(message, "usage")
             if usage is not None:
-                for name in (*_DELTA_FIELDS, "cache_creation"):
+                for name in _DELTA_FIELDS:
                     self.usage[name] = field(usage, name)
         elif kind == "message_delta":
             usage = getattr(item, "usage", None)

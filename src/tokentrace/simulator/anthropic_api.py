@@ -19,8 +19,12 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def usage_body(u: rules.SimUsage, output_tokens: int) -> dict[str, Any]:
-    return {
+def usage_body(u: rules.SimUsage, output_tokens: int, headers: Any = None) -> dict[str, Any]:
+    """The usage object; headers add what newer API versions send: ``x-sim-thinking-details: 1``
+    (``output_tokens_details.thinking_tokens``), ``x-sim-web-searches: N`` (``server_tool_use``) and
+    ``x-sim-compaction: INPUT,CACHE_WRITE,OUTPUT`` (a compaction pass before this one, in ``iterations``; the
+    top-level counts stay those of the last pass, as the API's do)."""
+    body: dict[str, Any] = {
         "input_tokens": u.prompt - u.cached - u.cache_write,
         "cache_read_input_tokens": u.cached,
         "cache_creation_input_tokens": u.cache_write,
@@ -29,6 +33,21 @@ def usage_body(u: rules.SimUsage, output_tokens: int) -> dict[str, Any]:
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
+    headers = headers or {}
+    if headers.get("x-sim-thinking-details"):
+        body["output_tokens_details"] = {"thinking_tokens": u.reasoning}
+    if headers.get("x-sim-web-searches"):
+        body["server_tool_use"] = {"web_search_requests": int(headers["x-sim-web-searches"]), "web_fetch_requests": 0}
+    if headers.get("x-sim-compaction"):
+        inputs, written, outputs = (int(n) for n in headers["x-sim-compaction"].split(","))
+        last = {k: body[k] for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                                     "output_tokens")}
+        body["iterations"] = [
+            {"type": "compaction", "input_tokens": inputs, "cache_read_input_tokens": 0,
+             "cache_creation_input_tokens": written, "output_tokens": outputs},
+            {"type": "message", **last},
+        ]
+    return body
 
 
 async def messages(request: Request) -> Response:
@@ -50,13 +69,15 @@ async def messages(request: Request) -> Response:
     if usage.reasoning:
         content.append({"type": "thinking", "thinking": thinking, "signature": "c2ln"})
     content.append({"type": "text", "text": text})
-    final_usage = None if behave.error == "no-usage" else usage_body(usage, output_tokens)
+    final_usage = None if behave.error == "no-usage" else usage_body(usage, output_tokens, request.headers)
     message = {"id": ident, "type": "message", "role": "assistant", "model": model, "content": content,
                "stop_reason": stop, "stop_sequence": None, "usage": final_usage}
     if not body.get("stream"):
         return JSONResponse(message)
 
-    start_usage = None if final_usage is None else {**final_usage, "output_tokens": 1}  # placeholder, as the API
+    start_usage = None if final_usage is None else {  # a placeholder output count, and no iterations yet, as the API
+        k: v for k, v in {**final_usage, "output_tokens": 1}.items() if k not in ("iterations", "server_tool_use",
+                                                                                  "output_tokens_details")}
     events: list[tuple[str | None, Any]] = [
         ("message_start", {"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
                                                                  "usage": start_usage}}),
@@ -84,7 +105,8 @@ async def messages(request: Request) -> Response:
     delta_usage = {"output_tokens": output_tokens}
     if final_usage is not None:
         delta_usage.update({k: final_usage[k] for k in ("input_tokens", "cache_read_input_tokens",
-                                                         "cache_creation_input_tokens")})
+                                                         "cache_creation_input_tokens", "output_tokens_details",
+                                                         "server_tool_use", "iterations") if k in final_usage})
     events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                                      "usage": delta_usage if final_usage is not None else {"output_tokens": 0}}))
     events.append(("message_stop", {"type": "message_stop"}))
