@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PRELUDE = textwrap.dedent("""
@@ -313,3 +315,28 @@ def test_folded_label_values_share_one_cache_entry(simulator: Any) -> None:
     assert len(prometheus._children) <= 6  # five features as they are, and "other"
     assert telemetry.sample("llm_requests_total", provider="openai", model="gpt-4o-mini-2024-07-18",
                             operation="chat", status="ok", feature="other") == 55
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_ledger_file_deleted_or_replaced_while_running_is_reopened(simulator: Any, tmp_path: Path,
+                                                                     how: str) -> None:
+    """Item 7: rows written after the file is deleted (or replaced by another) land in the file at the path."""
+    ledger = tmp_path / "usage.db"
+    script = f"""
+        tokentrace.instrument(ledger=ledger)
+        call()
+        assert tokentrace.flush()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(ledger + suffix):
+                os.remove(ledger + suffix)
+        if {how == "replaced"!r}:
+            import sqlite3
+            sqlite3.connect(ledger).execute("CREATE TABLE unrelated (x)").connection.commit()
+        for _ in range(3):
+            call()
+        assert tokentrace.flush()
+        print("done")
+    """
+    result = _run(script, ledger, simulator.port)
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr
+    assert _rows(ledger) == 3  # the three calls after the swap, in the file at the path

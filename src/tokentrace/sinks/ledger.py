@@ -10,6 +10,7 @@ and dropped in the same transaction that writes the row, so shared spend never c
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 import time
@@ -37,6 +38,15 @@ class _Release:
         self.ids = ids
 
 
+def _file_identity(path: Any) -> tuple[int, int] | None:
+    """(device, inode) of a SQLite ledger file, None when it is gone."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class LedgerSink(Sink):
     name = "ledger"
 
@@ -53,6 +63,7 @@ class LedgerSink(Sink):
         self._stopping = False
         self._lock = threading.Lock()  # serializes writing batches (writer thread vs flush from another thread)
         self._conn: Db | None = None
+        self._identity: tuple[int, int] | None = None
         self._retry_at = 0.0
         self._backoff = 0.0
         self._thread: threading.Thread | None = None
@@ -94,8 +105,14 @@ class LedgerSink(Sink):
             self._drain()
 
     def _connection(self) -> Db | None:
+        if self._conn is not None and not self.remote and self._identity != _file_identity(self.path):
+            # the file was deleted or replaced (logrotate, a cleanup job, a restore): writing on would fill an
+            # unlinked inode or another file's pages, so reopen the path (a new ledger is created there)
+            _errors.report("ledger.replaced", None, f"the ledger file {self.path} was deleted or replaced; reopening")
+            self._reset_connection()
         if self._conn is None:
             self._conn = open_db(self.path, create=True)  # raises LedgerError
+            self._identity = None if self.remote else _file_identity(self.path)
         return self._conn
 
     def _drain(self) -> bool:
