@@ -61,7 +61,10 @@ def _as_reference(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _rounded(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (*values[:7], round(float(values[7]), 12), values[8], round(float(values[9]), 3))
+    cost = round(float(values[7]), 12)
+    unpriced = values[8]
+    # reports say null (unpriced) for a group with unpriced calls and nothing priced to add up
+    return (*values[:7], None if unpriced and cost == 0 else cost, unpriced, round(float(values[9]), 3))
 
 
 seed = st.tuples(st.integers(0, 3 * 86400), st.integers(0, 2), st.integers(0, 5), st.integers(0, 5000))
