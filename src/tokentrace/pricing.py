@@ -13,7 +13,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import _forksafe
+from . import _forksafe, price_refresh
 from ._registry import GENAI_PRICES_IDS, LITELLM_ALIASES
 from ._usage import Usage
 
@@ -80,8 +80,6 @@ MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", 
 """genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
 STALE_AFTER_DAYS = 365
 """A price table whose newest price change is older than this gets a warning (once per model)."""
-REFRESHED_TABLE_NAME = "prices.json"
-"""``tokentrace prices --refresh`` stores the fetched table under this name in tokentrace's data directory."""
 
 
 class PriceError(ValueError):
@@ -286,7 +284,7 @@ class PriceTable:
                  infer: bool = True, refreshed: Path | None = None) -> None:
         self._overrides = dict(overrides or {})
         self._infer = infer
-        self._refreshed = refreshed if refreshed is not None else refreshed_table_path()
+        self._refreshed = refreshed if refreshed is not None else price_refresh.refreshed_table_path()
         self.table_source = "bundled"
         self._stale_warned: set[tuple[str, str]] = set()
         self._dated: tuple[Any, str | None] | None = None
@@ -334,7 +332,7 @@ class PriceTable:
         if not self._refreshed.is_file():
             return None
         try:
-            snapshot = snapshot_from_raw(json.loads(self._refreshed.read_text(encoding="utf-8")))
+            snapshot = price_refresh.snapshot_from_raw(json.loads(self._refreshed.read_text(encoding="utf-8")))
         except Exception as exc:
             logger.warning("tokentrace: ignoring the refreshed price table %s (%s); using the bundled one",
                            self._refreshed, exc)
@@ -462,43 +460,3 @@ class PriceTable:
         source = f"genai-prices {self.genai_prices_version}{table}:{found_provider.id}/{found_model.id}"
         return _from_genai_prices(model_price, source)
 
-
-def refreshed_table_path() -> Path:
-    """Where ``tokentrace prices --refresh`` keeps the newest price table: tokentrace's data directory."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "tokentrace" / REFRESHED_TABLE_NAME
-
-
-def snapshot_from_raw(raw: Any) -> Any:
-    """A genai-prices snapshot from the JSON genai-prices publishes (a list of providers)."""
-    from genai_prices import data_snapshot, types
-
-    if not isinstance(raw, list) or not raw:
-        raise PriceError("a price table must be a non-empty JSON list of providers")
-    return data_snapshot.DataSnapshot(types._providers_from_raw(raw), from_auto_update=True)
-
-
-def refresh_table(url: str | None = None, path: Path | None = None, timeout: float = 30.0) -> tuple[Path, int]:
-    """Fetch genai-prices' newest table (an explicit, user-run network call), check it, store it atomically.
-
-    Returns (where it was stored, how many models it prices). Raises PriceError when it cannot be fetched or read.
-    """
-    import httpx2
-    from genai_prices.update_prices import DEFAULT_UPDATE_URL
-
-    source = url or DEFAULT_UPDATE_URL
-    target = path or refreshed_table_path()
-    try:
-        response = httpx2.get(source, timeout=timeout, follow_redirects=True)
-        response.raise_for_status()
-        raw = json.loads(response.content)
-        snapshot = snapshot_from_raw(raw)
-    except PriceError:
-        raise
-    except Exception as exc:
-        raise PriceError(f"cannot refresh prices from {source}: {exc}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(raw), encoding="utf-8")
-    os.replace(partial, target)
-    return target, sum(len(p.models) for p in snapshot.providers)

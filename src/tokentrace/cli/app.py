@@ -84,6 +84,7 @@ def fail(message: str) -> NoReturn:
 def guarded(action: Callable[[], T]) -> T:
     """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
     from ..budgets import BudgetError
+    from ..price_refresh import RefreshError
     from ..pricing import PriceError
     from ..reports import CLI_NAMES, ReportError
 
@@ -91,7 +92,7 @@ def guarded(action: Callable[[], T]) -> T:
         return action()
     except ReportError as exc:
         fail(exc.worded(CLI_NAMES))
-    except (BudgetError, PriceError) as exc:
+    except (BudgetError, PriceError, RefreshError) as exc:
         fail(str(exc))
 
 
@@ -214,7 +215,7 @@ def prices(
     if provider not in BY_ID:
         fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")
     if refresh:
-        from ..pricing import refresh_table
+        from ..price_refresh import refresh_table
 
         stored, count = guarded(lambda: refresh_table(url))
         err_console.print(f"stored {count:,} model prices in {stored}", highlight=False, soft_wrap=True)
