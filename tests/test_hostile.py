@@ -340,3 +340,60 @@ def test_a_ledger_file_deleted_or_replaced_while_running_is_reopened(simulator: 
     result = _run(script, ledger, simulator.port)
     assert result.returncode == 0 and "done" in result.stdout, result.stderr
     assert _rows(ledger) == 3  # the three calls after the swap, in the file at the path
+
+
+# ---- 6. a ledger locked by another process while it is first opened
+
+LOCK_HOLDER = """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("COMMIT")
+"""
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["with-past-spend", "created-by-the-lock-holder"])
+def test_a_ledger_locked_at_start_up_loses_no_row_and_keeps_its_past_spend(simulator: Any, tmp_path: Path,
+                                                                           existing: bool) -> None:
+    """Item 6: rows queued while the ledger is locked on first open are retried (not dropped), instrument() does not
+    wait for the lock (registering the budget gauges read the ledger on the calling thread), and a block budget
+    decides against the spend already in the ledger once it can read it."""
+    ledger = tmp_path / "usage.db"
+    prices = '{"gpt-4o-mini": {"provider": "openai", "input": 1000000, "output": 1000000}}'  # $1 per token
+    if existing:
+        first = _run(f"""
+            tokentrace.instrument(ledger=ledger, prices={prices})
+            call()
+            assert tokentrace.flush()
+        """, ledger, simulator.port)
+        assert first.returncode == 0, first.stderr
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(LOCK_HOLDER), str(ledger), "6"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = _run(f"""
+            started = time.monotonic()
+            tokentrace.instrument(ledger=ledger, prices={prices},
+                                  budgets=[tokentrace.Budget("day", limit_usd=5, period="day", action="block")])
+            print("instrument_s", round(time.monotonic() - started, 2))
+            for i in range(20):  # allowed while the store cannot be read (budget_unavailable="allow")
+                call(i)
+            print("flushed", tokentrace.flush(timeout=20))
+            time.sleep(1)
+            try:
+                call()
+                print("outcome admitted")
+            except tokentrace.BudgetExceeded:
+                print("outcome refused")
+        """, ledger, simulator.port)
+    finally:
+        holder.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    words = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert float(words["instrument_s"]) < 0.8
+    assert words["flushed"] == "True"
+    assert _rows(ledger, "status = 'ok'") == 20 + existing  # the first run's row and all twenty, none dropped
+    assert _rows(ledger, "status = 'blocked'") == 1
+    assert words["outcome"] == "refused"  # the period did not restart at $0: the ledger's spend is over the limit

@@ -59,8 +59,13 @@ class BudgetCollector(Collector):
         self._namespace = namespace
         self._status = status
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        families = {
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """The families without samples: registering the collector must not read the ledger (prometheus_client
+        calls ``collect()`` at registration when there is no ``describe()``, on the thread calling instrument())."""
+        yield from self._families().values()
+
+    def _families(self) -> dict[str, GaugeMetricFamily]:
+        return {
             "spent_usd": GaugeMetricFamily(metric_name("llm_budget_spent_usd", self._namespace),
                                            "Spend so far in the budget's current period (USD)", labels=["budget"]),
             "limit_usd": GaugeMetricFamily(metric_name("llm_budget_limit_usd", self._namespace),
@@ -72,6 +77,9 @@ class BudgetCollector(Collector):
             "period_end": GaugeMetricFamily(metric_name("llm_budget_period_end_timestamp_seconds", self._namespace),
                                             "When the budget's current period ends (Unix time)", labels=["budget"]),
         }
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        families = self._families()
         for status in self._status():
             families["spent_usd"].add_metric([status.name], status.spent_usd)
             families["spent_tokens"].add_metric([status.name], status.spent_tokens)
