@@ -289,6 +289,7 @@ def test_uninstrument_while_streams_are_in_flight_finishes_them_cleanly(simulato
     assert after.usage.completion_tokens == 3
     assert len(telemetry.finished_spans()) == 5
     assert telemetry.sample("llm_requests_total", **LABELS, status="ok") == 5
+    assert tokentrace.flush()  # the rows of calls in flight at uninstrument() are written in the background
     rows = sqlite3.connect(tmp_path / "usage.db").execute("SELECT COUNT(*), SUM(output_tokens) FROM llm_usage")
     assert rows.fetchone() == (5, 15)  # the ledger got them too
 

@@ -381,7 +381,8 @@ def test_a_ledger_locked_at_start_up_loses_no_row_and_keeps_its_past_spend(simul
             for i in range(20):  # allowed while the store cannot be read (budget_unavailable="allow")
                 call(i)
             print("flushed", tokentrace.flush(timeout=20))
-            time.sleep(1)
+            from tokentrace._budget_store import RETRY_AFTER_FAILURE_S
+            time.sleep(RETRY_AFTER_FAILURE_S + 0.5)  # calls are unchecked this long after the store was unreachable
             try:
                 call()
                 print("outcome admitted")
@@ -397,3 +398,39 @@ def test_a_ledger_locked_at_start_up_loses_no_row_and_keeps_its_past_spend(simul
     assert _rows(ledger, "status = 'ok'") == 20 + existing  # the first run's row and all twenty, none dropped
     assert _rows(ledger, "status = 'blocked'") == 1
     assert words["outcome"] == "refused"  # the period did not restart at $0: the ledger's spend is over the limit
+
+
+# ---- 8. uninstrument() while a stream is in flight
+
+def test_a_stream_ending_after_uninstrument_neither_waits_for_a_locked_ledger_nor_loses_its_row(
+        simulator: Any, tmp_path: Path) -> None:
+    """Item 8: the row of a call that ends after uninstrument() is written by a short-lived background writer
+    (retrying the locked ledger), not on the app's thread, which used to wait 5 s and then lose the row."""
+    ledger = tmp_path / "usage.db"
+    script = f"""
+        tokentrace.instrument(ledger=ledger)
+        call()
+        assert tokentrace.flush()
+        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
+                               http_client=sync_client(port))
+        stream = client.chat.completions.create(model="gpt-4o-mini", max_tokens=20, stream=True,
+                                                messages=[{{"role": "user", "content": "hi"}}])
+        first = next(stream)
+        holder = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(LOCK_HOLDER)!r}, ledger, "6"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        tokentrace.uninstrument()
+        started = time.monotonic()
+        chunks = 1 + sum(1 for _ in stream)
+        print("loop_s", round(time.monotonic() - started, 2))
+        holder.wait()
+        time.sleep(3)  # the background writer retries once the lock is gone
+        print("chunks", chunks)
+    """
+    result = _run("import subprocess\n" + textwrap.dedent(script), ledger, simulator.port)
+    assert result.returncode == 0, result.stderr
+    words = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert float(words["loop_s"]) < 1.0  # the app's loop did not wait for the lock
+    assert int(words["chunks"]) > 2
+    assert _rows(ledger) == 2
+    assert _rows(ledger, "stream = 1 AND usage_reported = 1") == 1

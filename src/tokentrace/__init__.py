@@ -102,11 +102,15 @@ def uninstrument() -> None:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Drain buffered telemetry (ledger writer, exporters). True when everything was written in time."""
+    """Drain buffered telemetry (ledger writer, exporters). True when everything was written in time.
+
+    Also writes the ledger rows of calls that were still in flight at the last ``uninstrument()``.
+    """
     from . import _instrumentor
 
     handle = _instrumentor.current()
-    return handle.flush(timeout) if handle is not None else True
+    flushed = handle.flush(timeout) if handle is not None else True
+    return _instrumentor.flush_retired(timeout) and flushed
 
 
 def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str] | None = None, *,

@@ -36,6 +36,8 @@ def _fresh_lock() -> None:
 
 _forksafe.in_child(_fresh_lock)
 _current: Instrumentation | None = None
+_retired: Instrumentation | None = None
+"""The last uninstrumented handle: calls in flight at uninstrument() still end into its sinks."""
 _hooks_registered: set[str] = set()
 
 
@@ -272,13 +274,14 @@ def _sdk_installed(module: str) -> bool:
 
 
 def uninstrument() -> None:
-    global _current
+    global _current, _retired
     with _lock:
         handle = _current
         _current = None
         _wrappers.active.recorder = None
         if handle is None:
             return
+        _retired = handle
         _unpatch_all(handle)
         _sigterm.uninstall()
         if handle.metrics_server is not None:
@@ -289,3 +292,18 @@ def uninstrument() -> None:
 
 def current() -> Instrumentation | None:
     return _current
+
+
+def flush_retired(timeout: float) -> bool:
+    """Write what calls in flight at the last uninstrument() left behind (for ``tokentrace.flush()``)."""
+    handle = _retired
+    if handle is None or handle.recorder is None:
+        return True
+    flushed = True
+    for sink in handle.recorder.sinks:
+        try:
+            flushed = sink.flush_after_close(timeout) and flushed
+        except Exception as exc:  # flush() is called by the app: it never raises
+            _errors.report(f"sink.{sink.name}.flush", exc, "could not flush")
+            flushed = False
+    return flushed

@@ -40,3 +40,7 @@ class Sink:
     def flush(self, timeout: float) -> bool:
         """Push out anything buffered; True when everything was written in time."""
         return True
+
+    def flush_after_close(self, timeout: float) -> bool:
+        """After close(): push out what calls that were in flight at uninstrument() left behind."""
+        return True

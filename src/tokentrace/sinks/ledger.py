@@ -28,6 +28,7 @@ DEFAULT_BATCH = 500
 DEFAULT_INTERVAL_S = 0.2
 
 MAX_BACKOFF_S = 30.0
+LATE_WRITER_PATIENCE_S = 60.0
 
 class _Release:
     """Budget reservations to drop when the rows queued before this marker are written."""
@@ -67,6 +68,8 @@ class LedgerSink(Sink):
         self._retry_at = 0.0
         self._backoff = 0.0
         self._thread: threading.Thread | None = None
+        self._late_lock = threading.Lock()
+        self._late_thread: threading.Thread | None = None
         self.written = 0
         self.dropped = 0
         self._start_thread()
@@ -76,12 +79,9 @@ class LedgerSink(Sink):
     # ---- calling thread
     def end(self, record: UsageRecord, state: Any) -> None:
         queue = self._queue
-        if self._stopping:  # a call that was in flight when tokentrace was uninstrumented: write it now
-            with self._lock:
-                self._write([record], [])
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+        if self._stopping:  # a call that was in flight when tokentrace was uninstrumented
+            queue.append(record)
+            self._write_late()
             return
         if len(queue) >= self.queue_size:
             self.dropped += 1
@@ -92,6 +92,41 @@ class LedgerSink(Sink):
     def release(self, ids: tuple[int, ...]) -> None:
         """Drop these budget reservations in the transaction that writes the rows queued so far."""
         self._queue.append(_Release(ids))
+
+    def _write_late(self) -> None:
+        """After close(): a short-lived writer thread takes the rows of calls that were in flight, so the app's thread
+        never waits for the database; it retries a locked ledger like the main writer and ends when the queue is
+        empty (or after LATE_WRITER_PATIENCE_S). The exit flush stays armed until then."""
+        with self._late_lock:
+            if self._late_thread is not None and self._late_thread.is_alive():
+                return
+            atexit.unregister(self._at_exit)
+            atexit.register(self._at_exit)
+            self._late_thread = threading.Thread(target=self._run_late, name="tokentrace-ledger-late", daemon=True)
+            self._late_thread.start()
+
+    def _run_late(self) -> None:
+        deadline = time.monotonic() + LATE_WRITER_PATIENCE_S
+        while True:
+            if self._drain():
+                with self._late_lock:
+                    if not self._queue:  # nothing arrived meanwhile (else: go round again)
+                        self._late_thread = None
+                        atexit.unregister(self._at_exit)
+                        break
+                continue
+            if time.monotonic() >= deadline:
+                _errors.report("ledger.dropped", None, "rows of calls that ended after uninstrument() could not be "
+                               f"written within {LATE_WRITER_PATIENCE_S:.0f}s")
+                with self._late_lock:
+                    self.dropped += len(self._queue)
+                    self._queue.clear()
+                    self._late_thread = None
+                    atexit.unregister(self._at_exit)
+                break
+            time.sleep(min(max(self._retry_at - time.monotonic(), 0.05), 1.0))
+        with self._lock:
+            self._reset_connection()
 
     # ---- writer thread
     def _start_thread(self) -> None:
@@ -211,6 +246,14 @@ class LedgerSink(Sink):
                 return False
             time.sleep(0.05)
 
+    def flush_after_close(self, timeout: float) -> bool:
+        if not self._queue:
+            return True
+        flushed = self.flush(timeout)
+        with self._lock:
+            self._reset_connection()
+        return flushed
+
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -232,6 +275,8 @@ class LedgerSink(Sink):
         """The child gets a copy of the parent's queue (the parent writes those rows) and no writer thread."""
         self._queue = deque()
         self._lock = threading.Lock()
+        self._late_lock = threading.Lock()
+        self._late_thread = None
         self._wake = threading.Event()
         abandon(self._conn)  # never use (or close) a connection shared with the parent
         self._conn = None
