@@ -434,3 +434,41 @@ def test_a_stream_ending_after_uninstrument_neither_waits_for_a_locked_ledger_no
     assert int(words["chunks"]) > 2
     assert _rows(ledger) == 2
     assert _rows(ledger, "stream = 1 AND usage_reported = 1") == 1
+
+
+# ---- 14. an answered call without usage counts its estimate, live and after a restart
+
+def test_a_call_without_usage_counts_the_same_estimate_live_and_after_a_restart(simulator: Any,
+                                                                                tmp_path: Path) -> None:
+    """Item 14: the estimate a budget charges an answered call whose usage never came is kept in the ledger
+    (``charged_usd``/``charged_tokens``, schema 4), so a restarted process counts the same spend, not $0."""
+    ledger = tmp_path / "usage.db"
+    script = """
+        prices = {"gpt-4o-mini": {"provider": "openai", "input": 1, "output": 2}}
+        budgets = [tokentrace.Budget("day", limit_usd=100, period="day", action="block")]
+        tokentrace.instrument(ledger=ledger if sys.argv[4] == "ledger" else False, prices=prices, budgets=budgets)
+        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
+                               http_client=sync_client(port))
+        if sys.argv[3] == "call":
+            client.chat.completions.create(model="gpt-4o-mini", max_tokens=100,
+                                           extra_headers={"x-sim-error": "no-usage"},
+                                           messages=[{"role": "user", "content": "hi"}])
+        assert tokentrace.flush()
+        from prometheus_client import REGISTRY
+        print("spent", REGISTRY.get_sample_value("llm_budget_spent_usd", {"budget": "day"}),
+              int(REGISTRY.get_sample_value("llm_budget_spent_tokens", {"budget": "day"})))
+    """
+
+    def run(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(script), str(ledger),
+                                 str(simulator.port), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    estimate_tokens = 1 + 8 + 100  # ceil(2 chars / 3) + 8 per message, plus max_tokens
+    expected = f"spent {(9 * 1 + 100 * 2) / 1e6} {estimate_tokens}"  # input and output at their highest rates
+    assert run("call", "in-process") == expected  # a budget without a ledger
+    assert run("call", "ledger") == expected  # the fleet's budget, live
+    assert run("read", "ledger") == expected  # and after a restart
+    (row,) = sqlite3.connect(ledger).execute("SELECT cost_usd, usage_reported, charged_tokens FROM llm_usage")
+    assert row == (None, 0, estimate_tokens)  # the report still says unknown: the estimate is only the budget's

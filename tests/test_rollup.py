@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokentrace import Budget, Usage, reports
 from tokentrace._ledger_db import row_of
-from tokentrace._ledger_store import open_db
+from tokentrace._ledger_store import SCHEMA_VERSION, open_db
 
 from .ledger_helpers import record, write_ledger
 
@@ -89,22 +90,31 @@ def test_reports_through_the_rollup_equal_an_aggregate_over_every_row(seeds: lis
         assert _as_reference(totals) == (_rounded(expected_total) if expected_total else (0,) * 7 + (0.0, 0, 0.0))
 
 
-def _drop_rollup(path: Path) -> None:
-    """Make the file look like a ledger written by a tokentrace before the roll-up (schema 2)."""
+def _as_version(path: Path, version: int) -> None:
+    """Make the file look like a ledger written by an older tokentrace: schema 3 (no budget charge columns) or
+    schema 2 (no roll-up either)."""
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE llm_usage_hourly; DROP TABLE llm_usage_histogram; PRAGMA user_version = 2;")
+    conn.executescript("ALTER TABLE llm_usage DROP COLUMN charged_usd; "
+                       "ALTER TABLE llm_usage DROP COLUMN charged_tokens; "
+                       "ALTER TABLE llm_usage_hourly DROP COLUMN charged_usd; "
+                       "ALTER TABLE llm_usage_hourly DROP COLUMN charged_tokens;")
+    if version < 3:
+        conn.executescript("DROP TABLE llm_usage_hourly; DROP TABLE llm_usage_histogram;")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.close()
 
 
-def test_an_older_ledger_is_rolled_up_when_opened_and_budgets_read_the_same_spend(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_ledger_is_rolled_up_when_opened_and_budgets_read_the_same_spend(tmp_path: Path,
+                                                                                   version: int) -> None:
     rows = _records([(i * 997, i % 3, i % 6, i * 13) for i in range(200)])
     path = write_ledger(tmp_path / "usage.db", rows)
     budgets = [Budget("all", period="week", limit_usd=1.0), Budget("chat", period="week", limit_usd=1.0,
                                                                     scope={"feature": "chat"})]
     before = reports.report(since="7d", by="feature", ledger=path), reports.budget_status(budgets, path)
-    _drop_rollup(path)
+    _as_version(path, version)
     open_db(path, create=True).close()  # what an instrumented app does at start-up: migrate
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     after = reports.report(since="7d", by="feature", ledger=path), reports.budget_status(budgets, path)
     assert before[0]["rows"] == after[0]["rows"] and before[1] == after[1]
     week_start = budgets[0].period_bounds()[0].timestamp()

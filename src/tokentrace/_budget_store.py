@@ -22,7 +22,7 @@ from typing import Any
 from . import _errors
 from ._ledger_db import iso_utc
 from ._ledger_store import Db, abandon, open_db
-from ._rollup import Window, aggregate_source
+from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
 from .budgets import Budget, BudgetExceeded
 
 SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
@@ -50,7 +50,7 @@ def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
     where, params = _scope_filter(db, budget)
     on_rollup = set(budget.scope or {}) <= {"feature"}
     source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
-    row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM ({source}) AS s",
+    row = db.execute(f"SELECT COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) FROM ({source}) AS s",
                      source_params).fetchone()
     return float(row[0]), int(row[1])
 
@@ -73,7 +73,8 @@ class SpendCounter:
             top = db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0]
             if top > last_id:
                 where, params = _scope_filter(db, budget)
-                row = db.execute(f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM llm_usage "
+                row = db.execute(f"SELECT COALESCE(SUM({CHARGED_USD}), 0), COALESCE(SUM({CHARGED_TOKENS}), 0) "
+                                 f"FROM llm_usage "
                                  f"WHERE id > ? AND id <= ? AND ts_utc >= ? AND {where}",
                                  [last_id, top, start, *params]).fetchone()
                 usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top

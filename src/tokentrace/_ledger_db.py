@@ -15,7 +15,8 @@ from ._usage import TOKEN_COLUMNS, UsageRecord
 COLUMNS: tuple[str, ...] = (
     "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id", "user_id", "agent_id",
     "attributes_json", *TOKEN_COLUMNS, "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream", "status",
-    "error_type", "response_id", "trace_id", "price_source", "usage_reported", "cache_hit",
+    "error_type", "response_id", "trace_id", "price_source", "usage_reported", "cache_hit", "charged_usd",
+    "charged_tokens",
 )
 
 class LedgerError(Exception):
@@ -37,7 +38,8 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
         *usage.counts(), usage.total,
         record.cost_usd, record.latency_s * 1000.0, None if record.ttft_s is None else record.ttft_s * 1000.0,
         int(record.stream), record.status, record.error_type, record.response_id, record.trace_id,
-        record.price_source, int(record.usage_reported), int(record.status == "cached"),
+        record.price_source, int(record.usage_reported), int(record.status == "cached"), record.charged_usd,
+        record.charged_tokens,
     )
 
 

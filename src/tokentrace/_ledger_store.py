@@ -18,7 +18,7 @@ from typing import Any
 from . import _rollup
 from ._ledger_db import INSERT_SQL, LedgerError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 
 _TABLES = """
@@ -74,14 +74,32 @@ CREATE TABLE IF NOT EXISTS llm_budget_events (
 CREATE INDEX IF NOT EXISTS llm_usage_feature_ts ON llm_usage (feature, ts_utc)
 """
 
+_BUDGET_CHARGE = """
+ALTER TABLE llm_usage ADD COLUMN charged_usd {real};      -- budgets' charge when usage was not reported (else NULL)
+ALTER TABLE llm_usage ADD COLUMN charged_tokens BIGINT;
+ALTER TABLE llm_usage_hourly ADD COLUMN charged_usd {real} NOT NULL DEFAULT 0;
+ALTER TABLE llm_usage_hourly ADD COLUMN charged_tokens BIGINT NOT NULL DEFAULT 0
+"""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
-AFTER_MIGRATION: dict[int, Callable[[Db], None]] = {3: lambda db: _rollup.fold(db, 0)}
-"""version -> what fills the new tables from the rows already there, in the migration's transaction."""
+
+
+def _fill_rollup(db: Db) -> None:
+    """Version 4: a roll-up kept by version 3 gains the budget charge (old rows have none: their cost); a ledger
+    from before version 3 (or an empty one) has its roll-up built from its rows now, in today's shape."""
+    if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is None:
+        _rollup.fold(db, 0)
+    else:
+        db.execute("UPDATE llm_usage_hourly SET charged_usd = cost_usd, charged_tokens = total_tokens")
+
+
+AFTER_MIGRATION: dict[int, Callable[[Db], None]] = {4: _fill_rollup}
+"""version -> what fills new tables or columns from the rows already there, in the migration's transaction."""
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:

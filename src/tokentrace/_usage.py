@@ -140,6 +140,16 @@ class UsageRecord:
     trace_id: str | None = None
     output_text: str | None = None
     """Completion text, only when content capture is on (never written to the ledger)."""
+    charged_usd: float | None = None
+    """What budgets count for an answered call whose usage was not reported: its (high) estimate. None otherwise."""
+    charged_tokens: int | None = None
+    """Tokens budgets count for such a call (its estimate). None otherwise."""
+
+    def charged(self) -> tuple[float, int]:
+        """(USD, tokens) the call counts against budgets: its cost and total, or its estimate without usage."""
+        if self.charged_usd is not None:
+            return self.charged_usd, self.charged_tokens or 0
+        return self.cost_usd or 0.0, self.usage.total
 
     @property
     def feature(self) -> str:

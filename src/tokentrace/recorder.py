@@ -7,6 +7,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import _errors, _forksafe
+from ._estimate import estimate
 from ._refusal import CallRefused
 from ._text import encodable, encodable_or_none
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
@@ -186,6 +187,10 @@ class Call:
                     cost = price.cost(usage)
                 elif status in ("error", "blocked"):
                     cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
+        charged_usd: float | None = None
+        charged_tokens: int | None = None
+        if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
+            charged_usd, charged_tokens = estimate(request, self.recorder.prices)
         record = UsageRecord(
             ts_utc=self.started_wall,
             provider=request.provider,
@@ -206,5 +211,7 @@ class Call:
             attributes=self.attributes,
             trace_id=self.trace_id,
             output_text=response.output_text if response is not None else None,
+            charged_usd=charged_usd,
+            charged_tokens=charged_tokens,
         )
         self.recorder.emit(record, self.states)

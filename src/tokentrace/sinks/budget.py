@@ -2,8 +2,8 @@
 
 A ``block`` budget refuses a call (BudgetExceeded, before any request leaves the process) when spent +
 in-flight reservations + this call's estimate would pass its limit, so concurrent calls cannot overshoot.
-The estimate is deliberately high: prompt characters / 3 tokens plus the request's max output tokens
-(``DEFAULT_OUTPUT_ESTIMATE`` when none is given) at the model's highest rates.
+The estimate is deliberately high (``_estimate``). An answered call whose usage never came counts its estimate
+(``UsageRecord.charged_usd``/``charged_tokens``, kept in the ledger so a restart counts the same).
 
 With a ledger the accounts are the ledger's (``_budget_store.SharedBudgets``: every process sharing the ledger
 decides against the same spend and reservations); without one they are this process's own.
@@ -12,7 +12,6 @@ decides against the same spend and reservations); without one they are this proc
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,15 +20,13 @@ from typing import Any
 
 from .. import _errors, _forksafe
 from .._budget_store import SharedBudgets
+from .._estimate import estimate
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import Budget, BudgetExceeded, BudgetUnavailable
 from ..pricing import PriceTable
 from . import Sink
 
 logger = logging.getLogger("tokentrace")
-
-DEFAULT_OUTPUT_ESTIMATE = 4096
-CHARS_PER_TOKEN_ESTIMATE = 3
 
 
 @dataclass
@@ -60,13 +57,6 @@ class BudgetStatus:
     @property
     def limit_tokens(self) -> int | None:
         return self.budget.limit_tokens
-
-
-def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
-    """(input, output) token estimates for a request, on the high side."""
-    input_estimate = math.ceil(request.input_chars / CHARS_PER_TOKEN_ESTIMATE) + 8 * max(request.input_messages, 1)
-    output_estimate = request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
-    return input_estimate, output_estimate
 
 
 class BudgetSink(Sink):
@@ -104,14 +94,7 @@ class BudgetSink(Sink):
             account.warned = False
 
     def _estimate(self, request: RequestInfo) -> tuple[float, int]:
-        input_tokens, output_tokens = estimate_tokens(request)
-        price = self._prices.lookup(request.provider, request.request_model) if request.request_model else None
-        if price is None:
-            return 0.0, input_tokens + output_tokens
-        rates = [price.base, *(r for _, r in price.tiers)]
-        usd = max((input_tokens * max(r.input, r.cache_write) + output_tokens * max(r.output, r.reasoning)) / 1e6
-                  for r in rates)
-        return usd, input_tokens + output_tokens
+        return estimate(request, self._prices)
 
     # ---- before the request is sent (calling thread)
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
@@ -164,17 +147,12 @@ class BudgetSink(Sink):
             return
         if self.shared is not None:  # ids of the reservations: dropped with the call's ledger row
             ids, budgets = state
-            self.shared.settled(ids, budgets, record.cost_usd or 0.0, record.usage.total)
+            self.shared.settled(ids, budgets, *record.charged())
             if self._release is not None:
                 self._release(ids)
             return
         accounts, reserved_usd, reserved_tokens = state
-        if record.usage_reported:
-            usd, tokens = record.cost_usd or 0.0, record.usage.total
-        elif record.status == "ok":
-            usd, tokens = reserved_usd, reserved_tokens  # usage unknown: count the (high) estimate
-        else:
-            usd, tokens = 0.0, 0
+        usd, tokens = record.charged()
         crossed: list[_Account] = []
         with self._lock:
             for account in accounts:
