@@ -1,12 +1,14 @@
 """Hostile use: forks, signals, locks, odd strings and numbers must not hang the app, lose rows or leak.
 
-Each test here reproduces one finding of the hardening review (issue 12) and failed before its fix. Process-level
+Each test here reproduces one finding of the hardening review (issue 12) and failed before its fix; the
+property-based part at the end throws arbitrary configuration values at resolve(), Budget and instrument(). Process-level
 behaviour (fork, SIGTERM, a locked or replaced ledger file) runs in a child Python process with its own
 ``instrument()``, calling the simulator through the real openai SDK.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -472,3 +476,101 @@ def test_a_call_without_usage_counts_the_same_estimate_live_and_after_a_restart(
     assert run("read", "ledger") == expected  # and after a restart
     (row,) = sqlite3.connect(ledger).execute("SELECT cost_usd, usage_reported, charged_tokens FROM llm_usage")
     assert row == (None, 0, estimate_tokens)  # the report still says unknown: the estimate is only the budget's
+
+
+# ---- bad configuration, property-based: only the library's own errors, nothing left behind
+
+_ODD_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.binary(max_size=4),
+    st.sampled_from(["", "false", "true", "nope", "team", "0", "-1", "1e309", "nan", "report-\udcff.pdf", "EUR",
+                     "day", "block", "UTC", "Mars/Olympus", "/nonexistent/prices.toml", "/dev/null", "openai"]),
+)
+_ODD_VALUES = st.recursive(
+    _ODD_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
+                            st.dictionaries(st.sampled_from(["provider", "input", "output", "cache_read", "gpt-4o",
+                                                             "name", "limit_usd", "period", "currency", "inptu"]),
+                                            inner, max_size=4)),
+    max_leaves=8,
+)
+_CONFIG_KEYWORDS = ("providers", "prices", "budgets", "metrics_port", "metrics_addr", "capture_content",
+                    "metric_labels", "namespace", "stream_usage", "max_label_values", "budget_unavailable",
+                    "flush_on_sigterm", "infer_prices")
+_ENVIRONMENT = ("TOKENTRACE_BUDGETS", "TOKENTRACE_DISABLED", "TOKENTRACE_FLUSH_ON_SIGTERM", "TOKENTRACE_INFER_PRICES",
+                "TOKENTRACE_LEDGER_QUEUE_SIZE", "TOKENTRACE_MAX_LABEL_VALUES", "TOKENTRACE_METRICS_PORT",
+                "TOKENTRACE_NAMESPACE", "TOKENTRACE_PRICES", "TOKENTRACE_RESERVATION_TTL_S",
+                "TOKENTRACE_STREAM_USAGE", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+_ENV_TEXT = st.one_of(st.sampled_from(["", "0", "1", "true", "false", "off", "nope", "-5", "nan", "1e9", "99999",
+                                       "/nonexistent", "NO_CONTENT", "SPAN_ONLY"]),
+                      st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+                              max_size=8))
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Any:
+    saved = {name: os.environ.get(name) for name in _ENVIRONMENT}
+    for name in _ENVIRONMENT:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arguments=st.dictionaries(st.sampled_from(_CONFIG_KEYWORDS), _ODD_VALUES, max_size=4),
+       environment=st.dictionaries(st.sampled_from(_ENVIRONMENT), _ENV_TEXT, max_size=3))
+def test_any_configuration_resolves_or_raises_the_librarys_own_error(arguments: dict[str, Any],
+                                                                      environment: dict[str, str]) -> None:
+    from tokentrace import BudgetError, ConfigError, config
+
+    with _environment(environment):
+        with contextlib.suppress(ConfigError, BudgetError):
+            config.resolve(ledger=False, **arguments)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.dictionaries(st.sampled_from(["period", "limit_usd", "limit_tokens", "scope", "action", "timezone",
+                                               "on_exceeded"]), _ODD_VALUES, max_size=4),
+       name=st.one_of(st.text(max_size=6), _ODD_SCALARS))
+def test_any_budget_definition_is_a_budget_or_a_budget_error(fields: dict[str, Any], name: Any) -> None:
+    from tokentrace import Budget, BudgetError
+
+    try:
+        budget = Budget(name, **fields)
+    except BudgetError:
+        return
+    # what was accepted works: a period, and a decision on a plain call
+    begin, end = budget.period_bounds()
+    assert begin < end
+    assert budget.applies_to({"feature": "chat"}) in (True, False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arguments=st.dictionaries(st.sampled_from(_CONFIG_KEYWORDS), _ODD_VALUES, max_size=3))
+def test_instrument_with_any_arguments_works_or_refuses_and_leaves_nothing_behind(arguments: dict[str, Any]) -> None:
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    import tokentrace
+    from tokentrace import BudgetError, ConfigError, _instrumentor
+
+    arguments.pop("metrics_port", None)  # a real port would be bound: covered by resolve() above
+    threads = {t.name for t in threading.enumerate()}
+    with _environment({}):
+        try:
+            tokentrace.instrument(ledger=False, registry=CollectorRegistry(), **arguments)
+        except (ConfigError, BudgetError):
+            assert _instrumentor.current() is None
+            assert {t.name for t in threading.enumerate()} <= threads | {"tokentrace-prices"}
+        finally:
+            tokentrace.uninstrument()
+    tokentrace.instrument(ledger=False, registry=CollectorRegistry())  # the next instrument() works
+    tokentrace.uninstrument()

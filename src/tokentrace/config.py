@@ -115,6 +115,15 @@ def _port(value: Any, source: str) -> int | None:
     return port
 
 
+def _names(value: Any, wanted: str) -> tuple[Any, ...]:
+    """One name or an iterable of them, as a tuple; anything else is a ConfigError saying what was ``wanted``."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        return tuple(value)
+    raise ConfigError(f"{wanted}, not {value!r}")
+
+
 def resolve(
     *,
     providers: Iterable[str] | None = None,
@@ -137,7 +146,7 @@ def resolve(
     if providers is None:
         chosen = KNOWN_PROVIDERS
     else:
-        chosen = tuple(providers) if not isinstance(providers, str) else (providers,)
+        chosen = _names(providers, "providers must be provider names such as ('openai', 'anthropic')")
         unknown = [p for p in chosen if p not in KNOWN_PROVIDERS]
         if unknown:
             raise ConfigError(f"unknown provider(s) {unknown}; known: {', '.join(KNOWN_PROVIDERS)}")
@@ -160,7 +169,7 @@ def resolve(
     if budget_unavailable not in ("allow", "block"):
         raise ConfigError(f"budget_unavailable must be 'allow' or 'block', not {budget_unavailable!r}")
 
-    labels = (metric_labels,) if isinstance(metric_labels, str) else tuple(metric_labels)
+    labels = _names(metric_labels, "metric_labels must be label names such as ('feature',) (() for none)")
     for label in labels:
         if not isinstance(label, str) or not label.isidentifier() or label in (
                 "provider", "model", "operation", "token_type", "status"):

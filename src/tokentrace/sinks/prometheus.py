@@ -122,9 +122,11 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
         existing = by_namespace.get(namespace)
         if existing is not None:
             if existing.label_keys != label_keys:
-                raise ValueError(
+                from ..config import ConfigError
+
+                raise ConfigError(
                     f"metrics in this registry already use metric_labels={existing.label_keys}; "
-                    f"cannot switch to {label_keys} in the same process"
+                    f"cannot switch to {label_keys} in the same process (or pass a registry of its own)"
                 )
             return existing
         extra = list(label_keys)
