@@ -1,8 +1,8 @@
 """Hostile use: forks, signals, locks, odd strings and numbers must not hang the app, lose rows or leak.
 
 Each test here reproduces one finding of the hardening review (issue 12) and failed before its fix; the
-property-based part at the end throws arbitrary configuration values at resolve(), Budget and instrument(). Process-level
-behaviour (fork, SIGTERM, a locked or replaced ledger file) runs in a child Python process with its own
+property-based part at the end throws arbitrary configuration values at resolve(), Budget and instrument().
+Process-level behaviour (fork, SIGTERM, a locked or replaced ledger file) runs in a child Python process with its own
 ``instrument()``, calling the simulator through the real openai SDK.
 """
 
