@@ -574,3 +574,40 @@ def test_instrument_with_any_arguments_works_or_refuses_and_leaves_nothing_behin
             tokentrace.uninstrument()
     tokentrace.instrument(ledger=False, registry=CollectorRegistry())  # the next instrument() works
     tokentrace.uninstrument()
+
+
+# ---- 1. (cont.) a metric lock held by another thread at the fork
+
+def test_a_child_forked_while_another_thread_holds_a_metric_lock_records_its_calls(simulator: Any,
+                                                                                   tmp_path: Path) -> None:
+    """prometheus_client guards each value with a lock: a scrape or an ``inc()`` on another thread at the moment
+    of the fork left the child's copy held for ever, and the child's first call hung in the metrics sink."""
+    script = """
+        from prometheus_client import REGISTRY
+        from tokentrace.sinks.prometheus import _metrics_by_registry
+        tokentrace.instrument(ledger=False)
+        call()
+        requests = _metrics_by_registry[REGISTRY][""].requests
+        ((values, child),) = requests._metrics.items()
+        labels = dict(zip(requests._labelnames, values))
+        holding, release = threading.Event(), threading.Event()
+
+        def hold():  # stands for another thread inside inc() (or a scrape) when the fork happens
+            with child._value._lock:
+                holding.set()
+                release.wait()
+
+        threading.Thread(target=hold, daemon=True).start()
+        holding.wait()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)
+            call()
+            os._exit(0 if REGISTRY.get_sample_value("llm_requests_total", labels) == 2 else 1)
+        release.set()
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """
+    result = _run(script, tmp_path / "unused.db", simulator.port)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "child 0"  # not -14 (SIGALRM: the child hung)

@@ -7,7 +7,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
@@ -106,12 +106,30 @@ class Metrics:
 _metrics_lock = threading.Lock()
 
 
-def _fresh_lock() -> None:
+def _fresh_locks() -> None:
+    """In a forked child: a lock some other parent thread held at the fork (a scrape, an ``inc()`` of a metric
+    tokentrace created) would never be released. Give the metrics tokentrace owns, their label children and values,
+    and their registry fresh locks (the child has only the forking thread, so nothing can hold them)."""
     global _metrics_lock
     _metrics_lock = threading.Lock()
+    for registry, by_namespace in list(_metrics_by_registry.items()):
+        _fresh_lock_of(registry)
+        for metrics in by_namespace.values():
+            for metric in (getattr(metrics, f.name) for f in fields(metrics) if f.name != "label_keys"):
+                _fresh_lock_of(metric)
+                for child in [metric, *getattr(metric, "_metrics", {}).values()]:
+                    for value in vars(child).values():
+                        for item in value if isinstance(value, list) else (value,):
+                            _fresh_lock_of(item)
 
 
-_forksafe.in_child(_fresh_lock)
+def _fresh_lock_of(obj: Any) -> None:
+    lock = getattr(obj, "_lock", None)
+    if lock is not None and type(lock) is type(_metrics_lock):
+        obj._lock = threading.Lock()
+
+
+_forksafe.in_child(_fresh_locks)
 _metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Metrics]] = weakref.WeakKeyDictionary()
 
 
