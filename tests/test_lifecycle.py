@@ -201,3 +201,35 @@ def test_a_stream_cut_mid_way_is_an_error_with_what_arrived(simulator: Any, tele
     (record,) = records
     assert record.status == "error" and record.ttft_s is not None
 
+
+
+def test_global_opentelemetry_providers_set_after_instrument_get_spans_and_metrics(simulator: Any) -> None:
+    """Without an OpenTelemetry SDK the sink records nothing (nothing to record into); once the app sets global
+    providers, later calls get their span and gen_ai.* histograms."""
+    result = _run_python(f"""
+import openai, tokentrace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tokentrace.simulator import sync_client
+tokentrace.instrument(ledger=False)
+client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
+                       http_client=sync_client({simulator.port}))
+ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+ask()
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+ask()
+(span,) = exporter.get_finished_spans()
+assert span.attributes["gen_ai.usage.input_tokens"] > 0
+names = {{m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}}
+assert "gen_ai.client.token.usage" in names, names
+print("ok")
+""")
+    assert result.stdout.strip() == "ok", result.stderr

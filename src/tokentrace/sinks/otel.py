@@ -1,4 +1,9 @@
-"""OpenTelemetry sink: one CLIENT span per call with GenAI attributes and cost, and the gen_ai.client.* metrics."""
+"""OpenTelemetry sink: one CLIENT span per call with GenAI attributes and cost, and the gen_ai.client.* metrics.
+
+With no providers given and none set globally (the API's proxies), there is nothing to record into: the sink
+skips building spans and metric records until the application sets a global provider (checked per call, a
+module attribute read), so ``instrument()`` without an OpenTelemetry SDK pays nothing for it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 
 from .. import _semconv as sc
 from .._cardinality import LabelGuard
@@ -24,6 +29,9 @@ class OTelSink(Sink):
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  guard: LabelGuard | None = None) -> None:
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
+        self._global_tracer = tracer_provider is None
+        self._global_meter = meter_provider is None
+        self._proxy_meter_provider = _proxy_meter_provider_type()
         self.guard = guard or LabelGuard()
         self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
@@ -51,7 +59,15 @@ class OTelSink(Sink):
                 done = bool(force_flush(int(timeout * 1000))) and done
         return done
 
+    def _tracing(self) -> bool:
+        return not self._global_tracer or type(trace.get_tracer_provider()) is not ProxyTracerProvider
+
+    def _metering(self) -> bool:
+        return not self._global_meter or type(otel_metrics.get_meter_provider()) is not self._proxy_meter_provider
+
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
+        if not self._tracing():
+            return [None, None, request]
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: request.operation,
             sc.PROVIDER_NAME: semconv_name(request.provider),
@@ -80,6 +96,8 @@ class OTelSink(Sink):
         return [span, token, request]
 
     def trace_id(self, state: Any) -> str | None:
+        if state[0] is None:
+            return None
         span_context = state[0].get_span_context()
         return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
@@ -117,20 +135,21 @@ class OTelSink(Sink):
         return sets
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        request = state[2] if state is not None else None
-        common, input_attributes, output_attributes = self._metric_attribute_sets(request, record)
-        self.duration.record(record.latency_s, common)
         usage = record.usage
-        if record.usage_reported:
-            self.token_usage.record(usage.all_input, input_attributes)
-            self.token_usage.record(usage.all_output, output_attributes)
-        if record.ttft_s is not None:
-            self.time_to_first_chunk.record(record.ttft_s, common)
+        if self._metering():
+            request = state[2] if state is not None else None
+            common, input_attributes, output_attributes = self._metric_attribute_sets(request, record)
+            self.duration.record(record.latency_s, common)
+            if record.usage_reported:
+                self.token_usage.record(usage.all_input, input_attributes)
+                self.token_usage.record(usage.all_output, output_attributes)
+            if record.ttft_s is not None:
+                self.time_to_first_chunk.record(record.ttft_s, common)
 
         if state is None:
             return
         span = state[0]
-        if not span.is_recording():
+        if span is None or not span.is_recording():
             return
         attributes: dict[str, Any] = {sc.RESPONSE_MODEL: record.model}
         if record.response_id:
@@ -158,3 +177,13 @@ class OTelSink(Sink):
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)
         span.end()
+
+
+def _proxy_meter_provider_type() -> type | None:
+    """The class of the API's stand-in meter provider (private in opentelemetry-api; None if it moved: then every
+    call records, as before)."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - a future API layout
+        return None
+    return _ProxyMeterProvider
