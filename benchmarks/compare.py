@@ -37,22 +37,28 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    runs = [("tokentrace", Path(sys.executable))] + [(name, venv_python(name, reqs)) for name, reqs in PEERS.items()]
+    ours = ["tokentrace:prometheus", "tokentrace:prometheus+ledger", "tokentrace"]
+    runs = [(name, Path(sys.executable)) for name in ours] + [(name, venv_python(name, reqs))
+                                                              for name, reqs in PEERS.items()]
     results = []
     for name, python in runs:
         out = subprocess.run([str(python), str(ROOT / "benchmarks" / "peer_overhead.py"), "--instrumentation", name,
                               "--calls", str(args.calls), "--rounds", str(args.rounds)], capture_output=True,
                              text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best_peer = min(r["overhead_us"] for r in results if r["instrumentation"] != "tokentrace")
-    print(f"{'instrumentation':<14} {'uninstrumented':>15} {'instrumented':>13} {'overhead (median, min..max)':>32}")
+    v2 = next(r["overhead_us"] for r in results if r["instrumentation"] == "openai-v2")
+    label = {"tokentrace": "tokentrace, everything on (SDK spans + SDK metrics + Prometheus + ledger)",
+             "tokentrace:prometheus": "tokentrace, Prometheus only",
+             "tokentrace:prometheus+ledger": "tokentrace, Prometheus + ledger",
+             "openai-v2": "OpenTelemetry openai-v2 (span + histograms)", "openllmetry": "OpenLLMetry"}
+    print(f"openai {results[0]['openai']}, {args.rounds} paired rounds of {args.calls} non-streaming chat calls")
+    print(f"| {'configuration':<72} | {'us/call (median, min..max)':>28} | {'x openai-v2':>11} |")
+    print(f"|{'-' * 74}|{'-' * 30}|{'-' * 13}|")
     for r in results:
-        spread = f"{r['overhead_us']:.1f} ({r['overhead_min_us']:.1f}..{r['overhead_max_us']:.1f}) us"
-        print(f"{r['instrumentation']:<14} {r['uninstrumented_us']:>12.1f} us {r['instrumented_us']:>10.1f} us "
-              f"{spread:>32}")
-    ours = next(r["overhead_us"] for r in results if r["instrumentation"] == "tokentrace")
-    print(f"target: tokentrace <= half the best peer ({best_peer / 2:.1f} us) and <= 20 us; "
-          f"measured {ours:.1f} us ({ours / best_peer:.0%} of the best peer)")
+        spread = f"+{r['overhead_us']:.0f} ({r['overhead_min_us']:.0f}..{r['overhead_max_us']:.0f})"
+        print(f"| {label.get(r['instrumentation'], r['instrumentation']):<72} | {spread:>28} | "
+              f"{r['overhead_us'] / v2:>10.2f}x |")
+    print(f"uninstrumented call: {results[0]['uninstrumented_us']:.0f} us")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ spans to an in-memory exporter through a batch span processor, metrics to an in-
 additionally feeds Prometheus and its SQLite ledger.
 
     python benchmarks/peer_overhead.py --instrumentation openai-v2 [--calls 1000] [--rounds 7]
+
+``--instrumentation`` is a peer's name, ``tokentrace`` (everything on), ``tokentrace:prometheus`` or
+``tokentrace:prometheus+ledger`` (no OpenTelemetry SDK providers: the API's no-op ones).
 """
 
 from __future__ import annotations
@@ -53,14 +56,17 @@ class Instrumentation:
                                                                    max_export_batch_size=4096))
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         kwargs: dict[str, Any] = {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
-        if self.name == "tokentrace":
+        if self.name.startswith("tokentrace"):
             from prometheus_client import CollectorRegistry
 
             import tokentrace
 
             self.rounds += 1
-            tokentrace.instrument(ledger=Path(self.ledger_dir) / f"{self.rounds}.db", registry=CollectorRegistry(),
-                                  **kwargs)
+            ledger: Path | bool = Path(self.ledger_dir) / f"{self.rounds}.db"
+            if self.name != "tokentrace":  # a configuration without the OpenTelemetry SDK: the API's no-op providers
+                kwargs = {}
+                ledger = ledger if self.name == "tokentrace:prometheus+ledger" else False
+            tokentrace.instrument(ledger=ledger, registry=CollectorRegistry(), **kwargs)
         elif self.name == "openai-v2":
             from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
@@ -76,7 +82,7 @@ class Instrumentation:
 
     def off(self) -> int:
         """Uninstrument; return how many spans were really exported."""
-        if self.name == "tokentrace":
+        if self.name.startswith("tokentrace"):
             import tokentrace
 
             tokentrace.flush()
