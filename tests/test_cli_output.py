@@ -190,7 +190,8 @@ def test_examples_load(tmp_path: Path) -> None:
     root = Path(__file__).parents[1] / "examples"
     budgets = tokentrace.budgets.load_budgets(root / "budgets.toml")
     assert [b.name for b in budgets] == ["monthly-total", "chat-daily", "summarize-daily-eu"]
-    from tokentrace.pricing import PriceTable, parse_overrides
+    from tokentrace.price_overrides import parse_overrides
+    from tokentrace.pricing import PriceTable
 
     table = PriceTable(parse_overrides(str(root / "prices.toml")))
     price = table.lookup("openai_compatible", "acme-private-7b")

@@ -11,7 +11,8 @@ import genai_prices
 import pytest
 
 from tokentrace import Usage
-from tokentrace.pricing import PriceError, PriceTable, parse_overrides
+from tokentrace.price_overrides import PriceError, parse_overrides
+from tokentrace.pricing import PriceTable
 from tokentrace.testing import capture_usage
 
 from .conftest import make_telemetry, openai_client

@@ -14,7 +14,7 @@ from .context import attributes
 
 if TYPE_CHECKING:
     from ._instrumentor import Instrumentation
-    from .pricing import PriceError
+    from .price_overrides import PriceError
     from .reports import ReportError
 
 
@@ -167,7 +167,7 @@ def __getattr__(name: str) -> Any:
 
         return ReportError
     if name == "PriceError":
-        from .pricing import PriceError
+        from .price_overrides import PriceError
 
         return PriceError
     if name == "testing":

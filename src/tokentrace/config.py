@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping
 
 from ._registry import SDK_NAMES
 from .budgets import Budget, resolve_budgets
-from .pricing import ModelPrice, PriceError, parse_overrides
+from .price_overrides import PriceError, parse_overrides
+from .pricing import ModelPrice
 
 KNOWN_PROVIDERS = SDK_NAMES
 _OFF = {"off", "0", "false", "none"}

@@ -84,8 +84,8 @@ def fail(message: str) -> NoReturn:
 def guarded(action: Callable[[], T]) -> T:
     """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
     from ..budgets import BudgetError
+    from ..price_overrides import PriceError
     from ..price_refresh import RefreshError
-    from ..pricing import PriceError
     from ..reports import CLI_NAMES, ReportError
 
     try:
@@ -210,7 +210,8 @@ def prices(
 
     from .._registry import BY_ID
     from .._usage import TOKEN_TYPES
-    from ..pricing import PriceTable, parse_overrides
+    from ..price_overrides import parse_overrides
+    from ..pricing import PriceTable
 
     if provider not in BY_ID:
         fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")

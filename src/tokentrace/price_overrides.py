@@ -1,0 +1,158 @@
+"""User price overrides: TOML/JSON/YAML files or mappings (tokentrace's USD-per-million-token names, or LiteLLM's
+per-token file) read and checked into ``{(provider or None, model): ModelPrice}``; ``PriceError`` when they cannot be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._registry import LITELLM_ALIASES
+from .pricing import ModelPrice, Rates
+
+
+class PriceError(ValueError):
+    """A price override file or mapping that cannot be read."""
+
+
+def _num(entry: Mapping[str, Any], *names: str, scale: float = 1.0) -> float | None:
+    for name in names:
+        value = entry.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise PriceError(f"price {name!r} must be a number, got {value!r}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise PriceError(f"price {name!r} must be a number, got {value!r}") from None
+            if not math.isfinite(number) or number < 0:
+                raise PriceError(f"price {name!r} must be a finite number >= 0, got {value!r}")
+            return number * scale
+    return None
+
+
+OVERRIDE_KEYS = frozenset({"input", "input_mtok", "output", "output_mtok", "cache_read", "cache_read_mtok",
+                           "cache_write", "cache_write_mtok", "reasoning", "output_reasoning_mtok", "reasoning_mtok",
+                           "cache_write_1h", "cache_write_1h_mtok", "provider", "currency"})
+"""The keys of a tokentrace-style override entry (USD per million tokens); LiteLLM-style entries are read by their
+``*_cost_per_token`` names and may carry LiteLLM's other fields."""
+
+
+def _check_currency(where: Mapping[str, Any], label: str) -> None:
+    currency = where.get("currency", "USD")
+    if not isinstance(currency, str) or currency.upper() != "USD":
+        raise PriceError(f"{label}: prices must be in USD (currency = \"USD\"), not {currency!r}")
+
+
+def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | None:
+    """Read one override entry: tokentrace/genai-prices names (USD per MTok) or LiteLLM's (USD per token)."""
+    if any(str(key).endswith(("cost_per_token", "token_cost")) for key in entry):
+        per_token = 1_000_000.0
+        inp = _num(entry, f"input_cost_per_token{suffix}", scale=per_token)
+        out = _num(entry, f"output_cost_per_token{suffix}", scale=per_token)
+        read = _num(entry, f"cache_read_input_token_cost{suffix}", scale=per_token)
+        write = _num(entry, f"cache_creation_input_token_cost{suffix}", scale=per_token)
+        reasoning = _num(entry, f"output_cost_per_reasoning_token{suffix}", scale=per_token)
+        write_1h = _num(entry, f"cache_creation_input_token_cost_above_1hr{suffix}", scale=per_token)
+    else:
+        unknown = sorted(str(key) for key in entry if key not in OVERRIDE_KEYS)
+        if unknown:
+            raise PriceError(f"unknown price field(s) {unknown}; use {', '.join(sorted(OVERRIDE_KEYS))}")
+        inp = _num(entry, "input", "input_mtok")
+        out = _num(entry, "output", "output_mtok")
+        read = _num(entry, "cache_read", "cache_read_mtok")
+        write = _num(entry, "cache_write", "cache_write_mtok")
+        reasoning = _num(entry, "reasoning", "output_reasoning_mtok", "reasoning_mtok")
+        write_1h = _num(entry, "cache_write_1h", "cache_write_1h_mtok")
+    if inp is None and out is None:
+        return None
+    inp = inp or 0.0
+    out = out or 0.0
+    return Rates(
+        input=inp,
+        cache_read=inp if read is None else read,
+        cache_write=inp if write is None else write,
+        output=out,
+        reasoning=out if reasoning is None else reasoning,
+        cache_write_1h=write_1h,
+    )
+
+
+def _price_from_entry(entry: Mapping[str, Any], source: str) -> ModelPrice | None:
+    base = _rates_from_entry(entry)
+    if base is None:
+        return None
+    tiers: tuple[tuple[int, Rates], ...] = ()
+    above = None
+    if "input_cost_per_token_above_200k_tokens" in entry:
+        above = _rates_from_entry(entry, "_above_200k_tokens")
+    if above is not None:
+        tiers = ((200_000, above),)
+    return ModelPrice(base=base, tiers=tiers, source=source)
+
+
+def _load_file(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceError(f"cannot read price file {path}: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise PriceError(f"{path}: YAML price files need PyYAML (pip install pyyaml)") from None
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except PriceError:
+        raise
+    except Exception as exc:
+        raise PriceError(f"cannot parse price file {path}: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise PriceError(f"price file {path} must hold a mapping of model names to prices")
+    return data
+
+
+def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[tuple[str | None, str], ModelPrice]:
+    """Read overrides into {(provider or None, lower-case model): price}.
+
+    Accepted shapes: ``{model: {input, output, cache_read, cache_write, reasoning}}`` in USD per
+    million tokens (optionally under a ``models`` key, each entry optionally with ``provider``),
+    and LiteLLM's ``model_prices_and_context_window.json`` (USD per token; known fields only).
+    """
+    if isinstance(source, Mapping):
+        data, label = source, "override:mapping"
+    else:
+        path = Path(source)
+        data, label = _load_file(path), f"override:{path.name}"
+    _check_currency(data, label)
+    models = data.get("models", data)
+    if not isinstance(models, Mapping):
+        raise PriceError("'models' must be a mapping of model names to prices")
+    table: dict[tuple[str | None, str], ModelPrice] = {}
+    for name, entry in models.items():
+        if name == "sample_spec" or not isinstance(entry, Mapping):
+            continue  # LiteLLM's documentation entry, or metadata (such as a file-wide currency)
+        _check_currency(entry, f"{label} {name}")
+        try:
+            price = _price_from_entry(entry, label)
+        except PriceError as exc:
+            raise PriceError(f"{label}: model {name!r}: {exc}") from None
+        if price is None:
+            continue
+        provider = entry.get("provider") or entry.get("litellm_provider")
+        provider = LITELLM_ALIASES.get(str(provider), str(provider)) if provider else None
+        model = str(name).lower()
+        if provider and model.startswith(f"{entry.get('litellm_provider', '')}/"):
+            model = model.split("/", 1)[1]
+        table[(provider, model)] = price
+    return table
