@@ -67,14 +67,18 @@ def sync_client(provider: str, sim: Any) -> Iterator[Any]:
         with anthropic.Anthropic(api_key="sk-ant-test-secret-key", base_url=sim.url, max_retries=0) as client:
             yield client
     else:
-        from google import genai
-        from google.genai import types
-
-        client = genai.Client(api_key="AIza-test-secret-key", http_options=types.HttpOptions(base_url=sim.url))
+        client = _genai_client(sim)
         try:
             yield client
         finally:
             client.close()
+
+
+def _genai_client(sim: Any) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key="AIza-test-secret-key", http_options=types.HttpOptions(base_url=sim.url))
 
 
 @contextlib.asynccontextmanager
@@ -91,10 +95,7 @@ async def async_client(provider: str, sim: Any) -> AsyncIterator[Any]:
                                             max_retries=0) as client:
             yield client
     else:
-        from google import genai
-        from google.genai import types
-
-        client = genai.Client(api_key="AIza-test-secret-key", http_options=types.HttpOptions(base_url=sim.url))
+        client = _genai_client(sim)
         try:
             yield client
         finally:

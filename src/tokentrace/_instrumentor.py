@@ -91,12 +91,16 @@ class Instrumentation:
         return tuple(p for p, applied in self.patched.items() if applied)
 
     def flush(self, timeout: float = 5.0) -> bool:
+        return self._flush_sinks("flush", timeout)
+
+    def _flush_sinks(self, method: str, timeout: float) -> bool:
+        """Call ``sink.<method>(timeout)`` on every sink; True when all say everything was written."""
         if self.recorder is None:
             return True
         flushed = True
         for sink in self.recorder.sinks:
             try:
-                flushed = sink.flush(timeout) and flushed
+                flushed = getattr(sink, method)(timeout) and flushed
             except Exception as exc:  # flush() is called by the app: it never raises
                 _errors.report(f"sink.{sink.name}.flush", exc, "could not flush")
                 flushed = False
@@ -297,13 +301,4 @@ def current() -> Instrumentation | None:
 def flush_retired(timeout: float) -> bool:
     """Write what calls in flight at the last uninstrument() left behind (for ``tokentrace.flush()``)."""
     handle = _retired
-    if handle is None or handle.recorder is None:
-        return True
-    flushed = True
-    for sink in handle.recorder.sinks:
-        try:
-            flushed = sink.flush_after_close(timeout) and flushed
-        except Exception as exc:  # flush() is called by the app: it never raises
-            _errors.report(f"sink.{sink.name}.flush", exc, "could not flush")
-            flushed = False
-    return flushed
+    return handle._flush_sinks("flush_after_close", timeout) if handle is not None else True
