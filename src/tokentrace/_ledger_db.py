@@ -7,8 +7,10 @@ Stdlib only.
 from __future__ import annotations
 
 import json
+import math
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Mapping
 
 from ._usage import TOKEN_COLUMNS, UsageRecord
 
@@ -23,8 +25,44 @@ class LedgerError(Exception):
     """The ledger file cannot be opened or read (missing, corrupt, newer schema)."""
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` of a Unix time, rounded to the microsecond as ``datetime`` rounds it.
+
+    The writer thread formats one per row: the text up to the second is kept from the previous call (rows come in
+    time order), so most rows cost one f-string.
+    """
+    global _last_second
+    if not 0 <= ts < 253402300800:  # outside years 1970..9999: leave it to datetime
+        return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fraction, whole = math.modf(ts)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{micro:06d}Z"
+
+
+_last_attributes: tuple[Any, str] = (None, "{}")
+
+
+def attributes_json(attrs: Mapping[str, str]) -> str:
+    """The attribution as compact JSON with sorted keys. Calls in one ``attributes()`` block share one immutable
+    mapping, so the text of the previous row's mapping (kept with the mapping itself, never by id) is reused."""
+    global _last_attributes
+    if not attrs:
+        return "{}"
+    last = _last_attributes
+    if last[0] is attrs:
+        return last[1]
+    text = json.dumps(dict(attrs), separators=(",", ":"), sort_keys=True)
+    _last_attributes = (attrs, text)
+    return text
 
 
 def row_of(record: UsageRecord) -> tuple[Any, ...]:
@@ -34,7 +72,7 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
     return (
         iso_utc(record.ts_utc), record.provider, record.model, record.request_model, record.operation,
         attrs.get("feature", ""), attrs.get("session_id"), attrs.get("user_id"), attrs.get("agent_id"),
-        json.dumps(dict(attrs), separators=(",", ":"), sort_keys=True) if attrs else "{}",
+        attributes_json(attrs),
         *usage.counts(), usage.total,
         record.cost_usd, record.latency_s * 1000.0, None if record.ttft_s is None else record.ttft_s * 1000.0,
         int(record.stream), record.status, record.error_type, record.response_id, record.trace_id,

@@ -8,15 +8,17 @@ placeholders. psycopg is imported only when a PostgreSQL ledger is opened.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from . import _rollup
-from ._ledger_db import INSERT_SQL, LedgerError
+from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError
 
 SCHEMA_VERSION = 4
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
@@ -183,7 +185,13 @@ class Db:
                 self._delete_reservations(released)
 
     def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.conn.executemany(INSERT_SQL, rows)
+        """Many rows per INSERT statement: SQLite then steps once per statement instead of once per row (the
+        writer thread releases and takes back the GIL per step, which costs the application's threads more than
+        the insert itself)."""
+        per = _rows_per_statement(self.conn)
+        for start in range(0, len(rows), per):
+            part = rows[start:start + per]
+            self.conn.execute(_multi_row_insert(len(part)), list(chain.from_iterable(part)))
 
     def _delete_reservations(self, ids: Sequence[int]) -> None:
         self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
@@ -237,6 +245,20 @@ class PostgresDb(Db):
         row = self.execute(statement + " RETURNING id", params).fetchone()
         assert row is not None
         return int(row[0])
+
+
+_ROWS_PER_STATEMENT = 500
+
+
+def _rows_per_statement(conn: sqlite3.Connection) -> int:
+    """As many rows per statement as SQLite's bound-parameter limit allows (999 before SQLite 3.32), at most 500."""
+    return max(1, min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row_insert(rows: int) -> str:
+    values = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    return INSERT_SQL.partition(" VALUES ")[0] + " VALUES " + ", ".join([values] * rows)
 
 
 _inherited: list[Db] = []

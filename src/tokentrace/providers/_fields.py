@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any, Mapping, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -46,6 +47,36 @@ def field(obj: Any, name: str) -> Any:
     return value
 
 
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+class _AttributeFields:
+    """``fields_of`` for an object that is neither a dict nor a pydantic model: each read goes through ``field``."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = field(self.obj, name)
+        return default if value is None else value
+
+
+def fields_of(obj: Any) -> Mapping[str, Any]:
+    """All fields of an SDK object at once, for readers that take several: one lookup of the object's storage,
+    then plain ``.get(name)`` per field (None when absent), with the same answers as ``field``."""
+    if obj is None:
+        return _NO_FIELDS
+    if obj.__class__ is dict:
+        return obj  # type: ignore[no-any-return]
+    values = getattr(obj, "__dict__", None)
+    if values is not None and hasattr(obj, "__pydantic_extra__"):
+        extra = obj.__pydantic_extra__
+        return {**extra, **values} if extra else values  # type: ignore[no-any-return]
+    return _AttributeFields(obj)  # type: ignore[return-value]
+
+
 def server_of(url: Any) -> tuple[str | None, int | None]:
     """(host, port) of a base URL; the scheme's default port when none is given. Never raises."""
     if url is None:
@@ -73,7 +104,12 @@ def count(obj: Any, name: str, stage: str) -> int:
     An integral float (``3000.0``, as some hosts send) is that int. A number that cannot be a count (``3000.5``,
     ``2**63``, NaN) raises UnreadableCountError, which ``usage_reader`` turns into "usage not reported".
     """
-    value = field(obj, name)
+    return count_in(fields_of(obj), name, stage)
+
+
+def count_in(values: Mapping[str, Any], name: str, stage: str) -> int:
+    """``count`` over the fields of an object already read with ``fields_of``."""
+    value = values.get(name)
     if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     if value is None:

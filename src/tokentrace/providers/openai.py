@@ -9,7 +9,7 @@ from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
-from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
+from ._fields import count_in, field, fields_of, int_or_none, number_or_none, server_of, text_or_none, usage_reader
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
 
@@ -127,24 +127,21 @@ def _partition(
     return Usage(input=uncached, cache_read=cached, cache_write=cache_write, output=output, reasoning=reasoning)
 
 
-def _count(obj: Any, name: str, provider: str) -> int:
-    return count(obj, name, f"usage.{provider}")
-
-
 @usage_reader
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
     """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
     if usage is None:
         return None
-    prompt_details = field(usage, "prompt_tokens_details")
-    completion_details = field(usage, "completion_tokens_details")
+    stage = f"usage.{provider}"
+    values = fields_of(usage)
+    prompt_details = fields_of(values.get("prompt_tokens_details"))
     return _partition(
-        prompt=_count(usage, "prompt_tokens", provider),
-        cached=_count(prompt_details, "cached_tokens", provider),
-        cache_write=_count(prompt_details, "cache_write_tokens", provider),
-        completion=_count(usage, "completion_tokens", provider),
-        reasoning=_count(completion_details, "reasoning_tokens", provider),
-        total=int_or_none(field(usage, "total_tokens")),
+        prompt=count_in(values, "prompt_tokens", stage),
+        cached=count_in(prompt_details, "cached_tokens", stage),
+        cache_write=count_in(prompt_details, "cache_write_tokens", stage),
+        completion=count_in(values, "completion_tokens", stage),
+        reasoning=count_in(fields_of(values.get("completion_tokens_details")), "reasoning_tokens", stage),
+        total=int_or_none(values.get("total_tokens")),
         provider=provider,
     )
 
@@ -154,15 +151,16 @@ def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
     """Responses API ``usage`` (input_tokens, output_tokens and their details)."""
     if usage is None:
         return None
-    input_details = field(usage, "input_tokens_details")
-    output_details = field(usage, "output_tokens_details")
+    stage = f"usage.{provider}"
+    values = fields_of(usage)
+    input_details = fields_of(values.get("input_tokens_details"))
     return _partition(
-        prompt=_count(usage, "input_tokens", provider),
-        cached=_count(input_details, "cached_tokens", provider),
-        cache_write=_count(input_details, "cache_write_tokens", provider),
-        completion=_count(usage, "output_tokens", provider),
-        reasoning=_count(output_details, "reasoning_tokens", provider),
-        total=int_or_none(field(usage, "total_tokens")),
+        prompt=count_in(values, "input_tokens", stage),
+        cached=count_in(input_details, "cached_tokens", stage),
+        cache_write=count_in(input_details, "cache_write_tokens", stage),
+        completion=count_in(values, "output_tokens", stage),
+        reasoning=count_in(fields_of(values.get("output_tokens_details")), "reasoning_tokens", stage),
+        total=int_or_none(values.get("total_tokens")),
         provider=provider,
     )
 
@@ -173,7 +171,10 @@ _str = text_or_none
 def _finish_reasons(choices: Any) -> tuple[str, ...]:
     if not isinstance(choices, (list, tuple)):
         return ()
-    return tuple(r for c in choices if (r := _str(field(c, "finish_reason"))))
+    if len(choices) == 1:
+        reason = _str(fields_of(choices[0]).get("finish_reason"))
+        return (reason,) if reason else ()
+    return tuple(r for c in choices if (r := _str(fields_of(c).get("finish_reason"))))
 
 
 class _Extractors:
@@ -181,13 +182,14 @@ class _Extractors:
 
     @staticmethod
     def chat(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
-        choices = field(result, "choices")
+        values = fields_of(result)
+        choices = values.get("choices")
         reasons = _finish_reasons(choices)
-        usage = field(result, "usage")
+        usage = values.get("usage")
         return ResponseInfo(
             usage=usage_from_completion_usage(usage, provider),
-            response_model=_str(field(result, "model")),
-            response_id=_str(field(result, "id")),
+            response_model=_str(values.get("model")),
+            response_id=_str(values.get("id")),
             finish_reasons=reasons,
             output_text=capture_output(_choice_text(choices), reasons) if capture else None,
             reported_cost_usd=reported_cost(usage),
@@ -208,7 +210,7 @@ class _Extractors:
 
 def reported_cost(usage: Any) -> float | None:
     """OpenRouter reports what it billed in ``usage.cost`` (USD); any other host: None."""
-    cost = number_or_none(field(usage, "cost")) if usage is not None else None
+    cost = number_or_none(fields_of(usage).get("cost")) if usage is not None else None
     return cost if cost is not None and cost >= 0 else None
 
 
@@ -238,19 +240,21 @@ class ChatAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
+        values = fields_of(item)
         if self.response_id is None:
-            self.response_id = _str(field(item, "id"))
-            self.model = _str(field(item, "model"))
-        usage = field(item, "usage")
+            self.response_id = _str(values.get("id"))
+            self.model = _str(values.get("model"))
+        usage = values.get("usage")
         if usage is None:
-            extra = field(item, "x_groq")  # Groq puts stream usage here
+            extra = values.get("x_groq")  # Groq puts stream usage here
             usage = field(extra, "usage") if extra is not None else None
-        choices = field(item, "choices")
+        choices = values.get("choices")
         if choices:
             for choice in choices:
-                reason = field(choice, "finish_reason")
+                choice_values = fields_of(choice)
+                reason = choice_values.get("finish_reason")
                 if reason:
-                    self.finish[field(choice, "index") or 0] = reason
+                    self.finish[choice_values.get("index") or 0] = reason
             if self.text is not None:
                 piece = field(field(choices[0], "delta"), "content") or field(choices[0], "text")
                 if isinstance(piece, str):

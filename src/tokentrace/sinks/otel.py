@@ -7,7 +7,8 @@ module attribute read), so ``instrument()`` without an OpenTelemetry SDK pays no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,9 +30,12 @@ class OTelSink(Sink):
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  guard: LabelGuard | None = None) -> None:
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
-        self._global_tracer = tracer_provider is None
-        self._global_meter = meter_provider is None
-        self._proxy_meter_provider = _proxy_meter_provider_type()
+        self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
+                                             trace.get_tracer_provider, ProxyTracerProvider) \
+            if tracer_provider is None else _always
+        self._metering = _GlobalProviderCheck(_metrics_internal(), "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER",
+                                              otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
+            if meter_provider is None else _always
         self.guard = guard or LabelGuard()
         self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
@@ -58,12 +62,6 @@ class OTelSink(Sink):
             if force_flush is not None:
                 done = bool(force_flush(int(timeout * 1000))) and done
         return done
-
-    def _tracing(self) -> bool:
-        return not self._global_tracer or type(trace.get_tracer_provider()) is not ProxyTracerProvider
-
-    def _metering(self) -> bool:
-        return not self._global_meter or type(otel_metrics.get_meter_provider()) is not self._proxy_meter_provider
 
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
         if not self._tracing():
@@ -177,6 +175,43 @@ class OTelSink(Sink):
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)
         span.end()
+
+
+def _always() -> bool:
+    return True
+
+
+class _GlobalProviderCheck:
+    """Whether the application has set a global provider yet: one module attribute read per call.
+
+    ``get_tracer_provider()`` (and the meter twin) looks up an environment variable on every call while no provider
+    is set; the module global it guards answers the same question for the price of an attribute read. When the
+    environment names a provider (loaded lazily by the getter) or the API's layout changed, ask the getter.
+    """
+
+    __slots__ = ("_attribute", "_getter", "_module", "_proxy_type")
+
+    def __init__(self, module: Any, attribute: str, environment_variable: str, getter: Callable[[], Any],
+                 proxy_type: type | None) -> None:
+        self._module = module if module is not None and environment_variable not in os.environ and \
+            hasattr(module, attribute) else None
+        self._attribute = attribute
+        self._getter = getter
+        self._proxy_type = proxy_type
+
+    def __call__(self) -> bool:
+        if self._module is not None:
+            return getattr(self._module, self._attribute) is not None
+        return type(self._getter()) is not self._proxy_type
+
+
+def _metrics_internal() -> Any:
+    """opentelemetry-api's private metrics module (holds the global meter provider); None if it moved."""
+    try:
+        from opentelemetry.metrics import _internal
+    except ImportError:  # pragma: no cover - a future API layout
+        return None
+    return _internal
 
 
 def _proxy_meter_provider_type() -> type | None:

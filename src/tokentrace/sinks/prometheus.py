@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -171,20 +172,50 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
         return metrics
 
 
+def _adder(child: Any) -> Callable[[float], None]:
+    """``child.inc`` without its per-call checks: the value's own ``inc`` (a lock and an add, or the multiprocess
+    mode's mmap write). tokentrace only adds non-negative amounts to label children, which is all the checks are
+    about. Falls back to the public method if prometheus_client's internals differ."""
+    inc = getattr(getattr(child, "_value", None), "inc", None)
+    return inc if callable(inc) else child.inc  # type: ignore[no-any-return]
+
+
+def _observer(child: Any) -> Callable[[float], None]:
+    """``child.observe`` for a histogram label child: the sum and the one bucket the value falls in (a binary
+    search instead of a scan), through the values' own ``inc``. Falls back to the public method if
+    prometheus_client's internals differ."""
+    add_to_sum = getattr(getattr(child, "_sum", None), "inc", None)
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    if not callable(add_to_sum) or not isinstance(buckets, list) or not isinstance(bounds, list) \
+            or len(buckets) != len(bounds) or not bounds or bounds[-1] != float("inf") \
+            or not all(callable(getattr(b, "inc", None)) for b in buckets):
+        return child.observe  # type: ignore[no-any-return]
+    counts = [b.inc for b in buckets]
+
+    def observe(amount: float) -> None:
+        add_to_sum(amount)
+        if amount == amount:  # NaN falls in no bucket (as in Histogram.observe)
+            counts[bisect_left(bounds, amount)](1)
+
+    return observe
+
+
 class _Children:
-    """Label-bound metric children of one (provider, model, operation, status, extra labels) key."""
+    """Label-bound metric children of one (provider, model, operation, status, extra labels) key, as the
+    functions that add to them."""
 
     __slots__ = ("cost", "latency", "requests", "tokens", "tokens_in", "tokens_out", "ttft", "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
-        self.tokens = tuple(m.tokens.labels(provider, model, operation, t, *extra) for t in TOKEN_TYPES)
-        self.cost = m.cost.labels(provider, model, operation, *extra)
-        self.latency = m.latency.labels(provider, model, operation, status)
-        self.requests = m.requests.labels(provider, model, operation, status, *extra)
-        self.ttft = m.ttft.labels(provider, model, operation)
-        self.tokens_in = m.request_tokens.labels(provider, model, "input")
-        self.tokens_out = m.request_tokens.labels(provider, model, "output")
-        self.unpriced = m.unpriced.labels(provider, model)
+        self.tokens = tuple(_adder(m.tokens.labels(provider, model, operation, t, *extra)) for t in TOKEN_TYPES)
+        self.cost = _adder(m.cost.labels(provider, model, operation, *extra))
+        self.latency = _observer(m.latency.labels(provider, model, operation, status))
+        self.requests = _adder(m.requests.labels(provider, model, operation, status, *extra))
+        self.ttft = _observer(m.ttft.labels(provider, model, operation))
+        self.tokens_in = _observer(m.request_tokens.labels(provider, model, "input"))
+        self.tokens_out = _observer(m.request_tokens.labels(provider, model, "output"))
+        self.unpriced = _adder(m.unpriced.labels(provider, model))
 
 
 class PrometheusSink(Sink):
@@ -228,23 +259,24 @@ class PrometheusSink(Sink):
 
     def end(self, record: UsageRecord, state: Any) -> None:
         c = self._bound(record)
-        c.requests.inc()
-        c.latency.observe(record.latency_s)
+        c.requests(1)
+        c.latency(record.latency_s)
         if record.status == "blocked":
             return
         usage = record.usage
         if record.usage_reported:
-            for child, value in zip(c.tokens, usage.counts(), strict=True):
+            for add, value in zip(c.tokens, usage.counts(), strict=True):
                 if value:  # every series already exists (labels() made it at 0)
-                    child.inc(value)
-            c.tokens_in.observe(usage.all_input)
-            c.tokens_out.observe(usage.all_output)
+                    add(value)
+            c.tokens_in(usage.all_input)
+            c.tokens_out(usage.all_output)
         if record.cost_usd is not None:
-            c.cost.inc(record.cost_usd)
+            if record.cost_usd > 0:
+                c.cost(record.cost_usd)
         elif record.usage_reported and record.status == "ok":
-            c.unpriced.inc()
+            c.unpriced(1)
         if record.ttft_s is not None:
-            c.ttft.observe(record.ttft_s)
+            c.ttft(record.ttft_s)
 
     def watch_budgets(self, budget_status: Callable[[], Iterable[Any]]) -> None:
         """Expose the budget gauges, read from ``budget_status`` at scrape time."""
