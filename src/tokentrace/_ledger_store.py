@@ -247,11 +247,11 @@ class PostgresDb(Db):
         return int(row[0])
 
 
-_ROWS_PER_STATEMENT = 500
+_ROWS_PER_STATEMENT = 1000
 
 
 def _rows_per_statement(conn: sqlite3.Connection) -> int:
-    """As many rows per statement as SQLite's bound-parameter limit allows (999 before SQLite 3.32), at most 500."""
+    """As many rows per statement as SQLite's bound-parameter limit allows (999 before SQLite 3.32), at most 1000."""
     return max(1, min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
 
 
