@@ -92,3 +92,12 @@ def test_missing_or_odd_fields_count_zero_and_never_raise(extract: Callable[[Any
     odd = extract({"prompt_tokens": "12", "input_tokens": -3, "output_tokens": "2.5", "prompt_token_count": True,
                    "completion_tokens": None, "candidates_token_count": [1]})
     assert odd == Usage()
+
+
+def test_usage_fields_start_with_the_five_token_types_in_order() -> None:
+    """``Usage.counts()`` slices the first five fields: they must be TOKEN_TYPES, in that order."""
+    from tokentrace._usage import TOKEN_TYPES, Usage
+
+    assert Usage._fields[:5] == TOKEN_TYPES
+    assert Usage(1, 2, 3, 4, 5, 6, 7).counts() == (1, 2, 3, 4, 5)
+    assert Usage(1, 2, 3, 4, 5, 6, 7) + Usage(1, 1, 1, 1, 1, 1, 1) == Usage(2, 3, 4, 5, 6, 7, 8)

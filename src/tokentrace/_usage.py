@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from operator import attrgetter
 from types import MappingProxyType
 from typing import Mapping, NamedTuple
 
@@ -17,12 +15,12 @@ TOKEN_COLUMNS: tuple[str, ...] = tuple(f"{t}_tokens" for t in TOKEN_TYPES)
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Billed tokens of one call, split so that no token is counted twice.
 
     ``input`` excludes cached input, ``output`` excludes hidden reasoning; the five fields
-    sum to what the provider bills.
+    sum to what the provider bills. Immutable (a NamedTuple: one is built per call, so it must be cheap to build);
+    ``+`` adds field by field.
     """
 
     input: int = 0
@@ -52,13 +50,13 @@ class Usage:
 
     def counts(self) -> tuple[int, ...]:
         """The five counts in ``TOKEN_TYPES`` order."""
-        return _counts(self)
+        return self[:5]
 
     def by_type(self) -> tuple[tuple[str, int], ...]:
         """(token type, count) in ``TOKEN_TYPES`` order."""
-        return tuple(zip(TOKEN_TYPES, _counts(self), strict=True))
+        return tuple(zip(TOKEN_TYPES, self[:5], strict=True))
 
-    def __add__(self, other: Usage) -> Usage:
+    def __add__(self, other: Usage) -> Usage:  # type: ignore[override]
         return Usage(
             self.input + other.input,
             self.cache_read + other.cache_read,
@@ -70,7 +68,6 @@ class Usage:
         )
 
 
-_counts = attrgetter(*TOKEN_TYPES)
 ZERO_USAGE = Usage()
 
 
@@ -110,9 +107,9 @@ class ResponseInfo(NamedTuple):
     """The cost the provider itself reported for the call (OpenRouter's ``usage.cost``); wins over price tables."""
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One finished call: what every sink receives, and what the ledger stores."""
+class UsageRecord(NamedTuple):
+    """One finished call: what every sink receives, and what the ledger stores (immutable; a NamedTuple, as one
+    is built per call)."""
 
     ts_utc: float
     """Start of the call, seconds since the epoch (UTC)."""
@@ -135,7 +132,7 @@ class UsageRecord:
     finish_reasons: tuple[str, ...] = ()
     usage_reported: bool = True
     """False when the provider sent no usage (stream abandoned early, odd response)."""
-    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, str] = _EMPTY
     """Attribution keys in effect for the call (feature, session_id, user_id, ...)."""
     trace_id: str | None = None
     output_text: str | None = None

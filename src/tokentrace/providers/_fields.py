@@ -69,11 +69,11 @@ def fields_of(obj: Any) -> Mapping[str, Any]:
     if obj is None:
         return _NO_FIELDS
     if obj.__class__ is dict:
-        return obj  # type: ignore[no-any-return]
+        return obj
     values = getattr(obj, "__dict__", None)
     if values is not None and hasattr(obj, "__pydantic_extra__"):
         extra = obj.__pydantic_extra__
-        return {**extra, **values} if extra else values  # type: ignore[no-any-return]
+        return {**extra, **values} if extra else values
     return _AttributeFields(obj)  # type: ignore[return-value]
 
 

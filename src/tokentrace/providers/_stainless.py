@@ -12,7 +12,7 @@ RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 def streaming_response_requested(kwargs: Mapping[str, Any]) -> bool:
     """True for the Stainless SDKs' ``with_streaming_response`` calls (openai, anthropic)."""
     headers = kwargs.get("extra_headers")
-    return isinstance(headers, Mapping) and headers.get(RAW_RESPONSE_HEADER) == "stream"
+    return headers is not None and isinstance(headers, Mapping) and headers.get(RAW_RESPONSE_HEADER) == "stream"
 
 
 def classify_result(result: Any, model: type, streams: tuple[type, ...], raw: type, raw_is_stream: str,
