@@ -1,20 +1,28 @@
-"""Overhead of one instrumentation (tokentrace or a peer) on the real openai client over a mock transport.
+"""Overhead of one instrumentation (tokentrace or a peer) on the real openai and anthropic clients.
 
-Run inside a venv that has the instrumentation installed; prints one JSON line. `benchmarks/compare.py` builds
-the venvs and runs every instrumentation in the same session. Every instrumentation gets the same backends:
-spans to an in-memory exporter through a batch span processor, metrics to an in-memory reader; tokentrace
-additionally feeds Prometheus and its SQLite ledger.
+Runs inside a venv that has the instrumentation installed and prints one JSON line; `benchmarks/compare.py` builds
+the venvs and runs every instrumentation in the same session. The SDKs run their whole client stack (request
+building, httpx, response parsing, SSE decoding) against an in-process transport that answers at once, so the
+figures are what instrumentation adds to the SDK's own work, without network noise.
 
-    python benchmarks/peer_overhead.py --instrumentation openai-v2 [--calls 1000] [--rounds 7]
+Paired rounds: the instrumentation is installed once; each round times a block of calls with its patches in place
+and a block with the SDK's original methods swapped back (in random order), so slow drift of a shared machine hits
+both sides alike. Per-chunk cost is the difference between long and short streams, divided by the extra chunks.
+Ledger configurations flush at the end of every instrumented block, inside the timing: the writer thread's work is
+paid for.
 
-``--instrumentation`` is a peer's name, ``tokentrace`` (everything on), ``tokentrace:prometheus`` or
-``tokentrace:prometheus+ledger`` (no OpenTelemetry SDK providers: the API's no-op ones).
+    python benchmarks/peer_overhead.py --instrumentation openai-v2 [--rounds 60] [--block 20]
+
+``--instrumentation``: ``tokentrace`` (everything on), ``tokentrace:prometheus``, ``tokentrace:prometheus+ledger``
+(no OpenTelemetry SDK providers: the API's no-op ones), ``openai-v2``, ``openllmetry``, ``openlit``, or ``floor``
+(no SDK call: the OpenTelemetry SDK's own cost of one span with tokentrace's attributes and three histogram records).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -23,8 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx2
-import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,107 +38,267 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from payloads import COMPLETION, MESSAGES
+from payloads import COMPLETION, MESSAGES, anthropic_message, anthropic_stream, openai_stream
+
+SHORT, LONG = 10, 110
+"""Chunks of content in the short and the long stream (per-chunk cost = difference / (LONG - SHORT))."""
 
 
-def client() -> openai.OpenAI:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
-
-    return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
-                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+def _httpx(sdk: Any) -> Any:
+    """The httpx package the SDK's client is built on (recent Stainless SDKs use ``httpx2``)."""
+    base = sys.modules[f"{sdk.__name__}._base_client"]
+    return getattr(base, "httpx2", None) or base.httpx
 
 
-class Instrumentation:
+def openai_workloads() -> dict[str, Callable[[], Any]]:
+    import openai
+
+    httpx = _httpx(openai)
+    bodies = {n: openai_stream(n) for n in (SHORT, LONG)}
+
+    def handler(request: Any) -> Any:
+        sent = json.loads(request.content)
+        if sent.get("stream"):
+            return httpx.Response(200, content=bodies[int(sent["max_tokens"])],
+                                  headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+
+    client = openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
+                           http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+
+    def stream(chunks: int) -> Callable[[], Any]:
+        def run() -> None:
+            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                                    max_tokens=chunks, stream_options={"include_usage": True}):
+                pass
+        return run
+
+    return {"value": lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+            "short": stream(SHORT), "long": stream(LONG)}
+
+
+def anthropic_workloads() -> dict[str, Callable[[], Any]]:
+    import anthropic
+
+    httpx = _httpx(anthropic)
+    bodies = {n: anthropic_stream(n) for n in (SHORT, LONG)}
+    message = anthropic_message()
+
+    def handler(request: Any) -> Any:
+        sent = json.loads(request.content)
+        if sent.get("stream"):
+            return httpx.Response(200, content=bodies[int(sent["max_tokens"])],
+                                  headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, content=message, headers={"content-type": "application/json"})
+
+    client = anthropic.Anthropic(api_key="sk-ant-bench", base_url="https://api.anthropic.com", max_retries=0,
+                                 http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    model = "claude-haiku-4-5"
+
+    def stream(chunks: int) -> Callable[[], Any]:
+        def run() -> None:
+            for _ in client.messages.create(model=model, max_tokens=chunks, messages=MESSAGES, stream=True):
+                pass
+        return run
+
+    return {"value": lambda: client.messages.create(model=model, max_tokens=64, messages=MESSAGES),
+            "short": stream(SHORT), "long": stream(LONG)}
+
+
+# ----------------------------------------------------------------------------------------- instrumentations
+
+
+class Installed:
+    """An instrumentation installed once, whose patches can be swapped out and back in between blocks."""
+
     def __init__(self, name: str, ledger_dir: str) -> None:
         self.name = name
-        self.ledger_dir = ledger_dir
-        self.rounds = 0
-
-    def on(self) -> None:
         self.exporter = InMemorySpanExporter()
         self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter, max_queue_size=100_000,
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter, max_queue_size=1_000_000,
                                                                    max_export_batch_size=4096))
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-        kwargs: dict[str, Any] = {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
+        self.flush: Callable[[], Any] = lambda: None
+        before = _patched_attributes()
+        self._install(Path(ledger_dir) / "ledger.db")
+        self.patches = [p for key, p in _patched_attributes().items() if key not in before]
+        if not self.patches:
+            raise SystemExit(f"{name}: found no patched SDK methods to measure")
+
+    def _install(self, ledger: Path) -> None:
+        providers: dict[str, Any] = {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
         if self.name.startswith("tokentrace"):
             from prometheus_client import CollectorRegistry
 
             import tokentrace
 
-            self.rounds += 1
-            ledger: Path | bool = Path(self.ledger_dir) / f"{self.rounds}.db"
-            if self.name != "tokentrace":  # a configuration without the OpenTelemetry SDK: the API's no-op providers
-                kwargs = {}
-                ledger = ledger if self.name == "tokentrace:prometheus+ledger" else False
-            tokentrace.instrument(ledger=ledger, registry=CollectorRegistry(), **kwargs)
+            if self.name != "tokentrace":  # no OpenTelemetry SDK: the API's no-op providers
+                providers = {}
+            tokentrace.instrument(ledger=ledger if self.name != "tokentrace:prometheus" else False,
+                                  registry=CollectorRegistry(), **providers)
+            if self.name != "tokentrace:prometheus":
+                self.flush = tokentrace.flush
         elif self.name == "openai-v2":
             from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
-            self.instrumentor = OpenAIInstrumentor()
-            self.instrumentor.instrument(**kwargs)
+            OpenAIInstrumentor().instrument(**providers)
         elif self.name == "openllmetry":
-            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as LLMetry
+            from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryOpenAI
 
-            self.instrumentor = LLMetry()
-            self.instrumentor.instrument(**kwargs)
-        else:  # openlit is left out: it installs its own global providers and cannot be uninstrumented
+            OpenLLMetryOpenAI().instrument(**providers)
+            AnthropicInstrumentor().instrument(**providers)
+        elif self.name == "openlit":
+            from opentelemetry import metrics, trace
+
+            trace.set_tracer_provider(self.tracer_provider)  # openlit records into the global providers when set
+            metrics.set_meter_provider(self.meter_provider)
+            import openlit
+
+            openlit.init(disabled_instrumentors=[], collect_gpu_stats=False)
+        else:
             raise SystemExit(f"unknown instrumentation {self.name!r}")
 
-    def off(self) -> int:
-        """Uninstrument; return how many spans were really exported."""
-        if self.name.startswith("tokentrace"):
-            import tokentrace
+    def on(self) -> None:
+        for owner, attribute, patched, _original in self.patches:
+            setattr(owner, attribute, patched)
 
-            tokentrace.flush()
-            tokentrace.uninstrument()
-        else:
-            self.instrumentor.uninstrument()
+    def off(self) -> None:
+        for owner, attribute, _patched, original in self.patches:
+            setattr(owner, attribute, original)
+
+    def spans(self) -> int:
         self.tracer_provider.force_flush()
-        spans = len(self.exporter.get_finished_spans())
-        self.tracer_provider.shutdown()
-        return spans
+        return len(self.exporter.get_finished_spans())
 
 
-def per_call_us(fn: Callable[[], Any], calls: int) -> float:
+def _patched_attributes() -> dict[tuple[int, str], tuple[type, str, Any, Any]]:
+    """Every wrapt-wrapped method on the openai and anthropic SDKs' classes: {(class id, name): (class, name,
+    wrapper, original)}."""
+    import wrapt
+
+    proxy = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+    found = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith(("openai.", "anthropic.")):
+            continue
+        for owner in list(vars(module).values()):
+            if isinstance(owner, type) and owner.__module__ == module_name:
+                for attribute, value in list(vars(owner).items()):
+                    if isinstance(value, proxy):
+                        found[(id(owner), attribute)] = (owner, attribute, value, value.__wrapped__)
+    return found
+
+
+# ----------------------------------------------------------------------------------------- measuring
+
+
+def _block_us(fn: Callable[[], Any], calls: int, after: Callable[[], Any]) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         fn()
+    after()
     return (time.perf_counter() - start) / calls * 1e6
+
+
+def paired(installed: Installed, fn: Callable[[], Any], rounds: int, block: int) -> tuple[list[float], float]:
+    """Per-round (instrumented - uninstrumented) us per call, and the median uninstrumented call."""
+    nothing: Callable[[], Any] = lambda: None  # noqa: E731
+    for _ in range(3):
+        fn()
+    installed.on()
+    for _ in range(3):
+        fn()
+    installed.flush()
+    differences, baseline = [], []
+    for _ in range(rounds):
+        times = {}
+        for side in random.sample(("off", "on"), 2):
+            (installed.on if side == "on" else installed.off)()
+            times[side] = _block_us(fn, block, installed.flush if side == "on" else nothing)
+        differences.append(times["on"] - times["off"])
+        baseline.append(times["off"])
+    installed.off()
+    return differences, statistics.median(baseline)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    n = len(ordered)
+    return {"median": statistics.median(ordered), "q1": ordered[n // 4], "q3": ordered[(3 * n) // 4]}
+
+
+def measure(name: str, sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
+    workloads = {"openai": openai_workloads, "anthropic": anthropic_workloads}
+    result: dict[str, Any] = {"instrumentation": name}
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {sdk: workloads[sdk]() for sdk in sdks}
+        installed = Installed(name, tmp)
+        patched = {owner.__module__.partition(".")[0] for owner, *_ in installed.patches}
+        for sdk, runs in loaded.items():
+            if sdk not in patched:  # the instrumentation does not cover this SDK
+                result[sdk] = None
+                continue
+            value, base = paired(installed, runs["value"], rounds, block)
+            short, _ = paired(installed, runs["short"], rounds, block)
+            long, _ = paired(installed, runs["long"], rounds, block)
+            per_chunk = [(b - a) / (LONG - SHORT) for a, b in zip(short, long, strict=True)]
+            result[sdk] = {"version": sys.modules[sdk].__version__, "uninstrumented_us": base,
+                           "call_us": summary(value), "chunk_us": summary(per_chunk)}
+        result["spans"] = installed.spans()
+    return result
+
+
+def floor(rounds: int) -> dict[str, Any]:
+    """The OpenTelemetry SDK's own cost of what tokentrace emits per call, with no instrumentation code around it:
+    a CLIENT span started with tokentrace's request attributes, made current and detached, given its response
+    attributes and ended (batch processor, in-memory exporter), plus three histogram records."""
+    from opentelemetry import context, trace
+    from opentelemetry.trace import SpanKind
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=1_000_000,
+                                                   max_export_batch_size=4096))
+    tracer = provider.get_tracer("floor")
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("floor")
+    duration, tokens = meter.create_histogram("d", unit="s"), meter.create_histogram("t", unit="{token}")
+    request = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
+               "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.stream": False,
+               "server.address": "api.openai.com", "server.port": 443}
+    common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+              "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+              "server.address": "api.openai.com", "server.port": 443}
+    inputs, outputs = {**common, "gen_ai.token.type": "input"}, {**common, "gen_ai.token.type": "output"}
+
+    def one_call() -> None:
+        span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=request)
+        token = context.attach(trace.set_span_in_context(span))
+        context.detach(token)
+        span.set_attributes({"gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.response.id": "chatcmpl-1",
+                             "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 42,
+                             "gen_ai.usage.output_tokens": 11, "gen_ai.usage.cache_read.input_tokens": 0,
+                             "gen_ai.usage.cache_creation.input_tokens": 0, "gen_ai.usage.reasoning_tokens": 0,
+                             "tokentrace.cost_usd": 1.3e-5, "tokentrace.price_source": "genai-prices"})
+        span.end()
+        duration.record(0.5, common)
+        tokens.record(42, inputs)
+        tokens.record(11, outputs)
+
+    per_round = [_block_us(one_call, 200, lambda: None) for _ in range(rounds)]
+    return {"instrumentation": "floor", "floor_us": summary(per_round)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instrumentation", required=True)
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sdk", action="append", choices=["openai", "anthropic"])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--block", type=int, default=20)
     args = parser.parse_args()
-    c = client()
-    chat = lambda: c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        inst = Instrumentation(args.instrumentation, tmp)
-        for _ in range(20):
-            chat()
-        inst.on()
-        for _ in range(20):
-            chat()
-        inst.off()
-        off: list[float] = []
-        on: list[float] = []
-        spans: list[int] = []
-        for _ in range(args.rounds):
-            off.append(per_call_us(chat, args.calls))
-            inst.on()
-            on.append(per_call_us(chat, args.calls))
-            spans.append(inst.off())
-    overheads = [b - a for a, b in zip(off, on, strict=True)]
-    print(json.dumps({
-        "instrumentation": args.instrumentation, "openai": openai.__version__,
-        "uninstrumented_us": statistics.median(off), "instrumented_us": statistics.median(on),
-        "overhead_us": statistics.median(overheads), "overhead_min_us": min(overheads),
-        "overhead_max_us": max(overheads), "spans_per_round": spans, "calls_per_round": args.calls,
-    }))
+    if args.instrumentation == "floor":
+        print(json.dumps(floor(args.rounds)))
+        return
+    print(json.dumps(measure(args.instrumentation, args.sdk or ["openai", "anthropic"], args.rounds, args.block)))
 
 
 if __name__ == "__main__":

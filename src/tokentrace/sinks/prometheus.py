@@ -8,13 +8,14 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.values import MutexValue
 
 from .. import _errors, _forksafe
 from .._cardinality import LabelGuard
@@ -102,6 +103,8 @@ class Metrics:
     request_tokens: Histogram
     unpriced: Counter
     label_keys: tuple[str, ...]
+    lock: Any = field(default_factory=threading.Lock, compare=False)
+    """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value)."""
 
 
 _metrics_lock = threading.Lock()
@@ -116,7 +119,8 @@ def _fresh_locks() -> None:
     for registry, by_namespace in list(_metrics_by_registry.items()):
         _fresh_lock_of(registry)
         for metrics in by_namespace.values():
-            for metric in (getattr(metrics, f.name) for f in fields(metrics) if f.name != "label_keys"):
+            object.__setattr__(metrics, "lock", threading.Lock())
+            for metric in (getattr(metrics, f.name) for f in fields(metrics) if f.name not in ("label_keys", "lock")):
                 _fresh_lock_of(metric)
                 for child in [metric, *getattr(metric, "_metrics", {}).values()]:
                     for value in vars(child).values():
@@ -172,50 +176,81 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
         return metrics
 
 
-def _adder(child: Any) -> Callable[[float], None]:
-    """``child.inc`` without its per-call checks: the value's own ``inc`` (a lock and an add, or the multiprocess
-    mode's mmap write). tokentrace only adds non-negative amounts to label children, which is all the checks are
-    about. Falls back to the public method if prometheus_client's internals differ."""
-    inc = getattr(getattr(child, "_value", None), "inc", None)
-    return inc if callable(inc) else child.inc  # type: ignore[no-any-return]
+_Value = Any
+"""A prometheus_client value object (``MutexValue``, or ``MmapedValue`` in multiprocess mode): has ``inc``."""
 
 
-def _observer(child: Any) -> Callable[[float], None]:
-    """``child.observe`` for a histogram label child: the sum and the one bucket the value falls in (a binary
-    search instead of a scan), through the values' own ``inc``. Falls back to the public method if
-    prometheus_client's internals differ."""
-    add_to_sum = getattr(getattr(child, "_sum", None), "inc", None)
-    buckets = getattr(child, "_buckets", None)
-    bounds = getattr(child, "_upper_bounds", None)
-    if not callable(add_to_sum) or not isinstance(buckets, list) or not isinstance(bounds, list) \
-            or len(buckets) != len(bounds) or not bounds or bounds[-1] != float("inf") \
-            or not all(callable(getattr(b, "inc", None)) for b in buckets):
-        return child.observe  # type: ignore[no-any-return]
-    counts = [b.inc for b in buckets]
+class _HistogramValues:
+    """The values behind one histogram label child: its sum and its buckets (upper bounds end with +Inf)."""
 
-    def observe(amount: float) -> None:
-        add_to_sum(amount)
-        if amount == amount:  # NaN falls in no bucket (as in Histogram.observe)
-            counts[bisect_left(bounds, amount)](1)
+    __slots__ = ("bounds", "buckets", "sum")
 
-    return observe
+    def __init__(self, child: Any) -> None:
+        self.sum: _Value = child._sum
+        self.buckets: list[_Value] = list(child._buckets)
+        self.bounds: list[float] = list(child._upper_bounds)
+        if len(self.buckets) != len(self.bounds) or self.bounds[-1] != float("inf"):
+            raise TypeError("unexpected histogram layout")
+
+    def add(self, updates: list[tuple[_Value, float]], amount: float) -> None:
+        """What ``observe(amount)`` changes: the sum, and the first bucket whose bound is >= amount."""
+        updates.append((self.sum, amount))
+        if amount == amount:  # NaN falls in no bucket, as in Histogram.observe
+            updates.append((self.buckets[bisect_left(self.bounds, amount)], 1.0))
+
+
+class _PublicHistogram:
+    """A histogram child whose internals are not the expected ones: added to through ``observe``."""
+
+    __slots__ = ("child",)
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def add(self, updates: list[tuple[_Value, float]], amount: float) -> None:
+        updates.append((self, amount))
+
+    def inc(self, amount: float) -> None:
+        self.child.observe(amount)
+
+
+def _counter_value(child: Any) -> _Value:
+    """The value behind a counter child (its ``inc`` skips the public checks), else the child itself."""
+    value = getattr(child, "_value", None)
+    return value if callable(getattr(value, "inc", None)) else child
+
+
+def _histogram_values(child: Any) -> _HistogramValues | _PublicHistogram:
+    try:
+        return _HistogramValues(child)
+    except (AttributeError, TypeError, IndexError):  # a prometheus_client whose internals differ
+        return _PublicHistogram(child)
 
 
 class _Children:
-    """Label-bound metric children of one (provider, model, operation, status, extra labels) key, as the
-    functions that add to them."""
+    """The prometheus_client values behind the label children of one (provider, model, operation, status, extra
+    labels) key. ``in_process`` when every value is the in-process ``MutexValue``: then the sink adds to all of a
+    call's values under one lock instead of taking each value's lock (prometheus_client's multiprocess values are
+    always added through their own ``inc``)."""
 
-    __slots__ = ("cost", "latency", "requests", "tokens", "tokens_in", "tokens_out", "ttft", "unpriced")
+    __slots__ = ("cost", "in_process", "latency", "requests", "tokens", "tokens_in", "tokens_out", "ttft",
+                 "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
-        self.tokens = tuple(_adder(m.tokens.labels(provider, model, operation, t, *extra)) for t in TOKEN_TYPES)
-        self.cost = _adder(m.cost.labels(provider, model, operation, *extra))
-        self.latency = _observer(m.latency.labels(provider, model, operation, status))
-        self.requests = _adder(m.requests.labels(provider, model, operation, status, *extra))
-        self.ttft = _observer(m.ttft.labels(provider, model, operation))
-        self.tokens_in = _observer(m.request_tokens.labels(provider, model, "input"))
-        self.tokens_out = _observer(m.request_tokens.labels(provider, model, "output"))
-        self.unpriced = _adder(m.unpriced.labels(provider, model))
+        self.tokens = tuple(_counter_value(m.tokens.labels(provider, model, operation, t, *extra))
+                            for t in TOKEN_TYPES)
+        self.cost = _counter_value(m.cost.labels(provider, model, operation, *extra))
+        self.requests = _counter_value(m.requests.labels(provider, model, operation, status, *extra))
+        self.unpriced = _counter_value(m.unpriced.labels(provider, model))
+        self.latency = _histogram_values(m.latency.labels(provider, model, operation, status))
+        self.ttft = _histogram_values(m.ttft.labels(provider, model, operation))
+        self.tokens_in = _histogram_values(m.request_tokens.labels(provider, model, "input"))
+        self.tokens_out = _histogram_values(m.request_tokens.labels(provider, model, "output"))
+        values = [*self.tokens, self.cost, self.requests, self.unpriced]
+        for histogram in (self.latency, self.ttft, self.tokens_in, self.tokens_out):
+            values += [histogram.sum, *histogram.buckets] if isinstance(histogram, _HistogramValues) else [histogram]
+        self.in_process = all(type(v) is MutexValue and isinstance(getattr(v, "_value", None), float)
+                              for v in values)
 
 
 class PrometheusSink(Sink):
@@ -259,24 +294,14 @@ class PrometheusSink(Sink):
 
     def end(self, record: UsageRecord, state: Any) -> None:
         c = self._bound(record)
-        c.requests(1)
-        c.latency(record.latency_s)
-        if record.status == "blocked":
-            return
-        usage = record.usage
-        if record.usage_reported:
-            for add, value in zip(c.tokens, usage.counts(), strict=True):
-                if value:  # every series already exists (labels() made it at 0)
-                    add(value)
-            c.tokens_in(usage.all_input)
-            c.tokens_out(usage.all_output)
-        if record.cost_usd is not None:
-            if record.cost_usd > 0:
-                c.cost(record.cost_usd)
-        elif record.usage_reported and record.status == "ok":
-            c.unpriced(1)
-        if record.ttft_s is not None:
-            c.ttft(record.ttft_s)
+        updates = _updates(c, record)
+        if c.in_process:
+            with self.metrics.lock:  # the one lock every tokentrace sink takes to add to these metrics
+                for value, amount in updates:
+                    value._value += amount
+        else:
+            for value, amount in updates:
+                value.inc(amount)
 
     def watch_budgets(self, budget_status: Callable[[], Iterable[Any]]) -> None:
         """Expose the budget gauges, read from ``budget_status`` at scrape time."""
@@ -287,6 +312,28 @@ class PrometheusSink(Sink):
         if self._budget_collector is not None:
             self.registry.unregister(self._budget_collector)
             self._budget_collector = None
+
+
+def _updates(c: _Children, record: UsageRecord) -> list[tuple[_Value, float]]:
+    """(value, amount to add) for everything one call changes: what the counters' ``inc`` and the histograms'
+    ``observe`` would do, as one list (every series already exists: ``labels()`` made it at 0)."""
+    updates: list[tuple[_Value, float]] = [(c.requests, 1.0)]
+    c.latency.add(updates, record.latency_s)
+    if record.status == "blocked":
+        return updates
+    usage = record.usage
+    if record.usage_reported:
+        updates += [(value, count) for value, count in zip(c.tokens, usage.counts(), strict=True) if count]
+        c.tokens_in.add(updates, usage.all_input)
+        c.tokens_out.add(updates, usage.all_output)
+    if record.cost_usd is not None:
+        if record.cost_usd > 0:
+            updates.append((c.cost, record.cost_usd))
+    elif record.usage_reported and record.status == "ok":
+        updates.append((c.unpriced, 1.0))
+    if record.ttft_s is not None:
+        c.ttft.add(updates, record.ttft_s)
+    return updates
 
 
 class _QuietHandler(WSGIRequestHandler):
