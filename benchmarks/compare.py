@@ -1,26 +1,41 @@
-"""tokentrace side by side with its peers, each in its own venv, in the same session: overhead per call.
+"""tokentrace side by side with its peers, each in its own venv, in one session: added us per call and per chunk.
 
-    python benchmarks/compare.py [--calls 1000] [--rounds 7]
+    python benchmarks/compare.py [--rounds 60] [--block 20]
 
-Creates .bench/<peer> venvs on first use (needs PyPI). Each instrumentation must really emit spans (the runner
-asserts the exported span count); tokentrace additionally writes Prometheus metrics and its ledger.
+Creates .bench/<peer> venvs on first use (needs PyPI). Each runner (`peer_overhead.py`) drives the real openai and
+anthropic clients, value calls and streams, in paired rounds; every instrumentation exports spans and metrics to
+in-memory backends (tokentrace also feeds Prometheus and, where named, its SQLite ledger). The ``floor`` row is the
+OpenTelemetry SDK's own cost of what tokentrace emits per call (one span with the same attributes, three histogram
+records), with no instrumentation around it. Prints one markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = {
-    # name: pip requirements (the OpenTelemetry contrib openai-v2 release needs util-genai 0.4b0's API)
+    # name: pip requirements (the OpenTelemetry contrib openai-v2 release needs util-genai 0.4b0's API; OpenLIT pins
+    # its own SDK versions, so it gets them in its venv)
     "openai-v2": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai==0.4b0", "httpx"],
-    "openllmetry": ["opentelemetry-instrumentation-openai"],
+    "openllmetry": ["opentelemetry-instrumentation-openai", "opentelemetry-instrumentation-anthropic"],
+    "openlit": ["openlit"],
 }
-COMMON = ["openai", "opentelemetry-sdk", "httpx2"]
+COMMON = ["openai", "anthropic", "opentelemetry-sdk", "httpx2", "wrapt"]
+LABELS = {
+    "tokentrace:prometheus": "tokentrace, Prometheus only",
+    "tokentrace:prometheus+ledger": "tokentrace, Prometheus + ledger (writer thread included)",
+    "tokentrace": "tokentrace, everything on (OTel SDK spans + metrics, Prometheus, ledger)",
+    "openai-v2": "OpenTelemetry openai-v2 (span + 2 histograms; no cost, Prometheus, ledger)",
+    "openllmetry": "OpenLLMetry", "openlit": "OpenLIT",
+}
 
 
 def venv_python(name: str, requirements: list[str]) -> Path:
@@ -32,33 +47,55 @@ def venv_python(name: str, requirements: list[str]) -> Path:
     return python
 
 
+def run(python: Path, *args: str) -> dict[str, Any] | None:
+    done = subprocess.run([str(python), str(ROOT / "benchmarks" / "peer_overhead.py"), *args], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        print(f"{args[1]}: failed ({done.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def cell(figure: dict[str, float] | None, digits: int = 0) -> str:
+    if figure is None:
+        return "n/a"
+    return f"+{figure['median']:.{digits}f} ({figure['q1']:.{digits}f}..{figure['q3']:.{digits}f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--block", type=int, default=20)
     args = parser.parse_args()
-    ours = ["tokentrace:prometheus", "tokentrace:prometheus+ledger", "tokentrace"]
-    runs = [(name, Path(sys.executable)) for name in ours] + [(name, venv_python(name, reqs))
-                                                              for name, reqs in PEERS.items()]
-    results = []
-    for name, python in runs:
-        out = subprocess.run([str(python), str(ROOT / "benchmarks" / "peer_overhead.py"), "--instrumentation", name,
-                              "--calls", str(args.calls), "--rounds", str(args.rounds)], capture_output=True,
-                             text=True, check=True)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    v2 = next(r["overhead_us"] for r in results if r["instrumentation"] == "openai-v2")
-    label = {"tokentrace": "tokentrace, everything on (SDK spans + SDK metrics + Prometheus + ledger)",
-             "tokentrace:prometheus": "tokentrace, Prometheus only",
-             "tokentrace:prometheus+ledger": "tokentrace, Prometheus + ledger",
-             "openai-v2": "OpenTelemetry openai-v2 (span + histograms)", "openllmetry": "OpenLLMetry"}
-    print(f"openai {results[0]['openai']}, {args.rounds} paired rounds of {args.calls} non-streaming chat calls")
-    print(f"| {'configuration':<72} | {'us/call (median, min..max)':>28} | {'x openai-v2':>11} |")
-    print(f"|{'-' * 74}|{'-' * 30}|{'-' * 13}|")
+    options = ["--rounds", str(args.rounds), "--block", str(args.block)]
+    runs = [(name, Path(sys.executable)) for name in ("tokentrace:prometheus", "tokentrace:prometheus+ledger",
+                                                      "tokentrace")]
+    runs += [(name, venv_python(name, requirements)) for name, requirements in PEERS.items()]
+    results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
+    floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))
+    v2 = next((r["openai"]["call_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
+
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.python_version()}, {args.rounds} paired "
+          f"rounds of {args.block} calls; median (q1..q3) added us")
+    header = ["configuration", "openai us/call", "openai us/chunk", "anthropic us/call", "anthropic us/chunk",
+              "x openai-v2 (openai call)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
     for r in results:
-        spread = f"+{r['overhead_us']:.0f} ({r['overhead_min_us']:.0f}..{r['overhead_max_us']:.0f})"
-        print(f"| {label.get(r['instrumentation'], r['instrumentation']):<72} | {spread:>28} | "
-              f"{r['overhead_us'] / v2:>10.2f}x |")
-    print(f"uninstrumented call: {results[0]['uninstrumented_us']:.0f} us")
+        openai, anthropic = r.get("openai"), r.get("anthropic")
+        ratio = f"{openai['call_us']['median'] / v2:.2f}x" if openai and v2 else "n/a"
+        print(f"| {LABELS.get(r['instrumentation'], r['instrumentation'])} | "
+              f"{cell(openai and openai['call_us'])} | {cell(openai and openai['chunk_us'], 2)} | "
+              f"{cell(anthropic and anthropic['call_us'])} | {cell(anthropic and anthropic['chunk_us'], 2)} | "
+              f"{ratio} |")
+    if floor is not None:
+        print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
+              f"{cell(floor['floor_us'])} | | | | |")
+    base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
+            for sdk in ("openai", "anthropic") if r.get(sdk)]
+    print("uninstrumented call: " + ", ".join(base))
+    spans = {r["instrumentation"]: r["spans"] for r in results}
+    print(f"spans exported per run: {spans}")
 
 
 if __name__ == "__main__":
