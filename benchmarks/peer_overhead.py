@@ -50,21 +50,27 @@ def _httpx(sdk: Any) -> Any:
     return getattr(base, "httpx2", None) or base.httpx
 
 
-def openai_workloads() -> dict[str, Callable[[], Any]]:
-    import openai
-
-    httpx = _httpx(openai)
-    bodies = {n: openai_stream(n) for n in (SHORT, LONG)}
+def _answering_client(sdk: Any, value: bytes, stream: Callable[[int], bytes]) -> Any:
+    """An httpx client (of the SDK's httpx) answering at once: ``value`` to plain calls, ``stream(max_tokens)`` as
+    SSE to streaming ones (the benchmark asks for its stream length through ``max_tokens``)."""
+    httpx = _httpx(sdk)
+    bodies = {n: stream(n) for n in (SHORT, LONG)}
 
     def handler(request: Any) -> Any:
         sent = json.loads(request.content)
         if sent.get("stream"):
             return httpx.Response(200, content=bodies[int(sent["max_tokens"])],
                                   headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+        return httpx.Response(200, content=value, headers={"content-type": "application/json"})
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def openai_workloads() -> dict[str, Callable[[], Any]]:
+    import openai
 
     client = openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1", max_retries=0,
-                           http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+                           http_client=_answering_client(openai, COMPLETION, openai_stream))
 
     def stream(chunks: int) -> Callable[[], Any]:
         def run() -> None:
@@ -80,19 +86,8 @@ def openai_workloads() -> dict[str, Callable[[], Any]]:
 def anthropic_workloads() -> dict[str, Callable[[], Any]]:
     import anthropic
 
-    httpx = _httpx(anthropic)
-    bodies = {n: anthropic_stream(n) for n in (SHORT, LONG)}
-    message = anthropic_message()
-
-    def handler(request: Any) -> Any:
-        sent = json.loads(request.content)
-        if sent.get("stream"):
-            return httpx.Response(200, content=bodies[int(sent["max_tokens"])],
-                                  headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, content=message, headers={"content-type": "application/json"})
-
     client = anthropic.Anthropic(api_key="sk-ant-bench", base_url="https://api.anthropic.com", max_retries=0,
-                                 http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+                                 http_client=_answering_client(anthropic, anthropic_message(), anthropic_stream))
     model = "claude-haiku-4-5"
 
     def stream(chunks: int) -> Callable[[], Any]:

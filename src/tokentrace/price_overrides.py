@@ -67,18 +67,7 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         write = _num(entry, "cache_write", "cache_write_mtok")
         reasoning = _num(entry, "reasoning", "output_reasoning_mtok", "reasoning_mtok")
         write_1h = _num(entry, "cache_write_1h", "cache_write_1h_mtok")
-    if inp is None and out is None:
-        return None
-    inp = inp or 0.0
-    out = out or 0.0
-    return Rates(
-        input=inp,
-        cache_read=inp if read is None else read,
-        cache_write=inp if write is None else write,
-        output=out,
-        reasoning=out if reasoning is None else reasoning,
-        cache_write_1h=write_1h,
-    )
+    return Rates.filled(inp, out, read, write, reasoning, write_1h)
 
 
 def _price_from_entry(entry: Mapping[str, Any], source: str) -> ModelPrice | None:

@@ -34,6 +34,17 @@ class Rates:
     cache_write_1h: float | None = None
     """Rate of cache writes with a 1-hour TTL; None: the cache_write rate."""
 
+    @classmethod
+    def filled(cls, inp: float | None, out: float | None, read: float | None, write: float | None,
+               reasoning: float | None, write_1h: float | None) -> Rates | None:
+        """Rates from a price list's entries, where a missing cache rate is the input rate and a missing reasoning
+        rate the output rate; None when neither input nor output has a rate."""
+        if inp is None and out is None:
+            return None
+        inp, out = inp or 0.0, out or 0.0
+        return cls(input=inp, cache_read=inp if read is None else read, cache_write=inp if write is None else write,
+                   output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h)
+
     def cost(self, usage: Usage) -> float:
         write_1h = usage.cache_write_1h
         rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
@@ -110,19 +121,8 @@ def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
 
     def rates(threshold: int) -> Rates | None:
         got = {key: _decimal_at(value, threshold) for key, value in values.items()}
-        inp, out = got["input_mtok"], got["output_mtok"]
-        if inp is None and out is None:
-            return None
-        inp, out = inp or 0.0, out or 0.0
-        read, write, reasoning = got["cache_read_mtok"], got["cache_write_mtok"], got["output_reasoning_mtok"]
-        return Rates(
-            input=inp,
-            cache_read=inp if read is None else read,
-            cache_write=inp if write is None else write,
-            output=out,
-            reasoning=out if reasoning is None else reasoning,
-            cache_write_1h=got["cache_write_1h_mtok"],
-        )
+        return Rates.filled(got["input_mtok"], got["output_mtok"], got["cache_read_mtok"], got["cache_write_mtok"],
+                            got["output_reasoning_mtok"], got["cache_write_1h_mtok"])
 
     base = rates(-1)
     if base is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .. import _errors
 from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_TOP, provider_for_host
@@ -127,42 +127,47 @@ def _partition(
     return Usage(input=uncached, cache_read=cached, cache_write=cache_write, output=output, reasoning=reasoning)
 
 
-@usage_reader
-def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
-    """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
+class _UsageNames(NamedTuple):
+    """Where one OpenAI API puts its counts: the totals, and the details objects holding cached and reasoning."""
+
+    prompt: str
+    completion: str
+    prompt_details: str
+    completion_details: str
+
+
+_COMPLETION_USAGE = _UsageNames("prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                                "completion_tokens_details")
+_RESPONSE_USAGE = _UsageNames("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+def _usage(usage: Any, provider: str, names: _UsageNames) -> Usage | None:
     if usage is None:
         return None
     stage = f"usage.{provider}"
     values = fields_of(usage)
-    prompt_details = fields_of(values.get("prompt_tokens_details"))
+    prompt_details = fields_of(values.get(names.prompt_details))
     return _partition(
-        prompt=count_in(values, "prompt_tokens", stage),
+        prompt=count_in(values, names.prompt, stage),
         cached=count_in(prompt_details, "cached_tokens", stage),
         cache_write=count_in(prompt_details, "cache_write_tokens", stage),
-        completion=count_in(values, "completion_tokens", stage),
-        reasoning=count_in(fields_of(values.get("completion_tokens_details")), "reasoning_tokens", stage),
+        completion=count_in(values, names.completion, stage),
+        reasoning=count_in(fields_of(values.get(names.completion_details)), "reasoning_tokens", stage),
         total=int_or_none(values.get("total_tokens")),
         provider=provider,
     )
+
+
+@usage_reader
+def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
+    """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
+    return _usage(usage, provider, _COMPLETION_USAGE)
 
 
 @usage_reader
 def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
     """Responses API ``usage`` (input_tokens, output_tokens and their details)."""
-    if usage is None:
-        return None
-    stage = f"usage.{provider}"
-    values = fields_of(usage)
-    input_details = fields_of(values.get("input_tokens_details"))
-    return _partition(
-        prompt=count_in(values, "input_tokens", stage),
-        cached=count_in(input_details, "cached_tokens", stage),
-        cache_write=count_in(input_details, "cache_write_tokens", stage),
-        completion=count_in(values, "output_tokens", stage),
-        reasoning=count_in(fields_of(values.get("output_tokens_details")), "reasoning_tokens", stage),
-        total=int_or_none(values.get("total_tokens")),
-        provider=provider,
-    )
+    return _usage(usage, provider, _RESPONSE_USAGE)
 
 
 _str = text_or_none
