@@ -32,8 +32,8 @@ class Provider:
     id: str
     semconv_name: str
     """``gen_ai.provider.name`` on spans and OpenTelemetry metrics."""
-    sdk: str
-    """The ``SDK.name`` whose patches measure this provider's calls."""
+    sdks: tuple[str, ...]
+    """The ``SDK.name`` of every SDK whose patches measure this provider's calls."""
     genai_prices_id: str | None
     """The provider's id in genai-prices; None: genai-prices finds the provider from the model name."""
     litellm_aliases: tuple[str, ...] = ()
@@ -44,32 +44,48 @@ class Provider:
     """Known to accept ``stream_options.include_usage`` (others send stream usage unasked, or may reject it)."""
     reasoning_on_top: bool = False
     """``completion_tokens`` excludes reasoning when ``total_tokens`` cannot tell (xAI)."""
+    local: bool = False
+    """Models run on the user's own machine (Ollama): priced at $0 with price source ``local`` unless an override
+    file prices them (e.g. to charge GPU time)."""
 
 
 SDKS: tuple[SDK, ...] = (
     SDK("openai", "openai", "tokentrace.providers.openai"),
     SDK("anthropic", "anthropic", "tokentrace.providers.anthropic"),
     SDK("google", "google.genai", "tokentrace.providers.google_genai"),
+    SDK("xai", "xai_sdk", "tokentrace.providers.xai_sdk"),
+    SDK("bedrock", "botocore", "tokentrace.providers.bedrock"),
+    SDK("mistral", "mistralai.client", "tokentrace.providers.mistral"),
+    SDK("groq", "groq", "tokentrace.providers.groq"),
+    SDK("cohere", "cohere", "tokentrace.providers.cohere"),
+    SDK("ollama", "ollama", "tokentrace.providers.ollama"),
 )
 
+_OPENAI = ("openai",)
+
 PROVIDERS: tuple[Provider, ...] = (
-    Provider("openai", "openai", "openai", "openai", ("openai", "text-completion-openai"),
+    Provider("openai", "openai", _OPENAI, "openai", ("openai", "text-completion-openai"),
              hosts=("api.openai.com",), accepts_stream_options=True),
-    Provider("xai", "x_ai", "openai", "x-ai", ("xai",), hosts=("api.x.ai",), accepts_stream_options=True,
+    Provider("xai", "x_ai", ("openai", "xai"), "x-ai", ("xai",), hosts=("api.x.ai",), accepts_stream_options=True,
              reasoning_on_top=True),
-    Provider("azure_openai", "azure.ai.openai", "openai", "azure", ("azure",),
+    Provider("azure_openai", "azure.ai.openai", _OPENAI, "azure", ("azure",),
              hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
              accepts_stream_options=True),
-    Provider("groq", "groq", "openai", "groq", ("groq",), hosts=("api.groq.com",), accepts_stream_options=True),
-    Provider("deepseek", "deepseek", "openai", "deepseek", ("deepseek",), hosts=("api.deepseek.com",),
+    Provider("groq", "groq", ("openai", "groq"), "groq", ("groq",), hosts=("api.groq.com",),
              accepts_stream_options=True),
-    Provider("openrouter", "openrouter", "openai", "openrouter", ("openrouter",), hosts=("openrouter.ai",)),
-    Provider("mistral", "mistral_ai", "openai", "mistral", ("mistral",), hosts=("api.mistral.ai",)),
-    Provider("together", "together_ai", "openai", "together", ("together_ai",),
+    Provider("deepseek", "deepseek", _OPENAI, "deepseek", ("deepseek",), hosts=("api.deepseek.com",),
+             accepts_stream_options=True),
+    Provider("openrouter", "openrouter", _OPENAI, "openrouter", ("openrouter",), hosts=("openrouter.ai",)),
+    Provider("mistral", "mistral_ai", ("openai", "mistral"), "mistral", ("mistral",), hosts=("api.mistral.ai",)),
+    Provider("together", "together_ai", _OPENAI, "together", ("together_ai",),
              hosts=("api.together.xyz", "api.together.ai")),
-    Provider("openai_compatible", "openai_compatible", "openai", None, accepts_stream_options=True),
-    Provider("anthropic", "anthropic", "anthropic", "anthropic", ("anthropic",)),
-    Provider("google", "gcp.gemini", "google", "google", ("gemini", "vertex_ai-language-models")),
+    Provider("openai_compatible", "openai_compatible", _OPENAI, None, accepts_stream_options=True),
+    Provider("anthropic", "anthropic", ("anthropic",), "anthropic", ("anthropic",)),
+    Provider("google", "gcp.gemini", ("google",), "google", ("gemini",)),
+    Provider("vertex_ai", "gcp.vertex_ai", ("google",), "google", ("vertex_ai-language-models",)),
+    Provider("bedrock", "aws.bedrock", ("bedrock",), "aws", ("bedrock", "bedrock_converse")),
+    Provider("cohere", "cohere", ("cohere",), "cohere", ("cohere", "cohere_chat")),
+    Provider("ollama", "ollama", ("ollama",), None, ("ollama", "ollama_chat"), local=True),
 )
 
 OPENAI_COMPATIBLE = "openai_compatible"
@@ -85,6 +101,7 @@ LITELLM_ALIASES: Mapping[str, str] = MappingProxyType(
     {alias: p.id for p in PROVIDERS for alias in p.litellm_aliases})
 ACCEPTS_STREAM_OPTIONS: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.accepts_stream_options)
 REASONING_ON_TOP: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.reasoning_on_top)
+LOCAL: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.local)
 HOSTS: tuple[tuple[str, str], ...] = tuple((host, p.id) for p in PROVIDERS for host in p.hosts)
 
 

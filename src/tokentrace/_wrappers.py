@@ -32,12 +32,22 @@ active = _Active()
 _inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
 
 
-def _begin(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[Call, Prepared] | None:
+def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+           ) -> tuple[Call, Prepared] | None:
     recorder = active.recorder
     if recorder is None or _inside.get():
         return None
     try:
-        prepared = endpoint.prepare(instance, kwargs, active.options)
+        if args and endpoint.positional:
+            seen = dict(zip(endpoint.positional, args, strict=False))
+            seen.update(kwargs)
+            prepared = endpoint.prepare(instance, seen, active.options)
+            if prepared is not None:  # the SDK gets the caller's own positional arguments, not the merged view
+                prepared = prepared._replace(kwargs=kwargs)
+        else:
+            prepared = endpoint.prepare(instance, kwargs, active.options)
+        if prepared is None:
+            return None
         return recorder.start(prepared.request), prepared
     except CallRefused:
         raise  # a sink (e.g. a block budget) refused the call: the caller gets it, nothing was sent
@@ -86,7 +96,8 @@ class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_next = wrapped.__next__
+        # an iterator, or an iterable such as botocore's EventStream (iterated once, as the caller would)
+        self._self_next = wrapped.__next__ if hasattr(wrapped, "__next__") else iter(wrapped).__next__
         _watch(self, state)
 
     def __iter__(self) -> SyncStreamProxy:
@@ -188,7 +199,8 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
 
 def _proxy_stream(stream: Any, call: Call, endpoint: Endpoint, prepared: Prepared, is_async: bool) -> Any:
     state = _StreamState(call, endpoint.accumulator(prepared))
-    proxy_class = AsyncStreamProxy if is_async else SyncStreamProxy
+    # a plain method may return an async generator (xai-sdk's and cohere's async streams)
+    proxy_class = AsyncStreamProxy if is_async or hasattr(stream, "__anext__") else SyncStreamProxy
     return proxy_class(stream, state)
 
 
@@ -293,6 +305,9 @@ def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_
             return RawStreamResponseProxy(result, call, endpoint, prepared, is_async)
         elif kind == "deferred_stream":
             _defer(call, endpoint, prepared, result)
+        elif kind == "stream_in_mapping":  # the caller gets the same dict, its stream measured in place
+            key = next(k for k in endpoint.stream_key if k in result)
+            result[key] = _proxy_stream(result[key], call, endpoint, prepared, is_async)
         else:
             call.stop(None)
     except Exception as exc:
@@ -323,7 +338,7 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            begun = _begin(endpoint, instance, kwargs)
+            begun = _begin(endpoint, instance, args, kwargs)
             if begun is None:
                 return await wrapped(*args, **kwargs)
             call, prepared = begun
@@ -342,7 +357,7 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        begun = _begin(endpoint, instance, kwargs)
+        begun = _begin(endpoint, instance, args, kwargs)
         if begun is None:
             return wrapped(*args, **kwargs)
         call, prepared = begun

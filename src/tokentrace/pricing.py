@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import _forksafe, price_refresh
-from ._registry import GENAI_PRICES_IDS
+from ._registry import GENAI_PRICES_IDS, LOCAL
 from ._usage import Usage
 
 logger = logging.getLogger("tokentrace")
@@ -91,6 +91,9 @@ INFERRED_HOSTS = frozenset({"openai_compatible"})
 MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
 """genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
 STALE_AFTER_DAYS = 365
+
+LOCAL_PRICE = ModelPrice(base=Rates(0.0, 0.0, 0.0, 0.0, 0.0), source="local")
+"""The price of a model running on the user's own machine (Ollama): nothing is billed per token."""
 """A price table whose newest price change is older than this gets a warning (once per model)."""
 
 
@@ -297,6 +300,8 @@ class PriceTable:
         for key in ((provider, model), (provider, lowered), (None, model), (None, lowered)):
             if key in self._overrides:
                 return self._overrides[key]
+        if provider in LOCAL:  # a model on the user's own machine: no bill, unless an override prices it
+            return LOCAL_PRICE
         snapshot = self._load_snapshot()
         if not snapshot:
             return None

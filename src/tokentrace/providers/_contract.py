@@ -11,11 +11,13 @@ from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 from .._usage import RequestInfo, ResponseInfo
 
-ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", "opaque"]
+ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", "stream_in_mapping", "opaque"]
 """How a wrapper treats what the SDK method returned:
 value: a parsed response; stream: an iterator of chunks; raw: an object whose ``parse()`` gives a value;
 raw_stream: an object whose ``parse()`` gives a stream; deferred_stream: a stream manager that sends the
-request later (on ``__enter__``), see ``Endpoint.bind_deferred``; opaque: unknown, recorded without usage."""
+request later (on ``__enter__``), see ``Endpoint.bind_deferred``; stream_in_mapping: a dict whose
+``Endpoint.stream_key`` item is the stream (boto3's event streams), measured in place; opaque: unknown, recorded
+without usage."""
 
 RequestWrapper = Callable[[Any], Any]
 """Given a deferred request (a callable returning a stream, or an awaitable of one), the same, measured."""
@@ -64,12 +66,18 @@ class StreamAccumulator:
 class Endpoint:
     """One SDK method family (e.g. chat completions): how to read its requests, responses and streams."""
 
-    prepare: Callable[[Any, Mapping[str, Any], Options], Prepared]
+    prepare: Callable[[Any, Mapping[str, Any], Options], Prepared | None]
+    """None: not a call to measure (e.g. a boto3 call to another AWS service); it passes straight through."""
     extract: Callable[[Any, Prepared], ResponseInfo]
     accumulator: Callable[[Prepared], StreamAccumulator]
     classify: Callable[[Any], ResultKind]
     bind_deferred: Callable[[Any, RequestWrapper], bool] | None = None
     """For ``deferred_stream`` results: replace the manager's pending request with ``wrap(request)``."""
+    positional: tuple[str, ...] = ()
+    """Names of the method's parameters that callers may pass by position: ``prepare`` sees them as keywords
+    (the SDK still receives the call's own arguments)."""
+    stream_key: tuple[str, ...] = ()
+    """For ``stream_in_mapping`` results: the keys the stream may have in the returned dict (the first present)."""
 
 
 @dataclass(frozen=True, slots=True)

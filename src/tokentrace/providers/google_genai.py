@@ -1,4 +1,5 @@
-"""Google Gen AI SDK (Gemini): PATCHES and pure functions SDK object -> Usage.
+"""Google Gen AI SDK (Gemini API, and Vertex AI with ``vertexai=True``: provider ``vertex_ai``): PATCHES and pure
+functions SDK object -> Usage.
 
 One span per HTTP request: the SDK's private per-request methods are patched when present (automatic
 function calling and continuation make several requests inside one public call), else the public ones.
@@ -21,6 +22,7 @@ from ._fields import count, field, int_or_none, number_or_none, server_of, text_
 from ._prompt import text_length
 
 PROVIDER = "google"
+VERTEX_PROVIDER = "vertex_ai"
 
 
 def _model_name(model: Any) -> str:
@@ -31,12 +33,13 @@ def _model_name(model: Any) -> str:
 
 def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, operation: str = "generate_content",
             stream: bool = False) -> Prepared:
-    http_options = getattr(getattr(instance, "_api_client", None), "_http_options", None)
+    api_client = getattr(instance, "_api_client", None)
+    http_options = getattr(api_client, "_http_options", None)
     address, port = server_of(getattr(http_options, "base_url", None))
     config = kwargs.get("config")
     contents = kwargs.get("contents")
     request = RequestInfo(
-        provider=PROVIDER,
+        provider=VERTEX_PROVIDER if getattr(api_client, "vertexai", False) is True else PROVIDER,
         operation=operation,
         request_model=_model_name(kwargs.get("model")),
         stream=stream,

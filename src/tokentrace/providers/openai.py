@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from .. import _errors
 from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_TOP, provider_for_host
@@ -41,12 +41,17 @@ def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
 
 # --------------------------------------------------------------------------- requests
 
+Target = Callable[[Any], tuple[str, str | None, int | None]]
+"""(provider id, server address, server port) of the client a resource method belongs to."""
 
-def _prepare(
+
+def prepare_request(
     instance: Any, kwargs: Mapping[str, Any], options: Options, operation: str, max_keys: tuple[str, ...],
-    usage_option: bool,
+    usage_option: bool, target: Target = _client_target,
 ) -> Prepared:
-    provider, address, port = _client_target(instance)
+    """An OpenAI-shaped request (also the Groq and Mistral SDKs'): ``usage_option`` says whether the API takes
+    ``stream_options.include_usage``."""
+    provider, address, port = target(instance)
     stream = kwargs.get("stream") is True
     max_tokens = None
     for key in max_keys:
@@ -90,25 +95,25 @@ def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def prepare_chat(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-    return _prepare(instance, kwargs, options, "chat", ("max_completion_tokens", "max_tokens"), True)
+    return prepare_request(instance, kwargs, options, "chat", ("max_completion_tokens", "max_tokens"), True)
 
 
 def prepare_completions(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-    return _prepare(instance, kwargs, options, "text_completion", ("max_tokens",), True)
+    return prepare_request(instance, kwargs, options, "text_completion", ("max_tokens",), True)
 
 
 def prepare_responses(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-    return _prepare(instance, kwargs, options, "chat", ("max_output_tokens",), False)
+    return prepare_request(instance, kwargs, options, "chat", ("max_output_tokens",), False)
 
 
 def prepare_embeddings(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-    return _prepare(instance, kwargs, options, "embeddings", (), False)
+    return prepare_request(instance, kwargs, options, "embeddings", (), False)
 
 
 # --------------------------------------------------------------------------- usage
 
 
-def _partition(
+def partition(
     prompt: int, cached: int, cache_write: int, completion: int, reasoning: int, total: int | None, provider: str
 ) -> Usage:
     """Split OpenAI-style counts; ``total`` tells whether reasoning is inside completion (OpenAI) or on top (xAI)."""
@@ -147,7 +152,7 @@ def _usage(usage: Any, provider: str, names: _UsageNames) -> Usage | None:
     stage = f"usage.{provider}"
     values = fields_of(usage)
     prompt_details = fields_of(values.get(names.prompt_details))
-    return _partition(
+    return partition(
         prompt=count_in(values, names.prompt, stage),
         cached=count_in(prompt_details, "cached_tokens", stage),
         cache_write=count_in(prompt_details, "cache_write_tokens", stage),
@@ -333,7 +338,7 @@ def classify(result: Any) -> ResultKind:
     return classify_result(result, types["model"], types["streams"], types["raw"], "_stream")
 
 
-def _extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:
+def extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:
     return _Extractors.chat(result, prepared.request.provider, prepared.capture_content)
 
 
@@ -341,10 +346,10 @@ def _extract_responses(result: Any, prepared: Prepared) -> ResponseInfo:
     return _Extractors.responses(result, prepared.request.provider, prepared.capture_content)
 
 
-CHAT = Endpoint(prepare_chat, _extract_chat, ChatAccumulator, classify)
+CHAT = Endpoint(prepare_chat, extract_chat, ChatAccumulator, classify)
 RESPONSES = Endpoint(prepare_responses, _extract_responses, ResponsesAccumulator, classify)
-COMPLETIONS = Endpoint(prepare_completions, _extract_chat, ChatAccumulator, classify)
-EMBEDDINGS = Endpoint(prepare_embeddings, _extract_chat, ChatAccumulator, classify)
+COMPLETIONS = Endpoint(prepare_completions, extract_chat, ChatAccumulator, classify)
+EMBEDDINGS = Endpoint(prepare_embeddings, extract_chat, ChatAccumulator, classify)
 
 _CHAT_MODULE = "openai.resources.chat.completions.completions"
 _RESPONSES_MODULE = "openai.resources.responses.responses"

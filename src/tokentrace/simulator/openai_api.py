@@ -29,9 +29,25 @@ def _with_provider_cost(request: Request, usage: dict[str, Any] | None) -> dict[
     return usage
 
 
+def _host(request: Request) -> str:
+    return request.headers.get("host", "").split(":")[0]
+
+
 def _reasoning_on_top(request: Request) -> bool:
     """xAI bills reasoning on top of completion_tokens; OpenAI counts it inside."""
-    return request.headers.get("host", "").split(":")[0] == "api.x.ai"
+    return _host(request) == "api.x.ai"
+
+
+def _final_chunk_usage(request: Request, ident: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+    """What a host adds to a stream's finish chunk unasked: Groq its ``x_groq.usage``, Mistral ``usage``."""
+    if usage is None:
+        return {}
+    host = _host(request)
+    if host == "api.groq.com":
+        return {"x_groq": {"id": f"req_{ident}", "usage": usage}}
+    if host == "api.mistral.ai":
+        return {"usage": usage}
+    return {}
 
 
 def chat_usage(u: rules.SimUsage, on_top: bool) -> dict[str, Any]:
@@ -102,7 +118,8 @@ async def chat_completions(request: Request) -> Response:
     events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
     for piece in rules.output_pieces(text, usage.visible_output):
         events.append(chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}]))
-    events.append(chunk([{"index": 0, "delta": {}, "finish_reason": finish}]))
+    events.append(chunk([{"index": 0, "delta": {}, "finish_reason": finish}],
+                        **_final_chunk_usage(request, ident, usage_body)))
     if include_usage:
         events.append(chunk([], usage=usage_body))
     return wire.sse(events, behave, done_marker=True)
@@ -150,8 +167,11 @@ async def embeddings(request: Request) -> Response:
     encoded: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
     data = [{"object": "embedding", "index": i, "embedding": encoded} for i in range(count)]
     usage_body = None if behave.error == "no-usage" else {"prompt_tokens": usage.prompt, "total_tokens": usage.prompt}
-    return JSONResponse({"object": "list", "data": data, "model": rules.response_model(str(body.get("model"))),
-                         "usage": usage_body})
+    answer = {"object": "list", "data": data, "model": rules.response_model(str(body.get("model"))),
+              "usage": usage_body}
+    if _host(request) == "api.mistral.ai":  # Mistral's embeddings carry an id
+        answer["id"] = f"emb-sim{next(_ids)}"
+    return JSONResponse(answer)
 
 
 def _response_object(ident: str, model: str, text: str, status: str, usage: Any, created: int) -> dict[str, Any]:

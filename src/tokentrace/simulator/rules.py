@@ -56,7 +56,7 @@ def prompt_tokens(body: Mapping[str, Any]) -> int:
         system = body.get("system", body.get("systemInstruction"))
         return sum(MESSAGE_FRAMING_TOKENS + _words(m.get("content", m.get("parts")))
                    for m in messages if isinstance(m, Mapping)) + _words(system)
-    prompt = body.get("input", body.get("prompt"))
+    prompt = body.get("input", body.get("prompt", body.get("texts")))
     if isinstance(prompt, str):
         return max(_words(prompt), 1) + _words(body.get("instructions"))
     if isinstance(prompt, list):

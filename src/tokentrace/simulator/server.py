@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -13,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import anthropic_api, gemini_api, openai_api
+from . import anthropic_api, bedrock_api, cohere_api, gemini_api, ollama_api, openai_api
 
 # path suffix -> handler, most specific first; any prefix is accepted
-_HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **openai_api.HANDLERS}
+_HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HANDLERS, **cohere_api.HANDLERS,
+             **ollama_api.HANDLERS, **openai_api.HANDLERS}
 
 
 async def _dispatch(request: Request) -> Response:
@@ -39,13 +42,16 @@ class Simulator:
     """A local provider server speaking real wire formats, for tests and the demo. Use as a context manager."""
 
     def __init__(self, port: int = 0, **defaults: Any) -> None:
+        app = build_app(**defaults)
         config = uvicorn.Config(
-            build_app(**defaults), host="127.0.0.1", port=port, log_level="critical", lifespan="off",
+            app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
             access_log=False, timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self.port = port
+        self.defaults: dict[str, Any] = app.state.defaults
+        self._grpc: Any = None
 
     def start(self, timeout: float = 10.0) -> Simulator:
         self._thread = threading.Thread(target=self._server.run, name="tokentrace-simulator", daemon=True)
@@ -62,7 +68,30 @@ class Simulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the simulator's gRPC server (xAI's chat service), started on first use."""
+        if self._grpc is None:
+            from .xai_grpc import serve
+
+            self._grpc = serve(self.defaults)
+        return f"127.0.0.1:{self._grpc.port}"
+
+    @contextlib.contextmanager
+    def behaving(self, **defaults: Any) -> Iterator[None]:
+        """Apply ``defaults`` (``error``, ``latency_ms``, ...) to every request while the block runs: for SDKs whose
+        calls cannot carry an ``x-sim-*`` header (gRPC, boto3)."""
+        saved = dict(self.defaults)
+        self.defaults.update(defaults)
+        try:
+            yield
+        finally:
+            self.defaults.clear()
+            self.defaults.update(saved)
+
     def stop(self) -> None:
+        if self._grpc is not None:
+            self._grpc.stop()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)

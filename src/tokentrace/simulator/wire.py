@@ -61,21 +61,29 @@ async def delay(seconds: float) -> None:
 
 def sse(events: Iterable[tuple[str | None, Any]], behave: Behaviour, done_marker: bool) -> StreamingResponse:
     """Stream ``(event name or None, data)`` pairs as SSE; ``cut`` drops the connection half-way."""
-    items = list(events)
-    cut_at = len(items) // 2 if behave.error == "cut" else None
+    frames = []
+    for name, data in events:
+        prefix = f"event: {name}\n" if name else ""
+        frames.append(f"{prefix}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
+    return streamed(frames, behave, "text/event-stream", b"data: [DONE]\n\n" if done_marker else b"")
+
+
+def streamed(frames: list[bytes], behave: Behaviour, media_type: str, trailer: bytes = b"") -> StreamingResponse:
+    """Stream encoded frames (SSE events, NDJSON lines, AWS event-stream messages) with the injected chunk delay;
+    ``cut`` drops the connection half-way."""
+    cut_at = len(frames) // 2 if behave.error == "cut" else None
 
     async def body() -> AsyncIterator[bytes]:
-        for index, (name, data) in enumerate(items):
+        for index, frame in enumerate(frames):
             if cut_at is not None and index == cut_at:
                 raise CutStreamError("simulated connection drop")
             if index and behave.chunk_delay_s:
                 await asyncio.sleep(behave.chunk_delay_s)
-            prefix = f"event: {name}\n" if name else ""
-            yield f"{prefix}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-        if done_marker:
-            yield b"data: [DONE]\n\n"
+            yield frame
+        if trailer:
+            yield trailer
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return StreamingResponse(body(), media_type=media_type, headers={"cache-control": "no-cache"})
 
 
 async def prologue(request: Request, error_body: Callable[[int, str], Any], stream: bool | None = None
