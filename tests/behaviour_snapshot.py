@@ -81,7 +81,7 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
                               tracer_provider=tracer_provider)
         try:
             with Simulator(latency_ms=0, chunk_delay_ms=0) as sim:
-                run_workload(sim.port, calls)
+                run_workload(sim.port, calls, simulator=sim)
             tokentrace.flush()
         finally:
             tokentrace.uninstrument()

@@ -56,6 +56,7 @@ async def adrain(stream: Any) -> list[Any]:
 # ------------------------------------------------------------------ clients
 @contextlib.contextmanager
 def sync_client(provider: str, sim: Any) -> Iterator[Any]:
+    """A real SDK client of ``provider``'s own SDK, sending to the simulator (over HTTP, or gRPC for xai)."""
     from .conftest import openai_client
 
     if provider == "openai":
@@ -66,12 +67,18 @@ def sync_client(provider: str, sim: Any) -> Iterator[Any]:
 
         with anthropic.Anthropic(api_key="sk-ant-test-secret-key", base_url=sim.url, max_retries=0) as client:
             yield client
-    else:
+    elif provider == "google":
         client = _genai_client(sim)
         try:
             yield client
         finally:
             client.close()
+    else:
+        client = _MORE_SYNC[provider](sim)
+        try:
+            yield client
+        finally:
+            _close(client)
 
 
 def _genai_client(sim: Any) -> Any:
@@ -79,6 +86,72 @@ def _genai_client(sim: Any) -> Any:
     from google.genai import types
 
     return genai.Client(api_key="AIza-test-secret-key", http_options=types.HttpOptions(base_url=sim.url))
+
+
+def _httpx(sim: Any, is_async: bool) -> Any:
+    import httpx
+
+    from tokentrace.simulator import async_client as to_sim_async
+    from tokentrace.simulator import sync_client as to_sim
+
+    return (to_sim_async if is_async else to_sim)(sim.port, httpx_module=httpx)
+
+
+def _groq(sim: Any, is_async: bool = False) -> Any:
+    import groq
+
+    cls = groq.AsyncGroq if is_async else groq.Groq
+    return cls(api_key="gsk-test-secret-key", http_client=_httpx(sim, is_async), max_retries=0)
+
+
+def _mistral(sim: Any, is_async: bool = False) -> Any:
+    from mistralai.client import Mistral
+
+    transport = {"async_client": _httpx(sim, True)} if is_async else {"client": _httpx(sim, False)}
+    return Mistral(api_key="mistral-test-secret-key", server_url="https://api.mistral.ai", **transport)
+
+
+def _cohere(sim: Any, is_async: bool = False) -> Any:
+    import cohere
+
+    cls = cohere.AsyncClientV2 if is_async else cohere.ClientV2
+    return cls(api_key="co-test-secret-key", base_url="https://api.cohere.com", httpx_client=_httpx(sim, is_async))
+
+
+def _ollama(sim: Any, is_async: bool = False) -> Any:
+    import ollama
+
+    return (ollama.AsyncClient if is_async else ollama.Client)(host=sim.url)
+
+
+def bedrock_client(sim: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=sim.url,
+                        aws_access_key_id="AKIATESTSECRETKEY", aws_secret_access_key="aws-test-secret-key",
+                        config=Config(retries={"total_max_attempts": 1}))
+
+
+def _xai(sim: Any, is_async: bool = False) -> Any:
+    import xai_sdk
+
+    cls = xai_sdk.AsyncClient if is_async else xai_sdk.Client
+    return cls(api_key="xai-test-secret-key", api_host=sim.grpc_address, use_insecure_channel=True)
+
+
+_MORE_SYNC: dict[str, Callable[[Any], Any]] = {"groq": _groq, "mistral": _mistral, "cohere": _cohere,
+                                               "ollama": _ollama, "bedrock": bedrock_client, "xai": _xai}
+_MORE_ASYNC: dict[str, Callable[[Any], Any]] = {
+    "groq": lambda sim: _groq(sim, True), "mistral": lambda sim: _mistral(sim, True),
+    "cohere": lambda sim: _cohere(sim, True), "ollama": lambda sim: _ollama(sim, True),
+    "xai": lambda sim: _xai(sim, True)}
+
+
+def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
 
 
 @contextlib.asynccontextmanager
@@ -94,10 +167,22 @@ async def async_client(provider: str, sim: Any) -> AsyncIterator[Any]:
         async with anthropic.AsyncAnthropic(api_key="sk-ant-test-secret-key", base_url=sim.url,
                                             max_retries=0) as client:
             yield client
-    else:
+    elif provider == "google":
         client = _genai_client(sim)
         try:
             yield client
         finally:
             await client.aio.aclose()
             client.close()
+    else:
+        client = _MORE_ASYNC[provider](sim)
+        try:
+            yield client
+        finally:
+            for name in ("aclose", "close"):
+                close = getattr(client, name, None)
+                if callable(close):
+                    result = close()
+                    if hasattr(result, "__await__"):
+                        await result
+                    break

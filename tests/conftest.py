@@ -31,6 +31,15 @@ TEST_PRICES = {
                           "cache_write_1h": 6.0, "output": 15.0},
     "gemini-2.5-flash": {"provider": "google", "input": 0.3, "cache_read": 0.03, "output": 2.5},
     "gemini-embedding-001": {"provider": "google", "input": 0.15, "output": 0.0},
+    "llama-3.3-70b-versatile": {"provider": "groq", "input": 0.59, "output": 0.79},
+    "mistral-small-latest": {"provider": "mistral", "input": 0.1, "output": 0.3},
+    "mistral-embed": {"provider": "mistral", "input": 0.1, "output": 0.0},
+    "command-r-08-2024": {"provider": "cohere", "input": 0.15, "output": 0.6},
+    "embed-english-v3.0": {"provider": "cohere", "input": 0.1, "output": 0.0},
+    "llama3.2": {"provider": "ollama", "input": 0.01, "output": 0.02},
+    "nomic-embed-text": {"provider": "ollama", "input": 0.01, "output": 0.0},
+    "anthropic.claude-3-5-haiku-20241022-v1:0": {"provider": "bedrock", "input": 0.8, "cache_read": 0.08,
+                                                 "cache_write": 1.0, "output": 4.0},
 }
 
 

@@ -33,7 +33,8 @@ def test_demo_fills_the_ledger_and_reports_it(tmp_path: Path) -> None:
     assert totals["errors"] == sum(s.headers.get("x-sim-error") == "429" for s in made)
     assert totals["cached"] == sum(s.kind == "cache_hit" for s in made)
     by_provider = {r["key"] for r in tokentrace.report(since="1d", by="provider", ledger=ledger)["rows"]}
-    assert {"openai", "anthropic", "google", "xai", "deepseek", "groq"} <= by_provider
+    assert {"openai", "anthropic", "google", "xai", "deepseek", "groq", "bedrock", "cohere", "mistral", "ollama"} \
+        <= by_provider
     from tokentrace.cli.render import money
 
     assert money(totals["cost_usd"]) in result.stdout  # the printed total row is the ledger's

@@ -94,7 +94,7 @@ def test_namespace_prefixes_every_metric(simulator: Any) -> None:
 
 def test_bad_arguments_raise_config_error() -> None:
     with pytest.raises(tokentrace.ConfigError, match="unknown provider"):
-        tokentrace.instrument(providers=["cohere"])
+        tokentrace.instrument(providers=["watsonx"])
     with pytest.raises(tokentrace.ConfigError, match="metric label"):
         tokentrace.instrument(metric_labels=("model",))
 

@@ -242,7 +242,7 @@ def test_report_totals_equal_the_metrics(simulator: Any, tmp_path: Path) -> None
 
     ledger = tmp_path / "usage.db"
     telemetry = make_telemetry(ledger=ledger, prices=None)
-    run_workload(simulator.port, 33)
+    run_workload(simulator.port, 33, simulator=simulator)
     tokentrace.flush()
     totals = tokentrace.report(since="1d", by="provider", ledger=ledger)["totals"]
 

@@ -307,7 +307,9 @@ def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_
             _defer(call, endpoint, prepared, result)
         elif kind == "stream_in_mapping":  # the caller gets the same dict, its stream measured in place
             key = next(k for k in endpoint.stream_key if k in result)
-            result[key] = _proxy_stream(result[key], call, endpoint, prepared, is_async)
+            proxy = _proxy_stream(result[key], call, endpoint, prepared, is_async)
+            proxy._self_state.accumulator.chunk(result)  # the envelope first (request id, headers)
+            result[key] = proxy
         else:
             call.stop(None)
     except Exception as exc:

@@ -26,7 +26,9 @@ class Scenario:
     prompt: str = "Summarize the quarterly report in three short bullet points for the leadership team"
     cache_key: str | None = None
     user: str = "alice"
-    sdk: str = "openai"  # openai (any OpenAI-compatible host) | anthropic | google
+    sdk: str = "openai"
+    """openai (any OpenAI-compatible host), anthropic, google, or a further SDK: bedrock, xai (xai-sdk over gRPC),
+    mistral, cohere, ollama."""
 
 
 OPENAI = "https://api.openai.com/v1"
@@ -53,6 +55,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("chat", "", "gemini-2.5-flash", "stream", max_tokens=16, user="carol", sdk="google"),
     Scenario("search", "http://localhost:8000/v1", "acme-private-7b", "chat", max_tokens=8),  # no known price
     Scenario("summarize", "http://llm-gateway.internal:4000/v1", "gpt-4o-mini", "chat", max_tokens=12),  # inferred
+    Scenario("agent", "", "anthropic.claude-3-5-haiku-20241022-v1:0", "stream", max_tokens=24, sdk="bedrock"),
+    Scenario("chat", "", "grok-3-mini", "stream", max_tokens=16, user="carol", sdk="xai"),
+    Scenario("summarize", "", "amazon.nova-lite-v1:0", "chat", max_tokens=20, sdk="bedrock"),
+    Scenario("search", "", "command-r-08-2024", "chat", max_tokens=12, sdk="cohere"),
+    Scenario("chat", "", "grok-3", "chat", max_tokens=20, user="bob", sdk="xai"),
+    Scenario("autocomplete", "", "mistral-small-latest", "stream", max_tokens=10, sdk="mistral"),
+    Scenario("summarize", "", "llama3.2", "chat", max_tokens=16, sdk="ollama"),  # a local model: $0
 )
 
 
@@ -70,6 +79,8 @@ class Workload:
         self._http = sync_client(port)
         self._expected: tuple[type[BaseException], ...] = (openai.APIError,)
         self._closers: list[Callable[[], Any]] = [self._http.close]
+        self.simulator: Any = None
+        """The running Simulator, for the gRPC scenarios (xai-sdk); they are skipped without it."""
 
     def _client(self, scenario: Scenario) -> Any:
         key = scenario.sdk if scenario.sdk != "openai" else scenario.provider_url
@@ -88,10 +99,15 @@ class Workload:
 
             client = genai.Client(api_key="demo-not-a-real-key", http_options=types.HttpOptions(base_url=url))
             self._expected += (errors.APIError,)
+        elif scenario.sdk in _MORE_CLIENTS:
+            client, expected = _MORE_CLIENTS[scenario.sdk](self)
+            self._expected += expected
         else:
             client = self._openai.OpenAI(api_key="sk-demo-not-a-real-key", base_url=scenario.provider_url,
                                          http_client=self._http, max_retries=0)
-        self._closers.append(client.close)
+        close = getattr(client, "close", None)  # not every SDK client has one (boto3, cohere)
+        if callable(close):
+            self._closers.append(close)
         self._clients[key] = client
         return client
 
@@ -128,6 +144,9 @@ class Workload:
             else:
                 client.models.generate_content(model=s.model, contents=s.prompt, config=config)
             return
+        if s.sdk in _MORE_CALLS:
+            _MORE_CALLS[s.sdk](client, s, messages)
+            return
         if s.max_tokens:
             kwargs["max_tokens" if s.kind in ("chat", "stream", "completions") else "max_output_tokens"] = s.max_tokens
         if s.cache_key:
@@ -153,9 +172,121 @@ class Workload:
             with contextlib.suppress(Exception):
                 close()
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
 
-def run_workload(port: int, count: int, on_call: Callable[[], None] | None = None) -> None:
+    def httpx_client(self) -> Any:
+        """An httpx client to the simulator that keeps the provider's host name (the SDKs that take httpx)."""
+        import httpx
+
+        from ..simulator import sync_client
+
+        client = sync_client(self._port, httpx_module=httpx)
+        self._closers.append(client.close)
+        return client
+
+
+def _bedrock_client(w: Workload) -> tuple[Any, tuple[type[BaseException], ...]]:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=w.url,
+                          aws_access_key_id="AKIADEMONOTAREALKEY", aws_secret_access_key="demo-not-a-real-key",
+                          config=Config(retries={"total_max_attempts": 1}))
+    return client, (BotoCoreError, ClientError)
+
+
+def _xai_client(w: Workload) -> tuple[Any, tuple[type[BaseException], ...]]:
+    import grpc
+    import xai_sdk
+
+    from ..simulator import Simulator
+
+    simulator: Simulator | None = w.simulator
+    if simulator is None:
+        raise ImportError("no simulator serving gRPC")  # skipped, like a scenario whose SDK is not installed
+    return xai_sdk.Client(api_key="xai-demo-not-a-real-key", api_host=simulator.grpc_address,
+                          use_insecure_channel=True), (grpc.RpcError,)
+
+
+def _mistral_client(w: Workload) -> tuple[Any, tuple[type[BaseException], ...]]:
+    from mistralai.client import Mistral, errors
+
+    return Mistral(api_key="demo-not-a-real-key", server_url="https://api.mistral.ai", client=w.httpx_client()), \
+        (errors.MistralError,)
+
+
+def _cohere_client(w: Workload) -> tuple[Any, tuple[type[BaseException], ...]]:
+    import cohere
+    from cohere.core.api_error import ApiError
+
+    return cohere.ClientV2(api_key="demo-not-a-real-key", base_url="https://api.cohere.com",
+                           httpx_client=w.httpx_client()), (ApiError,)
+
+
+def _ollama_client(w: Workload) -> tuple[Any, tuple[type[BaseException], ...]]:
+    import ollama
+
+    return ollama.Client(host=w.url), (ollama.ResponseError,)
+
+
+_MORE_CLIENTS: dict[str, Callable[[Workload], tuple[Any, tuple[type[BaseException], ...]]]] = {
+    "bedrock": _bedrock_client, "xai": _xai_client, "mistral": _mistral_client, "cohere": _cohere_client,
+    "ollama": _ollama_client}
+
+
+def _bedrock_call(client: Any, s: Scenario, messages: list[dict[str, str]]) -> None:
+    request = {"modelId": s.model, "system": [{"text": messages[0]["content"]}],
+               "messages": [{"role": "user", "content": [{"text": s.prompt}]}],
+               "inferenceConfig": {"maxTokens": s.max_tokens or 32}}
+    if s.kind == "stream":
+        for _ in client.converse_stream(**request)["stream"]:
+            pass
+    else:
+        client.converse(**request)
+
+
+def _xai_call(client: Any, s: Scenario, messages: list[dict[str, str]]) -> None:
+    from xai_sdk.chat import system, user
+
+    chat = client.chat.create(model=s.model, max_tokens=s.max_tokens or 32)
+    chat.append(system(messages[0]["content"]))
+    chat.append(user(s.prompt))
+    if s.kind == "stream":
+        for _ in chat.stream():
+            pass
+    else:
+        chat.sample()
+
+
+def _mistral_call(client: Any, s: Scenario, messages: list[dict[str, str]]) -> None:
+    if s.kind == "stream":
+        for _ in client.chat.stream(model=s.model, messages=messages, max_tokens=s.max_tokens):
+            pass
+    else:
+        client.chat.complete(model=s.model, messages=messages, max_tokens=s.max_tokens)
+
+
+def _cohere_call(client: Any, s: Scenario, messages: list[dict[str, str]]) -> None:
+    client.chat(model=s.model, messages=messages, max_tokens=s.max_tokens, request_options={"max_retries": 0})
+
+
+def _ollama_call(client: Any, s: Scenario, messages: list[dict[str, str]]) -> None:
+    client.chat(s.model, messages, options={"num_predict": s.max_tokens})
+
+
+_MORE_CALLS: dict[str, Callable[[Any, Scenario, list[dict[str, str]]], None]] = {
+    "bedrock": _bedrock_call, "xai": _xai_call, "mistral": _mistral_call, "cohere": _cohere_call,
+    "ollama": _ollama_call}
+
+
+def run_workload(port: int, count: int, on_call: Callable[[], None] | None = None, simulator: Any = None) -> None:
+    """Make ``count`` calls, cycling through the scenarios; ``simulator`` (a running Simulator) also serves the
+    gRPC scenarios (xai-sdk), which are skipped without it."""
     workload = Workload(port)
+    workload.simulator = simulator
     try:
         made = 0
         for scenario in itertools.cycle(SCENARIOS):
@@ -220,7 +351,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
     with Simulator(latency_ms=5, chunk_delay_ms=1) as sim:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("simulated LLM calls", total=calls)
-            run_workload(sim.port, calls, on_call=lambda: progress.advance(task))
+            run_workload(sim.port, calls, on_call=lambda: progress.advance(task), simulator=sim)
         tokentrace.flush()
         console.print(f"Ledger: {describe(ledger_sink.path)} (the demo's own; your usage ledger is untouched)"
                       if ledger == str(demo_ledger_path()) else f"Ledger: {describe(ledger_sink.path)}",

@@ -16,7 +16,8 @@ ResultKind = Literal["value", "stream", "raw", "raw_stream", "deferred_stream", 
 value: a parsed response; stream: an iterator of chunks; raw: an object whose ``parse()`` gives a value;
 raw_stream: an object whose ``parse()`` gives a stream; deferred_stream: a stream manager that sends the
 request later (on ``__enter__``), see ``Endpoint.bind_deferred``; stream_in_mapping: a dict whose
-``Endpoint.stream_key`` item is the stream (boto3's event streams), measured in place; opaque: unknown, recorded
+``Endpoint.stream_key`` item is the stream (boto3's event streams), measured in place (the accumulator sees the
+dict itself first, then each event); opaque: unknown, recorded
 without usage."""
 
 RequestWrapper = Callable[[Any], Any]

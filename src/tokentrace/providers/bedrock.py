@@ -221,6 +221,8 @@ class EventAccumulator(StreamAccumulator):
             self.usage = converse_usage(field(item["metadata"], "usage"))
         elif "messageStop" in item:
             self.stop = text_or_none(field(item["messageStop"], "stopReason"))
+        elif "ResponseMetadata" in item:  # the response envelope, before the first event
+            self.response_id = text_or_none(field(item["ResponseMetadata"], "RequestId"))
         elif "contentBlockDelta" in item and self.text is not None:
             piece = field(field(item["contentBlockDelta"], "delta"), "text")
             if isinstance(piece, str):
@@ -237,8 +239,8 @@ class EventAccumulator(StreamAccumulator):
         if metrics is not None:
             self.usage = metrics_usage(metrics)
         message = event.get("message")
-        if isinstance(message, dict) and self.response_id is None:
-            self.response_id = text_or_none(message.get("id"))
+        if isinstance(message, dict):
+            self.response_id = text_or_none(message.get("id")) or self.response_id
         reason = field(event.get("delta"), "stop_reason")
         if reason:
             self.stop = text_or_none(reason)

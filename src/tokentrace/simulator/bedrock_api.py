@@ -90,7 +90,7 @@ async def _converse(request: Request, stream: bool) -> Response:
                                   "stopReason": stop, "metrics": {"latencyMs": 12}}
         if usage_body is not None:
             answer["usage"] = usage_body
-        return JSONResponse(answer)
+        return JSONResponse(answer, headers=_request_id())
     frames = [event_message("messageStart", {"role": "assistant"})]
     frames += [event_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
                for piece in rules.output_pieces(text, usage.visible_output)]
@@ -98,7 +98,11 @@ async def _converse(request: Request, stream: bool) -> Response:
     frames.append(event_message("messageStop", {"stopReason": stop}))
     if usage_body is not None:
         frames.append(event_message("metadata", {"usage": usage_body, "metrics": {"latencyMs": 12}}))
-    return wire.streamed(frames, behave, EVENT_STREAM)
+    return wire.streamed(frames, behave, EVENT_STREAM, headers=_request_id())
+
+
+def _request_id() -> dict[str, str]:
+    return {"x-amzn-requestid": f"sim-req-{next(_ids):08d}"}
 
 
 async def converse(request: Request) -> Response:
@@ -142,7 +146,7 @@ async def invoke(request: Request) -> Response:
     model_id = _model_id(request)
     usage, stop = _invoke_usage(body, request)
     with_usage = behave.error != "no-usage"
-    headers = {"x-amzn-bedrock-invocation-latency": "12"}
+    headers = {"x-amzn-bedrock-invocation-latency": "12", **_request_id()}
     if with_usage:
         headers.update({"x-amzn-bedrock-input-token-count": str(usage.prompt - usage.cached - usage.cache_write),
                         "x-amzn-bedrock-output-token-count": str(usage.visible_output)})
@@ -175,7 +179,7 @@ async def invoke_stream(request: Request) -> Response:
             "outputTokenCount": usage.visible_output, "invocationLatency": 12, "firstByteLatency": 3,
             "cacheReadInputTokenCount": usage.cached, "cacheWriteInputTokenCount": usage.cache_write}
     frames.append(_chunk(last))
-    return wire.streamed(frames, behave, EVENT_STREAM)
+    return wire.streamed(frames, behave, EVENT_STREAM, headers=_request_id())
 
 
 HANDLERS = {"/converse": converse, "/converse-stream": converse_stream, "/invoke": invoke,

@@ -68,7 +68,8 @@ def sse(events: Iterable[tuple[str | None, Any]], behave: Behaviour, done_marker
     return streamed(frames, behave, "text/event-stream", b"data: [DONE]\n\n" if done_marker else b"")
 
 
-def streamed(frames: list[bytes], behave: Behaviour, media_type: str, trailer: bytes = b"") -> StreamingResponse:
+def streamed(frames: list[bytes], behave: Behaviour, media_type: str, trailer: bytes = b"",
+             headers: Mapping[str, str] | None = None) -> StreamingResponse:
     """Stream encoded frames (SSE events, NDJSON lines, AWS event-stream messages) with the injected chunk delay;
     ``cut`` drops the connection half-way."""
     cut_at = len(frames) // 2 if behave.error == "cut" else None
@@ -83,7 +84,7 @@ def streamed(frames: list[bytes], behave: Behaviour, media_type: str, trailer: b
         if trailer:
             yield trailer
 
-    return StreamingResponse(body(), media_type=media_type, headers={"cache-control": "no-cache"})
+    return StreamingResponse(body(), media_type=media_type, headers={"cache-control": "no-cache", **(headers or {})})
 
 
 async def prologue(request: Request, error_body: Callable[[int, str], Any], stream: bool | None = None
