@@ -171,7 +171,10 @@ def test_bedrock_prompt_cache_is_split_and_priced_per_ttl(simulator: Any, teleme
     with capture_usage() as records:
         client.converse(**more_sdk_cases.CONVERSE_KW)
         list(client.converse_stream(**more_sdk_cases.CONVERSE_KW)["stream"])
-    expected = tokentrace.Usage(input=300, cache_read=1200, cache_write=500, output=MAX, cache_write_1h=300)
+    # botocore versions before Converse's cacheDetails drop the TTL split while parsing: nothing can read it then
+    ttl_known = "cacheDetails" in client.meta.service_model.shape_for("TokenUsage").members
+    expected = tokentrace.Usage(input=300, cache_read=1200, cache_write=500, output=MAX,
+                                cache_write_1h=300 if ttl_known else 0)
     assert [r.usage for r in records] == [expected, expected]
     assert records[0].cost_usd == pytest.approx((300 * 0.8 + 1200 * 0.08 + 500 * 1.0 + MAX * 4.0) / 1e6)
 
@@ -195,8 +198,13 @@ def test_a_cost_xai_reports_wins_over_the_price_table(simulator: Any, telemetry:
     with capture_usage() as records:
         more_sdk_cases.CASES[-1].runners["sync"](client)
     (record,) = records
-    assert record.cost_usd == pytest.approx(record.usage.total * 1e-6)
-    assert record.price_source == "reported by xai"
+    from xai_sdk.proto import usage_pb2
+
+    if "cost_in_usd_ticks" in usage_pb2.SamplingUsage.DESCRIPTOR.fields_by_name:
+        assert record.cost_usd == pytest.approx(record.usage.total * 1e-6)
+        assert record.price_source == "reported by xai"
+    else:  # an SDK whose protocol predates reported costs: the price table prices the call
+        assert record.price_source is not None and record.price_source.startswith("override")
 
 
 def test_ollama_models_are_local_and_free_unless_priced(simulator: Any) -> None:

@@ -22,8 +22,7 @@ PROVIDER = "cohere"
 
 
 def _prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, operation: str, stream: bool) -> Prepared:
-    wrapper = getattr(getattr(instance, "_raw_client", None), "_client_wrapper", None)
-    address, port = server_of(getattr(wrapper, "_base_url", None))
+    address, port = server_of(_base_url(instance))
     messages = kwargs.get("messages", kwargs.get("texts"))
     model = kwargs.get("model")
     request = RequestInfo(
@@ -41,6 +40,16 @@ def _prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, operati
         captured_input=capture_messages(messages) if options.capture_content and operation == "chat" else None,
     )
     return Prepared(request, kwargs, capture_content=options.capture_content)
+
+
+def _base_url(instance: Any) -> Any:
+    """The client's base URL (kept by its client wrapper: on the raw client in newer SDKs, on the client before)."""
+    for owner in (getattr(instance, "_raw_client", None), instance):
+        wrapper = getattr(owner, "_client_wrapper", None)
+        if wrapper is not None:
+            get = getattr(wrapper, "get_base_url", None)
+            return get() if callable(get) else getattr(wrapper, "_base_url", None)
+    return None
 
 
 def prepare_chat(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:

@@ -41,7 +41,7 @@ def _usage(u: rules.SimUsage, report_cost: bool) -> Any:
     usage = usage_pb2.SamplingUsage(prompt_tokens=u.prompt, prompt_text_tokens=u.prompt,
                                     cached_prompt_text_tokens=u.cached, completion_tokens=u.visible_output,
                                     reasoning_tokens=u.reasoning, total_tokens=total)
-    if report_cost:
+    if report_cost and "cost_in_usd_ticks" in usage.DESCRIPTOR.fields_by_name:  # older SDKs' protos lack it
         usage.cost_in_usd_ticks = total * TICKS_PER_TOKEN
     return usage
 
@@ -125,7 +125,10 @@ class GrpcServer:
 
 def serve(defaults: Mapping[str, Any]) -> GrpcServer:
     """Start the chat service on a free loopback port (insecure: clients use ``use_insecure_channel=True``)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokentrace-sim-grpc"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokentrace-sim-grpc"),
+                         options=[("grpc.keepalive_permit_without_calls", 1),  # xai-sdk's clients ping every 30 s
+                                  ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+                                  ("grpc.http2.max_ping_strikes", 0)])
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(defaults), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
