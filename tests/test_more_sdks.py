@@ -4,7 +4,6 @@ local price, Vertex AI's label); calls to other AWS services pass through unmeas
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
@@ -18,26 +17,18 @@ import tokentrace
 from tokentrace.testing import capture_usage
 
 from . import more_sdk_cases
-from .cases import MAX, MESSAGES, Case, async_client, sync_client
+from .cases import MAX, MESSAGES, Case
 from .conftest import Telemetry, make_telemetry
+from .test_provider_suite import run
 
 FIRST_CHAT = {case.provider: case for case in reversed(more_sdk_cases.CASES) if case.operation == "chat"}
 PROVIDERS = sorted(FIRST_CHAT)
 
 
 def _run(case: Case, mode: str, sim: Any) -> Any:
-    """Run one case; return what the caller got, or the exception it raised."""
-    runner = case.runners[mode]
+    """Run one case as the suite does; return what the caller got, or the exception it raised."""
     try:
-        if mode.startswith("async"):
-
-            async def go() -> Any:
-                async with async_client(case.provider, sim) as client:
-                    return await runner(client)  # type: ignore[misc]
-
-            return asyncio.run(go())
-        with sync_client(case.provider, sim) as client:
-            return runner(client)
+        return run(case, mode, sim)
     except Exception as exc:
         return exc
 

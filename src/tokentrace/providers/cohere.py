@@ -9,13 +9,13 @@ Embeddings: ``meta.billed_units.input_tokens``.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Mapping
 
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
+from ._kinds import model_or_generator
 from ._prompt import text_length
 
 PROVIDER = "cohere"
@@ -137,11 +137,7 @@ def classify(result: Any) -> ResultKind:
         import pydantic
 
         _types["model"] = pydantic.BaseModel
-    if isinstance(result, _types["model"]):
-        return "value"
-    if inspect.isgenerator(result) or inspect.isasyncgen(result):
-        return "stream"
-    return "opaque"
+    return model_or_generator(result, _types["model"])
 
 
 CHAT = Endpoint(prepare_chat, extract_chat, EventAccumulator, classify)

@@ -10,7 +10,6 @@ output = candidates, reasoning = thoughts (billed as output). In streams the las
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
+from ._kinds import model_or_generator
 from ._prompt import text_length
 
 PROVIDER = "google"
@@ -181,11 +181,7 @@ def classify(result: Any) -> ResultKind:
         from google.genai import _common
 
         _types["model"] = _common.BaseModel
-    if isinstance(result, _types["model"]):
-        return "value"
-    if inspect.isgenerator(result) or inspect.isasyncgen(result):
-        return "stream"
-    return "opaque"
+    return model_or_generator(result, _types["model"])
 
 
 GENERATE = Endpoint(prepare_generate, extract, ChunkAccumulator, classify)

@@ -9,13 +9,13 @@ through openai). In a stream the last chunk that carries ``usage`` wins. When xA
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Mapping
 
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, int_or_none, number_or_none, text_or_none, usage_reader
+from ._kinds import model_or_generator
 from .openai import partition
 
 PROVIDER = "xai"
@@ -130,11 +130,7 @@ def classify(result: Any) -> ResultKind:
         from xai_sdk.chat import Response
 
         _types["response"] = Response
-    if isinstance(result, _types["response"]):
-        return "value"
-    if inspect.isgenerator(result) or inspect.isasyncgen(result):
-        return "stream"
-    return "opaque"
+    return model_or_generator(result, _types["response"])
 
 
 SAMPLE = Endpoint(prepare, extract, ChunkAccumulator, classify)
