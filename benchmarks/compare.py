@@ -74,23 +74,31 @@ def main() -> None:
     results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
     floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))
     v2 = next((r["openai"]["call_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
+    v2_own = next((r["openai"]["own_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
 
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.python_version()}, {args.rounds} paired "
           f"rounds of {args.block} calls; median (q1..q3) added us")
     header = ["configuration", "openai us/call", "openai us/chunk", "anthropic us/call", "anthropic us/chunk",
-              "x openai-v2 (openai call)"]
+              "x openai-v2 (openai call)", "openai own us/call (+ ledger writer)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in results:
         openai, anthropic = r.get("openai"), r.get("anthropic")
         ratio = f"{openai['call_us']['median'] / v2:.2f}x" if openai and v2 else "n/a"
+        own = "n/a"
+        if openai and openai.get("own_us"):
+            own = cell(openai["own_us"])
+            if openai.get("writer_us") is not None:
+                own += f" + {openai['writer_us']:.0f}"
+            if v2_own:
+                own += f" = {(openai['own_us']['median'] + (openai.get('writer_us') or 0)) / v2_own:.2f}x"
         print(f"| {LABELS.get(r['instrumentation'], r['instrumentation'])} | "
               f"{cell(openai and openai['call_us'])} | {cell(openai and openai['chunk_us'], 2)} | "
               f"{cell(anthropic and anthropic['call_us'])} | {cell(anthropic and anthropic['chunk_us'], 2)} | "
-              f"{ratio} |")
+              f"{ratio} | {own} |")
     if floor is not None:
         print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
-              f"{cell(floor['floor_us'])} | | | | |")
+              f"{cell(floor['floor_us'])} | | | | | |")
     base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
             for sdk in ("openai", "anthropic") if r.get(sdk)]
     print("uninstrumented call: " + ", ".join(base))

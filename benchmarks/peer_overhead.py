@@ -26,6 +26,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -217,6 +218,68 @@ def paired(installed: Installed, fn: Callable[[], Any], rounds: int, block: int)
     return differences, statistics.median(baseline)
 
 
+def own_us(installed: Installed, fn: Callable[[], Any], calls: int) -> list[float]:
+    """Per value call: time in the instrumentation's wrapper on the calling thread (its wrapper function's time minus
+    the time inside the SDK method it calls, both timed around the same call), so the SDK's variance cancels. Every
+    instrumentation measured here patches with wrapt, so its wrapper function is ``FunctionWrapper._self_wrapper``.
+    Work on other threads (span export, tokentrace's ledger writer) is not in it: see ``writer_us``."""
+    import wrapt
+
+    clock = [0.0]
+
+    def around(original: Any) -> Any:
+        def sdk_method(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                clock[0] -= time.perf_counter() - start
+        return sdk_method
+
+    def timing(wrapper: Any) -> Any:
+        def instrumentation(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return wrapper(*args)
+            finally:
+                clock[0] += time.perf_counter() - start
+        return instrumentation
+
+    for owner, attribute, patched, original in installed.patches:
+        setattr(owner, attribute, wrapt.FunctionWrapper(around(original), timing(patched._self_wrapper)))
+    try:
+        for _ in range(3):
+            fn()
+        figures = []
+        for _ in range(calls):
+            clock[0] = 0.0
+            fn()
+            figures.append(clock[0] * 1e6)
+        return figures
+    finally:
+        installed.off()
+
+
+def writer_us(installed: Installed, fn: Callable[[], Any], calls: int) -> float | None:
+    """tokentrace's ledger writer per call: the writer thread's CPU time plus the final flush, over ``calls`` calls."""
+    writer = next((t for t in threading.enumerate() if t.name == "tokentrace-ledger"), None)
+    if writer is None or writer.ident is None:
+        return None
+    clock = time.pthread_getcpuclockid(writer.ident)
+    installed.on()
+    try:
+        installed.flush()
+        cpu = time.clock_gettime(clock)
+        for _ in range(calls):
+            fn()
+        start = time.perf_counter()
+        installed.flush()
+        flushed = time.perf_counter() - start
+        return (time.clock_gettime(clock) - cpu + flushed) / calls * 1e6
+    finally:
+        installed.off()
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     n = len(ordered)
@@ -239,12 +302,15 @@ def measure(name: str, sdks: list[str], rounds: int, block: int) -> dict[str, An
             if sdk not in patched:  # the instrumentation does not cover this SDK
                 result[sdk] = None
                 continue
+            own = own_us(installed, runs["value"], rounds * block)
+            writer = writer_us(installed, runs["value"], rounds * block)
             value, base = paired(installed, runs["value"], rounds, block)
             short, _ = paired(installed, runs["short"], rounds, block)
             long, _ = paired(installed, runs["long"], rounds, block)
             per_chunk = [(b - a) / (LONG - SHORT) for a, b in zip(short, long, strict=True)]
             result[sdk] = {"version": sys.modules[sdk].__version__, "uninstrumented_us": base,
-                           "call_us": summary(value), "chunk_us": summary(per_chunk)}
+                           "call_us": summary(value), "chunk_us": summary(per_chunk), "own_us": summary(own),
+                           "writer_us": writer}
         result["spans"] = installed.spans()
     return result
 

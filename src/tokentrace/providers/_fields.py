@@ -81,8 +81,14 @@ def server_of(url: Any) -> tuple[str | None, int | None]:
     """(host, port) of a base URL; the scheme's default port when none is given. Never raises."""
     if url is None:
         return None, None
+    return _server_of_text(str(url))
+
+
+@functools.lru_cache(maxsize=256)
+def _server_of_text(url: str) -> tuple[str | None, int | None]:
+    """A client's base URL is the same text on every call: parsed once (a handful of clients per process)."""
     try:
-        parts = urlsplit(str(url))
+        parts = urlsplit(url)
         return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http"
                                               else None)
     except ValueError:
