@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).parent))
+from own_time import per_call_us, timed_wrapper
 from payloads import COMPLETION, MESSAGES, anthropic_message, anthropic_stream, openai_stream
 
 SHORT, LONG = 10, 110
@@ -223,39 +224,11 @@ def own_us(installed: Installed, fn: Callable[[], Any], calls: int) -> list[floa
     the time inside the SDK method it calls, both timed around the same call), so the SDK's variance cancels. Every
     instrumentation measured here patches with wrapt, so its wrapper function is ``FunctionWrapper._self_wrapper``.
     Work on other threads (span export, tokentrace's ledger writer) is not in it: see ``writer_us``."""
-    import wrapt
-
     clock = [0.0]
-
-    def around(original: Any) -> Any:
-        def sdk_method(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                clock[0] -= time.perf_counter() - start
-        return sdk_method
-
-    def timing(wrapper: Any) -> Any:
-        def instrumentation(*args: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return wrapper(*args)
-            finally:
-                clock[0] += time.perf_counter() - start
-        return instrumentation
-
     for owner, attribute, patched, original in installed.patches:
-        setattr(owner, attribute, wrapt.FunctionWrapper(around(original), timing(patched._self_wrapper)))
+        setattr(owner, attribute, timed_wrapper(original, patched._self_wrapper, clock))
     try:
-        for _ in range(3):
-            fn()
-        figures = []
-        for _ in range(calls):
-            clock[0] = 0.0
-            fn()
-            figures.append(clock[0] * 1e6)
-        return figures
+        return per_call_us(fn, calls, clock)
     finally:
         installed.off()
 

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from own_time import per_call_us, timed_wrapper
 
 SHORT, LONG = 4, 64
 """Content chunks in the short and long streams (the simulator streams one chunk per output token, at most 64)."""
@@ -254,28 +256,8 @@ class Patches:
     def timed(self, clock: list[float]) -> None:
         """tokentrace's own wrapper functions, each timed, around the SDK's method, also timed: ``clock[0]`` adds up
         the time in tokentrace's wrappers minus the time in the SDK's methods they called."""
-        import wrapt
-
-        def around(original: Any) -> Any:
-            def sdk_method(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    clock[0] -= time.perf_counter() - start
-            return sdk_method
-
-        def timing(wrapper: Any) -> Any:
-            def tokentrace_wrapper(*args: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return wrapper(*args)
-                finally:
-                    clock[0] += time.perf_counter() - start
-            return tokentrace_wrapper
-
         for a in self.applied:
-            setattr(a.owner, a.name, wrapt.FunctionWrapper(around(a.original), timing(a.wrapper._self_wrapper)))
+            setattr(a.owner, a.name, timed_wrapper(a.original, a.wrapper._self_wrapper, clock))
 
 
 @contextlib.contextmanager
@@ -320,14 +302,7 @@ def own_us(patches: Patches, fn: Callable[[], Any], calls: int) -> list[float]:
     patches.timed(clock)
     try:
         with timed_stream_proxies(clock):
-            for _ in range(3):
-                fn()
-            figures = []
-            for _ in range(calls):
-                clock[0] = 0.0
-                fn()
-                figures.append(clock[0] * 1e6)
-            return figures
+            return per_call_us(fn, calls, clock)
     finally:
         patches.on()
 
@@ -369,7 +344,7 @@ def main() -> None:
         handle = tokentrace.instrument(ledger=False, registry=CollectorRegistry())
         for run in loads.values():
             run["value"]()  # imports the SDK's lazily loaded modules, so every patch is in place
-        results: dict[str, dict[str, float]] = {}
+        results: dict[str, dict[str, Any]] = {}
         for name in args.sdk or list(loads):
             patches = Patches(_instrumentor.current().patched.get(name, []))  # type: ignore[union-attr]
             if not patches.applied:
@@ -383,15 +358,18 @@ def main() -> None:
             short = paired(patches, loads[name]["short"], args.rounds, args.block)
             long = paired(patches, loads[name]["long"], args.rounds, args.block)
             chunk = [(b - a) / (LONG - SHORT) for a, b in zip(short, long, strict=True)]
-            results[name] = {"own": quartiles(own), "own_chunk": (own_chunk, own_chunk, own_chunk),
+            results[name] = {"own": quartiles(own), "own_chunk": own_chunk,
                              "call": quartiles(value), "chunk": quartiles(chunk)}
         handle.uninstrument()
     finally:
         sim.close()
     base = results.get("openai")
 
+    def median(figure: tuple[float, float, float] | float) -> float:
+        return figure[0] if isinstance(figure, tuple) else figure
+
     def ratio(name: str, key: str) -> str:
-        return f"{results[name][key][0] / base[key][0]:.2f}x" if base and base[key][0] > 0 else "n/a"
+        return f"{median(results[name][key]) / median(base[key]):.2f}x" if base and median(base[key]) > 0 else "n/a"
 
     def figure(values: tuple[float, float, float], digits: int) -> str:
         return f"+{values[0]:.{digits}f} ({values[1]:.{digits}f}..{values[2]:.{digits}f})"
@@ -403,7 +381,7 @@ def main() -> None:
     print("| SDK | own us/call | x openai | own us/chunk | x openai | paired us/call | paired us/chunk |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {figure(r['own'], 1)} | {ratio(name, 'own')} | +{r['own_chunk'][0]:.2f} "
+        print(f"| {name} | {figure(r['own'], 1)} | {ratio(name, 'own')} | +{r['own_chunk']:.2f} "
               f"| {ratio(name, 'own_chunk')} | {figure(r['call'], 0)} | {figure(r['chunk'], 1)} |")
     print("\n" + json.dumps(results))
 
