@@ -10,6 +10,7 @@ import json
 import sqlite3
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,14 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     import tokentrace
-    from tokentrace import _errors
+    from tokentrace import _errors, pricing
     from tokentrace.cli.demo import DEMO_BUDGETS, run_workload
     from tokentrace.simulator import Simulator
 
     tokentrace.uninstrument()
+    # DeepSeek's price depends on the time of day (off-peak hours): price every call at 18:00 UTC today (off-peak)
+    pinned = (int(time.time()) // 86400) * 86400 + 18 * 3600
+    real_clock, pricing.clock = pricing.clock, lambda: pinned
     _errors.reset()  # internal error counts are process-wide: start from none, as a fresh process would
     registry = CollectorRegistry()
     exporter = InMemorySpanExporter()
@@ -85,6 +89,7 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
             tokentrace.flush()
         finally:
             tokentrace.uninstrument()
+            pricing.clock = real_clock
         return {"ledger": _ledger(ledger), "metrics": _metrics(registry), "spans": _spans(exporter)}
 
 

@@ -145,7 +145,7 @@ def _partitions(payload: Any) -> list[Usage | None]:
         openai_provider.usage_from_response_usage(payload, "openai"),
         anthropic_provider.usage_from(payload),
         google_genai.usage_from(payload),
-        openai_provider._Extractors.chat({"usage": payload, "choices": payload, "model": payload}, "openai").usage,
+        openai_provider.chat_response({"usage": payload, "choices": payload, "model": payload}, "openai").usage,
         anthropic_provider.extract({"usage": payload, "stop_reason": payload}, PREPARED).usage,
         google_genai.extract({"usage_metadata": payload, "candidates": payload}, PREPARED).usage,
     ]
@@ -202,7 +202,7 @@ def test_an_attribute_that_raises_is_treated_as_absent() -> None:
         def usage(self) -> Any:
             raise RuntimeError("boom")
 
-    info = openai_provider._Extractors.chat(Hostile(), "openai")
+    info = openai_provider.chat_response(Hostile(), "openai")
     assert info.usage is None
 
 

@@ -137,3 +137,21 @@ def test_bad_override_files_raise_a_clear_error(tmp_path: Path, content: str, su
 def test_missing_override_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PriceError, match="cannot read price file"):
         parse_overrides(tmp_path / "nope.toml")
+
+
+def test_a_time_of_day_price_changes_at_its_hour_not_at_the_next_day(monkeypatch: Any) -> None:
+    """DeepSeek's off-peak prices (16:30-00:30 UTC in genai-prices) apply from the minute they start: a price
+    resolved before 16:30 is not kept past it, and the peak price comes back at 00:30."""
+    from tokentrace import pricing
+
+    day = 20_000 * 86400  # a UTC midnight
+    table = PriceTable({})
+    seen = []
+    for hour in (12.0, 16.4, 16.6, 23.9, 24.4, 24.6):
+        monkeypatch.setattr(pricing, "clock", lambda hour=hour: day + hour * 3600)
+        price = table.lookup("deepseek", "deepseek-chat")
+        assert price is not None
+        seen.append(price.base.input)
+    peak, off_peak = seen[0], seen[2]
+    assert off_peak < peak
+    assert seen == [peak, peak, off_peak, off_peak, off_peak, peak]

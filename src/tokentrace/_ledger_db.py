@@ -66,19 +66,27 @@ def attributes_json(attrs: Mapping[str, str]) -> str:
 
 
 def row_of(record: UsageRecord) -> tuple[Any, ...]:
-    """The ledger row of a record, in COLUMNS order (cheap: called on the writer thread)."""
-    attrs = record.attributes
-    usage = record.usage
+    """The ledger row of a record, in COLUMNS order (cheap: called on the writer thread for every row)."""
+    (ts, provider, model, request_model, operation, usage, cost, source, latency, status, stream, ttft, error_type,
+     response_id, _, usage_reported, attrs, trace_id, _, charged_usd, charged_tokens) = record
+    inp, read, write, out, reasoning = usage[:5]
+    if attrs:
+        get = attrs.get
+        who: tuple[Any, ...] = (get("feature", ""), get("session_id"), get("user_id"), get("agent_id"),
+                                attributes_json(attrs))
+    else:
+        who = _NO_ATTRIBUTION
     return (
-        iso_utc(record.ts_utc), record.provider, record.model, record.request_model, record.operation,
-        attrs.get("feature", ""), attrs.get("session_id"), attrs.get("user_id"), attrs.get("agent_id"),
-        attributes_json(attrs),
-        *usage.counts(), usage.total,
-        record.cost_usd, record.latency_s * 1000.0, None if record.ttft_s is None else record.ttft_s * 1000.0,
-        int(record.stream), record.status, record.error_type, record.response_id, record.trace_id,
-        record.price_source, int(record.usage_reported), int(record.status == "cached"), record.charged_usd,
-        record.charged_tokens,
+        iso_utc(ts), provider, model, request_model, operation, *who,
+        inp, read, write, out, reasoning, inp + read + write + out + reasoning,
+        cost, latency * 1000.0, None if ttft is None else ttft * 1000.0,
+        int(stream), status, error_type, response_id, trace_id,
+        source, int(usage_reported), int(status == "cached"), charged_usd, charged_tokens,
     )
+
+
+_NO_ATTRIBUTION = ("", None, None, None, "{}")
+"""feature, session_id, user_id, agent_id and attributes_json of a call made outside any ``attributes()``."""
 
 
 INSERT_SQL = f"INSERT INTO llm_usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"

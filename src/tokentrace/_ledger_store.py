@@ -187,11 +187,15 @@ class Db:
     def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Many rows per INSERT statement: SQLite then steps once per statement instead of once per row (the
         writer thread releases and takes back the GIL per step, which costs the application's threads more than
-        the insert itself)."""
-        per = _rows_per_statement(self.conn)
-        for start in range(0, len(rows), per):
-            part = rows[start:start + per]
-            self.conn.execute(_multi_row_insert(len(part)), list(chain.from_iterable(part)))
+        the insert itself). Statements hold a power of two of rows, so a batch of any size is a few statements
+        from a handful of compiled ones (compiling a statement of a new size costs more than inserting its rows)."""
+        largest = _rows_per_statement(self.conn)
+        start = 0
+        while start < len(rows):
+            size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
+            part = rows[start:start + size]
+            self.conn.execute(_multi_row_insert(size), list(chain.from_iterable(part)))
+            start += size
 
     def _delete_reservations(self, ids: Sequence[int]) -> None:
         self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
@@ -247,15 +251,17 @@ class PostgresDb(Db):
         return int(row[0])
 
 
-_ROWS_PER_STATEMENT = 1000
+_ROWS_PER_STATEMENT = 512
 
 
 def _rows_per_statement(conn: sqlite3.Connection) -> int:
-    """As many rows per statement as SQLite's bound-parameter limit allows (999 before SQLite 3.32), at most 1000."""
-    return max(1, min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
+    """The largest power of two of rows per statement that SQLite's bound-parameter limit allows (999 before
+    SQLite 3.32), at most 512."""
+    fits = max(1, min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
+    return 1 << (fits.bit_length() - 1)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _multi_row_insert(rows: int) -> str:
     values = "(" + ", ".join("?" * len(COLUMNS)) + ")"
     return INSERT_SQL.partition(" VALUES ")[0] + " VALUES " + ", ".join([values] * rows)

@@ -32,11 +32,8 @@ active = _Active()
 _inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
 
 
-def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+def _begin(endpoint: Endpoint, recorder: Recorder, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
            ) -> tuple[Call, Prepared] | None:
-    recorder = active.recorder
-    if recorder is None or _inside.get():
-        return None
     try:
         if args and endpoint.positional:
             seen = dict(zip(endpoint.positional, args, strict=False))
@@ -48,7 +45,7 @@ def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dic
             prepared = endpoint.prepare(instance, kwargs, active.options)
         if prepared is None:
             return None
-        return recorder.start(prepared.request), prepared
+        return Call(recorder, prepared.request), prepared
     except CallRefused:
         raise  # a sink (e.g. a block budget) refused the call: the caller gets it, nothing was sent
     except Exception as exc:
@@ -90,38 +87,57 @@ def _watch(proxy: Any, state: _StreamState) -> None:
     weakref.finalize(proxy, state.finish)
 
 
+def _items(next_item: Callable[[], Any], state: _StreamState) -> Any:
+    """The chunks of one SDK stream as the caller reads them: a generator, so that reading a chunk costs one
+    resumption (locals kept) instead of a method call and proxy attribute reads per chunk."""
+    chunk = state.accumulator.chunk
+    while True:
+        try:
+            item = next_item()
+        except StopIteration:
+            state.finish()
+            return
+        except BaseException as exc:
+            state.finish(exc)
+            raise
+        if state.waiting_first:
+            state.first_chunk()
+        try:
+            if chunk(item):
+                continue  # hidden from the caller (the usage-only chunk tokentrace asked for)
+        except Exception as exc:
+            _errors.report("stream.chunk", exc, "could not read a stream chunk")
+        yield item
+
+
 class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
-    """Iterates the SDK stream for the caller, letting the accumulator see every chunk."""
+    """Iterates the SDK stream for the caller, letting the accumulator see every chunk.
+
+    Iterating the proxy iterates one generator (``_items``) that lives as long as the caller holds the proxy or
+    the iterator: the call is finished when the stream ends, or when both are collected."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
         # an iterator, or an iterable such as botocore's EventStream (iterated once, as the caller would)
         self._self_next = wrapped.__next__ if hasattr(wrapped, "__next__") else iter(wrapped).__next__
-        _watch(self, state)
+        self._self_items: Any = None
+        self._self_handoff = _Handoff(state)
+        weakref.finalize(self, self._self_handoff.finish_if_still_owner)  # never iterated: end the call on GC
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def _self_iterator(self) -> Any:
+        items = self._self_items
+        if items is None:
+            items = self._self_items = _items(self._self_next, self._self_state)
+            weakref.finalize(items, self._self_state.finish)  # the generator outlives the proxy: it owns the call
+            self._self_handoff.handed_off = True
+        return items
+
+    def __iter__(self) -> Any:
+        return self._self_items or self._self_iterator()
 
     def __next__(self) -> Any:
-        state = self._self_state
-        while True:
-            try:
-                item = self._self_next()
-            except StopIteration:
-                state.finish()
-                raise
-            except BaseException as exc:
-                state.finish(exc)
-                raise
-            if state.waiting_first:
-                state.first_chunk()
-            try:
-                if not state.accumulator.chunk(item):
-                    return item
-            except Exception as exc:
-                _errors.report("stream.chunk", exc, "could not read a stream chunk")
-                return item
+        return next(self._self_items or self._self_iterator())
 
     def __enter__(self) -> SyncStreamProxy:
         self.__wrapped__.__enter__()
@@ -294,11 +310,12 @@ def _finish(call: Call, endpoint: Endpoint, prepared: Prepared, result: Any, is_
     """Record a returned result (or proxy it when it is a stream); returns what the caller gets. Never raises."""
     try:
         kind = "opaque" if prepared.body_left_to_caller else endpoint.classify(result)
-        if kind == "stream":
-            return _proxy_stream(result, call, endpoint, prepared, is_async)
         if kind == "value":
             call.stop(endpoint.extract(result, prepared))
-        elif kind == "raw":
+            return result
+        if kind == "stream":
+            return _proxy_stream(result, call, endpoint, prepared, is_async)
+        if kind == "raw":
             call.stop(endpoint.extract(result.parse(), prepared))  # parse() caches: the caller gets this same object
             # (an async parse() is awaited by _finish_async before we get here)
         elif kind == "raw_stream":
@@ -340,7 +357,10 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            begun = _begin(endpoint, instance, args, kwargs)
+            recorder = active.recorder
+            if recorder is None or _inside.get():
+                return await wrapped(*args, **kwargs)
+            begun = _begin(endpoint, recorder, instance, args, kwargs)
             if begun is None:
                 return await wrapped(*args, **kwargs)
             call, prepared = begun
@@ -349,17 +369,22 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
                 result = await wrapped(*args, **prepared.kwargs)
             except BaseException as exc:
                 _inside.reset(token)
-                call.detach()
+                if call.states:
+                    call.detach()
                 call.fail(exc)
                 raise
             _inside.reset(token)
-            call.detach()
+            if call.states:
+                call.detach()
             return await _finish_async(call, endpoint, prepared, result)
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        begun = _begin(endpoint, instance, args, kwargs)
+        recorder = active.recorder
+        if recorder is None or _inside.get():
+            return wrapped(*args, **kwargs)
+        begun = _begin(endpoint, recorder, instance, args, kwargs)
         if begun is None:
             return wrapped(*args, **kwargs)
         call, prepared = begun
@@ -368,11 +393,13 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
             result = wrapped(*args, **prepared.kwargs)
         except BaseException as exc:
             _inside.reset(token)
-            call.detach()
+            if call.states:
+                call.detach()
             call.fail(exc)
             raise
         _inside.reset(token)
-        call.detach()
+        if call.states:
+            call.detach()
         return _finish(call, endpoint, prepared, result, False)
 
     return sync_wrapper

@@ -46,15 +46,18 @@ class Rates:
                    output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h)
 
     def cost(self, usage: Usage) -> float:
-        write_1h = usage.cache_write_1h
+        inp, read, write, out, reasoning, write_1h, _ = usage
+        if not write:  # the same sum as below, without its two zero terms
+            return (inp * self.input + read * self.cache_read + out * self.output + reasoning * self.reasoning
+                    ) / 1_000_000
         rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
         return (
-            usage.input * self.input
-            + usage.cache_read * self.cache_read
-            + (usage.cache_write - write_1h) * self.cache_write
+            inp * self.input
+            + read * self.cache_read
+            + (write - write_1h) * self.cache_write
             + write_1h * rate_1h
-            + usage.output * self.output
-            + usage.reasoning * self.reasoning
+            + out * self.output
+            + reasoning * self.reasoning
         ) / 1_000_000
 
 
@@ -79,7 +82,7 @@ class ModelPrice:
         return rates
 
     def cost(self, usage: Usage) -> float:
-        tokens = self.rates_for(usage).cost(usage)
+        tokens = (self.rates_for(usage) if self.tiers else self.base).cost(usage)
         return tokens + usage.web_search_requests * self.web_search_usd if usage.web_search_requests else tokens
 
 
@@ -91,6 +94,31 @@ INFERRED_HOSTS = frozenset({"openai_compatible"})
 MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
 """genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
 STALE_AFTER_DAYS = 365
+
+clock = time.time
+"""The time prices are chosen by (Unix seconds): the one clock of this module, so tests can pin it."""
+
+
+def _time_of_day_changes(genai_model: Any, now: Any) -> list[float]:
+    """When the time-of-day prices of a genai-prices model (DeepSeek's off-peak hours) next start or end after
+    ``now`` (a UTC datetime), as Unix times: a price resolved now holds until the first of them."""
+    from datetime import datetime, timedelta
+
+    found: list[float] = []
+    prices = getattr(genai_model, "prices", None)
+    for conditional in prices if isinstance(prices, list) else ():
+        constraint = getattr(conditional, "constraint", None)
+        for moment in (getattr(constraint, "start_time", None), getattr(constraint, "end_time", None)):
+            if moment is None or constraint is None or hasattr(constraint, "start_date"):
+                continue
+            change = datetime.combine(now.date(), moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+            while change <= now:
+                change += timedelta(days=1)
+            while change - timedelta(days=1) > now:
+                change -= timedelta(days=1)
+            found.append(change.timestamp())
+    return found
+
 
 LOCAL_PRICE = ModelPrice(base=Rates(0.0, 0.0, 0.0, 0.0, 0.0), source="local")
 """The price of a model running on the user's own machine (Ollama): nothing is billed per token."""
@@ -145,7 +173,8 @@ class PriceTable:
         self.table_source = "bundled"
         self._stale_warned: set[tuple[str, str]] = set()
         self._dated: tuple[Any, str | None] | None = None
-        self._cache: dict[tuple[str, str], tuple[int, ModelPrice | None]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, ModelPrice | None]] = {}
+        """(provider, model) -> (Unix time until which the price holds, price)."""
         self._snapshot: Any = None
         self._snapshot_lock = threading.Lock()
         self._held_for_fork = False
@@ -237,30 +266,32 @@ class PriceTable:
         return sorted(found.items())
 
     def lookup(self, provider: str, model: str) -> ModelPrice | None:
-        day = int(time.time() // 86400)
+        now = clock()
         key = (provider, model)
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == day:
+        if cached is not None and now < cached[0]:
             return cached[1]
-        price = self._resolve(provider, model)
+        from datetime import datetime
+
+        moment = datetime.fromtimestamp(now, tz=UTC)
+        changes: list[float] = [(now // 86400 + 1) * 86400]  # prices are resolved again each UTC day
+        price = self._resolve(provider, model, moment, changes)
         if price is None and self._infer and provider in INFERRED_HOSTS:
-            price = self._infer_price(model)
+            price = self._infer_price(model, moment, changes)
         if price is not None and price.source.startswith(("genai-prices", "inferred")):
             self._warn_if_stale(provider, model)
         searches = WEB_SEARCH_USD.get(provider, 0.0)
         if price is not None and searches and not price.web_search_usd:  # per provider, overrides included
             price = replace(price, web_search_usd=searches)
-        self._cache[key] = (day, price)
+        self._cache[key] = (min(changes), price)
         return price
 
-    def _infer_price(self, model: str) -> ModelPrice | None:
+    def _infer_price(self, model: str, now: Any, changes: list[float]) -> ModelPrice | None:
         """The price of ``model`` at an unknown host: the one price every matching table entry agrees on.
 
         gpt-4o-mini matches OpenAI's entry (and a subscription entry without token prices, which is skipped);
         a name that entries with different prices match (claude-haiku-4-5 at two resellers) stays unpriced.
         """
-        from datetime import datetime
-
         snapshot = self._load_snapshot()
         found: dict[tuple[Rates, tuple[tuple[int, Rates], ...]], list[tuple[str, str]]] = {}
         for provider in getattr(snapshot, "providers", None) or ():
@@ -268,7 +299,8 @@ class PriceTable:
                 try:
                     if not candidate.is_match(model):
                         continue
-                    price = _from_genai_prices(candidate.get_prices(datetime.now(tz=UTC)), "")
+                    price = _from_genai_prices(candidate.get_prices(now), "")
+                    changes.extend(_time_of_day_changes(candidate, now))
                 except Exception:
                     continue
                 if price is not None:
@@ -295,7 +327,8 @@ class PriceTable:
                            "over a year ago; run `tokentrace prices --refresh` or upgrade genai-prices",
                            provider, model, dated)
 
-    def _resolve(self, provider: str, model: str) -> ModelPrice | None:
+    def _resolve(self, provider: str, model: str, now: Any, changes: list[float]) -> ModelPrice | None:
+        """The price in effect at ``now`` (a UTC datetime); adds to ``changes`` when a time-of-day price ends."""
         lowered = model.lower()
         for key in ((provider, model), (provider, lowered), (None, model), (None, lowered)):
             if key in self._overrides:
@@ -310,9 +343,8 @@ class PriceTable:
             return None
         try:
             found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
-            from datetime import datetime
-
-            model_price = found_model.get_prices(datetime.now(tz=UTC))
+            model_price = found_model.get_prices(now)
+            changes.extend(_time_of_day_changes(found_model, now))
         except LookupError:
             return None
         table = "" if self.table_source == "bundled" else " refreshed"

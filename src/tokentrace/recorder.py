@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from . import _errors, _forksafe
 from ._estimate import estimate
 from ._refusal import CallRefused
-from ._text import encodable, encodable_or_none
+from ._text import encodable
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
 from .context import current_attributes
 from .pricing import PriceTable
@@ -50,11 +50,18 @@ class Recorder:
             self._listeners = tuple(x for x in self._listeners if x != listener)  # bound methods: ==, not is
 
     def emit(self, record: UsageRecord, states: dict[int, Any] | None) -> None:
-        for index, sink in enumerate(self.sinks):
-            try:
-                sink.end(record, states.get(index) if states else None)
-            except Exception as exc:
-                _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
+        if states:
+            for index, sink in enumerate(self.sinks):
+                try:
+                    sink.end(record, states.get(index))
+                except Exception as exc:
+                    _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
+        else:
+            for sink in self.sinks:
+                try:
+                    sink.end(record, None)
+                except Exception as exc:
+                    _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
         for listener in self._listeners:
             try:
                 listener(record)
@@ -64,16 +71,19 @@ class Recorder:
     def price(self, record_provider: str, model: str) -> Any:
         price = self.prices.lookup(record_provider, model)
         if price is None:
-            key = (record_provider, model)
-            if key not in self._warned_unpriced:
-                self._warned_unpriced.add(key)
-                _errors.logger.warning(
-                    "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
-                    "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
-                    record_provider,
-                    model,
-                )
+            self.warn_unpriced(record_provider, model)
         return price
+
+    def warn_unpriced(self, record_provider: str, model: str) -> None:
+        key = (record_provider, model)
+        if key not in self._warned_unpriced:
+            self._warned_unpriced.add(key)
+            _errors.logger.warning(
+                "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
+                "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
+                record_provider,
+                model,
+            )
 
 
 class Call:
@@ -93,13 +103,20 @@ class Call:
 
     def __init__(self, recorder: Recorder, request: RequestInfo) -> None:
         self.recorder = recorder
-        model = request.request_model
-        self.request = request if model.isascii() else request._replace(request_model=encodable(model))
+        self.request = request if request.request_model.isascii() else request._replace(
+            request_model=encodable(request.request_model))
         self.attributes = current_attributes()
         self.started_wall = _wall()
         self.first_chunk_at: float | None = None
         self.done = False
         self.trace_id: str | None = None
+        self.states: dict[int, Any] | None = None
+        if recorder._starters:
+            self._start_sinks(recorder, request)
+        self.started = _perf()
+
+    def _start_sinks(self, recorder: Recorder, request: RequestInfo) -> None:
+        """Each sink with a start hook sees the call before it is sent; a sink may refuse it (CallRefused)."""
         states: dict[int, Any] | None = None
         for index, sink in recorder._starters:
             try:
@@ -114,9 +131,10 @@ class Call:
             except Exception as exc:
                 _errors.report(f"sink.{sink.name}.start", exc, "a sink failed to start a call")
                 continue
-            if states is None:
-                states = {}
-            states[index] = state
+            if state is not None:  # a sink with nothing to keep for this call (e.g. OTel with no provider)
+                if states is None:
+                    states = {}
+                states[index] = state
         self.states = states
         if states:
             for index, sink in recorder._tracers:
@@ -125,7 +143,6 @@ class Call:
                         self.trace_id = sink.trace_id(states[index])
                     except Exception as exc:
                         _errors.report(f"sink.{sink.name}.trace_id", exc)
-        self.started = _perf()
 
     def restart_clock(self) -> None:
         """The request is only now being sent (a deferred stream manager was entered)."""
@@ -169,49 +186,44 @@ class Call:
     def _finish(self, response: ResponseInfo | None, status: str, error_type: str | None) -> None:
         now = _perf()
         request = self.request
-        usage = response.usage if response is not None else None
-        model = (response.response_model if response is not None else None) or request.request_model
+        recorder = self.recorder
+        if response is not None:
+            usage, model, response_id, reasons, output_text, reported_cost = response
+            model = model or request.request_model
+            if not model.isascii():
+                model = encodable(model)
+            if response_id is not None and not response_id.isascii():
+                response_id = encodable(response_id)
+            if reasons:
+                reasons = tuple(map(encodable, reasons))
+        else:
+            usage = response_id = output_text = reported_cost = None
+            model, reasons = request.request_model, ()
         usage_reported = usage is not None
-        reported_cost = response.reported_cost_usd if response is not None else None
         cost: float | None = None
         source: str | None = None
         if status == "cached":
             cost = 0.0
         elif reported_cost is not None:  # the provider's own figure beats any price table
             cost, source = reported_cost, f"reported by {request.provider}"
-        else:
-            price = self.recorder.price(request.provider, model) if model else None
-            if price is not None:
+        elif model:
+            price = recorder.prices.lookup(request.provider, model)
+            if price is None:
+                recorder.warn_unpriced(request.provider, model)
+            else:
                 source = price.source
-                if usage_reported:
+                if usage is not None:
                     cost = price.cost(usage)
                 elif status in ("error", "blocked"):
                     cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         charged_usd: float | None = None
         charged_tokens: int | None = None
         if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
-            charged_usd, charged_tokens = estimate(request, self.recorder.prices)
-        record = UsageRecord(
-            ts_utc=self.started_wall,
-            provider=request.provider,
-            model=encodable(model),
-            request_model=request.request_model,
-            operation=request.operation,
-            usage=usage if usage is not None else ZERO_USAGE,
-            cost_usd=cost,
-            price_source=source,
-            latency_s=now - self.started,
-            status=status,
-            stream=request.stream,
-            ttft_s=None if self.first_chunk_at is None else self.first_chunk_at - self.started,
-            error_type=error_type,
-            response_id=encodable_or_none(response.response_id) if response is not None else None,
-            finish_reasons=tuple(map(encodable, response.finish_reasons)) if response is not None else (),
-            usage_reported=usage_reported,
-            attributes=self.attributes,
-            trace_id=self.trace_id,
-            output_text=response.output_text if response is not None else None,
-            charged_usd=charged_usd,
-            charged_tokens=charged_tokens,
-        )
-        self.recorder.emit(record, self.states)
+            charged_usd, charged_tokens = estimate(request, recorder.prices)
+        first = self.first_chunk_at
+        recorder.emit(UsageRecord(  # positional, in field order (one is built per call)
+            self.started_wall, request.provider, model, request.request_model, request.operation,
+            ZERO_USAGE if usage is None else usage, cost, source, now - self.started, status, request.stream,
+            None if first is None else first - self.started, error_type, response_id, reasons, usage_reported,
+            self.attributes, self.trace_id, output_text, charged_usd, charged_tokens,
+        ), self.states)

@@ -130,6 +130,21 @@ def count_in(values: Mapping[str, Any], name: str, stage: str) -> int:
     return 0
 
 
+def counts_in(values: Mapping[str, Any], names: tuple[str, ...], stage: str) -> list[int]:
+    """``count_in`` of several fields of one object in one pass: plain ints are taken as they are, anything else
+    goes through ``count_in`` (so it may raise UnreadableCountError the same way)."""
+    found = []
+    for name in names:
+        value = values.get(name)
+        if type(value) is int and 0 <= value <= MAX_COUNT:
+            found.append(value)
+        elif value is None:
+            found.append(0)
+        else:
+            found.append(count_in(values, name, stage))
+    return found
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -9,7 +9,17 @@ from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
-from ._fields import count_in, field, fields_of, int_or_none, number_or_none, server_of, text_or_none, usage_reader
+from ._fields import (
+    UnreadableCountError,
+    count_in,
+    counts_in,
+    field,
+    fields_of,
+    int_or_none,
+    number_or_none,
+    server_of,
+    text_or_none,
+)
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
 
@@ -55,25 +65,27 @@ def prepare_request(
     stream = kwargs.get("stream") is True
     max_tokens = None
     for key in max_keys:
-        max_tokens = int_or_none(kwargs.get(key))
-        if max_tokens is not None:
-            break
+        value = kwargs.get(key)
+        if value is not None:
+            max_tokens = int_or_none(value)
+            if max_tokens is not None:
+                break
     model = kwargs.get("model")
-    chars, messages = prompt_size(kwargs) if options.measure_prompt else (0, 0)
+    temperature, top_p = kwargs.get("temperature"), kwargs.get("top_p")
     request = RequestInfo(
-        provider=provider,
-        operation=operation,
-        request_model=model if isinstance(model, str) else "",
-        stream=stream,
-        server_address=address,
-        server_port=port,
-        max_tokens=max_tokens,
-        temperature=number_or_none(kwargs.get("temperature")),
-        top_p=number_or_none(kwargs.get("top_p")),
-        input_chars=chars,
-        input_messages=messages,
-        captured_input=capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
-                                        kwargs.get("instructions")) if options.capture_content else None,
+        provider,
+        operation,
+        model if isinstance(model, str) else "",
+        stream,
+        address,
+        port,
+        max_tokens,
+        None if temperature is None else number_or_none(temperature),
+        None if top_p is None else number_or_none(top_p),
+        *(prompt_size(kwargs) if options.measure_prompt else (0, 0)),
+        False,
+        capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
+                         kwargs.get("instructions")) if options.capture_content else None,
     )
     send: Mapping[str, Any] = kwargs
     hide = False
@@ -84,7 +96,8 @@ def prepare_request(
             merged["include_usage"] = True
             send = {**kwargs, "stream_options": merged}
             hide = True
-    return Prepared(request, send, hide, streaming_response_requested(kwargs), options.capture_content)
+    return Prepared(request, send, hide, "extra_headers" in kwargs and streaming_response_requested(kwargs),
+                    options.capture_content)
 
 
 def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
@@ -117,11 +130,11 @@ def partition(
     prompt: int, cached: int, cache_write: int, completion: int, reasoning: int, total: int | None, provider: str
 ) -> Usage:
     """Split OpenAI-style counts; ``total`` tells whether reasoning is inside completion (OpenAI) or on top (xAI)."""
-    if reasoning and total is not None and total == prompt + completion + reasoning:
+    if not reasoning or (total is not None and total == prompt + completion + reasoning):
         output = completion
-    elif reasoning and total is not None and total == prompt + completion:
+    elif total is not None and total == prompt + completion:
         output = completion - reasoning
-    elif reasoning and provider in REASONING_ON_TOP:
+    elif provider in REASONING_ON_TOP:
         output = completion
     else:
         output = completion - reasoning
@@ -129,50 +142,48 @@ def partition(
     if output < 0 or uncached < 0:
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
-    return Usage(input=uncached, cache_read=cached, cache_write=cache_write, output=output, reasoning=reasoning)
+    return Usage(uncached, cached, cache_write, output, reasoning)
 
 
 class _UsageNames(NamedTuple):
     """Where one OpenAI API puts its counts: the totals, and the details objects holding cached and reasoning."""
 
-    prompt: str
-    completion: str
+    totals: tuple[str, str]
+    """(prompt, completion) count fields."""
     prompt_details: str
     completion_details: str
 
 
-_COMPLETION_USAGE = _UsageNames("prompt_tokens", "completion_tokens", "prompt_tokens_details",
+_COMPLETION_USAGE = _UsageNames(("prompt_tokens", "completion_tokens"), "prompt_tokens_details",
                                 "completion_tokens_details")
-_RESPONSE_USAGE = _UsageNames("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+_RESPONSE_USAGE = _UsageNames(("input_tokens", "output_tokens"), "input_tokens_details", "output_tokens_details")
+_PROMPT_DETAILS = ("cached_tokens", "cache_write_tokens")
 
 
-def _usage(usage: Any, provider: str, names: _UsageNames) -> Usage | None:
-    if usage is None:
-        return None
+def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usage | None:
+    """The partition of one ``usage`` object's fields (read with ``fields_of``); None when a count is unreadable."""
     stage = f"usage.{provider}"
-    values = fields_of(usage)
-    prompt_details = fields_of(values.get(names.prompt_details))
-    return partition(
-        prompt=count_in(values, names.prompt, stage),
-        cached=count_in(prompt_details, "cached_tokens", stage),
-        cache_write=count_in(prompt_details, "cache_write_tokens", stage),
-        completion=count_in(values, names.completion, stage),
-        reasoning=count_in(fields_of(values.get(names.completion_details)), "reasoning_tokens", stage),
-        total=int_or_none(values.get("total_tokens")),
-        provider=provider,
-    )
+    try:
+        prompt, completion = counts_in(values, names.totals, stage)
+        details = values.get(names.prompt_details)
+        cached, write = counts_in(fields_of(details), _PROMPT_DETAILS, stage) if details is not None else (0, 0)
+        details = values.get(names.completion_details)
+        reasoning = count_in(fields_of(details), "reasoning_tokens", stage) if details is not None else 0
+    except UnreadableCountError:
+        return None
+    total = values.get("total_tokens")
+    return partition(prompt, cached, write, completion, reasoning,
+                     total if type(total) is int and total >= 0 else None, provider)
 
 
-@usage_reader
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
     """Chat / legacy completions / embeddings ``usage`` (prompt_tokens, completion_tokens, ...)."""
-    return _usage(usage, provider, _COMPLETION_USAGE)
+    return None if usage is None else _usage(fields_of(usage), provider, _COMPLETION_USAGE)
 
 
-@usage_reader
 def usage_from_response_usage(usage: Any, provider: str) -> Usage | None:
     """Responses API ``usage`` (input_tokens, output_tokens and their details)."""
-    return _usage(usage, provider, _RESPONSE_USAGE)
+    return None if usage is None else _usage(fields_of(usage), provider, _RESPONSE_USAGE)
 
 
 _str = text_or_none
@@ -182,46 +193,58 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
     if not isinstance(choices, (list, tuple)):
         return ()
     if len(choices) == 1:
-        reason = _str(fields_of(choices[0]).get("finish_reason"))
-        return (reason,) if reason else ()
+        reason = fields_of(choices[0]).get("finish_reason")
+        return (reason,) if reason and isinstance(reason, str) else ()
     return tuple(r for c in choices if (r := _str(fields_of(c).get("finish_reason"))))
 
 
-class _Extractors:
-    """Response readers bound to a provider id (usage rules can differ per host)."""
-
-    @staticmethod
-    def chat(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
-        values = fields_of(result)
-        choices = values.get("choices")
-        reasons = _finish_reasons(choices)
-        usage = values.get("usage")
-        return ResponseInfo(
-            usage=usage_from_completion_usage(usage, provider),
-            response_model=_str(values.get("model")),
-            response_id=_str(values.get("id")),
-            finish_reasons=reasons,
-            output_text=capture_output(_choice_text(choices), reasons) if capture else None,
-            reported_cost_usd=reported_cost(usage),
-        )
-
-    @staticmethod
-    def responses(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
-        status = _str(field(result, "status"))
-        text = field(result, "output_text") if capture else None
-        return ResponseInfo(
-            usage=usage_from_response_usage(field(result, "usage"), provider),
-            response_model=_str(field(result, "model")),
-            response_id=_str(field(result, "id")),
-            finish_reasons=(status,) if status else (),
-            output_text=capture_output(text if isinstance(text, str) else None) if capture else None,
-        )
+def _reported(values: Mapping[str, Any]) -> float | None:
+    """OpenRouter reports what it billed in ``usage.cost`` (USD), read from the usage object's fields."""
+    cost = values.get("cost")
+    if cost is None:
+        return None
+    cost = number_or_none(cost)
+    return cost if cost is not None and cost >= 0 else None
 
 
 def reported_cost(usage: Any) -> float | None:
     """OpenRouter reports what it billed in ``usage.cost`` (USD); any other host: None."""
-    cost = number_or_none(fields_of(usage).get("cost")) if usage is not None else None
-    return cost if cost is not None and cost >= 0 else None
+    return None if usage is None else _reported(fields_of(usage))
+
+
+def chat_response(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
+    """A chat completion (also a legacy completion or an embeddings response)."""
+    values = fields_of(result)
+    choices = values.get("choices")
+    reasons = _finish_reasons(choices) if choices else ()
+    usage = values.get("usage")
+    if usage is not None:
+        usage_values = fields_of(usage)
+        read, cost = _usage(usage_values, provider, _COMPLETION_USAGE), _reported(usage_values)
+    else:
+        read = cost = None
+    model, response_id = values.get("model"), values.get("id")
+    return ResponseInfo(
+        read,
+        model if model and isinstance(model, str) else None,
+        response_id if response_id and isinstance(response_id, str) else None,
+        reasons,
+        capture_output(_choice_text(choices), reasons) if capture else None,
+        cost,
+    )
+
+
+def responses_response(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
+    """A Responses API response."""
+    status = _str(field(result, "status"))
+    text = field(result, "output_text") if capture else None
+    return ResponseInfo(
+        usage=usage_from_response_usage(field(result, "usage"), provider),
+        response_model=_str(field(result, "model")),
+        response_id=_str(field(result, "id")),
+        finish_reasons=(status,) if status else (),
+        output_text=capture_output(text if isinstance(text, str) else None) if capture else None,
+    )
 
 
 def _choice_text(choices: Any) -> str | None:
@@ -261,10 +284,14 @@ class ChatAccumulator(StreamAccumulator):
         choices = values.get("choices")
         if choices:
             for choice in choices:
-                choice_values = fields_of(choice)
-                reason = choice_values.get("finish_reason")
+                # a chunk's choice is a plain SDK model (its fields in __dict__) or a dict: read finish_reason
+                # without the general reader unless it is something else
+                reason = (choice if choice.__class__ is dict else getattr(choice, "__dict__", _NONE)).get(
+                    "finish_reason", _MISSING)
+                if reason is _MISSING:
+                    reason = fields_of(choice).get("finish_reason")
                 if reason:
-                    self.finish[choice_values.get("index") or 0] = reason
+                    self.finish[fields_of(choice).get("index") or 0] = reason
             if self.text is not None:
                 piece = field(field(choices[0], "delta"), "content") or field(choices[0], "text")
                 if isinstance(piece, str):
@@ -285,6 +312,9 @@ class ChatAccumulator(StreamAccumulator):
             reported_cost_usd=reported_cost(self.usage),
         )
 
+
+_MISSING = object()
+_NONE: dict[str, Any] = {}
 
 _RESPONSE_END_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -310,7 +340,7 @@ class ResponsesAccumulator(StreamAccumulator):
 
     def result(self) -> ResponseInfo:
         if self.final is not None:
-            return _Extractors.responses(self.final, self.provider, self.capture)
+            return responses_response(self.final, self.provider, self.capture)
         if self.created is not None:
             return ResponseInfo(response_model=_str(field(self.created, "model")),
                                 response_id=_str(field(self.created, "id")))
@@ -334,16 +364,18 @@ def _sdk_types() -> dict[str, Any]:
 
 
 def classify(result: Any) -> ResultKind:
-    types = _sdk_types()
+    types = _types or _sdk_types()
+    if isinstance(result, types["model"]):  # the usual answer, without the general rule's call
+        return "value"
     return classify_result(result, types["model"], types["streams"], types["raw"], "_stream")
 
 
 def extract_chat(result: Any, prepared: Prepared) -> ResponseInfo:
-    return _Extractors.chat(result, prepared.request.provider, prepared.capture_content)
+    return chat_response(result, prepared.request.provider, prepared.capture_content)
 
 
 def _extract_responses(result: Any, prepared: Prepared) -> ResponseInfo:
-    return _Extractors.responses(result, prepared.request.provider, prepared.capture_content)
+    return responses_response(result, prepared.request.provider, prepared.capture_content)
 
 
 CHAT = Endpoint(prepare_chat, extract_chat, ChatAccumulator, classify)

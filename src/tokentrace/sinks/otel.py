@@ -65,7 +65,8 @@ class OTelSink(Sink):
 
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
         if not self._tracing():
-            return [None, None, request]
+            # no span; the metric attributes still want the request's server (None: nothing to record at all)
+            return [None, None, request] if self._metering() else None
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: request.operation,
             sc.PROVIDER_NAME: semconv_name(request.provider),

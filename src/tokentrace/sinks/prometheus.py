@@ -252,6 +252,45 @@ class _Children:
         self.in_process = all(type(v) is MutexValue and isinstance(getattr(v, "_value", None), float)
                               for v in values)
 
+    def add_in_process(self, record: UsageRecord) -> None:
+        """What ``_updates`` lists, added in place to in-process values (the caller holds the metrics' lock): the
+        same additions in the same order, without building the list."""
+        self.requests._value += 1.0
+        _observe(self.latency, record.latency_s)
+        if record.status == "blocked":
+            return
+        if record.usage_reported:
+            usage = record.usage
+            inp, read, write, out, reasoning = usage[:5]
+            tokens = self.tokens
+            if inp:
+                tokens[0]._value += inp
+            if read:
+                tokens[1]._value += read
+            if write:
+                tokens[2]._value += write
+            if out:
+                tokens[3]._value += out
+            if reasoning:
+                tokens[4]._value += reasoning
+            _observe(self.tokens_in, inp + read + write)
+            _observe(self.tokens_out, out + reasoning)
+        cost = record.cost_usd
+        if cost is not None:
+            if cost > 0:
+                self.cost._value += cost
+        elif record.usage_reported and record.status == "ok":
+            self.unpriced._value += 1.0
+        if record.ttft_s is not None:
+            _observe(self.ttft, record.ttft_s)
+
+
+def _observe(histogram: Any, amount: float) -> None:
+    """``Histogram.observe`` on in-process values (a ``_HistogramValues``; the caller holds the lock)."""
+    histogram.sum._value += amount
+    if amount == amount:  # NaN falls in no bucket, as in Histogram.observe
+        histogram.buckets[bisect_left(histogram.bounds, amount)]._value += 1.0
+
 
 class PrometheusSink(Sink):
     name = "prometheus"
@@ -275,7 +314,11 @@ class PrometheusSink(Sink):
 
     def _bound(self, record: UsageRecord) -> _Children:
         attrs = record.attributes
-        extra = tuple(attrs.get(k, "") for k in self.label_keys)
+        label_keys = self.label_keys
+        if len(label_keys) == 1:  # the usual case (feature): no generator per call
+            extra: tuple[str, ...] = (attrs.get(label_keys[0], ""),) if attrs else ("",)
+        else:
+            extra = tuple(attrs.get(k, "") for k in label_keys)
         key = (record.provider, record.model, record.operation, record.status, *extra)
         children = self._children.get(key)
         if children is None:
@@ -294,13 +337,11 @@ class PrometheusSink(Sink):
 
     def end(self, record: UsageRecord, state: Any) -> None:
         c = self._bound(record)
-        updates = _updates(c, record)
         if c.in_process:
             with self.metrics.lock:  # the one lock every tokentrace sink takes to add to these metrics
-                for value, amount in updates:
-                    value._value += amount
+                c.add_in_process(record)
         else:
-            for value, amount in updates:
+            for value, amount in _updates(c, record):
                 value.inc(amount)
 
     def watch_budgets(self, budget_status: Callable[[], Iterable[Any]]) -> None:
