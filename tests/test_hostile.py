@@ -592,8 +592,11 @@ def test_a_child_forked_while_another_thread_holds_a_metric_lock_records_its_cal
         labels = dict(zip(requests._labelnames, values))
         holding, release = threading.Event(), threading.Event()
 
+        # the lock guarding the value: prometheus_client's own, or (in-process) the one of tokentrace's metrics set
+        lock = getattr(child._value, "_lock", None) or child._value.metrics.lock
+
         def hold():  # stands for another thread inside inc() (or a scrape) when the fork happens
-            with child._value._lock:
+            with lock:
                 holding.set()
                 release.wait()
 

@@ -227,69 +227,144 @@ def _histogram_values(child: Any) -> _HistogramValues | _PublicHistogram:
         return _PublicHistogram(child)
 
 
+class _Slot:
+    """Stands in for a prometheus_client ``MutexValue`` in-process: one entry of its series' cell list, read and
+    written under the lock of the metrics it belongs to (the lock tokentrace's sink holds while it adds)."""
+
+    __slots__ = ("cells", "exemplar", "index", "metrics")
+    _multiprocess = False
+
+    def __init__(self, cells: list[float], index: int, metrics: Metrics, exemplar: Any = None) -> None:
+        self.cells = cells
+        self.index = index
+        self.metrics = metrics
+        self.exemplar = exemplar
+
+    def inc(self, amount: float) -> None:
+        with self.metrics.lock:
+            self.cells[self.index] += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        with self.metrics.lock:
+            self.cells[self.index] = value
+
+    def get(self) -> float:
+        with self.metrics.lock:
+            return self.cells[self.index]
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        with self.metrics.lock:
+            self.exemplar = exemplar
+
+    def get_exemplar(self) -> Any:
+        with self.metrics.lock:
+            return self.exemplar
+
+
+def _plain(value: Any) -> bool:
+    return type(value) is MutexValue and isinstance(getattr(value, "_value", None), float)
+
+
+def _counter_cells(child: Any, metrics: Metrics) -> list[float] | None:
+    """The cell list behind an in-process counter child (its ``MutexValue`` swapped for a ``_Slot`` the first
+    time), or None when its value is of another kind (multiprocess mode, other internals)."""
+    value: Any = getattr(child, "_value", None)
+    if type(value) is _Slot:
+        return value.cells
+    if not _plain(value):
+        return None
+    with value._lock:
+        cells = [value._value]
+        child._value = _Slot(cells, 0, metrics, value._exemplar)
+    return cells
+
+
+def _histogram_cells(child: Any, metrics: Metrics) -> list[float] | None:
+    """As ``_counter_cells`` for a histogram child: one list [sum, bucket 0, bucket 1, ...]."""
+    try:
+        total, buckets, bounds = child._sum, child._buckets, child._upper_bounds
+        if type(total) is _Slot:
+            return total.cells
+        if not (isinstance(buckets, list) and len(buckets) == len(bounds) and bounds[-1] == float("inf")
+                and _plain(total) and all(_plain(b) for b in buckets)):
+            return None
+    except (AttributeError, TypeError, IndexError):
+        return None
+    cells = [total._value, *(b._value for b in buckets)]
+    child._sum = _Slot(cells, 0, metrics, total._exemplar)
+    for i, bucket in enumerate(buckets):
+        buckets[i] = _Slot(cells, i + 1, metrics, bucket._exemplar)
+    return cells
+
+
 class _Children:
     """The prometheus_client values behind the label children of one (provider, model, operation, status, extra
-    labels) key. ``in_process`` when every value is the in-process ``MutexValue``: then the sink adds to all of a
-    call's values under one lock instead of taking each value's lock (prometheus_client's multiprocess values are
-    always added through their own ``inc``)."""
+    labels) key. ``in_process`` when every series is in-process (not prometheus_client's multiprocess mode): then
+    each series' numbers are one list (``_Slot`` values read it for prometheus_client) and the sink adds a call's
+    numbers to those lists under one lock; otherwise every value is added through its own ``inc``."""
 
-    __slots__ = ("cost", "in_process", "latency", "requests", "tokens", "tokens_in", "tokens_out", "ttft",
-                 "unpriced")
+    __slots__ = ("bounds", "cells", "cost", "in_process", "latency", "requests", "tokens", "tokens_in",
+                 "tokens_out", "ttft", "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
-        self.tokens = tuple(_counter_value(m.tokens.labels(provider, model, operation, t, *extra))
-                            for t in TOKEN_TYPES)
-        self.cost = _counter_value(m.cost.labels(provider, model, operation, *extra))
-        self.requests = _counter_value(m.requests.labels(provider, model, operation, status, *extra))
-        self.unpriced = _counter_value(m.unpriced.labels(provider, model))
-        self.latency = _histogram_values(m.latency.labels(provider, model, operation, status))
-        self.ttft = _histogram_values(m.ttft.labels(provider, model, operation))
-        self.tokens_in = _histogram_values(m.request_tokens.labels(provider, model, "input"))
-        self.tokens_out = _histogram_values(m.request_tokens.labels(provider, model, "output"))
-        values = [*self.tokens, self.cost, self.requests, self.unpriced]
-        for histogram in (self.latency, self.ttft, self.tokens_in, self.tokens_out):
-            values += [histogram.sum, *histogram.buckets] if isinstance(histogram, _HistogramValues) else [histogram]
-        self.in_process = all(type(v) is MutexValue and isinstance(getattr(v, "_value", None), float)
-                              for v in values)
+        counters = [m.tokens.labels(provider, model, operation, t, *extra) for t in TOKEN_TYPES]
+        counters += [m.cost.labels(provider, model, operation, *extra),
+                     m.requests.labels(provider, model, operation, status, *extra), m.unpriced.labels(provider, model)]
+        histograms = [m.latency.labels(provider, model, operation, status), m.ttft.labels(provider, model, operation),
+                      m.request_tokens.labels(provider, model, "input"),
+                      m.request_tokens.labels(provider, model, "output")]
+        with _metrics_lock:  # two sinks sharing these metrics must not both swap a series' values
+            cells = [_counter_cells(c, m) for c in counters] + [_histogram_cells(h, m) for h in histograms]
+        self.in_process = all(c is not None for c in cells)
+        self.cells: list[list[float]] = [c for c in cells if c is not None] if self.in_process else []
+        """tokens x5, cost, requests, unpriced, then the histograms latency, ttft, tokens_in, tokens_out."""
+        self.bounds = [list(h._upper_bounds) for h in histograms] if self.in_process else []
+        self.tokens = tuple(_counter_value(c) for c in counters[:5])
+        self.cost, self.requests, self.unpriced = (_counter_value(c) for c in counters[5:])
+        self.latency, self.ttft, self.tokens_in, self.tokens_out = (_histogram_values(h) for h in histograms)
 
     def add_in_process(self, record: UsageRecord) -> None:
-        """What ``_updates`` lists, added in place to in-process values (the caller holds the metrics' lock): the
-        same additions in the same order, without building the list."""
-        self.requests._value += 1.0
-        _observe(self.latency, record.latency_s)
+        """What ``_updates`` lists, added in place to the series' cell lists (the caller holds the metrics'
+        lock): the same additions in the same order, without building the list."""
+        (inp_cells, read_cells, write_cells, out_cells, reasoning_cells, cost_cells, request_cells, unpriced_cells,
+         latency, ttft, tokens_in, tokens_out) = self.cells
+        bounds = self.bounds
+        request_cells[0] += 1.0
+        amount = record.latency_s
+        latency[0] += amount
+        if amount == amount:  # NaN falls in no bucket, as in Histogram.observe
+            latency[1 + bisect_left(bounds[0], amount)] += 1.0
         if record.status == "blocked":
             return
         if record.usage_reported:
-            usage = record.usage
-            inp, read, write, out, reasoning = usage[:5]
-            tokens = self.tokens
+            inp, read, write, out, reasoning = record.usage[:5]
             if inp:
-                tokens[0]._value += inp
+                inp_cells[0] += inp
             if read:
-                tokens[1]._value += read
+                read_cells[0] += read
             if write:
-                tokens[2]._value += write
+                write_cells[0] += write
             if out:
-                tokens[3]._value += out
+                out_cells[0] += out
             if reasoning:
-                tokens[4]._value += reasoning
-            _observe(self.tokens_in, inp + read + write)
-            _observe(self.tokens_out, out + reasoning)
+                reasoning_cells[0] += reasoning
+            count = inp + read + write
+            tokens_in[0] += count
+            tokens_in[1 + bisect_left(bounds[2], count)] += 1.0
+            count = out + reasoning
+            tokens_out[0] += count
+            tokens_out[1 + bisect_left(bounds[3], count)] += 1.0
         cost = record.cost_usd
         if cost is not None:
             if cost > 0:
-                self.cost._value += cost
+                cost_cells[0] += cost
         elif record.usage_reported and record.status == "ok":
-            self.unpriced._value += 1.0
-        if record.ttft_s is not None:
-            _observe(self.ttft, record.ttft_s)
-
-
-def _observe(histogram: Any, amount: float) -> None:
-    """``Histogram.observe`` on in-process values (a ``_HistogramValues``; the caller holds the lock)."""
-    histogram.sum._value += amount
-    if amount == amount:  # NaN falls in no bucket, as in Histogram.observe
-        histogram.buckets[bisect_left(histogram.bounds, amount)]._value += 1.0
+            unpriced_cells[0] += 1.0
+        first = record.ttft_s
+        if first is not None:
+            ttft[0] += first
+            if first == first:
+                ttft[1 + bisect_left(bounds[1], first)] += 1.0
 
 
 class PrometheusSink(Sink):
