@@ -26,7 +26,7 @@ PEERS = {
     # its own SDK versions, so it gets them in its venv)
     "openai-v2": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai==0.4b0", "httpx"],
     "openllmetry": ["opentelemetry-instrumentation-openai", "opentelemetry-instrumentation-anthropic"],
-    "openlit": ["openlit"],
+    "openlit": ["openlit", "openai<3", "anthropic<1"],  # its releases cap both SDKs; unpinned, pip picks an old one
 }
 COMMON = ["openai", "anthropic", "opentelemetry-sdk", "httpx2", "wrapt"]
 LABELS = {
@@ -35,6 +35,8 @@ LABELS = {
     "tokentrace": "tokentrace, everything on (OTel SDK spans + metrics, Prometheus, ledger)",
     "openai-v2": "OpenTelemetry openai-v2 (span + 2 histograms; no cost, Prometheus, ledger)",
     "openllmetry": "OpenLLMetry", "openlit": "OpenLIT",
+    "sdk-floor": "OpenTelemetry SDK floor inside the call: a wrapper doing only the span + 3 histogram records "
+                 "tokentrace emits, fixed values",
 }
 
 
@@ -69,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     options = ["--rounds", str(args.rounds), "--block", str(args.block)]
     runs = [(name, Path(sys.executable)) for name in ("tokentrace:prometheus", "tokentrace:prometheus+ledger",
-                                                      "tokentrace")]
+                                                      "tokentrace", "sdk-floor")]
     runs += [(name, venv_python(name, requirements)) for name, requirements in PEERS.items()]
     results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
     floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))

@@ -14,6 +14,10 @@ TOKEN_COLUMNS: tuple[str, ...] = tuple(f"{t}_tokens" for t in TOKEN_TYPES)
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
+build = tuple.__new__
+"""``build(UsageRecord, (every field, in order))``: one of these NamedTuples without the call of its Python-level
+``__new__`` (the hot path builds several per LLM call). Every field must be given, defaults included."""
+
 
 class Usage(NamedTuple):
     """Billed tokens of one call, split so that no token is counted twice.

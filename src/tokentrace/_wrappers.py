@@ -87,27 +87,26 @@ def _watch(proxy: Any, state: _StreamState) -> None:
     weakref.finalize(proxy, state.finish)
 
 
-def _items(next_item: Callable[[], Any], state: _StreamState) -> Any:
-    """The chunks of one SDK stream as the caller reads them: a generator, so that reading a chunk costs one
-    resumption (locals kept) instead of a method call and proxy attribute reads per chunk."""
+def _items(stream: Any, state: _StreamState) -> Any:
+    """The chunks of one SDK stream as the caller reads them: a generator looping over the SDK's own iterator, so a
+    chunk costs one resumption (locals kept) instead of a method call and proxy attribute reads."""
     chunk = state.accumulator.chunk
-    while True:
-        try:
-            item = next_item()
-        except StopIteration:
-            state.finish()
-            return
-        except BaseException as exc:
-            state.finish(exc)
-            raise
-        if state.waiting_first:
-            state.first_chunk()
-        try:
-            if chunk(item):
-                continue  # hidden from the caller (the usage-only chunk tokentrace asked for)
-        except Exception as exc:
-            _errors.report("stream.chunk", exc, "could not read a stream chunk")
-        yield item
+    try:
+        for item in stream:
+            if state.waiting_first:
+                state.first_chunk()
+            try:
+                if chunk(item):
+                    continue  # hidden from the caller (the usage-only chunk tokentrace asked for)
+            except Exception as exc:
+                _errors.report("stream.chunk", exc, "could not read a stream chunk")
+            yield item
+    except GeneratorExit:
+        raise  # closed or collected while the caller held it: close() or the finalizer ends the call
+    except BaseException as exc:  # the SDK's stream failed (our own code cannot raise here)
+        state.finish(exc)
+        raise
+    state.finish()
 
 
 class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
@@ -119,8 +118,6 @@ class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     def __init__(self, wrapped: Any, state: _StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        # an iterator, or an iterable such as botocore's EventStream (iterated once, as the caller would)
-        self._self_next = wrapped.__next__ if hasattr(wrapped, "__next__") else iter(wrapped).__next__
         self._self_items: Any = None
         self._self_handoff = _Handoff(state)
         weakref.finalize(self, self._self_handoff.finish_if_still_owner)  # never iterated: end the call on GC
@@ -128,7 +125,8 @@ class SyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     def _self_iterator(self) -> Any:
         items = self._self_items
         if items is None:
-            items = self._self_items = _items(self._self_next, self._self_state)
+            # the SDK's own iteration of its stream (an iterator, or an iterable such as botocore's EventStream)
+            items = self._self_items = _items(iter(self.__wrapped__), self._self_state)
             weakref.finalize(items, self._self_state.finish)  # the generator outlives the proxy: it owns the call
             self._self_handoff.handed_off = True
         return items

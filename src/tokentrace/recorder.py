@@ -10,8 +10,8 @@ from . import _errors, _forksafe
 from ._estimate import estimate
 from ._refusal import CallRefused
 from ._text import encodable
-from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord
-from .context import current_attributes
+from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build
+from .context import ATTRIBUTES
 from .pricing import PriceTable
 from .sinks import Sink
 
@@ -30,6 +30,8 @@ class Recorder:
         self._starters = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).start is not Sink.start)
         self._detachers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).detach is not Sink.detach)
         self._tracers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).trace_id is not Sink.trace_id)
+        self._enders = tuple(s for s in self.sinks if not s.end_needs_start)
+        """The sinks to end a call no sink started (none returned a state) with."""
         self._listeners: tuple[Listener, ...] = ()
         self._listeners_lock = threading.Lock()
         _forksafe.register(self)
@@ -52,12 +54,15 @@ class Recorder:
     def emit(self, record: UsageRecord, states: dict[int, Any] | None) -> None:
         if states:
             for index, sink in enumerate(self.sinks):
+                state = states.get(index)
+                if state is None and sink.end_needs_start:
+                    continue
                 try:
-                    sink.end(record, states.get(index))
+                    sink.end(record, state)
                 except Exception as exc:
                     _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
         else:
-            for sink in self.sinks:
+            for sink in self._enders:
                 try:
                     sink.end(record, None)
                 except Exception as exc:
@@ -105,7 +110,7 @@ class Call:
         self.recorder = recorder
         self.request = request if request.request_model.isascii() else request._replace(
             request_model=encodable(request.request_model))
-        self.attributes = current_attributes()
+        self.attributes = ATTRIBUTES.get()
         self.started_wall = _wall()
         self.first_chunk_at: float | None = None
         self.done = False
@@ -221,9 +226,9 @@ class Call:
         if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
             charged_usd, charged_tokens = estimate(request, recorder.prices)
         first = self.first_chunk_at
-        recorder.emit(UsageRecord(  # positional, in field order (one is built per call)
+        recorder.emit(build(UsageRecord, (  # every field, in order
             self.started_wall, request.provider, model, request.request_model, request.operation,
             ZERO_USAGE if usage is None else usage, cost, source, now - self.started, status, request.stream,
             None if first is None else first - self.started, error_type, response_id, reasons, usage_reported,
             self.attributes, self.trace_id, output_text, charged_usd, charged_tokens,
-        ), self.states)
+        )), self.states)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 from .. import _errors
 from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_TOP, provider_for_host
-from .._usage import RequestInfo, ResponseInfo, Usage
+from .._usage import RequestInfo, ResponseInfo, Usage, build
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import (
@@ -72,7 +72,7 @@ def prepare_request(
                 break
     model = kwargs.get("model")
     temperature, top_p = kwargs.get("temperature"), kwargs.get("top_p")
-    request = RequestInfo(
+    request = build(RequestInfo, (
         provider,
         operation,
         model if isinstance(model, str) else "",
@@ -86,7 +86,7 @@ def prepare_request(
         False,
         capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
                          kwargs.get("instructions")) if options.capture_content else None,
-    )
+    ))
     send: Mapping[str, Any] = kwargs
     hide = False
     if stream and usage_option and options.stream_usage and provider in ACCEPTS_STREAM_OPTIONS:
@@ -96,8 +96,8 @@ def prepare_request(
             merged["include_usage"] = True
             send = {**kwargs, "stream_options": merged}
             hide = True
-    return Prepared(request, send, hide, "extra_headers" in kwargs and streaming_response_requested(kwargs),
-                    options.capture_content)
+    return build(Prepared, (request, send, hide, "extra_headers" in kwargs and streaming_response_requested(kwargs),
+                            options.capture_content))
 
 
 def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
@@ -142,7 +142,7 @@ def partition(
     if output < 0 or uncached < 0:
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
-    return Usage(uncached, cached, cache_write, output, reasoning)
+    return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0))
 
 
 class _UsageNames(NamedTuple):
@@ -224,14 +224,14 @@ def chat_response(result: Any, provider: str, capture: bool = False) -> Response
     else:
         read = cost = None
     model, response_id = values.get("model"), values.get("id")
-    return ResponseInfo(
+    return build(ResponseInfo, (
         read,
         model if model and isinstance(model, str) else None,
         response_id if response_id and isinstance(response_id, str) else None,
         reasons,
         capture_output(_choice_text(choices), reasons) if capture else None,
         cost,
-    )
+    ))
 
 
 def responses_response(result: Any, provider: str, capture: bool = False) -> ResponseInfo:
@@ -273,7 +273,10 @@ class ChatAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
-        values = fields_of(item)
+        values: Any = getattr(item, "__dict__", None)  # a pydantic SDK model without extras: its fields as they are
+        extra = _MISSING if values is None else getattr(item, "__pydantic_extra__", _MISSING)
+        if extra is _MISSING or extra:
+            values = fields_of(item)
         if self.response_id is None:
             self.response_id = _str(values.get("id"))
             self.model = _str(values.get("model"))

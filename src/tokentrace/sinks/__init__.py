@@ -16,6 +16,8 @@ class Sink:
     """Base class of sinks. ``start``/``detach``/``trace_id`` are optional: only sinks overriding them are called."""
 
     name = "sink"
+    end_needs_start = False
+    """True: ``end`` has nothing to do for a call whose ``start`` returned None, so the recorder skips it."""
 
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
         """The call is about to be sent; return per-call state handed back to ``detach`` and ``end``.

@@ -26,6 +26,7 @@ from . import Sink
 
 class OTelSink(Sink):
     name = "otel"
+    end_needs_start = True  # start() returns None only when neither a tracer nor a meter provider exists
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  guard: LabelGuard | None = None) -> None:
