@@ -178,24 +178,27 @@ class Db:
         transaction."""
         with self.transaction():
             if rows:
-                last = int(self.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
-                self._insert_many(rows)
-                _rollup.fold(self, last)
+                _rollup.fold(self, self._insert_many(rows))
             if released:
                 self._delete_reservations(released)
 
-    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Many rows per INSERT statement: SQLite then steps once per statement instead of once per row (the
+    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Append ``rows``; returns the largest id before them (what the roll-up folds from).
+
+        Many rows per INSERT statement: SQLite then steps once per statement instead of once per row (the
         writer thread releases and takes back the GIL per step, which costs the application's threads more than
         the insert itself). Statements hold a power of two of rows, so a batch of any size is a few statements
         from a handful of compiled ones (compiling a statement of a new size costs more than inserting its rows)."""
         largest = _rows_per_statement(self.conn)
-        start = 0
+        start, before = 0, 0
         while start < len(rows):
             size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
             part = rows[start:start + size]
-            self.conn.execute(_multi_row_insert(size), list(chain.from_iterable(part)))
+            cursor = self.conn.execute(_multi_row_insert(size), list(chain.from_iterable(part)))
+            if not start:  # one statement's rows get consecutive ids after the largest (the write lock is ours)
+                before = int(cursor.lastrowid) - size
             start += size
+        return before
 
     def _delete_reservations(self, ids: Sequence[int]) -> None:
         self.execute(f"DELETE FROM llm_budget_reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
@@ -238,9 +241,11 @@ class PostgresDb(Db):
             self.conn.execute("ROLLBACK")
             raise
 
-    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        before = int(self.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
         with self.conn.cursor() as cursor:
             cursor.executemany(self.sql(INSERT_SQL), rows)
+        return before
 
     def _delete_reservations(self, ids: Sequence[int]) -> None:
         self.execute("DELETE FROM llm_budget_reservations WHERE id = ANY(?)", (list(ids),))

@@ -24,7 +24,7 @@ from .._usage import UsageRecord
 from . import Sink
 
 DEFAULT_QUEUE_SIZE = 100_000
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 10_000
 DEFAULT_INTERVAL_S = 0.2
 
 MAX_BACKOFF_S = 30.0
