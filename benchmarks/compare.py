@@ -26,7 +26,11 @@ PEERS = {
     # its own SDK versions, so it gets them in its venv)
     "openai-v2": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai==0.4b0", "httpx"],
     "openllmetry": ["opentelemetry-instrumentation-openai", "opentelemetry-instrumentation-anthropic"],
-    "openlit": ["openlit", "openai<3", "anthropic<1"],  # its releases cap both SDKs; unpinned, pip picks an old one
+    # OpenLIT caps both SDKs below their current majors, and the release that installs beside them imports
+    # opentelemetry._events, which API 1.38 dropped: pinned to a set that installs and runs together
+    "openlit": ["openlit==1.34.43", "openai<3", "anthropic<1", "opentelemetry-api==1.37.0",
+                "opentelemetry-sdk==1.37.0", "opentelemetry-semantic-conventions==0.58b0",
+                "opentelemetry-instrumentation==0.58b0", "opentelemetry-exporter-otlp==1.37.0"],
 }
 COMMON = ["openai", "anthropic", "opentelemetry-sdk", "httpx2", "wrapt"]
 LABELS = {

@@ -156,7 +156,10 @@ class Installed:
             metrics.set_meter_provider(self.meter_provider)
             import openlit
 
-            openlit.init(collect_gpu_stats=False, disable_events=True)  # events would print to the console
+            try:
+                openlit.init(collect_gpu_stats=False, disable_events=True)  # events would print to the console
+            except TypeError:  # a release without the option
+                openlit.init(collect_gpu_stats=False)
         else:
             raise SystemExit(f"unknown instrumentation {self.name!r}")
 
