@@ -33,11 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import context, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 sys.path.insert(0, str(Path(__file__).parent))
 from own_time import per_call_us, timed_wrapper
@@ -176,32 +178,44 @@ class Installed:
         return len(self.exporter.get_finished_spans())
 
 
-def _install_sdk_floor(tracer_provider: Any, meter_provider: Any) -> None:
-    """The OpenTelemetry SDK floor inside the real SDK call: a wrapt wrapper around openai's and anthropic's create
-    that does only what the ``floor`` measures (the span with tokentrace's attributes made current for the call,
-    its response attributes, three histogram records), with fixed values: what any instrumentation emitting the
-    same telemetry pays at least, measured the way the instrumentations are."""
-    import wrapt
-    from opentelemetry import context, trace
-    from opentelemetry.trace import SpanKind
+class _FloorWork:
+    """The OpenTelemetry SDK work tokentrace's telemetry needs per call, with fixed values: a CLIENT span started
+    with tokentrace's request attributes and made current (``begin``), then detached, given its response attributes
+    and ended, plus three histogram records (``end``)."""
 
-    tracer = tracer_provider.get_tracer("sdk-floor")
-    meter = meter_provider.get_meter("sdk-floor")
-    duration, tokens = meter.create_histogram("d", unit="s"), meter.create_histogram("t", unit="{token}")
-    request, response, common, inputs, outputs = _floor_attributes()
+    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        self.tracer = tracer_provider.get_tracer("floor")
+        meter = meter_provider.get_meter("floor")
+        self.duration, self.tokens = meter.create_histogram("d", unit="s"), meter.create_histogram("t", unit="{token}")
+        self.request, self.response, self.common, self.inputs, self.outputs = _floor_attributes()
+
+    def begin(self) -> tuple[Any, Any]:
+        span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.request)
+        return span, context.attach(trace.set_span_in_context(span))
+
+    def end(self, span: Any, token: Any) -> None:
+        context.detach(token)
+        span.set_attributes(self.response)
+        span.end()
+        self.duration.record(0.5, self.common)
+        self.tokens.record(42, self.inputs)
+        self.tokens.record(11, self.outputs)
+
+
+def _install_sdk_floor(tracer_provider: Any, meter_provider: Any) -> None:
+    """The floor inside the real SDK call: a wrapt wrapper around openai's and anthropic's create doing only
+    ``_FloorWork``: what any instrumentation emitting the same telemetry pays at least, measured the way the
+    instrumentations are."""
+    import wrapt
+
+    work = _FloorWork(tracer_provider, meter_provider)
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=request)
-        token = context.attach(trace.set_span_in_context(span))
+        span, token = work.begin()
         try:
             return wrapped(*args, **kwargs)
         finally:
-            context.detach(token)
-            span.set_attributes(response)
-            span.end()
-            duration.record(0.5, common)
-            tokens.record(42, inputs)
-            tokens.record(11, outputs)
+            work.end(span, token)
 
     wrapt.wrap_function_wrapper("openai.resources.chat.completions.completions", "Completions.create", wrapper)
     wrapt.wrap_function_wrapper("anthropic.resources.messages.messages", "Messages.create", wrapper)
@@ -348,26 +362,14 @@ def floor(rounds: int) -> dict[str, Any]:
     """The OpenTelemetry SDK's own cost of what tokentrace emits per call, with no instrumentation code around it:
     a CLIENT span started with tokentrace's request attributes, made current and detached, given its response
     attributes and ended (batch processor, in-memory exporter), plus three histogram records."""
-    from opentelemetry import context, trace
-    from opentelemetry.trace import SpanKind
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=1_000_000,
                                                    max_export_batch_size=4096))
-    tracer = provider.get_tracer("floor")
-    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("floor")
-    duration, tokens = meter.create_histogram("d", unit="s"), meter.create_histogram("t", unit="{token}")
-    request, response, common, inputs, outputs = _floor_attributes()
+    work = _FloorWork(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
     def one_call() -> None:
-        span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=request)
-        token = context.attach(trace.set_span_in_context(span))
-        context.detach(token)
-        span.set_attributes(response)
-        span.end()
-        duration.record(0.5, common)
-        tokens.record(42, inputs)
-        tokens.record(11, outputs)
+        work.end(*work.begin())
 
     per_round = [_block_us(one_call, 200, lambda: None) for _ in range(rounds)]
     return {"instrumentation": "floor", "floor_us": summary(per_round)}
