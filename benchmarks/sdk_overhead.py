@@ -262,36 +262,41 @@ class Patches:
 
 @contextlib.contextmanager
 def timed_stream_proxies(clock: list[float]) -> Iterator[None]:
-    """Stream proxies whose ``__next__`` adds its time to ``clock[0]`` less the time inside the SDK's own next."""
-    from tokentrace._wrappers import SyncStreamProxy
+    """Stream proxies whose chunk generator (``_wrappers._items``) adds its time to ``clock[0]`` less the time inside
+    the SDK's own iteration."""
+    from tokentrace import _wrappers
 
-    original_init, original_next = SyncStreamProxy.__init__, SyncStreamProxy.__next__
+    original_items = _wrappers._items
 
-    def init(self: Any, wrapped: Any, state: Any) -> None:
-        original_init(self, wrapped, state)
-        sdk_next = self._self_next
-
-        def timed_sdk_next() -> Any:
+    def sdk_chunks(stream: Any) -> Iterator[Any]:
+        chunks = iter(stream)
+        while True:
             start = time.perf_counter()
             try:
-                return sdk_next()
+                item = next(chunks)
+            except StopIteration:
+                return
             finally:
                 clock[0] -= time.perf_counter() - start
+            yield item
 
-        self._self_next = timed_sdk_next
+    def items(stream: Any, state: Any) -> Iterator[Any]:
+        inner = original_items(sdk_chunks(stream), state)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(inner)
+            except StopIteration:
+                return
+            finally:
+                clock[0] += time.perf_counter() - start
+            yield item
 
-    def timed_next(self: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original_next(self)
-        finally:
-            clock[0] += time.perf_counter() - start
-
-    SyncStreamProxy.__init__, SyncStreamProxy.__next__ = init, timed_next  # type: ignore[method-assign]
+    _wrappers._items = items
     try:
         yield
     finally:
-        SyncStreamProxy.__init__, SyncStreamProxy.__next__ = original_init, original_next  # type: ignore[method-assign]
+        _wrappers._items = original_items
 
 
 def own_us(patches: Patches, fn: Callable[[], Any], calls: int) -> list[float]:
