@@ -32,7 +32,7 @@ started = time.perf_counter()
 kind, ledger, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 if kind == "usage":
     import urllib.request
-    from tokentrace.sinks.prometheus import MetricsServer
+    from tokentrace.metrics_http import MetricsServer
     server = MetricsServer(0, "127.0.0.1", None, ledger)
     started = time.perf_counter()
     body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/usage?since=30d&by=feature", timeout=60).read()

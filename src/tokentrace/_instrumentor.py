@@ -244,7 +244,7 @@ def instrument(
         recorder = Recorder(prices, sinks)
         server = None
         if settings.metrics_port is not None:
-            from .sinks.prometheus import MetricsServer
+            from .metrics_http import MetricsServer
 
             server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger)
         handle = Instrumentation(settings, recorder, server)

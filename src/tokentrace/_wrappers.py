@@ -32,8 +32,11 @@ active = _Active()
 _inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
 
 
-def _begin(endpoint: Endpoint, recorder: Recorder, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
            ) -> tuple[Call, Prepared] | None:
+    recorder = active.recorder
+    if recorder is None or _inside.get():
+        return None
     try:
         if args and endpoint.positional:
             seen = dict(zip(endpoint.positional, args, strict=False))
@@ -355,10 +358,7 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            recorder = active.recorder
-            if recorder is None or _inside.get():
-                return await wrapped(*args, **kwargs)
-            begun = _begin(endpoint, recorder, instance, args, kwargs)
+            begun = _begin(endpoint, instance, args, kwargs)
             if begun is None:
                 return await wrapped(*args, **kwargs)
             call, prepared = begun
@@ -367,22 +367,17 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
                 result = await wrapped(*args, **prepared.kwargs)
             except BaseException as exc:
                 _inside.reset(token)
-                if call.states:
-                    call.detach()
+                call.detach()
                 call.fail(exc)
                 raise
             _inside.reset(token)
-            if call.states:
-                call.detach()
+            call.detach()
             return await _finish_async(call, endpoint, prepared, result)
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        recorder = active.recorder
-        if recorder is None or _inside.get():
-            return wrapped(*args, **kwargs)
-        begun = _begin(endpoint, recorder, instance, args, kwargs)
+        begun = _begin(endpoint, instance, args, kwargs)
         if begun is None:
             return wrapped(*args, **kwargs)
         call, prepared = begun
@@ -391,13 +386,11 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
             result = wrapped(*args, **prepared.kwargs)
         except BaseException as exc:
             _inside.reset(token)
-            if call.states:
-                call.detach()
+            call.detach()
             call.fail(exc)
             raise
         _inside.reset(token)
-        if call.states:
-            call.detach()
+        call.detach()
         return _finish(call, endpoint, prepared, result, False)
 
     return sync_wrapper

@@ -16,10 +16,6 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 _current: ContextVar[Mapping[str, str]] = ContextVar("tokentrace_attributes", default=_EMPTY)
 
 
-ATTRIBUTES = _current
-"""The ContextVar holding the attribution in effect (read with ``.get()``: the recorder does, once per call)."""
-
-
 def current_attributes() -> Mapping[str, str]:
     """The attribution in effect here (an immutable mapping; cheap to call)."""
     return _current.get()

@@ -47,9 +47,6 @@ class Rates:
 
     def cost(self, usage: Usage) -> float:
         inp, read, write, out, reasoning, write_1h, _ = usage
-        if not write:  # the same sum as below, without its two zero terms
-            return (inp * self.input + read * self.cache_read + out * self.output + reasoning * self.reasoning
-                    ) / 1_000_000
         rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
         return (
             inp * self.input
@@ -82,7 +79,7 @@ class ModelPrice:
         return rates
 
     def cost(self, usage: Usage) -> float:
-        tokens = (self.rates_for(usage) if self.tiers else self.base).cost(usage)
+        tokens = self.rates_for(usage).cost(usage)
         return tokens + usage.web_search_requests * self.web_search_usd if usage.web_search_requests else tokens
 
 

@@ -11,7 +11,7 @@ from ._estimate import estimate
 from ._refusal import CallRefused
 from ._text import encodable
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build
-from .context import ATTRIBUTES
+from .context import current_attributes
 from .pricing import PriceTable
 from .sinks import Sink
 
@@ -30,8 +30,9 @@ class Recorder:
         self._starters = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).start is not Sink.start)
         self._detachers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).detach is not Sink.detach)
         self._tracers = tuple((i, s) for i, s in enumerate(self.sinks) if type(s).trace_id is not Sink.trace_id)
-        self._enders = tuple(s for s in self.sinks if not s.end_needs_start)
-        """The sinks to end a call no sink started (none returned a state) with."""
+        self._indexed = tuple(enumerate(self.sinks))
+        self._enders = tuple((i, s) for i, s in self._indexed if not s.end_needs_start)
+        """The sinks that end a call no sink started (none returned a state)."""
         self._listeners: tuple[Listener, ...] = ()
         self._listeners_lock = threading.Lock()
         _forksafe.register(self)
@@ -52,21 +53,14 @@ class Recorder:
             self._listeners = tuple(x for x in self._listeners if x != listener)  # bound methods: ==, not is
 
     def emit(self, record: UsageRecord, states: dict[int, Any] | None) -> None:
-        if states:
-            for index, sink in enumerate(self.sinks):
-                state = states.get(index)
-                if state is None and sink.end_needs_start:
-                    continue
-                try:
-                    sink.end(record, state)
-                except Exception as exc:
-                    _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
-        else:
-            for sink in self._enders:
-                try:
-                    sink.end(record, None)
-                except Exception as exc:
-                    _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
+        for index, sink in self._indexed if states else self._enders:
+            state = states.get(index) if states else None
+            if state is None and sink.end_needs_start:
+                continue
+            try:
+                sink.end(record, state)
+            except Exception as exc:
+                _errors.report(f"sink.{sink.name}", exc, "a sink failed to record a call")
         for listener in self._listeners:
             try:
                 listener(record)
@@ -76,19 +70,16 @@ class Recorder:
     def price(self, record_provider: str, model: str) -> Any:
         price = self.prices.lookup(record_provider, model)
         if price is None:
-            self.warn_unpriced(record_provider, model)
+            key = (record_provider, model)
+            if key not in self._warned_unpriced:
+                self._warned_unpriced.add(key)
+                _errors.logger.warning(
+                    "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
+                    "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
+                    record_provider,
+                    model,
+                )
         return price
-
-    def warn_unpriced(self, record_provider: str, model: str) -> None:
-        key = (record_provider, model)
-        if key not in self._warned_unpriced:
-            self._warned_unpriced.add(key)
-            _errors.logger.warning(
-                "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
-                "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
-                record_provider,
-                model,
-            )
 
 
 class Call:
@@ -110,7 +101,7 @@ class Call:
         self.recorder = recorder
         self.request = request if request.request_model.isascii() else request._replace(
             request_model=encodable(request.request_model))
-        self.attributes = ATTRIBUTES.get()
+        self.attributes = current_attributes()
         self.started_wall = _wall()
         self.first_chunk_at: float | None = None
         self.done = False
@@ -212,10 +203,8 @@ class Call:
         elif reported_cost is not None:  # the provider's own figure beats any price table
             cost, source = reported_cost, f"reported by {request.provider}"
         elif model:
-            price = recorder.prices.lookup(request.provider, model)
-            if price is None:
-                recorder.warn_unpriced(request.provider, model)
-            else:
+            price = recorder.price(request.provider, model)
+            if price is not None:
                 source = price.source
                 if usage is not None:
                     cost = price.cost(usage)

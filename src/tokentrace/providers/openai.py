@@ -10,7 +10,6 @@ from .._usage import RequestInfo, ResponseInfo, Usage, build
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import (
-    UnreadableCountError,
     count_in,
     counts_in,
     field,
@@ -19,6 +18,7 @@ from ._fields import (
     number_or_none,
     server_of,
     text_or_none,
+    usage_reader,
 )
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
@@ -71,7 +71,6 @@ def prepare_request(
             if max_tokens is not None:
                 break
     model = kwargs.get("model")
-    temperature, top_p = kwargs.get("temperature"), kwargs.get("top_p")
     request = build(RequestInfo, (
         provider,
         operation,
@@ -80,8 +79,8 @@ def prepare_request(
         address,
         port,
         max_tokens,
-        None if temperature is None else number_or_none(temperature),
-        None if top_p is None else number_or_none(top_p),
+        number_or_none(kwargs.get("temperature")),
+        number_or_none(kwargs.get("top_p")),
         *(prompt_size(kwargs) if options.measure_prompt else (0, 0)),
         False,
         capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
@@ -160,20 +159,16 @@ _RESPONSE_USAGE = _UsageNames(("input_tokens", "output_tokens"), "input_tokens_d
 _PROMPT_DETAILS = ("cached_tokens", "cache_write_tokens")
 
 
-def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usage | None:
+@usage_reader
+def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usage:
     """The partition of one ``usage`` object's fields (read with ``fields_of``); None when a count is unreadable."""
     stage = f"usage.{provider}"
-    try:
-        prompt, completion = counts_in(values, names.totals, stage)
-        details = values.get(names.prompt_details)
-        cached, write = counts_in(fields_of(details), _PROMPT_DETAILS, stage) if details is not None else (0, 0)
-        details = values.get(names.completion_details)
-        reasoning = count_in(fields_of(details), "reasoning_tokens", stage) if details is not None else 0
-    except UnreadableCountError:
-        return None
-    total = values.get("total_tokens")
-    return partition(prompt, cached, write, completion, reasoning,
-                     total if type(total) is int and total >= 0 else None, provider)
+    prompt, completion = counts_in(values, names.totals, stage)
+    details = values.get(names.prompt_details)
+    cached, write = counts_in(fields_of(details), _PROMPT_DETAILS, stage) if details is not None else (0, 0)
+    details = values.get(names.completion_details)
+    reasoning = count_in(fields_of(details), "reasoning_tokens", stage) if details is not None else 0
+    return partition(prompt, cached, write, completion, reasoning, int_or_none(values.get("total_tokens")), provider)
 
 
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:
@@ -193,8 +188,8 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
     if not isinstance(choices, (list, tuple)):
         return ()
     if len(choices) == 1:
-        reason = fields_of(choices[0]).get("finish_reason")
-        return (reason,) if reason and isinstance(reason, str) else ()
+        reason = _str(fields_of(choices[0]).get("finish_reason"))
+        return (reason,) if reason else ()
     return tuple(r for c in choices if (r := _str(fields_of(c).get("finish_reason"))))
 
 
@@ -223,11 +218,10 @@ def chat_response(result: Any, provider: str, capture: bool = False) -> Response
         read, cost = _usage(usage_values, provider, _COMPLETION_USAGE), _reported(usage_values)
     else:
         read = cost = None
-    model, response_id = values.get("model"), values.get("id")
     return build(ResponseInfo, (
         read,
-        model if model and isinstance(model, str) else None,
-        response_id if response_id and isinstance(response_id, str) else None,
+        _str(values.get("model")),
+        _str(values.get("id")),
         reasons,
         capture_output(_choice_text(choices), reasons) if capture else None,
         cost,
@@ -273,10 +267,7 @@ class ChatAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
-        values: Any = getattr(item, "__dict__", None)  # a pydantic SDK model without extras: its fields as they are
-        extra = _MISSING if values is None else getattr(item, "__pydantic_extra__", _MISSING)
-        if extra is _MISSING or extra:
-            values = fields_of(item)
+        values = fields_of(item)
         if self.response_id is None:
             self.response_id = _str(values.get("id"))
             self.model = _str(values.get("model"))
@@ -287,14 +278,10 @@ class ChatAccumulator(StreamAccumulator):
         choices = values.get("choices")
         if choices:
             for choice in choices:
-                # a chunk's choice is a plain SDK model (its fields in __dict__) or a dict: read finish_reason
-                # without the general reader unless it is something else
-                reason = (choice if choice.__class__ is dict else getattr(choice, "__dict__", _NONE)).get(
-                    "finish_reason", _MISSING)
-                if reason is _MISSING:
-                    reason = fields_of(choice).get("finish_reason")
+                choice_values = fields_of(choice)
+                reason = choice_values.get("finish_reason")
                 if reason:
-                    self.finish[fields_of(choice).get("index") or 0] = reason
+                    self.finish[choice_values.get("index") or 0] = reason
             if self.text is not None:
                 piece = field(field(choices[0], "delta"), "content") or field(choices[0], "text")
                 if isinstance(piece, str):
@@ -315,9 +302,6 @@ class ChatAccumulator(StreamAccumulator):
             reported_cost_usd=reported_cost(self.usage),
         )
 
-
-_MISSING = object()
-_NONE: dict[str, Any] = {}
 
 _RESPONSE_END_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -368,8 +352,6 @@ def _sdk_types() -> dict[str, Any]:
 
 def classify(result: Any) -> ResultKind:
     types = _types or _sdk_types()
-    if isinstance(result, types["model"]):  # the usual answer, without the general rule's call
-        return "value"
     return classify_result(result, types["model"], types["streams"], types["raw"], "_stream")
 
 
