@@ -3,10 +3,12 @@
     python benchmarks/compare.py [--rounds 60] [--block 20]
 
 Creates .bench/<peer> venvs on first use (needs PyPI). Each runner (`peer_overhead.py`) drives the real openai and
-anthropic clients, value calls and streams, in paired rounds; every instrumentation exports spans and metrics to
-in-memory backends (tokentrace also feeds Prometheus and, where named, its SQLite ledger). The ``floor`` row is the
-OpenTelemetry SDK's own cost of what tokentrace emits per call (one span with the same attributes, three histogram
-records), with no instrumentation around it. Prints one markdown table.
+anthropic clients, value calls and streams, in paired rounds; every instrumentation exports spans to a counting
+exporter that drops them and metrics to an in-memory reader (tokentrace also feeds Prometheus and, where named, its
+SQLite ledger). The ``floor`` row is the OpenTelemetry SDK's own cost of what tokentrace emits per call (one span
+with the same attributes, three histogram records), with no instrumentation around it; ``otel-part`` sets
+tokentrace's OpenTelemetry sink beside a sink doing only that SDK work, in one process, inside the real call.
+Prints one markdown table and the OpenTelemetry part.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def main() -> None:
     runs += [(name, venv_python(name, requirements)) for name, requirements in PEERS.items()]
     results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
     floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))
+    part = run(Path(sys.executable), "--instrumentation", "otel-part", *options)
     v2 = next((r["openai"]["call_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
     v2_own = next((r["openai"]["own_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
 
@@ -105,6 +108,14 @@ def main() -> None:
     if floor is not None:
         print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
               f"{cell(floor['floor_us'])} | | | | | |")
+    if part is not None:
+        print("\ntokentrace's OpenTelemetry part beside the SDK floor, own us per value call in one process (every "
+              "sink on, minus every sink but OTel; the floor: the OTel sink swapped for the bare SDK work):")
+        for sdk in ("openai", "anthropic"):
+            if part.get(sdk):
+                ours, bare = part[sdk]["otel_us"], part[sdk]["floor_us"]
+                print(f"- {sdk}: tokentrace {cell(ours)}, SDK floor {cell(bare)} = "
+                      f"{ours['median'] / bare['median']:.2f}x the floor")
     base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
             for sdk in ("openai", "anthropic") if r.get(sdk)]
     print("uninstrumented call: " + ", ".join(base))

@@ -16,7 +16,8 @@ paid for.
 ``--instrumentation``: ``tokentrace`` (everything on), ``tokentrace:prometheus``, ``tokentrace:prometheus+ledger``
 (no OpenTelemetry SDK providers: the API's no-op ones), ``openai-v2``, ``openllmetry``, ``openlit``, ``sdk-floor``
 (a wrapper doing only the OpenTelemetry SDK work tokentrace's telemetry needs, around the real SDK call), or
-``floor`` (the same SDK work in a warm loop, no SDK call).
+``floor`` (the same SDK work in a warm loop, no SDK call), or ``otel-part`` (tokentrace's OpenTelemetry sink next to
+a sink doing only that SDK work, inside the same process and the real SDK call).
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -108,12 +108,24 @@ def anthropic_workloads() -> dict[str, Callable[[], Any]]:
 # ----------------------------------------------------------------------------------------- instrumentations
 
 
+class CountingExporter(SpanExporter):
+    """Counts exported spans and forgets them, as a network exporter does once it has sent them (an in-memory
+    exporter would keep every span alive, and the garbage collector's full passes would then grow with the run)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+
 class Installed:
     """An instrumentation installed once, whose patches can be swapped out and back in between blocks."""
 
     def __init__(self, name: str, ledger_dir: str) -> None:
         self.name = name
-        self.exporter = InMemorySpanExporter()
+        self.exporter = CountingExporter()
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter, max_queue_size=1_000_000,
                                                                    max_export_batch_size=4096))
@@ -175,7 +187,7 @@ class Installed:
 
     def spans(self) -> int:
         self.tracer_provider.force_flush()
-        return len(self.exporter.get_finished_spans())
+        return self.exporter.count
 
 
 class _FloorWork:
@@ -358,13 +370,77 @@ def measure(name: str, sdks: list[str], rounds: int, block: int) -> dict[str, An
     return result
 
 
+def otel_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
+    """tokentrace's OpenTelemetry part next to the SDK floor, inside the real SDK call, in one process.
+
+    tokentrace is installed with everything on; each round times value calls (own time, as ``own_us``) under three
+    recorders in random order: every sink, every sink but the OTel one, and every sink with the OTel one replaced by
+    a sink doing only ``_FloorWork`` (the bare SDK span and histogram records). The part is the first minus the
+    second, the floor the third minus the second, paired by round."""
+    from tokentrace import _wrappers
+    from tokentrace.recorder import Recorder
+    from tokentrace.sinks import Sink
+
+    class FloorSink(Sink):
+        name = "floor"
+        end_needs_start = True
+
+        def __init__(self, work: _FloorWork) -> None:
+            self.work = work
+
+        def start(self, request: Any, attributes: Any, started_wall: float) -> Any:
+            return list(self.work.begin())
+
+        def detach(self, state: Any) -> None:
+            if state[1] is not None:
+                context.detach(state[1])
+                state[1] = None
+
+        def end(self, record: Any, state: Any) -> None:
+            work = self.work
+            state[0].set_attributes(work.response)
+            state[0].end()
+            work.duration.record(0.5, work.common)
+            work.tokens.record(42, work.inputs)
+            work.tokens.record(11, work.outputs)
+
+    result: dict[str, Any] = {"instrumentation": "otel-part"}
+    workloads = {"openai": openai_workloads, "anthropic": anthropic_workloads}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {sdk: workloads[sdk]()["value"] for sdk in sdks}
+        installed = Installed("tokentrace", tmp)
+        full = _wrappers.active.recorder
+        assert full is not None
+        others = [sink for sink in full.sinks if sink.name != "otel"]
+        floor_sink = FloorSink(_FloorWork(installed.tracer_provider, installed.meter_provider))
+        recorders = {"tokentrace": full, "without": Recorder(full.prices, others),
+                     "floor": Recorder(full.prices, [floor_sink, *others])}
+        clock = [0.0]
+        for owner, attribute, patched, original in installed.patches:
+            setattr(owner, attribute, timed_wrapper(original, patched._self_wrapper, clock))
+        for sdk, fn in runs.items():
+            per_round: dict[str, list[float]] = {name: [] for name in recorders}
+            for _ in range(rounds):
+                for name in random.sample(list(recorders), len(recorders)):
+                    _wrappers.active.recorder = recorders[name]
+                    per_round[name].append(statistics.median(per_call_us(fn, block, clock)))
+                installed.flush()
+            part = [a - b for a, b in zip(per_round["tokentrace"], per_round["without"], strict=True)]
+            bare = [a - b for a, b in zip(per_round["floor"], per_round["without"], strict=True)]
+            result[sdk] = {"otel_us": summary(part), "floor_us": summary(bare),
+                           "without_us": summary(per_round["without"])}
+        _wrappers.active.recorder = full
+        installed.off()
+    return result
+
+
 def floor(rounds: int) -> dict[str, Any]:
     """The OpenTelemetry SDK's own cost of what tokentrace emits per call, with no instrumentation code around it:
     a CLIENT span started with tokentrace's request attributes, made current and detached, given its response
     attributes and ended (batch processor, in-memory exporter), plus three histogram records."""
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=1_000_000,
+    provider.add_span_processor(BatchSpanProcessor(CountingExporter(), max_queue_size=1_000_000,
                                                    max_export_batch_size=4096))
     work = _FloorWork(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
@@ -384,6 +460,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.instrumentation == "floor":
         print(json.dumps(floor(args.rounds)))
+        return
+    if args.instrumentation == "otel-part":
+        print(json.dumps(otel_part(args.sdk or ["openai", "anthropic"], args.rounds, args.block)))
         return
     print(json.dumps(measure(args.instrumentation, args.sdk or ["openai", "anthropic"], args.rounds, args.block)))
 

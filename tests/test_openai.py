@@ -205,6 +205,23 @@ def test_missing_usage_is_recorded_as_unreported_not_zero_cost(simulator: Any, t
     assert not record.usage_reported and record.cost_usd is None and record.status == "ok"
 
 
+def test_calls_of_one_shape_carry_only_their_own_span_attributes(simulator: Any, telemetry: Telemetry) -> None:
+    """Spans of the same provider, model and server share their start attributes; per-call ones must not leak."""
+    import tokentrace
+
+    with openai_client(simulator) as client:
+        with tokentrace.attributes(feature="first"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=3, temperature=0.5)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    first, second = (dict(span.attributes or {}) for span in telemetry.finished_spans())
+    assert (first["tokentrace.feature"], first["gen_ai.request.max_tokens"], first["gen_ai.request.temperature"]) \
+        == ("first", 3, 0.5)
+    assert not {"tokentrace.feature", "gen_ai.request.max_tokens", "gen_ai.request.temperature"} & second.keys()
+    shared = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address", "server.port")
+    assert [first[k] for k in shared] == [second[k] for k in shared] == ["chat", "openai", "gpt-4o-mini",
+                                                                          "api.openai.com", 443]
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode, set_span_in_context
 
 from .. import _semconv as sc
 from .._cardinality import LabelGuard
@@ -38,6 +38,7 @@ class OTelSink(Sink):
                                               otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
             if meter_provider is None else _always
         self.guard = guard or LabelGuard()
+        self._span_starts: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
                                        schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}")
@@ -64,14 +65,17 @@ class OTelSink(Sink):
                 done = bool(force_flush(int(timeout * 1000))) and done
         return done
 
-    def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
-        if not self._tracing():
-            # no span; the metric attributes still want the request's server (None: nothing to record at all)
-            return [None, None, request] if self._metering() else None
+    def _request_attributes(self, request: RequestInfo) -> tuple[str, dict[str, Any]]:
+        """(span name, the span's attributes every call with this request shape starts with), built once per shape."""
+        key = request[:6]  # provider, operation, request_model, stream, server_address, server_port
+        cached = self._span_starts.get(key)
+        if cached is not None:
+            return cached
+        provider = semconv_name(request.provider)
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: request.operation,
-            sc.PROVIDER_NAME: semconv_name(request.provider),
-            sc.SYSTEM: semconv_name(request.provider),
+            sc.PROVIDER_NAME: provider,
+            sc.SYSTEM: provider,
             sc.REQUEST_MODEL: request.request_model,
             sc.REQUEST_STREAM: request.stream,
         }
@@ -79,27 +83,36 @@ class OTelSink(Sink):
             attributes[sc.SERVER_ADDRESS] = request.server_address
         if request.server_port:
             attributes[sc.SERVER_PORT] = request.server_port
+        if len(self._span_starts) > 10_000:
+            self._span_starts.clear()
+        cached = self._span_starts[key] = (f"{request.operation} {request.request_model}", attributes)
+        return cached
+
+    def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
+        if not self._tracing():
+            # no span; the metric attributes still want the request's server (None: nothing to record at all)
+            return [None, None, request] if self._metering() else None
+        name, shared = self._request_attributes(request)
+        attributes = shared.copy()  # the SDK copies them too, but a caller-visible dict is never shared
         if request.max_tokens is not None:
             attributes[sc.REQUEST_MAX_TOKENS] = request.max_tokens
         if request.temperature is not None:
             attributes[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.top_p is not None:
             attributes[sc.REQUEST_TOP_P] = request.top_p
-        for key, value in attribution.items():
-            attributes[sc.ATTRIBUTE_PREFIX + key] = value
+        if attribution:
+            for key, value in attribution.items():
+                attributes[sc.ATTRIBUTE_PREFIX + key] = value
         if request.captured_input is not None:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
-        span = self.tracer.start_span(
-            f"{request.operation} {request.request_model}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        return [span, token, request]
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        return [span, otel_context.attach(set_span_in_context(span)), request]
 
     def trace_id(self, state: Any) -> str | None:
         if state[0] is None:
             return None
-        span_context = state[0].get_span_context()
-        return format(span_context.trace_id, "032x") if span_context.is_valid else None
+        trace_id = state[0].get_span_context().trace_id
+        return f"{trace_id:032x}" if trace_id else None  # 0: the API's invalid span (no trace)
 
     def detach(self, state: Any) -> None:
         token = state[1]
@@ -136,18 +149,16 @@ class OTelSink(Sink):
 
     def end(self, record: UsageRecord, state: Any) -> None:
         usage = record.usage
+        reported = record.usage_reported
+        all_input, all_output = (usage.all_input, usage.all_output) if reported else (0, 0)
         if self._metering():
-            request = state[2] if state is not None else None
-            common, input_attributes, output_attributes = self._metric_attribute_sets(request, record)
+            common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], record)
             self.duration.record(record.latency_s, common)
-            if record.usage_reported:
-                self.token_usage.record(usage.all_input, input_attributes)
-                self.token_usage.record(usage.all_output, output_attributes)
+            if reported:
+                self.token_usage.record(all_input, input_attributes)
+                self.token_usage.record(all_output, output_attributes)
             if record.ttft_s is not None:
                 self.time_to_first_chunk.record(record.ttft_s, common)
-
-        if state is None:
-            return
         span = state[0]
         if span is None or not span.is_recording():
             return
@@ -155,10 +166,10 @@ class OTelSink(Sink):
         if record.response_id:
             attributes[sc.RESPONSE_ID] = record.response_id
         if record.finish_reasons:
-            attributes[sc.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
-        if record.usage_reported:
-            attributes[sc.USAGE_INPUT_TOKENS] = usage.all_input
-            attributes[sc.USAGE_OUTPUT_TOKENS] = usage.all_output
+            attributes[sc.RESPONSE_FINISH_REASONS] = record.finish_reasons  # a tuple: what the SDK keeps
+        if reported:
+            attributes[sc.USAGE_INPUT_TOKENS] = all_input
+            attributes[sc.USAGE_OUTPUT_TOKENS] = all_output
             attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
             attributes[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
             attributes[sc.REASONING_TOKENS] = usage.reasoning
