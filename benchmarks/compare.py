@@ -41,6 +41,8 @@ LABELS = {
     "tokentrace": "tokentrace, everything on (OTel SDK spans + metrics, Prometheus, ledger)",
     "openai-v2": "OpenTelemetry openai-v2 (span + 2 histograms; no cost, Prometheus, ledger)",
     "openllmetry": "OpenLLMetry", "openlit": "OpenLIT",
+    "floor:prometheus+ledger": "Prometheus + ledger floor: the same numbers recorded the plainest way (pre-bound "
+                               "prometheus_client children, a row tuple, executemany)",
     "sdk-floor": "OpenTelemetry SDK floor inside the call: a wrapper doing only the span + 3 histogram records "
                  "tokentrace emits, fixed values",
 }
@@ -77,11 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     options = ["--rounds", str(args.rounds), "--block", str(args.block)]
     runs = [(name, Path(sys.executable)) for name in ("tokentrace:prometheus", "tokentrace:prometheus+ledger",
-                                                      "tokentrace", "sdk-floor")]
+                                                      "floor:prometheus+ledger", "tokentrace", "sdk-floor")]
     runs += [(name, venv_python(name, requirements)) for name, requirements in PEERS.items()]
     results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
     floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))
     part = run(Path(sys.executable), "--instrumentation", "otel-part", *options)
+    ledger_part = run(Path(sys.executable), "--instrumentation", "ledger-part", *options)
     v2 = next((r["openai"]["call_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
     v2_own = next((r["openai"]["own_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
 
@@ -116,6 +119,14 @@ def main() -> None:
                 ours, bare = part[sdk]["otel_us"], part[sdk]["floor_us"]
                 print(f"- {sdk}: tokentrace {cell(ours)}, SDK floor {cell(bare)} = "
                       f"{ours['median'] / bare['median']:.2f}x the floor")
+    if ledger_part is not None:
+        print("\ntokentrace's Prometheus + ledger beside the plainest recording of the same numbers (bare_floor.py), "
+              "paired with one baseline in one process, each block flushing its own ledger:")
+        for sdk in ("openai", "anthropic"):
+            if ledger_part.get(sdk):
+                ours, bare = ledger_part[sdk]["tokentrace"], ledger_part[sdk]["floor"]
+                print(f"- {sdk}: tokentrace {cell(ours['call_us'])} per call, {cell(ours['chunk_us'], 2)} per chunk; "
+                      f"floor {cell(bare['call_us'])} per call, {cell(bare['chunk_us'], 2)} per chunk")
     base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
             for sdk in ("openai", "anthropic") if r.get(sdk)]
     print("uninstrumented call: " + ", ".join(base))

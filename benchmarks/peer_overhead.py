@@ -15,8 +15,10 @@ paid for.
 
 ``--instrumentation``: ``tokentrace`` (everything on), ``tokentrace:prometheus``, ``tokentrace:prometheus+ledger``
 (no OpenTelemetry SDK providers: the API's no-op ones), ``openai-v2``, ``openllmetry``, ``openlit``, ``sdk-floor``
-(a wrapper doing only the OpenTelemetry SDK work tokentrace's telemetry needs, around the real SDK call), or
-``floor`` (the same SDK work in a warm loop, no SDK call), or ``otel-part`` (tokentrace's OpenTelemetry sink next to
+(a wrapper doing only the OpenTelemetry SDK work tokentrace's telemetry needs, around the real SDK call),
+``floor:prometheus+ledger`` (the plainest Prometheus + ledger recording of the same numbers: ``bare_floor.py``),
+``floor`` (the OpenTelemetry SDK work in a warm loop, no SDK call), ``ledger-part`` (tokentrace's Prometheus +
+ledger next to that floor, paired in one process), or ``otel-part`` (tokentrace's OpenTelemetry sink next to
 a sink doing only that SDK work, inside the same process and the real SDK call).
 """
 
@@ -153,6 +155,10 @@ class Installed:
                 self.flush = lambda: ledger_sink.flush(5.0)  # peer, is left to the batch processor's thread
         elif self.name == "sdk-floor":
             _install_sdk_floor(self.tracer_provider, self.meter_provider)
+        elif self.name == "floor:prometheus+ledger":
+            import bare_floor
+
+            self.flush = bare_floor.install(ledger)
         elif self.name == "openai-v2":
             from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
@@ -317,7 +323,7 @@ def own_us(installed: Installed, fn: Callable[[], Any], calls: int) -> list[floa
 def writer_us(installed: Installed, fn: Callable[[], Any], calls: int) -> float | None:
     """tokentrace's ledger writer per call: the writer thread's CPU time while ``calls`` calls are made, plus the
     final flush's time on the calling thread."""
-    writer = next((t for t in threading.enumerate() if t.name == "tokentrace-ledger"), None)
+    writer = next((t for t in threading.enumerate() if t.name in ("tokentrace-ledger", "floor-ledger")), None)
     if writer is None or writer.ident is None:
         return None
     clock = time.pthread_getcpuclockid(writer.ident)
@@ -367,6 +373,61 @@ def measure(name: str, sdks: list[str], rounds: int, block: int) -> dict[str, An
                            "call_us": summary(value), "chunk_us": summary(per_chunk), "own_us": summary(own),
                            "writer_us": writer}
         result["spans"] = installed.spans()
+    return result
+
+
+class _Patches:
+    """A set of SDK patches that can be put in place and a flush for what they queued (the floor beside tokentrace)."""
+
+    def __init__(self, patches: list[tuple[type, str, Any, Any]], flush: Callable[[], Any]) -> None:
+        self.patches, self.flush = patches, flush
+
+    def on(self) -> None:
+        for owner, attribute, patched, _original in self.patches:
+            setattr(owner, attribute, patched)
+
+
+def ledger_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
+    """tokentrace with Prometheus + ledger next to the plainest recording of the same numbers (``bare_floor.py``), in
+    one process: each round times a block with no patches, one with tokentrace's and one with the floor's (random
+    order; each instrumented block ends with its own ledger flush), so both are paired with the same baseline."""
+    import bare_floor
+
+    result: dict[str, Any] = {"instrumentation": "ledger-part"}
+    workloads = {"openai": openai_workloads, "anthropic": anthropic_workloads}
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {sdk: workloads[sdk]() for sdk in sdks}
+        installed = Installed("tokentrace:prometheus+ledger", tmp)
+        installed.off()
+        before = _patched_attributes()
+        floor_flush = bare_floor.install(Path(tmp) / "floor.db")
+        floor = _Patches([p for key, p in _patched_attributes().items() if key not in before], floor_flush)
+        sides: dict[str, Any] = {"tokentrace": installed, "floor": floor}
+        for sdk, runs in loaded.items():
+            figures: dict[str, dict[str, list[float]]] = {name: {} for name in sides}
+            for workload in ("value", "short", "long"):
+                fn = runs[workload]
+                for side in sides.values():
+                    side.on()
+                    for _ in range(3):
+                        fn()
+                    side.flush()
+                installed.off()
+                per_round: dict[str, list[float]] = {name: [] for name in ("off", *sides)}
+                for _ in range(rounds):
+                    for name in random.sample(list(per_round), len(per_round)):
+                        if name == "off":
+                            installed.off()
+                            per_round[name].append(_block_us(fn, block, lambda: None))
+                        else:
+                            sides[name].on()
+                            per_round[name].append(_block_us(fn, block, sides[name].flush))
+                installed.off()
+                for name in sides:
+                    figures[name][workload] = [a - b for a, b in zip(per_round[name], per_round["off"], strict=True)]
+            result[sdk] = {name: {"call_us": summary(f["value"]), "chunk_us": summary(
+                [(b - a) / (LONG - SHORT) for a, b in zip(f["short"], f["long"], strict=True)])}
+                for name, f in figures.items()}
     return result
 
 
@@ -460,6 +521,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.instrumentation == "floor":
         print(json.dumps(floor(args.rounds)))
+        return
+    if args.instrumentation == "ledger-part":
+        print(json.dumps(ledger_part(args.sdk or ["openai", "anthropic"], args.rounds, args.block)))
         return
     if args.instrumentation == "otel-part":
         print(json.dumps(otel_part(args.sdk or ["openai", "anthropic"], args.rounds, args.block)))
