@@ -314,6 +314,9 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # a writer's scratch tables (a multi-row INSERT's VALUES, the roll-up's GROUP BY) are a few rows: in a
+            # temporary file they cost more than the rows themselves (a 10-row batch: 41 -> 19 us per row)
+            conn.execute("PRAGMA temp_store = MEMORY")
             _migrate(db, version)
         elif version == 0 and conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='llm_usage'").fetchone() is None:
