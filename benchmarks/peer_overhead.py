@@ -387,6 +387,21 @@ class _Patches:
             setattr(owner, attribute, patched)
 
 
+def _own_interleaved(sides: dict[str, Any], fn: Callable[[], Any], rounds: int, block: int) -> dict[str, list[float]]:
+    """Own time per call (as ``own_us``) of each side's patches, a block of each per round in random order."""
+    clock = [0.0]
+    timed = {name: _Patches([(owner, attribute, timed_wrapper(original, patched._self_wrapper, clock), original)
+                             for owner, attribute, patched, original in side.patches], side.flush)
+             for name, side in sides.items()}
+    own: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name in random.sample(list(timed), len(timed)):
+            timed[name].on()
+            own[name].append(statistics.median(per_call_us(fn, block, clock)))
+            timed[name].flush()
+    return own
+
+
 def ledger_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
     """tokentrace with Prometheus + ledger next to the plainest recording of the same numbers (``bare_floor.py``), in
     one process: each round times a block with no patches, one with tokentrace's and one with the floor's (random
@@ -425,9 +440,11 @@ def ledger_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
                 installed.off()
                 for name in sides:
                     figures[name][workload] = [a - b for a, b in zip(per_round[name], per_round["off"], strict=True)]
+            own = _own_interleaved(sides, runs["value"], rounds, block)
+            installed.off()
             result[sdk] = {name: {"call_us": summary(f["value"]), "chunk_us": summary(
-                [(b - a) / (LONG - SHORT) for a, b in zip(f["short"], f["long"], strict=True)])}
-                for name, f in figures.items()}
+                [(b - a) / (LONG - SHORT) for a, b in zip(f["short"], f["long"], strict=True)]),
+                "own_us": summary(own[name])} for name, f in figures.items()}
     return result
 
 

@@ -254,3 +254,25 @@ def test_fork_after_instrument_child_writes_its_own_rows(tmp_path: Path) -> None
     sink.close()
     features = sorted(r["feature"] for r in rows(path))
     assert features == ["child", "parent"]
+
+
+def test_a_busy_application_thread_does_not_starve_the_writer(tmp_path: Path) -> None:
+    """An app thread that never blocks for long but drops the GIL for many short system calls (getrandom here, as
+    the SDKs do per request) must not keep the writer from writing: rows are written while it stays busy."""
+    from .ledger_helpers import record as ledger_record
+
+    sink = LedgerSink(tmp_path / "usage.db")
+    try:
+        calls, started = 0, time.monotonic()
+        while time.monotonic() - started < 3.0:
+            sink.end(ledger_record(time.time()), None)
+            calls += 1
+            spin = 0
+            for i in range(3000):  # ~100 us of Python between calls
+                spin += i
+            for _ in range(5):
+                os.urandom(16)
+        written = sink.written
+        assert written >= calls // 2, f"the writer wrote {written} of {calls} rows while the app was busy"
+    finally:
+        sink.close()

@@ -27,6 +27,11 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_BATCH = 10_000
 DEFAULT_INTERVAL_S = 0.2
 
+NUDGE_EVERY = 63
+"""A mask: the calling thread checks whether the writer is late when the queue's length is a multiple of 64."""
+LATE_AFTER_INTERVALS = 2
+NUDGE_S = 0.002
+
 MAX_BACKOFF_S = 30.0
 LATE_WRITER_PATIENCE_S = 60.0
 
@@ -67,6 +72,7 @@ class LedgerSink(Sink):
         self._identity: tuple[int, int] | None = None
         self._retry_at = 0.0
         self._backoff = 0.0
+        self._drained_at = time.monotonic()
         self._thread: threading.Thread | None = None
         self._late_lock = threading.Lock()
         self._late_thread: threading.Thread | None = None
@@ -83,11 +89,29 @@ class LedgerSink(Sink):
             queue.append(record)
             self._write_late()
             return
-        if len(queue) >= self.queue_size:
+        queued = len(queue)
+        if queued >= self.queue_size:
             self.dropped += 1
             _errors.report("ledger.dropped", None, "ledger queue full: a usage row was dropped")
             return
         queue.append(record)
+        if queued & NUDGE_EVERY == NUDGE_EVERY:
+            self._nudge()
+
+    def _nudge(self) -> None:
+        """Rows keep coming and the writer has not drained for a while: give it the GIL for a moment.
+
+        A thread that runs Python without ever blocking for long, but drops the GIL for many short system calls
+        (the SDKs' per-request ``getrandom``, a busy event loop's ``select``), keeps the writer from ever getting the
+        GIL back: each short release wakes it too late to take the GIL, and CPython only forces a switch for a
+        waiter that saw no switch for 5 ms. The writer then falls behind for as long as the app stays busy and the
+        queue fills up. Sleeping here hands it an uncontended moment; checked once per NUDGE_EVERY + 1 rows and
+        only while the writer is late, so a writer that keeps up costs nothing."""
+        now = time.monotonic()
+        if now - self._drained_at > LATE_AFTER_INTERVALS * self.interval_s and now >= self._retry_at \
+                and not self._stopping:
+            self._wake.set()
+            time.sleep(NUDGE_S)
 
     def release(self, ids: tuple[int, ...]) -> None:
         """Drop these budget reservations in the transaction that writes the rows queued so far."""
@@ -156,6 +180,7 @@ class LedgerSink(Sink):
             queue = self._queue
             if queue and time.monotonic() < self._retry_at:
                 return False  # the database was unreachable a moment ago: wait for the backoff
+            self._drained_at = time.monotonic()
             while queue:
                 batch: list[UsageRecord] = []
                 released: list[int] = []
