@@ -30,7 +30,8 @@ DEFAULT_INTERVAL_S = 0.2
 NUDGE_EVERY = 63
 """A mask: the calling thread checks whether the writer is late when the queue's length is a multiple of 64."""
 LATE_AFTER_INTERVALS = 2
-NUDGE_S = 0.002
+NUDGE_WAIT_S = 0.002
+"""At most this long the calling thread waits for a late writer's drain (it returns as soon as the drain ends)."""
 
 MAX_BACKOFF_S = 30.0
 LATE_WRITER_PATIENCE_S = 60.0
@@ -73,6 +74,7 @@ class LedgerSink(Sink):
         self._retry_at = 0.0
         self._backoff = 0.0
         self._drained_at = time.monotonic()
+        self._drained = threading.Event()
         self._thread: threading.Thread | None = None
         self._late_lock = threading.Lock()
         self._late_thread: threading.Thread | None = None
@@ -105,13 +107,15 @@ class LedgerSink(Sink):
         (the SDKs' per-request ``getrandom``, a busy event loop's ``select``), keeps the writer from ever getting the
         GIL back: each short release wakes it too late to take the GIL, and CPython only forces a switch for a
         waiter that saw no switch for 5 ms. The writer then falls behind for as long as the app stays busy and the
-        queue fills up. Sleeping here hands it an uncontended moment; checked once per NUDGE_EVERY + 1 rows and
-        only while the writer is late, so a writer that keeps up costs nothing."""
+        queue fills up. Waiting here (GIL released) lets it drain; the wait ends when the drain does, or after
+        NUDGE_WAIT_S. Checked once per NUDGE_EVERY + 1 rows and only while the writer is late, so a writer that
+        keeps up costs nothing."""
         now = time.monotonic()
         if now - self._drained_at > LATE_AFTER_INTERVALS * self.interval_s and now >= self._retry_at \
                 and not self._stopping:
+            self._drained.clear()
             self._wake.set()
-            time.sleep(NUDGE_S)
+            self._drained.wait(NUDGE_WAIT_S)
 
     def release(self, ids: tuple[int, ...]) -> None:
         """Drop these budget reservations in the transaction that writes the rows queued so far."""
@@ -176,6 +180,12 @@ class LedgerSink(Sink):
 
     def _drain(self) -> bool:
         """Write everything queued now; True when the queue was emptied."""
+        try:
+            return self._drain_locked()
+        finally:
+            self._drained.set()  # a calling thread waiting for a late writer (_nudge) goes on
+
+    def _drain_locked(self) -> bool:
         with self._lock:
             queue = self._queue
             if queue and time.monotonic() < self._retry_at:
@@ -303,6 +313,7 @@ class LedgerSink(Sink):
         self._late_lock = threading.Lock()
         self._late_thread = None
         self._wake = threading.Event()
+        self._drained = threading.Event()
         abandon(self._conn)  # never use (or close) a connection shared with the parent
         self._conn = None
         if not self._stopping:
