@@ -33,13 +33,12 @@ class OTelSink(Sink):
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
                                              trace.get_tracer_provider, ProxyTracerProvider) \
-            if tracer_provider is None else _always
+            if tracer_provider is None else None  # None: a provider was given, every call is traced
         self._metering = _GlobalProviderCheck(_metrics_internal(), "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER",
                                               otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
-            if meter_provider is None else _always
+            if meter_provider is None else None
         self.guard = guard or LabelGuard()
-        self._span_starts: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
-        self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
                                        schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}")
         meter = otel_metrics.get_meter("tokentrace", __version__, meter_provider=meter_provider)
@@ -65,35 +64,23 @@ class OTelSink(Sink):
                 done = bool(force_flush(int(timeout * 1000))) and done
         return done
 
-    def _request_attributes(self, request: RequestInfo) -> tuple[str, dict[str, Any]]:
-        """(span name, the span's attributes every call with this request shape starts with), built once per shape."""
+    def _shape_of(self, request: RequestInfo) -> _Shape:
+        """What every call of this request shape shares, built once per shape."""
         key = request[:6]  # provider, operation, request_model, stream, server_address, server_port
-        cached = self._span_starts.get(key)
-        if cached is not None:
-            return cached
-        provider = semconv_name(request.provider)
-        attributes: dict[str, Any] = {
-            sc.OPERATION_NAME: request.operation,
-            sc.PROVIDER_NAME: provider,
-            sc.SYSTEM: provider,
-            sc.REQUEST_MODEL: request.request_model,
-            sc.REQUEST_STREAM: request.stream,
-        }
-        if request.server_address:
-            attributes[sc.SERVER_ADDRESS] = request.server_address
-        if request.server_port:
-            attributes[sc.SERVER_PORT] = request.server_port
-        if len(self._span_starts) > 10_000:
-            self._span_starts.clear()
-        cached = self._span_starts[key] = (f"{request.operation} {request.request_model}", attributes)
-        return cached
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) > 10_000:
+                self._shapes.clear()
+            shape = self._shapes[key] = _Shape(request)
+        return shape
 
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
-        if not self._tracing():
+        if self._tracing is not None and not self._tracing():
             # no span; the metric attributes still want the request's server (None: nothing to record at all)
-            return [None, None, request] if self._metering() else None
-        name, shared = self._request_attributes(request)
-        attributes = shared.copy()  # the SDK copies them too, but a caller-visible dict is never shared
+            metering = self._metering is None or self._metering()
+            return [None, None, self._shape_of(request)] if metering else None
+        shape = self._shape_of(request)
+        attributes = shape.span_attributes.copy()  # the SDK copies them too; a dict it was given is never shared
         if request.max_tokens is not None:
             attributes[sc.REQUEST_MAX_TOKENS] = request.max_tokens
         if request.temperature is not None:
@@ -105,8 +92,8 @@ class OTelSink(Sink):
                 attributes[sc.ATTRIBUTE_PREFIX + key] = value
         if request.captured_input is not None:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
-        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        return [span, otel_context.attach(set_span_in_context(span)), request]
+        span = self.tracer.start_span(shape.span_name, kind=SpanKind.CLIENT, attributes=attributes)
+        return [span, otel_context.attach(set_span_in_context(span)), shape]
 
     def trace_id(self, state: Any) -> str | None:
         if state[0] is None:
@@ -120,38 +107,37 @@ class OTelSink(Sink):
             state[1] = None
             otel_context.detach(token)
 
-    def _metric_attribute_sets(self, request: RequestInfo | None, record: UsageRecord
+    def _metric_attribute_sets(self, shape: _Shape, record: UsageRecord
                                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """(common, input tokens, output tokens) metric attributes, built once per distinct key and reused."""
-        address, port = (request.server_address, request.server_port) if request is not None else (None, None)
-        key = (record.provider, record.operation, record.request_model, record.model, address, port,
-               record.error_type)
-        cached = self._metric_attributes.get(key)
-        if cached is not None:
-            return cached
+        """(common, input tokens, output tokens) metric attributes of a call, built once per response model and
+        error type within its request shape and reused."""
+        key = (record.model, record.error_type)
+        sets = shape.metric_sets.get(key)
+        if sets is not None:
+            return sets
         common: dict[str, Any] = {
             sc.OPERATION_NAME: record.operation,
             sc.PROVIDER_NAME: semconv_name(record.provider),
             sc.REQUEST_MODEL: self.guard.value("model", record.request_model),
             sc.RESPONSE_MODEL: self.guard.value("model", record.model),
         }
-        if address:
-            common[sc.SERVER_ADDRESS] = address
-        if port:
-            common[sc.SERVER_PORT] = port
+        if shape.server_address:
+            common[sc.SERVER_ADDRESS] = shape.server_address
+        if shape.server_port:
+            common[sc.SERVER_PORT] = shape.server_port
         if record.error_type:
             common[sc.ERROR_TYPE] = record.error_type
         sets = (common, {**common, sc.TOKEN_TYPE: "input"}, {**common, sc.TOKEN_TYPE: "output"})
-        if len(self._metric_attributes) > 10_000:
-            self._metric_attributes.clear()
-        self._metric_attributes[key] = sets
+        if len(shape.metric_sets) > 1_000:
+            shape.metric_sets.clear()
+        shape.metric_sets[key] = sets
         return sets
 
     def end(self, record: UsageRecord, state: Any) -> None:
         usage = record.usage
         reported = record.usage_reported
         all_input, all_output = (usage.all_input, usage.all_output) if reported else (0, 0)
-        if self._metering():
+        if self._metering is None or self._metering():
             common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], record)
             self.duration.record(record.latency_s, common)
             if reported:
@@ -190,8 +176,29 @@ class OTelSink(Sink):
         span.end()
 
 
-def _always() -> bool:
-    return True
+class _Shape:
+    """What every call of one request shape (provider, operation, request model, stream, server) shares: the span
+    name and start attributes, and the metric attribute sets per response model and error type."""
+
+    __slots__ = ("metric_sets", "server_address", "server_port", "span_attributes", "span_name")
+
+    def __init__(self, request: RequestInfo) -> None:
+        provider = semconv_name(request.provider)
+        attributes: dict[str, Any] = {
+            sc.OPERATION_NAME: request.operation,
+            sc.PROVIDER_NAME: provider,
+            sc.SYSTEM: provider,
+            sc.REQUEST_MODEL: request.request_model,
+            sc.REQUEST_STREAM: request.stream,
+        }
+        if request.server_address:
+            attributes[sc.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            attributes[sc.SERVER_PORT] = request.server_port
+        self.span_name = f"{request.operation} {request.request_model}"
+        self.span_attributes = attributes
+        self.server_address, self.server_port = request.server_address, request.server_port
+        self.metric_sets: dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
 
 class _GlobalProviderCheck:
