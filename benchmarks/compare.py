@@ -72,6 +72,16 @@ def cell(figure: dict[str, float] | None, digits: int = 0) -> str:
     return f"+{figure['median']:.{digits}f} ({figure['q1']:.{digits}f}..{figure['q3']:.{digits}f})"
 
 
+def print_part(result: dict[str, Any] | None, title: str, line: Any) -> None:
+    """A one-process comparison (``otel-part``, ``ledger-part``): its title, then one line per SDK."""
+    if result is None:
+        return
+    print(f"\n{title}")
+    for sdk in ("openai", "anthropic"):
+        if result.get(sdk):
+            print(f"- {sdk}: {line(result[sdk])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60)
@@ -111,22 +121,15 @@ def main() -> None:
     if floor is not None:
         print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
               f"{cell(floor['floor_us'])} | | | | | |")
-    if part is not None:
-        print("\ntokentrace's OpenTelemetry part beside the SDK floor, own us per value call in one process (every "
-              "sink on, minus every sink but OTel; the floor: the OTel sink swapped for the bare SDK work):")
-        for sdk in ("openai", "anthropic"):
-            if part.get(sdk):
-                ours, bare = part[sdk]["otel_us"], part[sdk]["floor_us"]
-                print(f"- {sdk}: tokentrace {cell(ours)}, SDK floor {cell(bare)} = "
-                      f"{ours['median'] / bare['median']:.2f}x the floor")
-    if ledger_part is not None:
-        print("\ntokentrace's Prometheus + ledger beside the plainest recording of the same numbers (bare_floor.py), "
-              "paired with one baseline in one process, each block flushing its own ledger:")
-        for sdk in ("openai", "anthropic"):
-            if ledger_part.get(sdk):
-                ours, bare = ledger_part[sdk]["tokentrace"], ledger_part[sdk]["floor"]
-                print(f"- {sdk}: tokentrace {cell(ours['call_us'])} per call, {cell(ours['chunk_us'], 2)} per chunk; "
-                      f"floor {cell(bare['call_us'])} per call, {cell(bare['chunk_us'], 2)} per chunk")
+    print_part(part, "tokentrace's OpenTelemetry part beside the SDK floor, own us per value call in one process "
+               "(every sink on, minus every sink but OTel; the floor: the OTel sink swapped for the bare SDK work):",
+               lambda r: f"tokentrace {cell(r['otel_us'])}, SDK floor {cell(r['floor_us'])} = "
+                         f"{r['otel_us']['median'] / r['floor_us']['median']:.2f}x the floor")
+    print_part(ledger_part, "tokentrace's Prometheus + ledger beside the plainest recording of the same numbers "
+               "(bare_floor.py), paired with one baseline in one process, each block flushing its own ledger:",
+               lambda r: f"tokentrace {cell(r['tokentrace']['call_us'])} per call, "
+                         f"{cell(r['tokentrace']['chunk_us'], 2)} per chunk; floor {cell(r['floor']['call_us'])} "
+                         f"per call, {cell(r['floor']['chunk_us'], 2)} per chunk")
     base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
             for sdk in ("openai", "anthropic") if r.get(sdk)]
     print("uninstrumented call: " + ", ".join(base))
