@@ -276,3 +276,30 @@ def test_a_busy_application_thread_does_not_starve_the_writer(tmp_path: Path) ->
         assert written >= calls // 2, f"the writer wrote {written} of {calls} rows while the app was busy"
     finally:
         sink.close()
+
+
+def test_the_writer_thread_survives_a_failure_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in the writer's loop is counted and the writer goes on (rows would otherwise pile up)."""
+    from .ledger_helpers import record as ledger_record
+
+    _errors.reset()
+    sink = LedgerSink(tmp_path / "usage.db", interval_s=0.02)
+    real = sink._drain_locked
+    failures = iter([RuntimeError("boom")])
+
+    def drain_once_failing() -> bool:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real()
+
+    monkeypatch.setattr(sink, "_drain_locked", drain_once_failing)
+    try:
+        sink.end(ledger_record(time.time()), None)
+        deadline = time.monotonic() + 5.0
+        while sink.written < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sink.written == 1 and sink._thread is not None and sink._thread.is_alive()
+        assert _errors.counts().get("ledger.write") == 1
+    finally:
+        sink.close()

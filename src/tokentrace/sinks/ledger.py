@@ -112,7 +112,7 @@ class LedgerSink(Sink):
         keeps up costs nothing."""
         now = time.monotonic()
         if now - self._drained_at > LATE_AFTER_INTERVALS * self.interval_s and now >= self._retry_at \
-                and not self._stopping:
+                and not self._stopping and self._thread is not None and self._thread.is_alive():
             self._drained.clear()
             self._wake.set()
             self._drained.wait(NUDGE_WAIT_S)
@@ -165,7 +165,10 @@ class LedgerSink(Sink):
         while not self._stopping:
             self._wake.wait(self.interval_s)
             self._wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception as exc:  # a bug must not end the writer (rows would pile up until dropped)
+                _errors.report("ledger.write", exc, "the ledger writer failed; retrying")
 
     def _connection(self) -> Db | None:
         if self._conn is not None and not self.remote and self._identity != _file_identity(self.path):
