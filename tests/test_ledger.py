@@ -303,3 +303,18 @@ def test_the_writer_thread_survives_a_failure_of_its_own(tmp_path: Path, monkeyp
         assert _errors.counts().get("ledger.write") == 1
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize("attributes", [
+    {}, {"feature": "summarize"}, {"b": "2", "a": "1", "feature": ""},
+    {"n": 1, "feature": "x"},
+    {"feature": 'quote " backslash \\ tab \t newline \n', "user_id": "ünïcödé ✓ \U0001f600", "z": "\x00\x1f\x7f"},
+])
+def test_attributes_json_is_what_json_gives(attributes: dict[str, Any]) -> None:
+    import json
+    from types import MappingProxyType
+
+    from tokentrace._ledger_db import attributes_json
+
+    assert attributes_json(MappingProxyType(attributes)) == json.dumps(attributes, separators=(",", ":"),
+                                                                       sort_keys=True)

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Mapping
 
 from ._usage import TOKEN_COLUMNS, UsageRecord
@@ -60,7 +61,10 @@ def attributes_json(attrs: Mapping[str, str]) -> str:
     last = _last_attributes
     if last[0] is attrs:
         return last[1]
-    text = json.dumps(dict(attrs), separators=(",", ":"), sort_keys=True)
+    try:  # string keys and values (what attributes() keeps): the text json.dumps gives, at a third of its cost
+        text = "{" + ",".join([f"{_quote(key)}:{_quote(value)}" for key, value in sorted(attrs.items())]) + "}"
+    except TypeError:  # something else: let json decide
+        text = json.dumps(dict(attrs), separators=(",", ":"), sort_keys=True)
     _last_attributes = (attrs, text)
     return text
 
