@@ -1,6 +1,7 @@
 """Ledger sink: hands each record to a background writer thread that appends rows in batches (SQLite or PostgreSQL).
 
-The calling thread only appends the record to a bounded deque: no serialization, no lock, no disk. When the
+The calling thread only appends the record to a bounded deque: no serialization, no lock, no disk (while the
+writer is starved of the GIL it also waits, at most 2 ms per 64 rows, for the writer's drain). When the
 deque is full the record is dropped and counted (``tokentrace_internal_errors_total{stage="ledger.dropped"}``).
 A failing disk, a locked database or a database server that is down is logged once and counted; the
 application never notices. Budget reservations settled by a call are queued behind its record (``release``)
