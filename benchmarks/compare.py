@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
+import statistics
 import subprocess
 import sys
 import time
@@ -69,7 +71,7 @@ def run(python: Path, *args: str) -> dict[str, Any] | None:
 def cell(figure: dict[str, float] | None, digits: int = 0) -> str:
     if figure is None:
         return "n/a"
-    return f"+{figure['median']:.{digits}f} ({figure['q1']:.{digits}f}..{figure['q3']:.{digits}f})"
+    return f"{figure['median']:+.{digits}f} ({figure['q1']:.{digits}f}..{figure['q3']:.{digits}f})"
 
 
 def print_part(result: dict[str, Any] | None, title: str, line: Any) -> None:
@@ -82,42 +84,83 @@ def print_part(result: dict[str, Any] | None, title: str, line: Any) -> None:
             print(f"- {sdk}: {line(result[sdk])}")
 
 
+def merged(repetitions: list[Any]) -> Any:
+    """Repetitions of one runner's result merged: every number the median of its repetitions (summaries element-wise),
+    anything else the first repetition's."""
+    present = [r for r in repetitions if r is not None]
+    if not present:
+        return None
+    first = present[0]
+    if isinstance(first, dict):
+        return {key: merged([r.get(key) for r in present]) for key in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.median(present)
+    return first
+
+
+def openai_ratio(result: dict[str, Any], v2: dict[str, Any] | None, own: bool) -> float | None:
+    """An openai figure over openai-v2's in the same repetition: the whole call, or own time (+ ledger writer)."""
+    ours, theirs = result.get("openai"), (v2 or {}).get("openai")
+    if not ours or not theirs:
+        return None
+    if own:
+        return float((ours["own_us"]["median"] + (ours.get("writer_us") or 0)) / theirs["own_us"]["median"])
+    return float(ours["call_us"]["median"] / theirs["call_us"]["median"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--block", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every runner this many times, in a new random order each time (a shared machine "
+                             "drifts over minutes); figures are medians over repetitions, ratios to openai-v2 the "
+                             "median of each repetition's ratio")
     args = parser.parse_args()
     options = ["--rounds", str(args.rounds), "--block", str(args.block)]
-    runs = [(name, Path(sys.executable)) for name in ("tokentrace:prometheus", "tokentrace:prometheus+ledger",
-                                                      "floor:prometheus+ledger", "tokentrace", "sdk-floor")]
-    runs += [(name, venv_python(name, requirements)) for name, requirements in PEERS.items()]
-    results = [r for name, python in runs if (r := run(python, "--instrumentation", name, *options))]
-    floor = run(Path(sys.executable), "--instrumentation", "floor", "--rounds", str(args.rounds))
-    part = run(Path(sys.executable), "--instrumentation", "otel-part", *options)
-    ledger_part = run(Path(sys.executable), "--instrumentation", "ledger-part", *options)
-    v2 = next((r["openai"]["call_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
-    v2_own = next((r["openai"]["own_us"]["median"] for r in results if r["instrumentation"] == "openai-v2"), None)
+    here = Path(sys.executable)
+    names = ["tokentrace:prometheus", "tokentrace:prometheus+ledger", "floor:prometheus+ledger", "tokentrace",
+             "sdk-floor", *PEERS]
+    runners = [(name, here if name not in PEERS else venv_python(name, PEERS[name]), options) for name in names]
+    runners += [("floor", here, ["--rounds", str(args.rounds)]), ("otel-part", here, options),
+                ("ledger-part", here, options)]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    ratios: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(args.repeat):
+        repetition = {name: r for name, python, argv in random.sample(runners, len(runners))
+                      if (r := run(python, "--instrumentation", name, *argv))}
+        for name, r in repetition.items():
+            by_name.setdefault(name, []).append(r)
+            for own_time in (False, True):
+                found = openai_ratio(r, repetition.get("openai-v2"), own_time) if name in names else None
+                if found is not None:
+                    ratios.setdefault((name, own_time), []).append(found)
+    results = [merged(by_name[name]) for name in names if name in by_name]
+    floor, part, ledger_part = (merged(by_name[name]) if name in by_name else None
+                                for name in ("floor", "otel-part", "ledger-part"))
+
+    def ratio_cell(name: str, own_time: bool) -> str:
+        found = ratios.get((name, own_time))
+        return f"{statistics.median(found):.2f}x" if found else "n/a"
 
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.python_version()}, {args.rounds} paired "
-          f"rounds of {args.block} calls; median (q1..q3) added us")
+          f"rounds of {args.block} calls, {args.repeat} repetition(s) in random order; median (q1..q3) added us")
     header = ["configuration", "openai us/call", "openai us/chunk", "anthropic us/call", "anthropic us/chunk",
               "x openai-v2 (openai call)", "openai own us/call (+ ledger writer)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in results:
         openai, anthropic = r.get("openai"), r.get("anthropic")
-        ratio = f"{openai['call_us']['median'] / v2:.2f}x" if openai and v2 else "n/a"
         own = "n/a"
         if openai and openai.get("own_us"):
             own = cell(openai["own_us"])
             if openai.get("writer_us") is not None:
                 own += f" + {openai['writer_us']:.0f}"
-            if v2_own:
-                own += f" = {(openai['own_us']['median'] + (openai.get('writer_us') or 0)) / v2_own:.2f}x"
+            own += f" = {ratio_cell(r['instrumentation'], True)}"
         print(f"| {LABELS.get(r['instrumentation'], r['instrumentation'])} | "
               f"{cell(openai and openai['call_us'])} | {cell(openai and openai['chunk_us'], 2)} | "
               f"{cell(anthropic and anthropic['call_us'])} | {cell(anthropic and anthropic['chunk_us'], 2)} | "
-              f"{ratio} | {own} |")
+              f"{ratio_cell(r['instrumentation'], False)} | {own} |")
     if floor is not None:
         print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
               f"{cell(floor['floor_us'])} | | | | | |")
