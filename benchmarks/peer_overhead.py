@@ -198,8 +198,8 @@ class Installed:
 
 class _FloorWork:
     """The OpenTelemetry SDK work tokentrace's telemetry needs per call, with fixed values: a CLIENT span started
-    with tokentrace's request attributes and made current (``begin``), then detached, given its response attributes
-    and ended, plus three histogram records (``end``)."""
+    with tokentrace's request attributes and made current (``begin``), then detached (``end``), given its response
+    attributes and ended, plus three histogram records (``finish``)."""
 
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
         self.tracer = tracer_provider.get_tracer("floor")
@@ -213,6 +213,10 @@ class _FloorWork:
 
     def end(self, span: Any, token: Any) -> None:
         context.detach(token)
+        self.finish(span)
+
+    def finish(self, span: Any) -> None:
+        """The span's response attributes and end, and the three histogram records (after the detach)."""
         span.set_attributes(self.response)
         span.end()
         self.duration.record(0.5, self.common)
@@ -285,25 +289,39 @@ def _block_us(fn: Callable[[], Any], calls: int, after: Callable[[], Any]) -> fl
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def paired(installed: Installed, fn: Callable[[], Any], rounds: int, block: int) -> tuple[list[float], float]:
-    """Per-round (instrumented - uninstrumented) us per call, and the median uninstrumented call."""
+def paired_sides(sides: dict[str, Any], off: Callable[[], Any], fn: Callable[[], Any], rounds: int, block: int
+                 ) -> tuple[dict[str, list[float]], float]:
+    """Each round times a block of ``fn`` with no patches (``off``) and one with each side's patches (``on``, then
+    its ``flush`` inside the timing), in random order: per side, the per-round (side - uninstrumented) us per call,
+    and the median uninstrumented call."""
     nothing: Callable[[], Any] = lambda: None  # noqa: E731
     for _ in range(3):
         fn()
-    installed.on()
-    for _ in range(3):
-        fn()
-    installed.flush()
-    differences, baseline = [], []
+    for side in sides.values():
+        side.on()
+        for _ in range(3):
+            fn()
+        side.flush()
+    off()
+    per_round: dict[str, list[float]] = {name: [] for name in ("off", *sides)}
     for _ in range(rounds):
-        times = {}
-        for side in random.sample(("off", "on"), 2):
-            (installed.on if side == "on" else installed.off)()
-            times[side] = _block_us(fn, block, installed.flush if side == "on" else nothing)
-        differences.append(times["on"] - times["off"])
-        baseline.append(times["off"])
-    installed.off()
+        for name in random.sample(list(per_round), len(per_round)):
+            if name == "off":
+                off()
+                per_round[name].append(_block_us(fn, block, nothing))
+            else:
+                sides[name].on()
+                per_round[name].append(_block_us(fn, block, sides[name].flush))
+    off()
+    baseline = per_round.pop("off")
+    differences = {name: [a - b for a, b in zip(times, baseline, strict=True)] for name, times in per_round.items()}
     return differences, statistics.median(baseline)
+
+
+def paired(installed: Installed, fn: Callable[[], Any], rounds: int, block: int) -> tuple[list[float], float]:
+    """Per-round (instrumented - uninstrumented) us per call, and the median uninstrumented call."""
+    differences, baseline = paired_sides({"on": installed}, installed.off, fn, rounds, block)
+    return differences["on"], baseline
 
 
 def own_us(installed: Installed, fn: Callable[[], Any], calls: int) -> list[float]:
@@ -427,25 +445,9 @@ def ledger_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
         for sdk, runs in loaded.items():
             figures: dict[str, dict[str, list[float]]] = {name: {} for name in sides}
             for workload in ("value", "short", "long"):
-                fn = runs[workload]
-                for side in sides.values():
-                    side.on()
-                    for _ in range(3):
-                        fn()
-                    side.flush()
-                installed.off()
-                per_round: dict[str, list[float]] = {name: [] for name in ("off", *sides)}
-                for _ in range(rounds):
-                    for name in random.sample(list(per_round), len(per_round)):
-                        if name == "off":
-                            installed.off()
-                            per_round[name].append(_block_us(fn, block, lambda: None))
-                        else:
-                            sides[name].on()
-                            per_round[name].append(_block_us(fn, block, sides[name].flush))
-                installed.off()
-                for name in sides:
-                    figures[name][workload] = [a - b for a, b in zip(per_round[name], per_round["off"], strict=True)]
+                differences, _ = paired_sides(sides, installed.off, runs[workload], rounds, block)
+                for name, values in differences.items():
+                    figures[name][workload] = values
             own = _own_interleaved(sides, runs["value"], rounds, block)
             installed.off()
             result[sdk] = {name: {"call_us": summary(f["value"]), "chunk_us": summary(
@@ -481,12 +483,7 @@ def otel_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
                 state[1] = None
 
         def end(self, record: Any, state: Any) -> None:
-            work = self.work
-            state[0].set_attributes(work.response)
-            state[0].end()
-            work.duration.record(0.5, work.common)
-            work.tokens.record(42, work.inputs)
-            work.tokens.record(11, work.outputs)
+            self.work.finish(state[0])
 
     result: dict[str, Any] = {"instrumentation": "otel-part"}
     workloads = {"openai": openai_workloads, "anthropic": anthropic_workloads}

@@ -91,6 +91,7 @@ INFERRED_HOSTS = frozenset({"openai_compatible"})
 MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
 """genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
 STALE_AFTER_DAYS = 365
+"""A price table whose newest price change is older than this gets a warning (once per model)."""
 
 clock = time.time
 """The time prices are chosen by (Unix seconds): the one clock of this module, so tests can pin it."""
@@ -119,7 +120,6 @@ def _time_of_day_changes(genai_model: Any, now: Any) -> list[float]:
 
 LOCAL_PRICE = ModelPrice(base=Rates(0.0, 0.0, 0.0, 0.0, 0.0), source="local")
 """The price of a model running on the user's own machine (Ollama): nothing is billed per token."""
-"""A price table whose newest price change is older than this gets a warning (once per model)."""
 
 
 # --------------------------------------------------------------------------- genai-prices

@@ -33,10 +33,10 @@ class OTelSink(Sink):
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
                                              trace.get_tracer_provider, ProxyTracerProvider) \
-            if tracer_provider is None else None  # None: a provider was given, every call is traced
+            if tracer_provider is None else _always
         self._metering = _GlobalProviderCheck(_metrics_internal(), "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER",
                                               otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
-            if meter_provider is None else None
+            if meter_provider is None else _always
         self.guard = guard or LabelGuard()
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self.tracer = trace.get_tracer("tokentrace", __version__, tracer_provider=tracer_provider,
@@ -75,10 +75,9 @@ class OTelSink(Sink):
         return shape
 
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
-        if self._tracing is not None and not self._tracing():
+        if not self._tracing():
             # no span; the metric attributes still want the request's server (None: nothing to record at all)
-            metering = self._metering is None or self._metering()
-            return [None, None, self._shape_of(request)] if metering else None
+            return [None, None, self._shape_of(request)] if self._metering() else None
         shape = self._shape_of(request)
         attributes = shape.span_attributes.copy()  # the SDK copies them too; a dict it was given is never shared
         if request.max_tokens is not None:
@@ -137,7 +136,7 @@ class OTelSink(Sink):
         usage = record.usage
         reported = record.usage_reported
         all_input, all_output = (usage.all_input, usage.all_output) if reported else (0, 0)
-        if self._metering is None or self._metering():
+        if self._metering():
             common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], record)
             self.duration.record(record.latency_s, common)
             if reported:
@@ -174,6 +173,10 @@ class OTelSink(Sink):
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)
         span.end()
+
+
+def _always() -> bool:
+    return True
 
 
 class _Shape:
