@@ -19,6 +19,22 @@ from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCod
 from .. import _semconv as sc
 from .._cardinality import LabelGuard
 from .._registry import semconv_name
+from .._semconv import (
+    COST_USD,
+    ERROR_TYPE,
+    OUTPUT_MESSAGES,
+    PRICE_SOURCE,
+    REASONING_TOKENS,
+    RESPONSE_FINISH_REASONS,
+    RESPONSE_ID,
+    RESPONSE_MODEL,
+    TIME_TO_FIRST_TOKEN,
+    USAGE_CACHE_CREATION_INPUT_TOKENS,
+    USAGE_CACHE_READ_INPUT_TOKENS,
+    USAGE_INPUT_TOKENS,
+    USAGE_OUTPUT_TOKENS,
+    USAGE_REPORTED,
+)
 from .._usage import RequestInfo, UsageRecord
 from .._version import __version__
 from . import Sink
@@ -106,11 +122,11 @@ class OTelSink(Sink):
             state[1] = None
             otel_context.detach(token)
 
-    def _metric_attribute_sets(self, shape: _Shape, record: UsageRecord
+    def _metric_attribute_sets(self, shape: _Shape, model: str, error_type: str | None, record: UsageRecord
                                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(common, input tokens, output tokens) metric attributes of a call, built once per response model and
         error type within its request shape and reused."""
-        key = (record.model, record.error_type)
+        key = (model, error_type)
         sets = shape.metric_sets.get(key)
         if sets is not None:
             return sets
@@ -133,43 +149,45 @@ class OTelSink(Sink):
         return sets
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        usage = record.usage
-        reported = record.usage_reported
-        all_input, all_output = (usage.all_input, usage.all_output) if reported else (0, 0)
+        (_, _, model, _, _, usage, cost, source, latency, _, _, ttft, error_type, response_id, reasons, reported, _,
+         _, output_text, _, _) = record  # one unpacking: every field read below is a local
+        if reported:
+            inp, read, write, out, reasoning = usage[:5]
+            all_input, all_output = inp + read + write, out + reasoning
         if self._metering():
-            common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], record)
-            self.duration.record(record.latency_s, common)
+            common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], model, error_type,
+                                                                                      record)
+            self.duration.record(latency, common)
             if reported:
                 self.token_usage.record(all_input, input_attributes)
                 self.token_usage.record(all_output, output_attributes)
-            if record.ttft_s is not None:
-                self.time_to_first_chunk.record(record.ttft_s, common)
+            if ttft is not None:
+                self.time_to_first_chunk.record(ttft, common)
         span = state[0]
         if span is None or not span.is_recording():
             return
-        attributes: dict[str, Any] = {sc.RESPONSE_MODEL: record.model}
-        if record.response_id:
-            attributes[sc.RESPONSE_ID] = record.response_id
-        if record.finish_reasons:
-            attributes[sc.RESPONSE_FINISH_REASONS] = record.finish_reasons  # a tuple: what the SDK keeps
-        if reported:
-            attributes[sc.USAGE_INPUT_TOKENS] = all_input
-            attributes[sc.USAGE_OUTPUT_TOKENS] = all_output
-            attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
-            attributes[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
-            attributes[sc.REASONING_TOKENS] = usage.reasoning
+        if reported:  # one dict display: the common case costs no per-key stores
+            attributes: dict[str, Any] = {
+                RESPONSE_MODEL: model, USAGE_INPUT_TOKENS: all_input, USAGE_OUTPUT_TOKENS: all_output,
+                USAGE_CACHE_READ_INPUT_TOKENS: read, USAGE_CACHE_CREATION_INPUT_TOKENS: write,
+                REASONING_TOKENS: reasoning,
+            }
         else:
-            attributes[sc.USAGE_REPORTED] = False
-        if record.cost_usd is not None:
-            attributes[sc.COST_USD] = record.cost_usd
-        if record.price_source:
-            attributes[sc.PRICE_SOURCE] = record.price_source
-        if record.ttft_s is not None:
-            attributes[sc.TIME_TO_FIRST_TOKEN] = record.ttft_s
-        if record.output_text is not None:
-            attributes[sc.OUTPUT_MESSAGES] = record.output_text
-        if record.error_type:
-            attributes[sc.ERROR_TYPE] = record.error_type
+            attributes = {RESPONSE_MODEL: model, USAGE_REPORTED: False}
+        if response_id:
+            attributes[RESPONSE_ID] = response_id
+        if reasons:
+            attributes[RESPONSE_FINISH_REASONS] = reasons  # a tuple: what the SDK keeps
+        if cost is not None:
+            attributes[COST_USD] = cost
+        if source:
+            attributes[PRICE_SOURCE] = source
+        if ttft is not None:
+            attributes[TIME_TO_FIRST_TOKEN] = ttft
+        if output_text is not None:
+            attributes[OUTPUT_MESSAGES] = output_text
+        if error_type:
+            attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)
         span.end()
