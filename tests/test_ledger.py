@@ -38,7 +38,7 @@ def rows(path: Path, where: str = "1=1") -> list[sqlite3.Row]:
 
 def test_one_row_per_call_with_every_contract_column(simulator: Any, tmp_path: Path) -> None:
     ledger = tmp_path / "usage.db"
-    make_telemetry(ledger=ledger)
+    telemetry = make_telemetry(ledger=ledger)
     with openai_client(simulator) as client, tokentrace.attributes(feature="summarize", session_id="s-1",
                                                                    user_id="u-1", agent_id="a-1", tenant="acme"):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
@@ -61,7 +61,9 @@ def test_one_row_per_call_with_every_contract_column(simulator: Any, tmp_path: P
     assert first["cost_usd"] == pytest.approx((7 * 0.15 + 5 * 0.6) / 1e6)
     assert first["stream"] == 0 and first["ttft_ms"] is None and first["status"] == "ok"
     assert second["stream"] == 1 and second["ttft_ms"] > 0
-    assert len(first["trace_id"]) == 32
+    # the W3C form of each call's own span's trace id (32 lowercase hex digits, leading zeros kept)
+    spans = telemetry.finished_spans()
+    assert [row["trace_id"] for row in got] == [format(span.context.trace_id, "032x") for span in spans]
     conn = sqlite3.connect(ledger)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

