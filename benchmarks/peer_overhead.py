@@ -201,14 +201,15 @@ class _FloorWork:
     with tokentrace's request attributes and made current (``begin``), then detached (``end``), given its response
     attributes and ended, plus three histogram records (``finish``)."""
 
-    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+    def __init__(self, tracer_provider: Any, meter_provider: Any, sdk: str = "openai") -> None:
         self.tracer = tracer_provider.get_tracer("floor")
         meter = meter_provider.get_meter("floor")
         self.duration, self.tokens = meter.create_histogram("d", unit="s"), meter.create_histogram("t", unit="{token}")
-        self.request, self.response, self.common, self.inputs, self.outputs = _floor_attributes()
+        self.request, self.response, self.common, self.inputs, self.outputs = _floor_attributes(sdk)
+        self.name = f"chat {self.request['gen_ai.request.model']}"
 
     def begin(self) -> tuple[Any, Any]:
-        span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.request)
+        span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
         return span, context.attach(trace.set_span_in_context(span))
 
     def end(self, span: Any, token: Any) -> None:
@@ -230,32 +231,42 @@ def _install_sdk_floor(tracer_provider: Any, meter_provider: Any) -> None:
     instrumentations are."""
     import wrapt
 
-    work = _FloorWork(tracer_provider, meter_provider)
+    def wrapper_for(sdk: str) -> Callable[..., Any]:
+        work = _FloorWork(tracer_provider, meter_provider, sdk)
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        span, token = work.begin()
-        try:
-            return wrapped(*args, **kwargs)
-        finally:
-            work.end(span, token)
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            span, token = work.begin()
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                work.end(span, token)
+        return wrapper
 
-    wrapt.wrap_function_wrapper("openai.resources.chat.completions.completions", "Completions.create", wrapper)
-    wrapt.wrap_function_wrapper("anthropic.resources.messages.messages", "Messages.create", wrapper)
+    wrapt.wrap_function_wrapper("openai.resources.chat.completions.completions", "Completions.create",
+                                wrapper_for("openai"))
+    wrapt.wrap_function_wrapper("anthropic.resources.messages.messages", "Messages.create", wrapper_for("anthropic"))
 
 
-def _floor_attributes() -> tuple[dict[str, Any], ...]:
-    """(request span attributes, response span attributes, metric attributes, + input / output token type)."""
-    request = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
-               "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.stream": False,
-               "server.address": "api.openai.com", "server.port": 443}
-    response = {"gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.response.id": "chatcmpl-1",
+def _floor_attributes(sdk: str = "openai") -> tuple[dict[str, Any], ...]:
+    """(request span attributes, response span attributes, metric attributes, + input / output token type): what
+    tokentrace emits for the benchmark's value call of ``sdk`` (anthropic's carries its ``max_tokens``)."""
+    provider, model, response_model, server = {
+        "openai": ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "api.openai.com"),
+        "anthropic": ("anthropic", "claude-haiku-4-5", "claude-haiku-4-5", "api.anthropic.com"),
+    }[sdk]
+    request: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
+                               "gen_ai.system": provider, "gen_ai.request.model": model,
+                               "gen_ai.request.stream": False, "server.address": server, "server.port": 443}
+    if sdk == "anthropic":
+        request["gen_ai.request.max_tokens"] = 64
+    response = {"gen_ai.response.model": response_model, "gen_ai.response.id": "chatcmpl-1",
                 "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 42,
                 "gen_ai.usage.output_tokens": 11, "gen_ai.usage.cache_read.input_tokens": 0,
-                "gen_ai.usage.cache_creation.input_tokens": 0, "gen_ai.usage.reasoning_tokens": 0,
+                "gen_ai.usage.cache_creation.input_tokens": 0, "tokentrace.usage.reasoning_tokens": 0,
                 "tokentrace.cost_usd": 1.3e-5, "tokentrace.price_source": "genai-prices"}
-    common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-              "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-              "server.address": "api.openai.com", "server.port": 443}
+    common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
+              "gen_ai.request.model": model, "gen_ai.response.model": response_model,
+              "server.address": server, "server.port": 443}
     return request, response, common, {**common, "gen_ai.token.type": "input"}, \
         {**common, "gen_ai.token.type": "output"}
 
@@ -493,13 +504,13 @@ def otel_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
         full = _wrappers.active.recorder
         assert full is not None
         others = [sink for sink in full.sinks if sink.name != "otel"]
-        floor_sink = FloorSink(_FloorWork(installed.tracer_provider, installed.meter_provider))
-        recorders = {"tokentrace": full, "without": Recorder(full.prices, others),
-                     "floor": Recorder(full.prices, [floor_sink, *others])}
         clock = [0.0]
         for owner, attribute, patched, original in installed.patches:
             setattr(owner, attribute, timed_wrapper(original, patched._self_wrapper, clock))
         for sdk, fn in runs.items():
+            floor_sink = FloorSink(_FloorWork(installed.tracer_provider, installed.meter_provider, sdk))
+            recorders = {"tokentrace": full, "without": Recorder(full.prices, others),
+                         "floor": Recorder(full.prices, [floor_sink, *others])}
             per_round: dict[str, list[float]] = {name: [] for name in recorders}
             for _ in range(rounds):
                 for name in random.sample(list(recorders), len(recorders)):
