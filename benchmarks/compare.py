@@ -1,6 +1,6 @@
 """tokentrace side by side with its peers, each in its own venv, in one session: added us per call and per chunk.
 
-    python benchmarks/compare.py [--rounds 60] [--block 20]
+    python benchmarks/compare.py [--rounds 60] [--block 20] [--repeat 1] [--part-rounds 200]
 
 Creates .bench/<peer> venvs on first use (needs PyPI). Each runner (`peer_overhead.py`) drives the real openai and
 anthropic clients, value calls and streams, in paired rounds; every instrumentation exports spans to a counting
@@ -75,13 +75,14 @@ def cell(figure: dict[str, float] | None, digits: int = 0) -> str:
 
 
 def print_part(result: dict[str, Any] | None, title: str, line: Any) -> None:
-    """A one-process comparison (``otel-part``, ``ledger-part``): its title, then one line per SDK."""
+    """A one-process comparison (``otel-part``, ``ledger-part``): its title, then one line per SDK
+    (``line(sdk, merged result)``)."""
     if result is None:
         return
     print(f"\n{title}")
     for sdk in ("openai", "anthropic"):
         if result.get(sdk):
-            print(f"- {sdk}: {line(result[sdk])}")
+            print(f"- {sdk}: {line(sdk, result[sdk])}")
 
 
 def merged(repetitions: list[Any]) -> Any:
@@ -116,13 +117,17 @@ def main() -> None:
                         help="run every runner this many times, in a new random order each time (a shared machine "
                              "drifts over minutes); figures are medians over repetitions, ratios to openai-v2 the "
                              "median of each repetition's ratio")
+    parser.add_argument("--part-rounds", type=int, default=200,
+                        help="rounds of the one-process OpenTelemetry part (own time only, so cheap; its ratio to "
+                             "the floor is read to a few percent, which needs many rounds)")
     args = parser.parse_args()
     options = ["--rounds", str(args.rounds), "--block", str(args.block)]
     here = Path(sys.executable)
     names = ["tokentrace:prometheus", "tokentrace:prometheus+ledger", "floor:prometheus+ledger", "tokentrace",
              "sdk-floor", *PEERS]
     runners = [(name, here if name not in PEERS else venv_python(name, PEERS[name]), options) for name in names]
-    runners += [("floor", here, ["--rounds", str(args.rounds)]), ("otel-part", here, options),
+    runners += [("floor", here, ["--rounds", str(args.rounds)]),
+                ("otel-part", here, ["--rounds", str(args.part_rounds), "--block", str(args.block)]),
                 ("ledger-part", here, options)]
     by_name: dict[str, list[dict[str, Any]]] = {}
     ratios: dict[tuple[str, bool], list[float]] = {}
@@ -164,13 +169,21 @@ def main() -> None:
     if floor is not None:
         print(f"| OpenTelemetry SDK floor: one span with tokentrace's attributes + 3 histogram records, no SDK call | "
               f"{cell(floor['floor_us'])} | | | | | |")
-    print_part(part, "tokentrace's OpenTelemetry part beside the SDK floor, own us per value call in one process "
-               "(every sink on, minus every sink but OTel; the floor: the OTel sink swapped for the bare SDK work):",
-               lambda r: f"tokentrace {cell(r['otel_us'])}, SDK floor {cell(r['floor_us'])} = "
-                         f"{r['otel_us']['median'] / r['floor_us']['median']:.2f}x the floor")
+    part_ratios = {sdk: sorted(r[sdk]["otel_us"]["median"] / r[sdk]["floor_us"]["median"]
+                               for r in by_name.get("otel-part", []) if r.get(sdk)) for sdk in ("openai", "anthropic")}
+
+    def part_line(sdk: str, r: dict[str, Any]) -> str:
+        found = part_ratios[sdk]
+        spread = f" (each repetition: {', '.join(f'{x:.2f}' for x in found)})" if len(found) > 1 else ""
+        return (f"tokentrace {cell(r['otel_us'])}, SDK floor {cell(r['floor_us'])} = "
+                f"{statistics.median(found):.2f}x the floor{spread}")
+
+    print_part(part, f"tokentrace's OpenTelemetry part beside the SDK floor, own us per value call in one process, "
+               f"{args.part_rounds} rounds (every sink on, minus every sink but OTel; the floor: the OTel sink swapped "
+               f"for the bare SDK work; the ratio is the median of each repetition's):", part_line)
     print_part(ledger_part, "tokentrace's Prometheus + ledger beside the plainest recording of the same numbers "
                "(bare_floor.py), paired with one baseline in one process, each block flushing its own ledger:",
-               lambda r: f"tokentrace {cell(r['tokentrace']['call_us'])} per call, "
+               lambda sdk, r: f"tokentrace {cell(r['tokentrace']['call_us'])} per call, "
                          f"{cell(r['tokentrace']['chunk_us'], 2)} per chunk; floor {cell(r['floor']['call_us'])} "
                          f"per call, {cell(r['floor']['chunk_us'], 2)} per chunk")
     base = [f"{sdk} {r[sdk]['version']}: {r[sdk]['uninstrumented_us']:.0f} us" for r in results[:1]
