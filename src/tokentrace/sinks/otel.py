@@ -129,7 +129,8 @@ class OTelSink(Sink):
     def _metric_attribute_sets(self, shape: _Shape, model: str, error_type: str | None, record: UsageRecord
                                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(common, input tokens, output tokens) metric attributes of a call, built once per response model and
-        error type within its request shape and reused."""
+        error type (the caller's locals, unpacked from ``record``) within its request shape and reused; the rest
+        comes from ``record`` when a set is first built."""
         key = (model, error_type)
         sets = shape.metric_sets.get(key)
         if sets is not None:
@@ -138,14 +139,14 @@ class OTelSink(Sink):
             sc.OPERATION_NAME: record.operation,
             sc.PROVIDER_NAME: semconv_name(record.provider),
             sc.REQUEST_MODEL: self.guard.value("model", record.request_model),
-            sc.RESPONSE_MODEL: self.guard.value("model", record.model),
+            RESPONSE_MODEL: self.guard.value("model", model),
         }
         if shape.server_address:
             common[sc.SERVER_ADDRESS] = shape.server_address
         if shape.server_port:
             common[sc.SERVER_PORT] = shape.server_port
-        if record.error_type:
-            common[sc.ERROR_TYPE] = record.error_type
+        if error_type:
+            common[ERROR_TYPE] = error_type
         sets = (common, {**common, sc.TOKEN_TYPE: "input"}, {**common, sc.TOKEN_TYPE: "output"})
         if len(shape.metric_sets) > 1_000:
             shape.metric_sets.clear()
