@@ -57,6 +57,9 @@ def instrument(
     budget_unavailable: str = "allow",
     flush_on_sigterm: bool | None = None,
     infer_prices: bool | None = None,
+    http: bool | None = None,
+    usage_token: str | None = None,
+    usage_by_identity: bool | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
     registry: Any = None,
@@ -69,6 +72,12 @@ def instrument(
     ``infer_prices`` (default: ``TOKENTRACE_INFER_PRICES``, on): a call to an unknown OpenAI-compatible host
     (provider ``openai_compatible``) whose model name exactly one price-table price matches is priced from it,
     with ``price_source`` starting ``inferred``; False leaves such calls unpriced.
+
+    ``http`` (default: ``TOKENTRACE_HTTP``, on): also measure LLM calls that no patched SDK method made, seen on
+    the wire in httpx, requests/urllib3 and aiohttp (LiteLLM, raw HTTP, other SDKs). ``usage_token`` (default:
+    ``TOKENTRACE_USAGE_TOKEN``): the bearer token ``GET /usage`` on the metrics server asks for; without one,
+    ``/usage`` answers 403 when ``metrics_addr`` is not a loopback address. ``usage_by_identity`` (default:
+    ``TOKENTRACE_USAGE_BY_IDENTITY``, off): let ``GET /usage`` group by user or session.
     """
     from . import _instrumentor, config
 
@@ -86,6 +95,7 @@ def instrument(
         metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
         namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
         budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm, infer_prices=infer_prices,
+        http=http, usage_token=usage_token, usage_by_identity=usage_by_identity,
     )
     handle = _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry
@@ -114,8 +124,9 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str] | None = None, *,
-           start: str | None = None, end: str | None = None) -> dict[str, Any]:
+           start: str | None = None, end: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Spend and tokens from the ledger grouped ``by`` provider/model/feature/operation/day/session/user.
+    ``limit``: at most that many groups, the most expensive (``truncated`` says whether any were left out).
 
     The same dict ``tokentrace report --format json`` prints. Raises ``tokentrace.ReportError`` (a ValueError)
     for bad options or a missing ledger. Rows still queued in this process are written first.
@@ -123,7 +134,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     from . import reports
 
     flush()
-    return reports.report(since, by, ledger, start=start, end=end)
+    return reports.report(since, by, ledger, start=start, end=end, limit=limit)
 
 
 def usage_app(ledger: str | os.PathLike[str] | None = None) -> Callable[..., Awaitable[None]]:

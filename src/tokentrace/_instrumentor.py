@@ -246,7 +246,8 @@ def instrument(
         if settings.metrics_port is not None:
             from .metrics_http import MetricsServer
 
-            server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger)
+            server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger,
+                                   usage_token=settings.usage_token, usage_by_identity=settings.usage_by_identity)
         handle = Instrumentation(settings, recorder, server)
         if settings.flush_on_sigterm:
             _sigterm.install(handle.flush)

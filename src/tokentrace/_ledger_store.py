@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain
@@ -140,6 +141,23 @@ class Db:
         """SQL reading one key (the next parameter, a plain key name) of a JSON text column."""
         return f"json_extract({column}, '$.' || ?)"
 
+    @contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Statements inside give up (raising one of ``errors``, see ``timed_out``) after ``seconds`` in all."""
+        if seconds is None:
+            yield
+            return
+        deadline = time.monotonic() + seconds
+        self.conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            yield
+        finally:
+            self.conn.set_progress_handler(None, 0)
+
+    def timed_out(self, exc: BaseException) -> bool:
+        """``exc`` is a statement stopped by ``time_limit``."""
+        return isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc)
+
     def _begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
@@ -227,6 +245,23 @@ class PostgresDb(Db):
         return f"(({column})::jsonb ->> ?)"
 
     _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    @contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        if seconds is None:
+            yield
+            return
+        self.conn.execute(f"SET statement_timeout = {max(int(seconds * 1000), 1)}")
+        try:
+            yield
+        finally:
+            with suppress(Exception):
+                self.conn.execute("RESET statement_timeout")
+
+    def timed_out(self, exc: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(exc, psycopg.errors.QueryCanceled)
 
     def _in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus

@@ -100,6 +100,12 @@ class Settings:
     reservation_ttl_s: float = 60.0
     flush_on_sigterm: bool = True
     infer_prices: bool = True
+    usage_token: str | None = None
+    """Bearer token GET /usage asks for (TOKENTRACE_USAGE_TOKEN); required when metrics_addr is not loopback."""
+    usage_by_identity: bool = False
+    """GET /usage answers by=user and by=session (TOKENTRACE_USAGE_BY_IDENTITY)."""
+    http: bool = True
+    """Measure LLM calls seen on the wire (httpx, requests, aiohttp) too (TOKENTRACE_HTTP)."""
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -141,6 +147,9 @@ def resolve(
     budget_unavailable: str = "allow",
     flush_on_sigterm: bool | None = None,
     infer_prices: bool | None = None,
+    usage_token: str | None = None,
+    usage_by_identity: bool | None = None,
+    http: bool | None = None,
 ) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
@@ -164,6 +173,12 @@ def resolve(
         flush_on_sigterm, "flush_on_sigterm")
     infer_prices = env_flag("TOKENTRACE_INFER_PRICES", True) if infer_prices is None else _bool(
         infer_prices, "infer_prices")
+    usage_by_identity = env_flag("TOKENTRACE_USAGE_BY_IDENTITY") if usage_by_identity is None else _bool(
+        usage_by_identity, "usage_by_identity")
+    http = env_flag("TOKENTRACE_HTTP", True) if http is None else _bool(http, "http")
+    token = usage_token if usage_token is not None else os.environ.get("TOKENTRACE_USAGE_TOKEN") or None
+    if token is not None and (not isinstance(token, str) or len(token.strip()) < 16 or not token.isprintable()):
+        raise ConfigError("usage_token (TOKENTRACE_USAGE_TOKEN) must be printable text of at least 16 characters")
     if namespace is not None and (not isinstance(namespace, str) or (namespace and not namespace.isidentifier())):
         raise ConfigError(f"namespace must be an identifier such as 'acme', not {namespace!r}")
 
@@ -190,6 +205,9 @@ def resolve(
         stream_usage=stream_usage,
         flush_on_sigterm=flush_on_sigterm,
         infer_prices=infer_prices,
+        usage_token=token.strip() if token else None,
+        usage_by_identity=usage_by_identity,
+        http=http,
         max_label_values=_positive(max_label_values, "max_label_values") if max_label_values is not None
         else _positive(os.environ.get("TOKENTRACE_MAX_LABEL_VALUES") or 1000, "TOKENTRACE_MAX_LABEL_VALUES"),
         ledger_queue_size=_positive(os.environ.get("TOKENTRACE_LEDGER_QUEUE_SIZE") or 100_000,

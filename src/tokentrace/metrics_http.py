@@ -11,25 +11,65 @@ from wsgiref.simple_server import WSGIRequestHandler
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _errors
+from .usage_http import UsagePolicy, is_loopback
+
+
+MAX_CONNECTIONS = 32
+"""Requests served at once; a connection beyond them is closed at once (a scraper retries) instead of holding a
+thread. Each connection has CLIENT_TIMEOUT_S to send its request and read the answer."""
+CLIENT_TIMEOUT_S = 10.0
+BACKLOG = 512
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = CLIENT_TIMEOUT_S  # a client that sends nothing (or reads nothing) loses its thread after this
+
     def log_message(self, format: str, *args: Any) -> None:
         """No access log on the application's stderr."""
 
 
-def _serve(port: int, addr: str, registry: CollectorRegistry, ledger: str | os.PathLike[str] | None) -> Any:
+def _bounded_server_class(family: int) -> type:
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    class MetricsHTTPServer(ThreadingWSGIServer):  # type: ignore[misc]
+        address_family = family
+        request_queue_size = BACKLOG
+        block_on_close = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+            super().__init__(*args, **kwargs)
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not self._slots.acquire(blocking=False):
+                self.shutdown_request(request)  # every thread busy: refuse now rather than queue without bound
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self._slots.release()
+
+    return MetricsHTTPServer
+
+
+def _serve(port: int, addr: str, registry: CollectorRegistry, ledger: str | os.PathLike[str] | None,
+           policy: UsagePolicy) -> Any:
     from wsgiref.simple_server import make_server  # the stdlib server prometheus_client's start_http_server uses
 
     from prometheus_client import make_wsgi_app
-    from prometheus_client.exposition import ThreadingWSGIServer
 
     from .usage_http import with_usage_route
 
     family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
-    server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,), {"address_family": family})
-    server: Any = make_server(addr, port, with_usage_route(make_wsgi_app(registry), ledger), server_class,
-                              handler_class=_QuietHandler)
+    server: Any = make_server(addr, port, with_usage_route(make_wsgi_app(registry), ledger, policy),
+                              _bounded_server_class(family), handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="tokentrace-metrics-http", daemon=True).start()
     return server
 
@@ -41,12 +81,18 @@ class MetricsServer:
     """
 
     def __init__(self, port: int, addr: str, registry: CollectorRegistry | None,
-                 ledger: str | os.PathLike[str] | None = None) -> None:
+                 ledger: str | os.PathLike[str] | None = None, *, usage_token: str | None = None,
+                 usage_by_identity: bool = False) -> None:
         self.port = port
         self.addr = addr
         self._server: Any = None
+        refuse = usage_token is None and ledger is not None and not is_loopback(addr)
+        if refuse:
+            _errors.logger.warning("tokentrace: /metrics listens on %s, beyond loopback, and no usage token is set: "
+                                   "GET /usage answers 403 (set usage_token= or TOKENTRACE_USAGE_TOKEN)", addr)
+        policy = UsagePolicy(token=usage_token, refuse_without_token=refuse, by_identity=usage_by_identity)
         try:
-            self._server = _serve(port, addr, registry or REGISTRY, ledger)
+            self._server = _serve(port, addr, registry or REGISTRY, ledger, policy)
         except OSError as exc:
             _errors.logger.warning("tokentrace: cannot serve /metrics on %s:%s (%s); metrics are still collected",
                                    addr, port, exc.strerror or exc)

@@ -38,7 +38,8 @@ GROUP_KEYS: dict[str, tuple[str, str | None]] = {
 """--by -> its SQL over ledger rows and over the hourly roll-up (None: not kept there, the rows are read)."""
 EXACT_PERCENTILES_UP_TO = 100_000
 """Percentiles are exact (nearest rank over the rows) up to this many values, from the roll-up's histogram above."""
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,7})\s*([mhdw])\s*$")
+"""At most seven digits: a longer number is no window a ledger can hold (and int() of thousands of digits is slow)."""
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -76,20 +77,28 @@ def ledger_path(ledger: str | os.PathLike[str] | None) -> Path | str:
     return path
 
 
+def _shown(value: str) -> str:
+    """A bad option value quoted in a message, cut to 40 characters (it may be thousands long)."""
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
 def parse_since(value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
     if not match:
-        raise ReportError(f"must look like 24h, 7d, 30d or 2w, not {value!r}", "since")
+        raise ReportError(f"must look like 24h, 7d, 30d or 2w, not {_shown(value)}", "since")
     if int(match.group(1)) == 0:
-        raise ReportError(f"must be longer than zero, not {value!r}", "since")
-    return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        raise ReportError(f"must be longer than zero, not {_shown(value)}", "since")
+    try:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise ReportError(f"reaches before the year 1 ({_shown(value)})", "since") from None
 
 
 def parse_instant(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ReportError(f"must be a date (2026-11-01) or ISO time, not {value!r}", option) from None
+        raise ReportError(f"must be a date (2026-11-01) or ISO time, not {_shown(value)}", option) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -111,9 +120,11 @@ def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
     return db, db.location
 
 
-def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False) -> list[tuple[Any, ...]]:
+def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit: int | None = None
+               ) -> list[tuple[Any, ...]]:
     """Per group key (and UTC day first, when ``per_day``): calls, errors, blocked, cached, token sums, total,
-    cost, unpriced calls, latency sum."""
+    cost, unpriced calls, latency sum. ``limit``: only the ``limit`` most expensive groups (in the database: the
+    other groups are never fetched)."""
     key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
     if per_day:
         day_rows, day_rollup = GROUP_KEYS["day"]
@@ -124,7 +135,10 @@ def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False) -> lis
                        for status in ("error", "blocked", "cached"))
     sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls",
                                             "latency_ms_sum"))
-    found = db.execute(f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k", params).fetchall()
+    statement = f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k"
+    if limit is not None:  # the order report() sorts its rows in
+        statement += f" ORDER BY SUM(cost_usd) DESC, SUM(calls) DESC, k LIMIT {int(limit)}"
+    found = db.execute(statement, params).fetchall()
     if not per_day:
         return list(found)
     return [(*str(r[0]).split("|", 1), *r[1:]) for r in found]
@@ -171,23 +185,39 @@ def _totals(db: Db, window: Window) -> dict[str, Any]:
 
 
 def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str] | None = None, *,
-           start: str | None = None, end: str | None = None) -> dict[str, Any]:
+           start: str | None = None, end: str | None = None, limit: int | None = None,
+           time_limit: float | None = None) -> dict[str, Any]:
     """Spend and tokens from the ledger grouped ``by`` one key, over ``since`` (or ``start``..``end``).
 
     Returns exactly what ``tokentrace report --format json`` prints: ``rows`` (most expensive first),
-    ``totals`` and ``daily`` (cost per UTC day, for a trend).
+    ``totals``, ``daily`` (cost per UTC day, for a trend) and ``truncated``. ``limit``: at most that many rows, the
+    most expensive, chosen in the database (``truncated`` says whether groups were left out); ``totals`` and
+    ``daily`` still cover every call. ``time_limit``: seconds the queries may take before a ReportError.
     """
     if by not in GROUP_KEYS:
         raise ReportError(f"must be one of {', '.join(GROUP_KEYS)}, not {by!r}", "by")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ReportError(f"must be a positive whole number, not {limit!r}", "limit")
     begin, stop = window(since, start, end)
     conn, path = open_ledger(ledger)
+    truncated = False
     try:
-        by_day = _aggregate(conn, Window(begin, stop), by, per_day=True)  # one pass over roll-up and rows
+        with conn.time_limit(time_limit):
+            if limit is None:
+                by_day = _aggregate(conn, Window(begin, stop), by, per_day=True)  # one pass over roll-up and rows
+                grouped = _merge(by_day, lambda r: r[1])
+            else:  # groups, totals and days each summed in the database: the rows fetched are bounded
+                grouped = _aggregate(conn, Window(begin, stop), by, limit=limit + 1)
+                truncated = len(grouped) > limit
+                grouped = grouped[:limit]
+                by_day = _aggregate(conn, Window(begin, stop), "total", per_day=True)
     except conn.errors as exc:
+        if conn.timed_out(exc):
+            raise ReportError(f"took longer than {time_limit:g} s; ask for a shorter window") from None
         raise ReportError(f"cannot read ledger {path}: {exc}") from None
     finally:
         conn.close()
-    rows = [_row_dict(r) for r in _merge(by_day, lambda r: r[1])]
+    rows = [_row_dict(r) for r in grouped]
     totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 13))
     totals.pop("key")
     daily: dict[str, list[float]] = {}
@@ -204,6 +234,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
         "rows": rows,
         "totals": totals,
         "daily": [{"day": d, "cost_usd": round(c, 12), "calls": int(n)} for d, (c, n) in sorted(daily.items())],
+        "truncated": truncated,
     }
 
 

@@ -1,15 +1,22 @@
 """``GET /usage``: the ledger report as JSON over HTTP, for the metrics server (WSGI) and for web apps (ASGI).
 
-Query parameters are the CLI's: ``since``, ``from``, ``to``, ``by``. The body is exactly what ``tokentrace report
---format json`` prints; a bad parameter (or no ledger yet) answers 400 with one line of text. Reads only; the
-report runs off the event loop in the ASGI app.
+Query parameters are the CLI's: ``since``, ``from``, ``to``, ``by``, plus ``limit`` (groups returned, default 100,
+at most 1000; ``truncated`` in the body says whether groups were left out). The body is what ``tokentrace report
+--format json`` prints, with at most ``limit`` rows. Owns the endpoint's policy (``UsagePolicy``): a bearer token,
+``by=user|session`` off unless enabled, one report at a time, a time limit per report. Error bodies are one line
+and never name the ledger's path, host, user or driver. Reads only; the ASGI app runs reports on its own thread,
+never on the event loop or the app's default executor.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,30 +27,109 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PARAMETERS = ("since", "from", "to", "by")
+PARAMETERS = ("since", "from", "to", "by", "limit")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+IDENTITY_KEYS = ("user", "session")
+"""``by`` values whose groups name people: answered over HTTP only when the policy allows it."""
+_TEXT = "text/plain; charset=utf-8"
+
+Answer = tuple[int, str, bytes]
 
 
-def usage_response(query: str, ledger: str | os.PathLike[str] | None) -> tuple[int, str, bytes]:
-    """(HTTP status, content type, body) of ``GET /usage?{query}`` over ``ledger``."""
+@dataclass(frozen=True)
+class UsagePolicy:
+    """Who may read ``/usage`` and how much one request may cost."""
+
+    token: str | None = None
+    """Requests must carry ``Authorization: Bearer <token>``; None: no token asked (loopback only, see
+    ``refuse_without_token``)."""
+    refuse_without_token: bool = False
+    """Bound to a non-loopback address with no token: every request answers 403."""
+    by_identity: bool = False
+    """``by=user`` and ``by=session`` allowed (their rows are user and session ids)."""
+    time_limit_s: float = 10.0
+    """A report that takes longer answers 503."""
+    wait_s: float = 2.0
+    """How long a request waits for the report before it (one at a time) to finish; then 503."""
+
+
+def is_loopback(addr: str) -> bool:
+    """``addr`` (a host name or IP) only accepts connections from this machine."""
+    if addr == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(addr.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _one_line(status: int, text: str) -> Answer:
+    return status, _TEXT, f"{text}\n".encode()
+
+
+def authorize(policy: UsagePolicy, authorization: str | None) -> Answer | None:
+    """None when the request may be answered; else the refusal."""
+    if policy.refuse_without_token:
+        return _one_line(403, "GET /usage is off: the server listens beyond loopback and no usage_token (or "
+                              "TOKENTRACE_USAGE_TOKEN) is set")
+    if policy.token is None:
+        return None
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), policy.token.encode()):
+        return _one_line(401, "GET /usage needs the header Authorization: Bearer <usage token>")
+    return None
+
+
+_one_report = threading.BoundedSemaphore(1)
+"""One report at a time per process: a burst of requests waits instead of running N full scans at once."""
+
+
+def _limit(text: str | None) -> int | str:
+    if not text:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or len(text) > 4 or not 1 <= int(text) <= MAX_LIMIT:
+        return f"limit must be a whole number from 1 to {MAX_LIMIT}, not {text[:20]!r}"
+    return int(text)
+
+
+def usage_response(query: str, ledger: str | os.PathLike[str] | None,
+                   policy: UsagePolicy = UsagePolicy(by_identity=True)) -> Answer:
+    """(HTTP status, content type, body) of ``GET /usage?{query}`` over ``ledger`` (authorization already done)."""
     from .reports import HTTP_NAMES, ReportError, report
 
     try:
         values = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
-    except ValueError as exc:
-        return 400, "text/plain; charset=utf-8", f"bad query string: {exc}\n".encode()
+    except ValueError:
+        return _one_line(400, "bad query string: too many fields")
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:
-        return 400, "text/plain; charset=utf-8", (f"unknown parameter {unknown[0]!r}; use "
-                                                  f"{', '.join(PARAMETERS)}\n").encode()
+        return _one_line(400, f"unknown parameter {unknown[0][:40]!r}; use {', '.join(PARAMETERS)}")
     one = {name: values[name][-1] for name in values}
+    by = one.get("by") or "feature"
+    if by in IDENTITY_KEYS and not policy.by_identity:
+        return _one_line(403, f"by={by} names people and is off over HTTP; enable it with usage_by_identity=True "
+                              "(or TOKENTRACE_USAGE_BY_IDENTITY=1)")
+    limit = _limit(one.get("limit"))
+    if isinstance(limit, str):
+        return _one_line(400, limit)
+    if not _one_report.acquire(timeout=policy.wait_s):
+        return _one_line(503, "busy: another /usage report is running; retry shortly")
     try:
-        data = report(since=one.get("since") or "7d", by=one.get("by") or "feature", ledger=ledger,
-                      start=one.get("from") or None, end=one.get("to") or None)
+        data = report(since=one.get("since") or "7d", by=by, ledger=ledger, start=one.get("from") or None,
+                      end=one.get("to") or None, limit=limit, time_limit=policy.time_limit_s)
     except ReportError as exc:
-        return 400, "text/plain; charset=utf-8", f"{exc.worded(HTTP_NAMES)}\n".encode()
+        if exc.parameter is not None:  # the caller's own mistake: say which
+            return _one_line(400, exc.worded(HTTP_NAMES))
+        if "took longer" in exc.problem:
+            return _one_line(503, exc.problem)
+        _errors.report("http.usage", None, f"GET /usage cannot read the ledger: {exc}")
+        return _one_line(400, "no ledger to read yet (or it cannot be read); see the application's log")
     except Exception as exc:  # never a traceback to the client, never a dead server
         _errors.report("http.usage", exc, "cannot answer GET /usage")
-        return 500, "text/plain; charset=utf-8", b"cannot read the ledger\n"
+        return _one_line(500, "cannot read the ledger; see the application's log")
+    finally:
+        _one_report.release()
     return 200, "application/json", json.dumps(data, indent=2).encode() + b"\n"
 
 
@@ -51,9 +137,24 @@ def _relative_path(path: str, root_path: str) -> str:
     return path[len(root_path):] if root_path and path.startswith(root_path) else path
 
 
-def usage_app(ledger: str | os.PathLike[str] | None = None) -> ASGIApp:
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def usage_app(ledger: str | os.PathLike[str] | None = None, *, token: str | None = None,
+              by_identity: bool = False) -> ASGIApp:
     """An ASGI app answering ``GET /usage`` (also ``/`` when mounted at a prefix) with the report as JSON."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    policy = UsagePolicy(token=token, by_identity=by_identity)
+    executor: list[ThreadPoolExecutor] = []  # made on first use: one thread, never the app's default executor
+
+    def run(query: str) -> Answer:
+        return usage_response(query, ledger, policy)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,17 +163,24 @@ def usage_app(ledger: str | os.PathLike[str] | None = None) -> ASGIApp:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if executor:
+                        executor[0].shutdown(wait=False)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
+        refusal = authorize(policy, _header(scope, b"authorization"))
         if _relative_path(scope.get("path", ""), scope.get("root_path", "")) not in ("", "/", "/usage"):
-            status, kind, body = 404, "text/plain; charset=utf-8", b"not found; GET /usage\n"
+            status, kind, body = 404, _TEXT, b"not found; GET /usage\n"
         elif scope.get("method") not in ("GET", "HEAD"):
-            status, kind, body = 405, "text/plain; charset=utf-8", b"only GET\n"
+            status, kind, body = 405, _TEXT, b"only GET\n"
+        elif refusal is not None:
+            status, kind, body = refusal
         else:
+            if not executor:
+                executor.append(ThreadPoolExecutor(1, thread_name_prefix="tokentrace-usage"))
             query = scope.get("query_string", b"").decode("latin-1")
-            status, kind, body = await asyncio.to_thread(usage_response, query, ledger)
+            status, kind, body = await asyncio.get_running_loop().run_in_executor(executor[0], run, query)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
@@ -81,20 +189,26 @@ def usage_app(ledger: str | os.PathLike[str] | None = None) -> ASGIApp:
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            503: "Service Unavailable"}
 
 
-def with_usage_route(metrics: WSGIApp, ledger: str | os.PathLike[str] | None) -> WSGIApp:
+def with_usage_route(metrics: WSGIApp, ledger: str | os.PathLike[str] | None,
+                     policy: UsagePolicy = UsagePolicy()) -> WSGIApp:
     """A WSGI app serving ``/usage`` from ``ledger`` (404 when there is none) and everything else from ``metrics``."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/usage":
             return metrics(environ, start_response)
-        if ledger is None:
-            status, kind, body = 404, "text/plain; charset=utf-8", b"no ledger: instrument() was given ledger=False\n"
+        refusal = authorize(policy, environ.get("HTTP_AUTHORIZATION"))
+        if refusal is not None:
+            status, kind, body = refusal
+        elif ledger is None:
+            status, kind, body = _one_line(404, "no ledger: instrument() was given ledger=False")
         else:
-            status, kind, body = usage_response(environ.get("QUERY_STRING", ""), ledger)
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Internal Server Error")
-        start_response(f"{status} {reason}", [("Content-Type", kind), ("Content-Length", str(len(body)))])
+            status, kind, body = usage_response(environ.get("QUERY_STRING", ""), ledger, policy)
+        start_response(f"{status} {_REASONS.get(status, 'Internal Server Error')}",
+                       [("Content-Type", kind), ("Content-Length", str(len(body)))])
         return [body]
 
     return app
