@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,16 @@ class Telemetry:
     def sample(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
+
+    def settled_sample(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> float:
+        """A sample that is refreshed in the background (fleet budget gauges): its value once it equals
+        ``expected`` (approximately), or its last value after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.sample(name, **labels)
+            if value == pytest.approx(expected) or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
 
     def finished_spans(self) -> tuple[ReadableSpan, ...]:
         return tuple(self.spans.get_finished_spans())

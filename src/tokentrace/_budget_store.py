@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,19 @@ class SpendCounter:
         self._sums.clear()
 
 
+LOCK_GRACE_S = 0.5
+"""Admission waits for another thread's admission at most the store's timeout plus this."""
+
+
+@contextmanager
+def _held_lock(lock: threading.Lock) -> Iterator[None]:
+    """Release ``lock`` (already acquired, with a timeout) when the block ends."""
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class SharedBudgets:
     """Admission against the ledger database, plus a background thread that renews reservations and reads
     fleet-wide spend for the gauges and for warnings (fired once per period for the whole fleet)."""
@@ -116,7 +130,9 @@ class SharedBudgets:
     def admit(self, budgets: Iterable[Budget], usd: float, tokens: int, now: float) -> tuple[int, ...]:
         """Reserve ``usd``/``tokens`` in each budget, or raise BudgetExceeded; other exceptions: store down."""
         budgets = tuple(budgets)
-        with self._lock:
+        if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):  # another thread is stuck on the store
+            raise ConnectionError("the budget store did not answer another call in time")
+        with _held_lock(self._lock):
             if time.monotonic() < self._down_until:
                 raise ConnectionError("the budget store was unreachable moments ago")
             try:
@@ -171,22 +187,9 @@ class SharedBudgets:
     def status(self) -> dict[str, tuple[float, int]]:
         """Fleet-wide (USD, tokens) spent per budget: ledger rows plus this process's ended calls not yet written.
 
-        Read now (a scrape is not the application's thread); the last background reading if the store is down.
+        The background thread's last reading (every ``refresh_s``, and soon after a call ends): a scrape never
+        queries the database, so a slow or frozen server cannot hold it up.
         """
-        now = time.time()
-        try:
-            with self._lock:
-                db = self._connection()
-                for budget in self.budgets:
-                    usd, tokens = self._spend.spent(db, budget, now)
-                    if self._pending.get(budget.name):
-                        ended = [r for r in self._reservations(db, budget, now) if r[3]]
-                        usd, tokens = usd + sum(r[1] for r in ended), tokens + sum(r[2] for r in ended)
-                    self._status[budget.name] = (usd, tokens)
-        except Exception as exc:
-            _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
-            with self._lock:
-                self._reset()
         return dict(self._status)
 
     # ---- background thread
@@ -226,10 +229,21 @@ class SharedBudgets:
                 db.execute(f"UPDATE llm_budget_reservations SET expires_at = ? WHERE id IN "
                            f"({', '.join('?' * len(chunk))})", [now + self.ttl_s, *chunk])
 
+    def _ended_not_written(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
+        """What this process's ended calls cost while their rows are still queued (their reservations live)."""
+        pending = dict(self._pending.get(budget.name) or {})  # a copy: admission may change it meanwhile
+        if not pending:
+            return 0.0, 0
+        live = {row[0] for row in db.execute("SELECT id FROM llm_budget_reservations WHERE budget = ? AND "
+                                             "expires_at > ?", (budget.name, now)).fetchall()}
+        ended = [cost for rid, cost in pending.items() if rid in live]
+        return sum(c[0] for c in ended), sum(c[1] for c in ended)
+
     def _refresh(self, db: Db, spend: SpendCounter, now: float) -> None:
         for budget in self.budgets:
             usd, tokens = spend.spent(db, budget, now)
-            self._status[budget.name] = (usd, tokens)
+            extra_usd, extra_tokens = self._ended_not_written(db, budget, now)
+            self._status[budget.name] = (usd + extra_usd, tokens + extra_tokens)
             over = (budget.limit_usd is not None and usd >= budget.limit_usd) or (
                 budget.limit_tokens is not None and tokens >= budget.limit_tokens)
             if over and self._on_crossed is not None and budget.action == "warn":
@@ -240,9 +254,10 @@ class SharedBudgets:
                 if first:  # this process is the fleet's one to warn this period
                     self._on_crossed(budget, usd, tokens)
 
-    def refresh_now(self) -> None:
-        """Read fleet-wide spend now, on the calling thread (tests, start-up)."""
-        db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
+    def refresh_now(self, timeout: float | None = None) -> None:
+        """Read fleet-wide spend now, on the calling thread (flush(), close()), within about ``timeout`` seconds."""
+        wait = max(self.timeout_s, 2.0) if timeout is None else min(max(self.timeout_s, 2.0), timeout)
+        db = open_db(self.location, create=True, timeout=wait)
         try:
             self._refresh(db, SpendCounter(), time.time())
         finally:
@@ -281,5 +296,6 @@ class SharedBudgets:
             self.refresh_now()
         except Exception as exc:
             _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
-        with self._lock:
-            self._reset()
+        if self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
+            with _held_lock(self._lock):
+                self._reset()

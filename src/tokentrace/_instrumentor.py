@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +99,10 @@ class Instrumentation:
         if self.recorder is None:
             return True
         flushed = True
+        deadline = time.monotonic() + timeout  # one deadline for all sinks: flush(3) returns in about 3 s
         for sink in self.recorder.sinks:
             try:
-                flushed = getattr(sink, method)(timeout) and flushed
+                flushed = getattr(sink, method)(max(deadline - time.monotonic(), 0.0)) and flushed
             except Exception as exc:  # flush() is called by the app: it never raises
                 _errors.report(f"sink.{sink.name}.flush", exc, "could not flush")
                 flushed = False

@@ -167,15 +167,20 @@ class Db:
         self._begin()
         try:
             yield self
-        except BaseException:
+        except BaseException as exc:
             # SQLite may have rolled back already (disk full): the error worth reporting is the original one
-            with suppress(Exception):
-                self.conn.execute("ROLLBACK")
+            if self._can_roll_back(exc):
+                with suppress(Exception):
+                    self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
     def _in_transaction(self) -> bool:
         return bool(self.conn.in_transaction)
+
+    def _can_roll_back(self, exc: BaseException) -> bool:
+        """After ``exc``, a ROLLBACK can still be sent (not a connection that is lost or stuck mid-answer)."""
+        return True
 
     _BEGIN_READ = "BEGIN"
 
@@ -262,6 +267,12 @@ class PostgresDb(Db):
         import psycopg
 
         return isinstance(exc, psycopg.errors.QueryCanceled)
+
+    def _can_roll_back(self, exc: BaseException) -> bool:
+        import psycopg
+
+        # the connection is lost or its wait timed out: a ROLLBACK would wait as long again (the caller closes it)
+        return not (self.conn.broken or isinstance(exc, psycopg.errors._WaitTimeout))
 
     def _in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
@@ -372,6 +383,31 @@ def _ensure_math_functions(conn: sqlite3.Connection) -> None:
         conn.create_function("floor", 1, math.floor, deterministic=True)
 
 
+IO_GRACE_S = 0.5
+"""A PostgreSQL connection waits for the server at most its timeout plus this, client-side, per round trip."""
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+"""TCP keepalives: a server whose host vanished (no RST ever comes) is noticed in about 25 s on an idle link."""
+
+
+@functools.cache
+def _bounded_connection_class() -> Any:
+    """psycopg's Connection whose every wait for the server gives up after ``io_timeout`` seconds, client-side.
+
+    A server-side ``statement_timeout`` cannot fire on a frozen server (SIGSTOP, a hung host, a dead NAT entry) and
+    the kernel keeps ACKing a stopped local process, so neither keepalives nor ``tcp_user_timeout`` end the wait: only
+    the client's own clock does. A connection that timed out is left mid-protocol and must be closed (callers
+    reset it on any error)."""
+    import psycopg
+
+    class BoundedConnection(psycopg.Connection):  # type: ignore[misc,type-arg]
+        io_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            return super().wait(gen, interval, self.io_timeout if timeout is None else timeout)
+
+    return BoundedConnection
+
+
 def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
     try:
         import psycopg
@@ -379,8 +415,9 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
         raise LedgerError("a postgresql:// ledger needs psycopg: pip install 'tokentrace[postgres]'") from None
     where = describe(url)
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=max(int(timeout), 1),
-                               options=f"-c statement_timeout={int(timeout * 1000)}")
+        conn = _bounded_connection_class().connect(url, autocommit=True, connect_timeout=max(int(timeout), 1),
+                                                   options=f"-c statement_timeout={int(timeout * 1000)}", **KEEPALIVE)
+        conn.io_timeout = timeout + IO_GRACE_S
     except psycopg.Error as exc:
         raise LedgerError(f"cannot connect to the ledger at {where}: {str(exc).strip().splitlines()[0]}") from None
     db = PostgresDb(conn, where)

@@ -59,6 +59,10 @@ class BudgetStatus:
         return self.budget.limit_tokens
 
 
+MIN_REFRESH_S = 0.05
+"""flush() refreshes the fleet-wide gauges only when it has at least this much time left."""
+
+
 class BudgetSink(Sink):
     name = "budget"
 
@@ -190,6 +194,16 @@ class BudgetSink(Sink):
             for account in self._accounts:
                 self._roll(account, now)
             return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts]
+
+    def flush(self, timeout: float) -> bool:
+        """With a shared ledger: read fleet-wide spend now (the rows just flushed), within ``timeout``, so the budget
+        gauges are current when flush() returns. Nothing is buffered here, so nothing can be lost: always True."""
+        if self.shared is not None and timeout > MIN_REFRESH_S:
+            try:
+                self.shared.refresh_now(timeout)
+            except Exception as exc:
+                _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
+        return True
 
     def close(self) -> None:
         if self.shared is not None:

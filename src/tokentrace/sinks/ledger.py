@@ -36,6 +36,8 @@ NUDGE_WAIT_S = 0.002
 
 MAX_BACKOFF_S = 30.0
 LATE_WRITER_PATIENCE_S = 60.0
+CLOSE_WAIT_S = 5.0
+"""close() waits at most this for the writer thread, and as long again for a write in progress."""
 
 class _Release:
     """Budget reservations to drop when the rows queued before this marker are written."""
@@ -182,33 +184,38 @@ class LedgerSink(Sink):
             self._identity = None if self.remote else _file_identity(self.path)
         return self._conn
 
-    def _drain(self) -> bool:
-        """Write everything queued now; True when the queue was emptied."""
+    def _drain(self, wait_s: float = -1) -> bool:
+        """Write everything queued now; True when the queue was emptied. ``wait_s``: how long to wait for another
+        thread's write in progress (-1: as long as it takes; the writer thread's own drains)."""
         try:
-            return self._drain_locked()
+            if not self._lock.acquire(timeout=wait_s):
+                return False  # a write is stuck on the database: the caller's deadline wins
+            try:
+                return self._drain_locked()
+            finally:
+                self._lock.release()
         finally:
             self._drained.set()  # a calling thread waiting for a late writer (_nudge) goes on
 
     def _drain_locked(self) -> bool:
-        with self._lock:
-            queue = self._queue
-            if queue and time.monotonic() < self._retry_at:
-                return False  # the database was unreachable a moment ago: wait for the backoff
-            self._drained_at = time.monotonic()
-            while queue:
-                batch: list[UsageRecord] = []
-                released: list[int] = []
-                taken: list[UsageRecord | _Release] = []
-                while queue and len(batch) < self.batch_size:
-                    item = queue.popleft()
-                    taken.append(item)
-                    if isinstance(item, _Release):
-                        released.extend(item.ids)
-                    else:
-                        batch.append(item)
-                if not self._write(batch, released, taken):
-                    return False
-            return True
+        queue = self._queue
+        if queue and time.monotonic() < self._retry_at:
+            return False  # the database was unreachable a moment ago: wait for the backoff
+        self._drained_at = time.monotonic()
+        while queue:
+            batch: list[UsageRecord] = []
+            released: list[int] = []
+            taken: list[UsageRecord | _Release] = []
+            while queue and len(batch) < self.batch_size:
+                item = queue.popleft()
+                taken.append(item)
+                if isinstance(item, _Release):
+                    released.extend(item.ids)
+                else:
+                    batch.append(item)
+            if not self._write(batch, released, taken):
+                return False
+        return True
 
     def _write(self, batch: list[UsageRecord], released: list[int],
                taken: list[UsageRecord | _Release] | None = None) -> bool:
@@ -275,8 +282,11 @@ class LedgerSink(Sink):
         """Write everything queued; False when rows could not be written (dropped, or still queued at timeout)."""
         dropped_before = self.dropped
         deadline = time.monotonic() + timeout
+        writer = self._thread
+        if writer is not None and writer.is_alive() and writer is not threading.current_thread():
+            return self._flush_by_writer(deadline, dropped_before)
         while True:
-            drained = self._drain()
+            drained = self._drain(max(deadline - time.monotonic(), 0.0))
             if self.dropped != dropped_before:
                 return False
             if drained:
@@ -285,23 +295,45 @@ class LedgerSink(Sink):
                 return False
             time.sleep(0.05)
 
+    def _flush_by_writer(self, deadline: float, dropped_before: int) -> bool:
+        """Have the writer thread write everything queued and wait for it until ``deadline``: the calling thread
+        never waits on the database itself, so a frozen server costs it its timeout, not the server's."""
+        while True:
+            if not self._queue and self._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                try:  # nothing queued and no write in progress
+                    empty = not self._queue
+                finally:
+                    self._lock.release()
+                if empty:
+                    return self.dropped == dropped_before
+            if self.dropped != dropped_before or time.monotonic() >= deadline:
+                return False
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
+
     def flush_after_close(self, timeout: float) -> bool:
         if not self._queue:
             return True
         flushed = self.flush(timeout)
-        with self._lock:
-            self._reset_connection()
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._reset_connection()
+            finally:
+                self._lock.release()
         return flushed
 
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-        self._drain()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            self._thread.join(timeout=CLOSE_WAIT_S)
+        self._drain(CLOSE_WAIT_S)
+        if self._lock.acquire(timeout=0):
+            try:
+                self._reset_connection()
+            finally:
+                self._lock.release()
         atexit.unregister(self._at_exit)
 
     def _at_exit(self) -> None:
