@@ -6,6 +6,7 @@ An app process with a block budget and a PostgreSQL ledger makes calls; the serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,10 +75,8 @@ def own_server() -> Iterator[PgServer]:
 
 def _signal_all(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_frozen_postgresql_server_never_hangs_the_app(simulator: Any, own_server: PgServer) -> None:
@@ -96,10 +95,8 @@ def test_a_frozen_postgresql_server_never_hangs_the_app(simulator: Any, own_serv
         measured = json.loads(line)
         app.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         exited_s = time.monotonic() - sent
     finally:
         _signal_all(frozen, signal.SIGCONT)

@@ -399,7 +399,7 @@ def _bounded_connection_class() -> Any:
     reset it on any error)."""
     import psycopg
 
-    class BoundedConnection(psycopg.Connection):  # type: ignore[misc,type-arg]
+    class BoundedConnection(psycopg.Connection):
         io_timeout: float | None = None
 
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:

@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from . import _errors
 from .usage_http import UsagePolicy, is_loopback
 
-
 MAX_CONNECTIONS = 32
 """Requests served at once; a connection beyond them is closed at once (a scraper retries) instead of holding a
 thread. Each connection has CLIENT_TIMEOUT_S to send its request and read the answer."""
@@ -31,7 +30,7 @@ class _QuietHandler(WSGIRequestHandler):
 def _bounded_server_class(family: int) -> type:
     from prometheus_client.exposition import ThreadingWSGIServer
 
-    class MetricsHTTPServer(ThreadingWSGIServer):  # type: ignore[misc]
+    class MetricsHTTPServer(ThreadingWSGIServer):
         address_family = family
         request_queue_size = BACKLOG
         block_on_close = False
