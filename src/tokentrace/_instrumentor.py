@@ -265,6 +265,10 @@ def instrument(
             elif _sdk_installed(sdk) and sdk not in _hooks_registered:
                 _hooks_registered.add(sdk)
                 wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
+        if settings.http:
+            from . import wire
+
+            wire.install()
         threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
         return handle
 
@@ -290,6 +294,10 @@ def uninstrument() -> None:
             return
         _retired = handle
         _unpatch_all(handle)
+        if "tokentrace.wire" in sys.modules:
+            from . import wire
+
+            wire.uninstall()
         _sigterm.uninstall()
         if handle.metrics_server is not None:
             handle.metrics_server.close()

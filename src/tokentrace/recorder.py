@@ -169,13 +169,14 @@ class Call:
         except Exception as exc:
             _errors.report("recorder.stop", exc, "failed to record a call")
 
-    def fail(self, exc: BaseException, response: ResponseInfo | None = None) -> None:
-        """The call raised ``exc``: record it with status ``error``. Idempotent, never raises."""
+    def fail(self, exc: BaseException, response: ResponseInfo | None = None, error_type: str | None = None) -> None:
+        """The call raised ``exc`` (``error_type``: its name, else the exception's class): record it with status
+        ``error``. Idempotent, never raises."""
         if self.done:
             return
         self.done = True
         try:
-            self._finish(response, "error", type(exc).__qualname__)
+            self._finish(response, "error", error_type or type(exc).__qualname__)
         except Exception as err:
             _errors.report("recorder.fail", err, "failed to record a failed call")
 

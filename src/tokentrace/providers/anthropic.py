@@ -132,9 +132,9 @@ class MessageAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
-        kind = getattr(item, "type", None)
+        kind = field(item, "type")
         if kind == "message_start":
-            message = getattr(item, "message", None)
+            message = field(item, "message")
             self.seen_start = True
             self.response_id = _str(field(message, "id"))
             self.model = _str(field(message, "model"))
@@ -143,14 +143,14 @@ class MessageAccumulator(StreamAccumulator):
                 for name in _DELTA_FIELDS:
                     self.usage[name] = field(usage, name)
         elif kind == "message_delta":
-            usage = getattr(item, "usage", None)
+            usage = field(item, "usage")
             for name in _DELTA_FIELDS:
                 value = field(usage, name)
                 if value is not None:
                     self.usage[name] = value  # cumulative: replaces, never adds
-            self.stop_reason = _str(field(getattr(item, "delta", None), "stop_reason")) or self.stop_reason
+            self.stop_reason = _str(field(field(item, "delta"), "stop_reason")) or self.stop_reason
         elif kind == "content_block_delta" and self.text is not None:
-            piece = field(getattr(item, "delta", None), "text")
+            piece = field(field(item, "delta"), "text")
             if isinstance(piece, str):
                 self.text.append(piece)
         return False

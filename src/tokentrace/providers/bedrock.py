@@ -64,7 +64,15 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
     if operation not in MEASURED or not _service_is_bedrock(instance):
         return None
     params = kwargs.get("api_params")
-    params = params if isinstance(params, Mapping) else {}
+    address, port = server_of(getattr(getattr(instance, "meta", None), "endpoint_url", None))
+    return prepare_operation(operation, params if isinstance(params, Mapping) else {}, address, port, options,
+                             kwargs)
+
+
+def prepare_operation(operation: str, params: Mapping[str, Any], address: str | None, port: int | None,
+                      options: Options, kwargs: Mapping[str, Any]) -> Prepared:
+    """A runtime operation (``Converse``, ``InvokeModel``, ...) with botocore's parameters (``modelId``, and the
+    Converse fields or the invoke ``body``); also what the wire layer reads from a request it sees."""
     model = params.get("modelId")
     if operation.startswith("Converse"):
         config = fields_of(params.get("inferenceConfig"))
@@ -76,7 +84,6 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
                                                                            "max_new_tokens")))
         temperature, top_p = body.get("temperature"), body.get("top_p")
         messages, system = body.get("messages", body.get("prompt")), body.get("system")
-    address, port = server_of(getattr(getattr(instance, "meta", None), "endpoint_url", None))
     request = RequestInfo(
         provider=PROVIDER,
         operation="chat",
@@ -174,7 +181,12 @@ def _extract_invoke(result: dict[str, Any], prepared: Prepared) -> ResponseInfo:
         body = json.loads(_reread_body(result))
     except ValueError:
         body = None
-    body = body if isinstance(body, dict) else {}
+    return invoke_response(body if isinstance(body, dict) else {}, result)
+
+
+def invoke_response(body: Mapping[str, Any], result: Mapping[str, Any]) -> ResponseInfo:
+    """An InvokeModel answer: its JSON ``body`` (the model family's own shape) and, for the token-count headers,
+    ``result["ResponseMetadata"]["HTTPHeaders"]``."""
     family_usage = body.get("usage")
     usage: Usage | None
     if family_usage is not None and "input_tokens" in fields_of(family_usage):  # Anthropic Messages

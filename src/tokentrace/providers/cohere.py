@@ -109,15 +109,15 @@ class EventAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
-        kind = getattr(item, "type", None)
+        kind = field(item, "type")
         if kind == "message-start":
-            self.response_id = text_or_none(getattr(item, "id", None))
+            self.response_id = text_or_none(field(item, "id"))
         elif kind == "message-end":
-            delta = getattr(item, "delta", None)
+            delta = field(item, "delta")
             self.finish = text_or_none(field(delta, "finish_reason"))
             self.billed = field(field(delta, "usage"), "billed_units")
         elif kind == "content-delta" and self.text is not None:
-            piece = field(field(field(getattr(item, "delta", None), "message"), "content"), "text")
+            piece = field(field(field(field(item, "delta"), "message"), "content"), "text")
             if isinstance(piece, str):
                 self.text.append(piece)
         return False

@@ -152,13 +152,13 @@ class ChunkAccumulator(StreamAccumulator):
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
-        meta = getattr(item, "usage_metadata", None)
+        meta = field(item, "usage_metadata")
         if meta is not None:
             self.meta = meta
         if self.model is None:
-            self.model = _str(getattr(item, "model_version", None))
-            self.response_id = _str(getattr(item, "response_id", None))
-        candidates = getattr(item, "candidates", None)
+            self.model = _str(field(item, "model_version"))
+            self.response_id = _str(field(item, "response_id"))
+        candidates = field(item, "candidates")
         reasons = _finish_reasons(candidates)
         if reasons:
             self.finish = reasons

@@ -318,11 +318,11 @@ class ResponsesAccumulator(StreamAccumulator):
         self.created: Any = None
 
     def chunk(self, item: Any) -> bool:
-        kind = getattr(item, "type", None)
+        kind = field(item, "type")
         if kind in _RESPONSE_END_EVENTS:
-            self.final = getattr(item, "response", None)
+            self.final = field(item, "response")
         elif kind == "response.created":
-            self.created = getattr(item, "response", None)
+            self.created = field(item, "response")
         return False
 
     def result(self) -> ResponseInfo:

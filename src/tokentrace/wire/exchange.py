@@ -1,0 +1,257 @@
+"""One LLM call seen on the wire, from the request about to be sent to the last byte the caller reads.
+
+The client adapters (``httpx_hook``, ``requests_hook``, ``aiohttp_hook``) only translate their library's request
+and response into ``begin`` / ``Exchange``; everything else (exactly-once, budgets, reading usage as the caller
+reads the body, recording once) is here, written once. The caller's bytes are never altered or held back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any
+
+from .. import _errors
+from .._usage import RequestInfo, ResponseInfo
+from .._wrappers import _inside, _StreamState, active
+from ..providers import Options, Prepared, StreamAccumulator
+from ..recorder import Call
+from . import formats, framing
+from .routes import Route, recognise
+
+MAX_JSON_BODY = 16 * 1024 * 1024
+"""A JSON answer larger than this is passed on untouched but not read (usage not reported, counted)."""
+
+class _Switch:
+    """Whether the wire layer measures at all (``instrument(http=...)``); a plain attribute read per request."""
+
+    on: bool = False
+
+
+switch = _Switch()
+
+
+def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exchange | None:
+    """An Exchange when this request is an LLM call the wire layer measures, else None (send it untouched).
+
+    ``body``: the request's JSON object, its bytes, or a callable returning either (read only for LLM requests).
+    Raises what a block budget raises (``BudgetExceeded``): the request must then not be sent."""
+    if not switch.on or method != "POST":
+        return None
+    try:
+        route = recognise(method, host, path)
+        if route is None:
+            return None
+        recorder = active.recorder
+        if recorder is None or _inside.get():  # uninstrumented, or a patched SDK method is measuring this call
+            return None
+        try:
+            prepared = formats.prepare(route, _json_of(body), host or None, port, _options())
+        except Exception as exc:
+            _errors.report("wire.request", exc, "could not read an LLM request on the wire")
+            prepared = Prepared(RequestInfo(route.provider, "chat", "", False, host or None, port))
+    except Exception as exc:  # an odd request object: it goes out unmeasured, never broken
+        _errors.report("wire.request", exc, "could not look at an HTTP request")
+        return None
+    return Exchange(route, prepared, Call(recorder, prepared.request))  # Call() may refuse: a block budget
+
+
+def _options() -> Options:
+    options = active.options
+    return Options(stream_usage=False, measure_prompt=options.measure_prompt, capture_content=options.capture_content)
+
+
+def _json_of(body: Any) -> Any:
+    if callable(body):
+        body = body()
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        if not body:
+            return None
+        try:
+            return json.loads(bytes(body) if isinstance(body, memoryview) else body)
+        except ValueError:
+            return None
+    return body if isinstance(body, Mapping) else None
+
+
+class Exchange:
+    """The measured call of one request; the adapter reports its outcome exactly once."""
+
+    __slots__ = ("call", "prepared", "route", "token")
+
+    def __init__(self, route: Route, prepared: Prepared, call: Call) -> None:
+        self.route = route
+        self.prepared = prepared
+        self.call = call
+        self.token: Any = None
+
+    def sending(self) -> None:
+        """The request goes out now: clients below (and SDKs above) must not measure it again."""
+        self.token = _inside.set(True)
+
+    def sent(self) -> None:
+        """The client returned (or raised) on the calling thread."""
+        if self.token is not None:
+            _inside.reset(self.token)
+            self.token = None
+        self.call.detach()
+
+    def failed(self, exc: BaseException) -> None:
+        """Sending raised ``exc`` (connection refused, timeout, ...): the caller gets it as it was."""
+        self.sent()
+        self.call.fail(exc)
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> _StreamState | None:
+        """The response's status line and headers arrived; returns the state the body's bytes are fed to, or None
+        when the body need not be read (an HTTP error: recorded now, as the SDKs record their error)."""
+        self.sent()
+        if status >= 400:
+            self.call.fail(_HTTPStatus(status), error_type=str(status))  # semconv: the status code
+            return None
+        try:
+            reader = BodyReader(self.route, self.prepared, headers)
+        except Exception as exc:
+            _errors.report("wire.response", exc, "could not start reading an LLM response")
+            self.call.stop(None)
+            return None
+        return _StreamState(self.call, reader)
+
+
+class _HTTPStatus(Exception):
+    """An LLM request answered with an HTTP error status: recorded with ``error.type`` = the status code."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    try:
+        return str(headers.get("content-type") or headers.get("Content-Type") or "").lower()
+    except Exception:
+        return ""
+
+
+class BodyReader(StreamAccumulator):
+    """Reads a response body as the caller reads it: stream payloads go to the provider's accumulator one by one;
+    a JSON answer is kept (up to MAX_JSON_BODY) and read once it is complete. ``feed`` never raises."""
+
+    __slots__ = ("accumulator", "framing", "headers", "parts", "prepared", "route", "shape", "size")
+
+    def __init__(self, route: Route, prepared: Prepared, headers: Mapping[str, str]) -> None:
+        self.route = route
+        self.prepared = prepared
+        self.headers = headers
+        self.parts: list[bytes] | None = None
+        self.size = 0
+        self.accumulator: StreamAccumulator | None = None
+        self.shape: Any = None
+        kind = _content_type(headers)
+        if "amazon.eventstream" in kind:
+            self.framing: Any = framing.EventStream()
+        elif "event-stream" in kind:
+            self.framing = framing.SSE()
+        elif "ndjson" in kind:
+            self.framing = framing.NDJSON()
+        else:
+            self.framing = None  # decided by the first bytes: a server may lie about its content type
+
+    def _start_stream(self) -> None:
+        self.accumulator, self.shape = formats.accumulator(self.route, self.prepared)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            if self.framing is None and self.parts is None:
+                self._sniff(data)
+            if self.framing is not None:
+                if self.accumulator is None:
+                    self._start_stream()
+                self._payloads(self.framing.feed(data))
+            elif self.parts is not None:
+                self.size += len(data)
+                if self.size <= MAX_JSON_BODY:
+                    self.parts.append(bytes(data))
+                elif self.parts:
+                    _errors.report("wire.body", None, "an LLM response body is larger than 16 MiB; not read")
+                    self.parts = []
+        except Exception as exc:
+            _errors.report("wire.body", exc, "could not read part of an LLM response")
+
+    def _sniff(self, data: bytes) -> None:
+        start = bytes(data[:16]).lstrip()
+        if not start:
+            return
+        if start.startswith((b"data:", b"event:", b":")):
+            self.framing = framing.SSE()
+        elif self.route.format == "ollama" and self.prepared.request.stream:
+            self.framing = framing.NDJSON()
+        else:
+            self.parts = []
+
+    def _payloads(self, payloads: list[Any]) -> None:
+        accumulator, shape = self.accumulator, self.shape
+        assert accumulator is not None
+        for payload in payloads:
+            accumulator.chunk(shape(payload))
+
+    def chunk(self, item: Any) -> bool:
+        return False
+
+    def result(self) -> ResponseInfo:
+        if self.framing is not None:
+            if self.accumulator is None:
+                self._start_stream()
+            self._payloads(self.framing.end())
+            assert self.accumulator is not None
+            return self.accumulator.result()
+        if not self.parts or self.size > MAX_JSON_BODY:
+            return ResponseInfo()
+        value = framing.loads(b"".join(self.parts))
+        if value is None:
+            return ResponseInfo()
+        return formats.extract(self.route, self.prepared, value, self.headers)
+
+
+def feed_all(state: _StreamState, content: bytes) -> None:
+    """A body already read whole (a client that reads before returning): feed it and record the call."""
+    if content:
+        state.first_chunk()
+        state.accumulator.feed(content)  # type: ignore[attr-defined]
+    state.finish()
+
+
+def tee(chunks: Iterable[bytes], state: _StreamState) -> Iterator[bytes]:
+    """The caller's chunks, unchanged and unbuffered, each also fed to the call's reader; the call is recorded when
+    they end, fail, or the caller stops reading (closes the generator)."""
+    feed = state.accumulator.feed  # type: ignore[attr-defined]
+    try:
+        for chunk in chunks:
+            if state.waiting_first:
+                state.first_chunk()
+            feed(chunk)
+            yield chunk
+    except GeneratorExit:
+        state.finish()  # the caller stopped reading (closed the response): what was read is recorded
+        raise
+    except BaseException as exc:
+        state.finish(exc)
+        raise
+    state.finish()
+
+
+async def atee(chunks: AsyncIterable[bytes], state: _StreamState) -> AsyncIterator[bytes]:
+    """The async twin of ``tee``."""
+    feed = state.accumulator.feed  # type: ignore[attr-defined]
+    try:
+        async for chunk in chunks:
+            if state.waiting_first:
+                state.first_chunk()
+            feed(chunk)
+            yield chunk
+    except GeneratorExit:
+        state.finish()
+        raise
+    except BaseException as exc:
+        state.finish(exc)
+        raise
+    state.finish()

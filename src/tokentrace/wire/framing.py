@@ -1,0 +1,161 @@
+"""Incremental splitters of response bodies into JSON payloads: server-sent events, NDJSON, AWS event-stream.
+
+Each is fed the decoded bytes as the caller reads them and returns the payloads complete so far; nothing is kept
+but the unfinished tail (bounded: a frame larger than ``MAX_FRAME`` is dropped and counted). Never raises.
+Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from .. import _errors
+
+MAX_FRAME = 4 * 1024 * 1024
+"""A single event, line or frame larger than this is not usage: it is skipped, not buffered."""
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON of one payload, or None (counted) when it is not JSON."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        _errors.report("wire.json", exc, "a response body or event is not valid JSON")
+        return None
+
+
+class SSE:
+    """Server-sent events: the ``data:`` lines of each event, joined, parsed as JSON (``[DONE]`` skipped).
+
+    The event's ``event:`` name, when the payload has no ``type`` of its own, is put there (Anthropic and Cohere
+    payloads carry their type; some hosts only name it in ``event:``)."""
+
+    __slots__ = ("data", "event", "tail")
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.data: list[bytes] = []
+        self.event = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        buffer = self.tail + chunk if self.tail else chunk
+        lines = buffer.split(b"\n")
+        self.tail = lines.pop()
+        if len(self.tail) > MAX_FRAME:
+            _errors.report("wire.frame", None, "a server-sent event line is larger than 4 MiB; skipped")
+            self.tail = b""
+        out: list[Any] = []
+        for line in lines:
+            self._line(line.rstrip(b"\r"), out)
+        return out
+
+    def _line(self, line: bytes, out: list[Any]) -> None:
+        if not line:
+            self._dispatch(out)
+        elif line.startswith(b"data:"):
+            self.data.append(line[5:].lstrip(b" ") if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            self.event = line[6:].strip()
+
+    def _dispatch(self, out: list[Any]) -> None:
+        if self.data:
+            payload = b"\n".join(self.data)
+            if payload.strip() != b"[DONE]":
+                value = loads(payload)
+                if isinstance(value, dict) and self.event and "type" not in value:
+                    value["type"] = self.event.decode("utf-8", "replace")
+                if value is not None:
+                    out.append(value)
+        self.data = []
+        self.event = b""
+
+    def end(self) -> list[Any]:
+        out: list[Any] = []
+        if self.tail:
+            self._line(self.tail.rstrip(b"\r"), out)
+            self.tail = b""
+        self._dispatch(out)
+        return out
+
+
+class NDJSON:
+    """One JSON value per line (Ollama's streams)."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        buffer = self.tail + chunk if self.tail else chunk
+        lines = buffer.split(b"\n")
+        self.tail = lines.pop()
+        if len(self.tail) > MAX_FRAME:
+            _errors.report("wire.frame", None, "an NDJSON line is larger than 4 MiB; skipped")
+            self.tail = b""
+        return [v for line in lines if line.strip() and (v := loads(line)) is not None]
+
+    def end(self) -> list[Any]:
+        tail, self.tail = self.tail, b""
+        return [v] if tail.strip() and (v := loads(tail)) is not None else []
+
+
+class EventStream:
+    """AWS event-stream binary framing (Bedrock's streams): each message's ``:event-type`` header and JSON payload,
+    as ``{event_type: payload}`` (the shape botocore gives its callers). CRCs are not checked: the caller's own
+    client checks them; a damaged frame only costs usage."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        self.buffer += chunk
+        out: list[Any] = []
+        while len(self.buffer) >= 12:
+            total, headers_length = struct.unpack(">II", self.buffer[:8])
+            if total > MAX_FRAME or total < 16 or headers_length > total - 16:
+                _errors.report("wire.frame", None, "an AWS event-stream frame is malformed or too large")
+                self.buffer = b""
+                break
+            if len(self.buffer) < total:
+                break
+            frame, self.buffer = self.buffer[:total], self.buffer[total:]
+            headers = _headers(frame[12:12 + headers_length])
+            payload = frame[12 + headers_length:total - 4]
+            kind = headers.get(":event-type") or headers.get(":exception-type")
+            value = loads(payload) if payload else {}
+            if kind and value is not None:
+                out.append({kind: value})
+        return out
+
+    def end(self) -> list[Any]:
+        self.buffer = b""
+        return []
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    """The string-valued headers of one event-stream message (type 7); other types are skipped."""
+    headers: dict[str, str] = {}
+    at = 0
+    sizes = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
+    try:
+        while at < len(raw):
+            name_length = raw[at]
+            name = raw[at + 1:at + 1 + name_length].decode("utf-8", "replace")
+            at += 1 + name_length
+            kind = raw[at]
+            at += 1
+            if kind in (6, 7):
+                (length,) = struct.unpack(">H", raw[at:at + 2])
+                if kind == 7:
+                    headers[name] = raw[at + 2:at + 2 + length].decode("utf-8", "replace")
+                at += 2 + length
+            else:
+                at += sizes.get(kind, len(raw))
+    except (IndexError, struct.error):
+        pass
+    return headers

@@ -1,0 +1,92 @@
+"""httpx (and httpx2, the fork the newest provider SDKs use): ``Client.send`` and ``AsyncClient.send``.
+
+``send`` is where every request of a client passes, built and final (``get``, ``post``, ``stream`` and the SDKs all
+end there). A response the client read before returning is read from its content; a streamed one is read as the
+caller reads it, through the instance's ``iter_bytes`` / ``aiter_bytes`` (which ``read``, ``iter_text`` and
+``iter_lines`` use too): the same decoded bytes, in the same pieces. ``iter_raw`` bypasses decoding and is not
+read (the call is then recorded with usage not reported).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any
+
+from .. import _errors
+from .._wrappers import _StreamState
+from .exchange import Exchange, atee, begin, feed_all, tee
+
+MODULES = ("httpx", "httpx2")
+
+
+def _begin(request: Any) -> Exchange | None:
+    if request.method != "POST":  # the one check a non-LLM GET pays
+        return None
+    url = request.url
+    return begin("POST", url.host, url.port, url.path, lambda: request.content)
+
+
+def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs.get("request")
+
+
+def _streamed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return bool(kwargs.get("stream", False))
+
+
+def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:
+    try:
+        state = exchange.answered(response.status_code, response.headers)
+        if state is None:
+            return
+        if hasattr(response, "_content"):  # read before send() returned
+            feed_all(state, response._content)
+            return
+        name = "aiter_bytes" if is_async else "iter_bytes"
+        original = getattr(response, name)
+        setattr(response, name, functools.partial(_async_reading if is_async else _reading, original, state))
+        weakref.finalize(response, state.finish)  # never read, or abandoned half-way: end the call on GC
+    except Exception as exc:
+        _errors.report("wire.httpx", exc, "could not watch an LLM response")
+        exchange.call.stop(None)
+
+
+def _reading(original: Any, state: _StreamState, chunk_size: int | None = None) -> Any:
+    return tee(original(chunk_size), state)
+
+
+def _async_reading(original: Any, state: _StreamState, chunk_size: int | None = None) -> Any:
+    return atee(original(chunk_size), state)
+
+
+def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    exchange = _begin(_request_of(args, kwargs))
+    if exchange is None:
+        return wrapped(*args, **kwargs)
+    exchange.sending()
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        exchange.failed(exc)
+        raise
+    _watch(exchange, response, False)
+    return response
+
+
+async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    exchange = _begin(_request_of(args, kwargs))
+    if exchange is None:
+        return await wrapped(*args, **kwargs)
+    exchange.sending()
+    try:
+        response = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        exchange.failed(exc)
+        raise
+    _watch(exchange, response, True)
+    return response
+
+
+PATCHES = (("Client.send", sync_send), ("AsyncClient.send", async_send))
+"""(attribute of each module in MODULES, wrapper)."""
