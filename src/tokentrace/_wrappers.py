@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from contextvars import ContextVar
+from itertools import chain
 from typing import Any, Callable
 
 import wrapt
@@ -29,6 +30,7 @@ class _Active:
 
 
 active = _Active()
+_END = object()
 _inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
 
 
@@ -95,7 +97,13 @@ def _items(stream: Any, state: _StreamState) -> Any:
     chunk costs one resumption (locals kept) instead of a method call and proxy attribute reads."""
     chunk = state.accumulator.chunk
     try:
-        for item in stream:
+        # an SDK stream that is a generator sends its request on the first read: the wire layer must not count it
+        token = _inside.set(True)
+        try:
+            first = next(stream, _END)
+        finally:
+            _inside.reset(token)
+        for item in (chain((first,), stream) if first is not _END else ()):
             if state.waiting_first:
                 state.first_chunk()
             try:
@@ -171,6 +179,8 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
     async def __anext__(self) -> Any:
         state = self._self_state
         while True:
+            # the first read may send the request (an async generator): the wire layer must not count it again
+            token = _inside.set(True) if state.waiting_first else None
             try:
                 item = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
@@ -179,6 +189,9 @@ class AsyncStreamProxy(wrapt.BaseObjectProxy[Any]):
             except BaseException as exc:
                 state.finish(exc)
                 raise
+            finally:
+                if token is not None:
+                    _inside.reset(token)
             if state.waiting_first:
                 state.first_chunk()
             try:
@@ -279,11 +292,14 @@ def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> 
 
             async def run_async() -> Any:
                 call.restart_clock()
+                token = _inside.set(True)  # the request goes out now: the wire layer below must not count it
                 try:
                     stream = await request
                 except BaseException as exc:
                     state.finish(exc)
                     raise
+                finally:
+                    _inside.reset(token)
                 handoff.handed_off = True  # the stream proxy owns the call now
                 return AsyncStreamProxy(stream, state)
 
@@ -291,11 +307,14 @@ def _defer(call: Call, endpoint: Endpoint, prepared: Prepared, manager: Any) -> 
 
         def run() -> Any:
             call.restart_clock()
+            token = _inside.set(True)
             try:
                 stream = request()
             except BaseException as exc:
                 state.finish(exc)
                 raise
+            finally:
+                _inside.reset(token)
             handoff.handed_off = True
             return SyncStreamProxy(stream, state)
 

@@ -23,6 +23,7 @@ _HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HAND
 
 
 async def _dispatch(request: Request) -> Response:
+    request.app.state.served.append(request.url.path)
     path = request.url.path.rstrip("/")
     for suffix, handler in _HANDLERS.items():
         if path.endswith(suffix):
@@ -35,6 +36,7 @@ def build_app(**defaults: Any) -> Starlette:
     """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
     app = Starlette(routes=[Route("/{path:path}", _dispatch, methods=["POST"])])
     app.state.defaults = defaults
+    app.state.served = []  # the path of every request received, in order (tests: what reached the provider)
     return app
 
 
@@ -51,6 +53,8 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self.port = port
         self.defaults: dict[str, Any] = app.state.defaults
+        self.served: list[str] = app.state.served
+        """The path of every HTTP request the simulator received, in order."""
         self._grpc: Any = None
 
     def start(self, timeout: float = 10.0) -> Simulator:

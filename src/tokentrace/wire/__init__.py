@@ -36,13 +36,14 @@ _hooked: dict[str, list[_Hooked]] = {}
 _import_hooks: set[str] = set()
 
 
-def _clients() -> dict[str, tuple[tuple[str, Wrapper], ...]]:
+def _clients() -> dict[str, tuple[tuple[str, Any], ...]]:
     """Module -> (``Class.method``, wrapper) to hook in it."""
-    from . import aiohttp_hook, httpx_hook, requests_hook
+    from . import aiohttp_hook, httpx_hook, litellm_hook, requests_hook
 
-    table = {module: httpx_hook.PATCHES for module in httpx_hook.MODULES}
+    table: dict[str, tuple[tuple[str, Any], ...]] = {module: httpx_hook.PATCHES for module in httpx_hook.MODULES}
     table[requests_hook.MODULE] = requests_hook.PATCHES
     table[aiohttp_hook.MODULE] = aiohttp_hook.PATCHES
+    table[litellm_hook.MODULE] = litellm_hook.PATCHES
     return table
 
 

@@ -34,7 +34,7 @@ def _body(kwargs: dict[str, Any]) -> Any:
     return body if body is not None else kwargs.get("data")
 
 
-class MeasuredContent(wrapt.ObjectProxy):  # type: ignore[misc]
+class MeasuredContent(wrapt.ObjectProxy[Any]):
     """A response's ``StreamReader`` whose reads are also fed to the call's reader; the call ends at EOF."""
 
     def __init__(self, wrapped: Any, state: _StreamState) -> None:

@@ -49,7 +49,7 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
             prepared = formats.prepare(route, _json_of(body), host or None, port, _options())
         except Exception as exc:
             _errors.report("wire.request", exc, "could not read an LLM request on the wire")
-            prepared = Prepared(RequestInfo(route.provider, "chat", "", False, host or None, port))
+            prepared = Prepared(RequestInfo(route.provider, "chat", "", False, host or None, port), {})
     except Exception as exc:  # an odd request object: it goes out unmeasured, never broken
         _errors.report("wire.request", exc, "could not look at an HTTP request")
         return None
@@ -106,7 +106,7 @@ class Exchange:
         when the body need not be read (an HTTP error: recorded now, as the SDKs record their error)."""
         self.sent()
         if status >= 400:
-            self.call.fail(_HTTPStatus(status), error_type=str(status))  # semconv: the status code
+            self.call.fail(HTTPStatusError(status), error_type=str(status))  # semconv: the status code
             return None
         try:
             reader = BodyReader(self.route, self.prepared, headers)
@@ -117,7 +117,7 @@ class Exchange:
         return _StreamState(self.call, reader)
 
 
-class _HTTPStatus(Exception):
+class HTTPStatusError(Exception):
     """An LLM request answered with an HTTP error status: recorded with ``error.type`` = the status code."""
 
     def __init__(self, status: int) -> None:

@@ -121,7 +121,9 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
         prepared = bedrock.prepare_operation(operation, params, host, port, options, {})
     else:
         wire_format = _formats()[(route.format, route.api)]
-        prepared = wire_format.endpoint.prepare(None, wire_format.kwargs(route, body), options)
+        made = wire_format.endpoint.prepare(None, wire_format.kwargs(route, body), options)
+        assert made is not None  # only bedrock's prepare declines (another AWS service), and it is not here
+        prepared = made
         if wire_format.stream is not None:
             stream = wire_format.stream
         elif route.format == "ollama":  # Ollama streams unless told not to

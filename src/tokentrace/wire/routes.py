@@ -55,8 +55,8 @@ def recognise(method: str, host: str, path: str) -> Route | None:
             return Route("openai", api, provider_for_host(host))
     if path.endswith("Content") or path.endswith("Contents"):
         model, _, verb = path.rpartition("/")[2].partition(":")
-        api = _GEMINI_VERBS.get(verb)
-        return Route("gemini", api, _gemini_provider(host), model) if api else None
+        gemini_api = _GEMINI_VERBS.get(verb)
+        return Route("gemini", gemini_api, _gemini_provider(host), model) if gemini_api else None
     if "/model/" in path:
         match = _BEDROCK.search(path)
         if match:

@@ -1,0 +1,174 @@
+"""LiteLLM as a first-class client: completion / acompletion / embedding / aembedding, streaming, for each provider
+prefix, measured once on the wire with tokentrace's own partition, attributed by the host LiteLLM calls.
+
+LiteLLM keeps each provider's real base URL; below tokentrace's hooks (in the httpx transports) every request is
+sent to the simulator instead, so attribution by host works as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import tokentrace
+from tokentrace.testing import capture_usage
+
+from .conftest import make_telemetry
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch its price map in tests
+litellm = pytest.importorskip("litellm") if os.environ.get("CI") != "true" else __import__("litellm")
+
+MESSAGES = [{"role": "user", "content": "one two three"}]
+AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION_NAME": "us-east-1"}
+
+PROVIDERS = [  # LiteLLM model, the provider tokentrace attributes it to
+    ("openai/gpt-4o-mini", "openai"),
+    ("anthropic/claude-haiku-4-5", "anthropic"),
+    ("gemini/gemini-2.5-flash", "google"),
+    ("bedrock/anthropic.claude-3-haiku-20240307-v1:0", "bedrock"),
+    ("bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0", "bedrock"),
+    ("groq/llama-3.1-8b-instant", "groq"),
+    ("mistral/mistral-small-latest", "mistral"),
+    ("deepseek/deepseek-chat", "deepseek"),
+    ("xai/grok-3-mini", "xai"),
+    ("openrouter/openai/gpt-4o-mini", "openrouter"),
+]
+LITELLM_FAILS_ON_ITS_OWN = {("groq/llama-3.1-8b-instant", False)}
+"""LiteLLM raises after a successful groq answer ('ModelResponse' object has no attribute 'service_tier'), with or
+without tokentrace: the provider answered and billed, so tokentrace records it; the test expects LiteLLM's error."""
+
+
+@pytest.fixture
+def provider_hosts_to_simulator(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every request of httpx / httpx2 transports goes to the simulator, whatever host the client named."""
+    import httpx
+    import httpx2
+
+    for module in (httpx, httpx2):
+        sync_original = module.HTTPTransport.handle_request
+        async_original = module.AsyncHTTPTransport.handle_async_request
+
+        def handle(self: Any, request: Any, original: Any = sync_original) -> Any:
+            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
+            return original(self, request)
+
+        async def handle_async(self: Any, request: Any, original: Any = async_original) -> Any:
+            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
+            return await original(self, request)
+
+        monkeypatch.setattr(module.HTTPTransport, "handle_request", handle)
+        monkeypatch.setattr(module.AsyncHTTPTransport, "handle_async_request", handle_async)
+    from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport  # LiteLLM's async default
+
+    aiohttp_original = LiteLLMAiohttpTransport.handle_async_request
+
+    async def handle_aiohttp(self: Any, request: Any) -> Any:
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
+        return await aiohttp_original(self, request)
+
+    monkeypatch.setattr(LiteLLMAiohttpTransport, "handle_async_request", handle_aiohttp)
+    for name, value in AWS.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+def _options(stream: bool) -> dict[str, Any]:
+    return {"api_key": "sk-test", "max_tokens": 5, "stream": stream,
+            **({"stream_options": {"include_usage": True}} if stream else {})}
+
+
+def _litellm_total(response: Any, stream: bool) -> int:
+    """What LiteLLM itself says the call used (its final chunk's usage for a stream)."""
+    if stream:
+        chunks = list(response)
+        usage = getattr(chunks[-1], "usage", None)
+    else:
+        usage = response.usage
+    return int(usage.prompt_tokens + usage.completion_tokens)
+
+
+async def _alitellm_total(response: Any, stream: bool) -> int:
+    if stream:
+        chunks = [chunk async for chunk in response]
+        usage = getattr(chunks[-1], "usage", None)
+    else:
+        usage = response.usage
+    return int(usage.prompt_tokens + usage.completion_tokens)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS, ids=[m for m, _ in PROVIDERS])
+def test_a_litellm_call_is_counted_once_with_its_providers_usage(provider_hosts_to_simulator: None, model: str,
+                                                                   provider: str, stream: bool, mode: str) -> None:
+    make_telemetry()
+    with capture_usage() as records:
+        if (model, stream) in LITELLM_FAILS_ON_ITS_OWN:
+            with pytest.raises(Exception, match="service_tier"):
+                litellm.completion(model=model, messages=MESSAGES, **_options(stream))
+            expected = None
+        elif mode == "sync":
+            expected = _litellm_total(litellm.completion(model=model, messages=MESSAGES, **_options(stream)), stream)
+        else:
+            async def go() -> int:
+                response = await litellm.acompletion(model=model, messages=MESSAGES, **_options(stream))
+                return await _alitellm_total(response, stream)
+
+            expected = asyncio.run(go())
+        tokentrace.flush()
+    assert len(records) == 1, [(r.provider, r.status) for r in records]
+    (record,) = records
+    assert (record.provider, record.status, record.stream) == (provider, "ok", stream)
+    assert record.usage_reported
+    if expected is not None:
+        assert record.usage.total == expected  # tokentrace's partition adds up to what LiteLLM read
+    assert record.usage.input == 7 and record.usage.all_output == 5  # the simulator's usage for this prompt
+
+
+def test_litellm_embeddings_sync_and_async(provider_hosts_to_simulator: None) -> None:
+    make_telemetry()
+    with capture_usage() as records:
+        first = litellm.embedding(model="openai/text-embedding-3-small", input=["one two three"], api_key="sk-test")
+        second = asyncio.run(litellm.aembedding(model="openai/text-embedding-3-small", input=["a b"],
+                                                api_key="sk-test"))
+    assert [(r.provider, r.operation, r.usage.input) for r in records] == [
+        ("openai", "embeddings", first.usage.prompt_tokens), ("openai", "embeddings", second.usage.prompt_tokens)]
+
+
+def test_a_block_budget_refuses_a_litellm_call_with_budget_exceeded(simulator: Any,
+                                                                      provider_hosts_to_simulator: None) -> None:
+    make_telemetry(budgets=[tokentrace.Budget("none-left", limit_usd=1e-12, action="block")])
+    before = len(simulator.served)
+    with capture_usage() as records:
+        for model, _ in PROVIDERS[:3]:
+            with pytest.raises(tokentrace.BudgetExceeded):
+                litellm.completion(model=model, messages=MESSAGES, **_options(False))
+        with pytest.raises(tokentrace.BudgetExceeded):
+            asyncio.run(litellm.acompletion(model="anthropic/claude-haiku-4-5", messages=MESSAGES,
+                                            **_options(True)))
+    assert len(simulator.served) == before  # nothing reached the provider
+    assert {r.status for r in records} == {"blocked"}
+
+
+@pytest.mark.parametrize("own_base", [False, True], ids=["provider-base", "api-base"])
+def test_a_litellm_stream_counts_usage_exactly_when_the_host_sent_it(simulator: Any, provider_hosts_to_simulator: None,
+                                                                      own_base: bool) -> None:
+    """Without ``stream_options.include_usage`` (LiteLLM adds it for some bases, not others) an OpenAI-format host
+    sends no usage in a stream, and the wire layer does not change the request: the call then counts with usage
+    not reported (budgets charge its estimate), never $0; when usage came, the totals agree."""
+    make_telemetry()
+    base = {"api_base": simulator.url + "/v1"} if own_base else {}
+    with capture_usage() as records:
+        chunks = list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key="sk-test",
+                                         max_tokens=5, stream=True, **base))
+    usage = getattr(chunks[-1], "usage", None)
+    (record,) = records
+    assert record.usage_reported == (usage is not None)
+    if usage is None:
+        assert record.cost_usd is None and record.charged_usd is not None and record.charged_usd > 0
+    else:
+        assert record.usage.total == usage.total_tokens

@@ -1,0 +1,183 @@
+"""The wire layer over real sockets: raw httpx, httpx2, requests and aiohttp against the simulator, every provider
+wire format, whole answers and streams; exactly once under the SDKs; budgets before the bytes leave; the bytes
+the caller reads equal the uninstrumented run's."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from typing import Any
+
+import pytest
+
+import tokentrace
+from tokentrace import _errors
+from tokentrace.testing import capture_usage
+from tokentrace.wire.routes import recognise
+
+from .conftest import make_telemetry, openai_client
+from .wire_cases import CASES, CLIENTS, WireCase, fetch, normalized, provider_total
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_raw_client_call_is_counted_once_with_the_providers_own_usage(simulator: Any, client: str,
+                                                                          case: WireCase) -> None:
+    url = simulator.url.rstrip("/") + case.path
+    uninstrumented = fetch(client, url, case)
+    make_telemetry()
+    with capture_usage() as records:
+        instrumented = fetch(client, url, case)
+        gc.collect()
+    assert normalized(instrumented) == normalized(uninstrumented)  # the caller read the same bytes
+    assert len(records) == 1, records
+    (record,) = records
+    expected = provider_total(case, instrumented)
+    assert expected is not None and expected > 0
+    assert (record.provider, record.operation, record.status, record.stream) == (
+        case.provider, case.operation, "ok", case.stream)
+    assert record.usage_reported and record.usage.total == expected
+
+
+def test_the_wire_layer_sees_real_provider_hosts(simulator: Any) -> None:
+    assert recognise("POST", "api.groq.com", "/openai/v1/chat/completions").provider == "groq"  # type: ignore[union-attr]
+    assert recognise("POST", "api.x.ai", "/v1/responses").provider == "xai"  # type: ignore[union-attr]
+    assert recognise("POST", "x.openai.azure.com", "/openai/deployments/d/chat/completions").provider == "azure_openai"  # type: ignore[union-attr]
+    assert recognise("POST", "us-central1-aiplatform.googleapis.com",
+                     "/v1/projects/p/locations/l/publishers/google/models/gemini-2.5-flash:generateContent"
+                     ).provider == "vertex_ai"  # type: ignore[union-attr]
+    assert recognise("POST", "bedrock-runtime.us-east-1.amazonaws.com",
+                     "/model/amazon.nova-lite-v1%3A0/converse").path_model == "amazon.nova-lite-v1:0"  # type: ignore[union-attr]
+    for method, path in (("GET", "/v1/chat/completions"), ("POST", "/v1/threads/t/messages"), ("POST", "/upload"),
+                         ("POST", "/v1/files"), ("GET", "/")):
+        assert recognise(method, "api.openai.com", path) is None
+
+
+def test_an_sdk_call_is_not_counted_again_on_the_wire(simulator: Any) -> None:
+    make_telemetry()
+    with capture_usage() as records, openai_client(simulator) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                                stream=True)
+        list(stream)
+    assert [(r.provider, r.stream) for r in records] == [("openai", False), ("openai", True)]
+
+
+def test_http_false_and_the_environment_turn_the_wire_layer_off(simulator: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    case = CASES[0]
+    url = simulator.url.rstrip("/") + case.path
+    make_telemetry(http=False)
+    with capture_usage() as records:
+        fetch("httpx", url, case)
+    assert records == []
+    tokentrace.uninstrument()
+    monkeypatch.setenv("TOKENTRACE_HTTP", "0")
+    make_telemetry()
+    with capture_usage() as records:
+        fetch("requests", url, case)
+    assert records == []
+    tokentrace.uninstrument()
+    monkeypatch.delenv("TOKENTRACE_HTTP")
+    make_telemetry()
+    import httpx
+    import requests
+
+    assert hasattr(httpx.Client.send, "__wrapped__")
+    tokentrace.uninstrument()  # the clients are back to their own methods
+    assert not hasattr(httpx.Client.send, "__wrapped__") and not hasattr(requests.Session.send, "__wrapped__")
+
+
+def test_a_block_budget_refuses_a_raw_request_before_it_is_sent(simulator: Any) -> None:
+
+    budget = tokentrace.Budget("none-left", limit_usd=1e-12, action="block")
+    make_telemetry(budgets=[budget])
+    case = CASES[0]
+    seen_before = len(simulator.served)
+    with capture_usage() as records:
+        for client in CLIENTS:
+            with pytest.raises(tokentrace.BudgetExceeded):
+                fetch(client, simulator.url.rstrip("/") + case.path, case)
+    assert [r.status for r in records] == ["blocked"] * len(CLIENTS)
+    assert len(simulator.served) == seen_before  # the simulator never saw any of them
+
+
+def test_errors_and_odd_bodies_reach_the_caller_as_they_were(simulator: Any) -> None:
+    import httpx
+
+    case = CASES[0]
+    url = simulator.url.rstrip("/") + case.path
+    make_telemetry()
+    _errors.reset()
+    with capture_usage() as records:
+        answered = httpx.post(url, json=case.body, headers={"x-sim-error": "429"})
+        malformed = httpx.post(url, json=case.body, headers={"x-sim-error": "malformed"})
+        no_usage = httpx.post(url, json=case.body, headers={"x-sim-error": "no-usage"})
+        odd_request = httpx.post(url, content=b"\xff\xfe not json", headers={"content-type": "application/json"})
+    assert answered.status_code == 429 and malformed.status_code == 200 and no_usage.status_code == 200
+    assert odd_request.status_code in (200, 400, 422, 500)
+    assert [(r.status, r.error_type) for r in records[:3]] == [("error", "429"), ("ok", None), ("ok", None)]
+    assert [r.usage_reported for r in records[1:3]] == [False, False]  # never counted as $0 with usage
+    assert records[1].cost_usd is None or not records[1].usage_reported
+    assert _errors.counts().get("wire.json", 0) >= 1  # the malformed body was counted
+
+
+def test_a_stream_abandoned_half_way_is_recorded_with_what_was_read(simulator: Any) -> None:
+    import httpx
+
+    case = CASES[1]
+    make_telemetry()
+    with capture_usage() as records:
+        with httpx.Client() as http, http.stream("POST", simulator.url.rstrip("/") + case.path, json=case.body,
+                                                 headers={"x-sim-chunk-delay-ms": "5"}) as response:
+            for _line in response.iter_lines():
+                break
+        gc.collect()
+    assert len(records) == 1 and records[0].stream and not records[0].usage_reported
+
+
+def test_a_mixed_app_counts_every_call_once(simulator: Any) -> None:
+    """SDK calls, raw calls of every client and async tasks interleaved: one record per call, tokens equal to what
+    the provider said it billed."""
+    telemetry = make_telemetry()
+    expected_tokens: list[int] = []
+    lock = threading.Lock()
+
+    def raw(index: int) -> None:
+        case = CASES[index % len(CASES)]
+        body = fetch(CLIENTS[index % len(CLIENTS)], simulator.url.rstrip("/") + case.path, case)
+        with lock:
+            expected_tokens.append(provider_total(case, body) or 0)
+
+    def sdk() -> None:
+        with openai_client(simulator) as client:
+            response = client.chat.completions.create(model="gpt-4o-mini",
+                                                      messages=[{"role": "user", "content": "a b"}])
+        with lock:
+            expected_tokens.append(response.usage.total_tokens)
+
+    async def tasks() -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            case = CASES[0]
+            answers = await asyncio.gather(*(http.post(simulator.url.rstrip("/") + case.path, json=case.body)
+                                             for _ in range(5)))
+        with lock:
+            expected_tokens.extend(provider_total(case, a.content) or 0 for a in answers)
+
+    with capture_usage() as records:
+        threads = [threading.Thread(target=raw, args=(i,)) for i in range(20)]
+        threads += [threading.Thread(target=sdk) for _ in range(4)]
+        threads.append(threading.Thread(target=lambda: asyncio.run(tasks())))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gc.collect()
+    assert len(records) == len(expected_tokens) == 29
+    assert sum(r.usage.total for r in records) == sum(expected_tokens)
+    counted = sum(s.value for m in telemetry.registry.collect() if m.name == "tokens_used" for s in m.samples
+                  if s.name == "tokens_used_total")
+    assert counted == sum(expected_tokens)
