@@ -211,10 +211,10 @@ def test_the_asgi_usage_app_keeps_off_the_apps_default_executor(simulator: Any,
                                                                   starlette_app: tuple[str, Path]) -> None:
     url, ledger = starlette_app
     _ledger_with_people(ledger, 2)
-    before = {t.name for t in threading.enumerate()}
+    before = set(threading.enumerate())
     assert _get(f"{url}?since=1d")[0] == 200
-    started = {t.name for t in threading.enumerate()} - before
-    assert any(name.startswith("tokentrace-usage") for name in started)  # the report ran on the app's own thread
+    started = set(threading.enumerate()) - before
+    assert any(t.name.startswith("tokentrace-usage") for t in started)  # the report ran on the app's own thread
 
 
 def test_the_metrics_server_bounds_its_threads_under_idle_clients(tmp_path: Path) -> None:
