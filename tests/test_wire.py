@@ -181,3 +181,21 @@ def test_a_mixed_app_counts_every_call_once(simulator: Any) -> None:
     counted = sum(s.value for m in telemetry.registry.collect() if m.name == "tokens_used" for s in m.samples
                   if s.name == "tokens_used_total")
     assert counted == sum(expected_tokens)
+
+
+def test_a_host_that_sends_stream_usage_unasked_streams_the_same_chunks_instrumented(simulator: Any) -> None:
+    """Hugging Face's router ends every stream with a usage-only chunk, asked or not: tokentrace neither asks for it
+    nor hides it, so the app reads the same chunks (usage included) with and without tokentrace."""
+
+    def chunks() -> list[Any]:
+        with openai_client(simulator, base_url="https://router.huggingface.co/v1") as client:
+            stream = client.chat.completions.create(model="meta-llama/Llama-3.1-8B-Instruct", stream=True,
+                                                    messages=[{"role": "user", "content": "one two three"}])
+            return [c.model_dump(exclude={"id", "created"}) for c in stream]
+
+    uninstrumented = chunks()
+    make_telemetry()
+    with capture_usage() as records:
+        instrumented = chunks()
+    assert instrumented == uninstrumented and instrumented[-1]["usage"] is not None
+    assert [(r.provider, r.usage.input, r.usage.output) for r in records] == [("openai_compatible", 7, 8)]

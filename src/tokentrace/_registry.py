@@ -88,6 +88,10 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider("ollama", "ollama", ("ollama",), None, ("ollama", "ollama_chat"), local=True),
 )
 
+STREAM_USAGE_UNASKED_HOSTS: frozenset[str] = frozenset({"router.huggingface.co"})
+"""OpenAI-compatible hosts that end every stream with a usage-only chunk whether or not the request asked: tokentrace
+does not add ``stream_options`` there (so it has nothing to hide, and the caller reads what it always read)."""
+
 OPENAI_COMPATIBLE = "openai_compatible"
 """The provider id of an OpenAI-compatible endpoint whose host is not in the registry."""
 

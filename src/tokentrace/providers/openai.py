@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, NamedTuple
 
 from .. import _errors
-from .._registry import ACCEPTS_STREAM_OPTIONS, OPENAI_COMPATIBLE, REASONING_ON_TOP, provider_for_host
+from .._registry import (
+    ACCEPTS_STREAM_OPTIONS,
+    OPENAI_COMPATIBLE,
+    REASONING_ON_TOP,
+    STREAM_USAGE_UNASKED_HOSTS,
+    provider_for_host,
+)
 from .._usage import RequestInfo, ResponseInfo, Usage, build
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
@@ -88,7 +94,8 @@ def prepare_request(
     ))
     send: Mapping[str, Any] = kwargs
     hide = False
-    if stream and usage_option and options.stream_usage and provider in ACCEPTS_STREAM_OPTIONS:
+    if (stream and usage_option and options.stream_usage and provider in ACCEPTS_STREAM_OPTIONS
+            and address not in STREAM_USAGE_UNASKED_HOSTS):
         current = kwargs.get("stream_options")
         if not (isinstance(current, Mapping) and current.get("include_usage") is True):
             merged = dict(current) if isinstance(current, Mapping) else {}

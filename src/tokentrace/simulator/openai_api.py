@@ -106,7 +106,8 @@ async def chat_completions(request: Request) -> Response:
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
             "usage": usage_body, "system_fingerprint": "fp_sim",
         })
-    include_usage = _wants_usage(body) and usage_body is not None
+    # Hugging Face's router sends the usage-only chunk whether or not the request asked for it
+    include_usage = (_wants_usage(body) or _host(request) == "router.huggingface.co") and usage_body is not None
 
     def chunk(choices: list[Any], **extra: Any) -> tuple[None, dict[str, Any]]:
         data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
