@@ -56,9 +56,18 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
     return Exchange(route, prepared, Call(recorder, prepared.request))  # Call() may refuse: a block budget
 
 
+_wire_options: tuple[Options, Options] | None = None
+
+
 def _options() -> Options:
+    """The SDK layer's options, except that the wire layer never changes a request (no ``stream_options``)."""
+    global _wire_options
     options = active.options
-    return Options(stream_usage=False, measure_prompt=options.measure_prompt, capture_content=options.capture_content)
+    cached = _wire_options
+    if cached is None or cached[0] is not options:
+        cached = _wire_options = (options, Options(stream_usage=False, measure_prompt=options.measure_prompt,
+                                                   capture_content=options.capture_content))
+    return cached[1]
 
 
 def _json_of(body: Any) -> Any:
@@ -216,7 +225,12 @@ def feed_all(state: _StreamState, content: bytes) -> None:
     """A body already read whole (a client that reads before returning): feed it and record the call."""
     if content:
         state.first_chunk()
-        state.accumulator.feed(content)  # type: ignore[attr-defined]
+        reader = state.accumulator
+        assert isinstance(reader, BodyReader)
+        if reader.framing is None and content[:1] == b"{" and len(content) <= MAX_JSON_BODY:
+            reader.parts, reader.size = [content], len(content)  # a JSON answer: read once, no sniffing or copying
+        else:
+            reader.feed(content)
     state.finish()
 
 

@@ -130,7 +130,9 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
             stream = body.get("stream") is not False
         else:
             stream = body.get("stream") is True
-        prepared = prepared._replace(request=prepared.request._replace(stream=stream))
+        request = prepared.request._replace(provider=route.provider, stream=stream, server_address=host,
+                                            server_port=port)
+        return Prepared(request, {}, False, False, prepared.capture_content)
     request = prepared.request._replace(provider=route.provider, server_address=host, server_port=port)
     return prepared._replace(request=request, kwargs={}, hide_usage_only_chunk=False, body_left_to_caller=False)
 

@@ -16,23 +16,21 @@ from typing import Any
 from .. import _errors
 from .._wrappers import _StreamState
 from .exchange import Exchange, atee, begin, feed_all, tee
+from .routes import may_be_llm
 
 MODULES = ("httpx", "httpx2")
 
 
 def _begin(request: Any) -> Exchange | None:
-    if request.method != "POST":  # the one check a non-LLM GET pays
-        return None
+    """A POST: an Exchange when it is an LLM call to measure."""
     url = request.url
+    try:
+        raw_path = url._uri_reference.path  # the path as sent, unparsed (``url.path`` decodes it on every read)
+    except AttributeError:
+        raw_path = url.path
+    if not may_be_llm(raw_path):
+        return None
     return begin("POST", url.host, url.port, url.path, lambda: request.content)
-
-
-def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return args[0] if args else kwargs.get("request")
-
-
-def _streamed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    return bool(kwargs.get("stream", False))
 
 
 def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:
@@ -61,8 +59,8 @@ def _async_reading(original: Any, state: _StreamState, chunk_size: int | None = 
 
 
 def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    exchange = _begin(_request_of(args, kwargs))
-    if exchange is None:
+    request = args[0] if args else kwargs.get("request")
+    if request.method != "POST" or (exchange := _begin(request)) is None:  # inline: a GET pays one comparison
         return wrapped(*args, **kwargs)
     exchange.sending()
     try:
@@ -75,8 +73,8 @@ def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 
 
 async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    exchange = _begin(_request_of(args, kwargs))
-    if exchange is None:
+    request = args[0] if args else kwargs.get("request")
+    if request.method != "POST" or (exchange := _begin(request)) is None:
         return await wrapped(*args, **kwargs)
     exchange.sending()
     try:

@@ -14,14 +14,17 @@ from urllib.parse import urlsplit
 
 from .. import _errors
 from .exchange import Exchange, begin, feed_all, tee
+from .routes import may_be_llm
 
 MODULE = "requests"
 
 
 def _begin(request: Any) -> Exchange | None:
-    if request.method != "POST":
+    """A POST: an Exchange when it is an LLM call to measure."""
+    url = request.url
+    if not isinstance(url, str) or not may_be_llm(url.partition("?")[0]):  # no URL parsing for other requests
         return None
-    parts = urlsplit(request.url)
+    parts = urlsplit(url)
     return begin("POST", (parts.hostname or "").lower(), parts.port, parts.path, lambda: request.body)
 
 
@@ -48,8 +51,7 @@ def _watch(exchange: Exchange, response: Any, streamed: bool) -> None:
 
 def send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     request = args[0] if args else kwargs.get("request")
-    exchange = _begin(request) if request is not None else None
-    if exchange is None:
+    if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:
         return wrapped(*args, **kwargs)
     exchange.sending()
     try:

@@ -43,6 +43,11 @@ def _gemini_provider(host: str) -> str:
     return "vertex_ai" if host.endswith("aiplatform.googleapis.com") else "google"
 
 
+def may_be_llm(path: str) -> bool:
+    """The cheap first check (no parsing): could a request to ``path`` be an LLM call at all?"""
+    return path.endswith(_ENDINGS)
+
+
 def recognise(method: str, host: str, path: str) -> Route | None:
     """The LLM call a request is, or None (everything else passes untouched). ``host`` lower case, ``path`` without
     the query string."""
