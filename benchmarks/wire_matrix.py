@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION_NAME": "us-east-1"})
 
-from tests.wire_cases import CASES, CLIENTS, fetch, provider_total  # noqa: E402
+from tests.wire_cases import CASES, CLIENTS, fetch, provider_total
 
 LITELLM_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash",
-                  "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
+                  "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+                  "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
                   "groq/llama-3.1-8b-instant", "mistral/mistral-small-latest", "deepseek/deepseek-chat",
                   "xai/grok-3-mini", "openrouter/openai/gpt-4o-mini")
 

@@ -59,7 +59,7 @@ def _async_reading(original: Any, state: _StreamState, chunk_size: int | None = 
 
 
 def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request = args[0] if args else kwargs.get("request")
+    request: Any = args[0] if args else kwargs.get("request")
     if request.method != "POST" or (exchange := _begin(request)) is None:  # inline: a GET pays one comparison
         return wrapped(*args, **kwargs)
     exchange.sending()
@@ -73,7 +73,7 @@ def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 
 
 async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request = args[0] if args else kwargs.get("request")
+    request: Any = args[0] if args else kwargs.get("request")
     if request.method != "POST" or (exchange := _begin(request)) is None:
         return await wrapped(*args, **kwargs)
     exchange.sending()
