@@ -29,7 +29,6 @@ from tests.wire_cases import CASES, CLIENTS, fetch, provider_total
 LITELLM_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash",
                   "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
                   "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
-                  "bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0",
                   "groq/llama-3.1-8b-instant", "mistral/mistral-small-latest", "deepseek/deepseek-chat",
                   "xai/grok-3-mini", "openrouter/openai/gpt-4o-mini")
 
