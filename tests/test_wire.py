@@ -199,3 +199,100 @@ def test_a_host_that_sends_stream_usage_unasked_streams_the_same_chunks_instrume
         instrumented = chunks()
     assert instrumented == uninstrumented and instrumented[-1]["usage"] is not None
     assert [(r.provider, r.usage.input, r.usage.output) for r in records] == [("openai_compatible", 7, 8)]
+
+
+# --------------------------------------------------------------------------- hostile and odd answers
+
+CHAT_ANSWER = {"id": "c1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",
+               "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+               "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}}
+SSE_ANSWER = (b'data: {"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+              b'data: {"id":"c1","model":"gpt-4o-mini","choices":[],'
+              b'"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12}}\n\ndata: [DONE]\n\n')
+
+
+def _serve(httpserver: Any, body: bytes, headers: dict[str, str], status: int = 200) -> str:
+    from werkzeug import Response
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_response(
+        Response(body, status=status, headers=headers))
+    return str(httpserver.url_for("/v1/chat/completions"))
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("answer", ["gzip-json", "sse-called-json", "non-utf8", "truncated-sse", "empty"])
+def test_odd_answers_reach_the_caller_unchanged_and_are_counted(httpserver: Any, client: str, answer: str) -> None:
+    import gzip
+    import json
+
+    body, headers, expect_usage, stream = {
+        "gzip-json": (gzip.compress(json.dumps(CHAT_ANSWER).encode()),
+                      {"Content-Type": "application/json", "Content-Encoding": "gzip"}, True, False),
+        "sse-called-json": (SSE_ANSWER, {"Content-Type": "application/json"}, True, True),
+        "non-utf8": (b'{"id": "\xff\xfe", "usage": {"prompt_tokens": 7}}', {"Content-Type": "application/json"},
+                     False, False),
+        "truncated-sse": (SSE_ANSWER[:120], {"Content-Type": "text/event-stream"}, False, True),
+        "empty": (b"", {"Content-Type": "application/json"}, False, False),
+    }[answer]
+    url = _serve(httpserver, body, headers)
+    case = WireCase("openai-chat", "", {"model": "gpt-4o-mini", "messages": [], "stream": stream}, stream,
+                    "openai_compatible", "chat")
+    uninstrumented = fetch(client, url, case)
+    make_telemetry()
+    with capture_usage() as records:
+        instrumented = fetch(client, url, case)
+        gc.collect()
+    assert instrumented == uninstrumented  # decoded the same way, nothing added or removed
+    assert len(records) == 1 and records[0].status == "ok"
+    assert records[0].usage_reported is expect_usage
+    if expect_usage:
+        assert records[0].usage.total == 12
+    else:
+        assert records[0].cost_usd is None  # unknown, never $0
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_connection_error_is_the_callers_and_recorded_as_an_error(client: str) -> None:
+    from .conftest import free_port
+
+    case = CASES[0]
+    url = f"http://127.0.0.1:{free_port()}{case.path}"  # nothing listens there
+    with pytest.raises(Exception) as uninstrumented:
+        fetch(client, url, case)
+    make_telemetry()
+    with capture_usage() as records, pytest.raises(Exception) as instrumented:
+        fetch(client, url, case)
+    assert type(instrumented.value) is type(uninstrumented.value)
+    assert [(r.status, r.error_type) for r in records] == [("error", type(instrumented.value).__qualname__)]
+
+
+@pytest.mark.parametrize("client", ["requests", "aiohttp", "httpx-async"])
+def test_other_clients_record_a_stream_abandoned_half_way(simulator: Any, client: str) -> None:
+    case = CASES[1]
+    url = simulator.url.rstrip("/") + case.path
+    headers = {"x-sim-chunk-delay-ms": "5"}
+
+    async def aiohttp_first_line() -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.post(url, json=case.body, headers=headers) as response:
+            await response.content.readline()
+
+    async def httpx_first_line() -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as http, http.stream("POST", url, json=case.body, headers=headers) as response:
+            async for _line in response.aiter_lines():
+                break
+
+    make_telemetry()
+    with capture_usage() as records:
+        if client == "requests":
+            import requests
+
+            with requests.post(url, json=case.body, headers=headers, stream=True, timeout=30) as response:
+                next(response.iter_lines())
+        else:
+            asyncio.run(aiohttp_first_line() if client == "aiohttp" else httpx_first_line())
+        gc.collect()
+    assert len(records) == 1 and records[0].stream and not records[0].usage_reported
