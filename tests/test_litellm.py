@@ -18,25 +18,11 @@ import tokentrace
 from tokentrace.testing import capture_usage
 
 from .conftest import make_telemetry
+from .litellm_cases import AWS, MESSAGES, PROVIDERS, alitellm_total, litellm_total, options, send_to_simulator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch its price map in tests
 litellm = pytest.importorskip("litellm") if os.environ.get("CI") != "true" else __import__("litellm")
 
-MESSAGES = [{"role": "user", "content": "one two three"}]
-AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION_NAME": "us-east-1"}
-
-PROVIDERS = [  # LiteLLM model, the provider tokentrace attributes it to
-    ("openai/gpt-4o-mini", "openai"),
-    ("anthropic/claude-haiku-4-5", "anthropic"),
-    ("gemini/gemini-2.5-flash", "google"),
-    ("bedrock/anthropic.claude-3-haiku-20240307-v1:0", "bedrock"),
-    ("bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0", "bedrock"),
-    ("groq/llama-3.1-8b-instant", "groq"),
-    ("mistral/mistral-small-latest", "mistral"),
-    ("deepseek/deepseek-chat", "deepseek"),
-    ("xai/grok-3-mini", "xai"),
-    ("openrouter/openai/gpt-4o-mini", "openrouter"),
-]
 LITELLM_FAILS_ON_ITS_OWN = {("groq/llama-3.1-8b-instant", False)}
 """LiteLLM raises after a successful groq answer ('ModelResponse' object has no attribute 'service_tier'), with or
 without tokentrace: the provider answered and billed, so tokentrace records it; the test expects LiteLLM's error."""
@@ -44,60 +30,11 @@ without tokentrace: the provider answered and billed, so tokentrace records it; 
 
 @pytest.fixture
 def provider_hosts_to_simulator(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every request of httpx / httpx2 transports goes to the simulator, whatever host the client named."""
-    import httpx
-    import httpx2
-
-    for module in (httpx, httpx2):
-        sync_original = module.HTTPTransport.handle_request
-        async_original = module.AsyncHTTPTransport.handle_async_request
-
-        def handle(self: Any, request: Any, original: Any = sync_original) -> Any:
-            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
-            return original(self, request)
-
-        async def handle_async(self: Any, request: Any, original: Any = async_original) -> Any:
-            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
-            return await original(self, request)
-
-        monkeypatch.setattr(module.HTTPTransport, "handle_request", handle)
-        monkeypatch.setattr(module.AsyncHTTPTransport, "handle_async_request", handle_async)
-    from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport  # LiteLLM's async default
-
-    aiohttp_original = LiteLLMAiohttpTransport.handle_async_request
-
-    async def handle_aiohttp(self: Any, request: Any) -> Any:
-        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=simulator.port)
-        return await aiohttp_original(self, request)
-
-    monkeypatch.setattr(LiteLLMAiohttpTransport, "handle_async_request", handle_aiohttp)
+    """Every request of the httpx transports goes to the simulator, whatever host the client named."""
+    send_to_simulator(simulator.port, monkeypatch.setattr)
     for name, value in AWS.items():
         monkeypatch.setenv(name, value)
     yield
-
-
-def _options(stream: bool) -> dict[str, Any]:
-    return {"api_key": "sk-test", "max_tokens": 5, "stream": stream,
-            **({"stream_options": {"include_usage": True}} if stream else {})}
-
-
-def _litellm_total(response: Any, stream: bool) -> int:
-    """What LiteLLM itself says the call used (its final chunk's usage for a stream)."""
-    if stream:
-        chunks = list(response)
-        usage = getattr(chunks[-1], "usage", None)
-    else:
-        usage = response.usage
-    return int(usage.prompt_tokens + usage.completion_tokens)
-
-
-async def _alitellm_total(response: Any, stream: bool) -> int:
-    if stream:
-        chunks = [chunk async for chunk in response]
-        usage = getattr(chunks[-1], "usage", None)
-    else:
-        usage = response.usage
-    return int(usage.prompt_tokens + usage.completion_tokens)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -109,14 +46,14 @@ def test_a_litellm_call_is_counted_once_with_its_providers_usage(provider_hosts_
     with capture_usage() as records:
         if (model, stream) in LITELLM_FAILS_ON_ITS_OWN:
             with pytest.raises(Exception, match="service_tier"):
-                litellm.completion(model=model, messages=MESSAGES, **_options(stream))
+                litellm.completion(model=model, messages=MESSAGES, **options(stream))
             expected = None
         elif mode == "sync":
-            expected = _litellm_total(litellm.completion(model=model, messages=MESSAGES, **_options(stream)), stream)
+            expected = litellm_total(litellm.completion(model=model, messages=MESSAGES, **options(stream)), stream)
         else:
             async def go() -> int:
-                response = await litellm.acompletion(model=model, messages=MESSAGES, **_options(stream))
-                return await _alitellm_total(response, stream)
+                response = await litellm.acompletion(model=model, messages=MESSAGES, **options(stream))
+                return await alitellm_total(response, stream)
 
             expected = asyncio.run(go())
         tokentrace.flush()
@@ -146,10 +83,10 @@ def test_a_block_budget_refuses_a_litellm_call_with_budget_exceeded(simulator: A
     with capture_usage() as records:
         for model, _ in PROVIDERS[:3]:
             with pytest.raises(tokentrace.BudgetExceeded):
-                litellm.completion(model=model, messages=MESSAGES, **_options(False))
+                litellm.completion(model=model, messages=MESSAGES, **options(False))
         with pytest.raises(tokentrace.BudgetExceeded):
             asyncio.run(litellm.acompletion(model="anthropic/claude-haiku-4-5", messages=MESSAGES,
-                                            **_options(True)))
+                                            **options(True)))
     assert len(simulator.served) == before  # nothing reached the provider
     assert {r.status for r in records} == {"blocked"}
 

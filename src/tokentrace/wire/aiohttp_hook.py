@@ -140,12 +140,7 @@ async def request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
             exchange = begin("POST", host, port, path, lambda: _body(kwargs))
     if exchange is None:
         return await wrapped(*args, **kwargs)
-    exchange.sending()
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        exchange.failed(exc)
-        raise
+    response = await exchange.run_async(wrapped, args, kwargs)
     _watch(exchange, response)
     return response
 

@@ -98,6 +98,24 @@ class Exchange:
         """The request goes out now: clients below (and SDKs above) must not measure it again."""
         self.token = _inside.set(True)
 
+    def run(self, send: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Send the request with the client's own method; what it raises is recorded and raised unchanged."""
+        self.sending()
+        try:
+            return send(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    async def run_async(self, send: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``run`` for a coroutine method."""
+        self.sending()
+        try:
+            return await send(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
     def sent(self) -> None:
         """The client returned (or raised) on the calling thread."""
         if self.token is not None:

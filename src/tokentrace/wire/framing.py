@@ -26,28 +26,40 @@ def loads(data: bytes | str) -> Any:
         return None
 
 
-class SSE:
+class _Lines:
+    """Complete lines of a body fed in pieces; the unfinished last line is kept (at most MAX_FRAME)."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        buffer = self.tail + chunk if self.tail else chunk
+        lines = buffer.split(b"\n")
+        self.tail = lines.pop()
+        if len(self.tail) > MAX_FRAME:
+            _errors.report("wire.frame", None, "a line of a streamed answer is larger than 4 MiB; skipped")
+            self.tail = b""
+        return lines
+
+
+class SSE(_Lines):
     """Server-sent events: the ``data:`` lines of each event, joined, parsed as JSON (``[DONE]`` skipped).
 
     The event's ``event:`` name, when the payload has no ``type`` of its own, is put there (Anthropic and Cohere
     payloads carry their type; some hosts only name it in ``event:``)."""
 
-    __slots__ = ("data", "event", "tail")
+    __slots__ = ("data", "event")
 
     def __init__(self) -> None:
-        self.tail = b""
+        super().__init__()
         self.data: list[bytes] = []
         self.event = b""
 
     def feed(self, chunk: bytes) -> list[Any]:
-        buffer = self.tail + chunk if self.tail else chunk
-        lines = buffer.split(b"\n")
-        self.tail = lines.pop()
-        if len(self.tail) > MAX_FRAME:
-            _errors.report("wire.frame", None, "a server-sent event line is larger than 4 MiB; skipped")
-            self.tail = b""
         out: list[Any] = []
-        for line in lines:
+        for line in self.lines(chunk):
             self._line(line.rstrip(b"\r"), out)
         return out
 
@@ -80,22 +92,13 @@ class SSE:
         return out
 
 
-class NDJSON:
+class NDJSON(_Lines):
     """One JSON value per line (Ollama's streams)."""
 
-    __slots__ = ("tail",)
-
-    def __init__(self) -> None:
-        self.tail = b""
+    __slots__ = ()
 
     def feed(self, chunk: bytes) -> list[Any]:
-        buffer = self.tail + chunk if self.tail else chunk
-        lines = buffer.split(b"\n")
-        self.tail = lines.pop()
-        if len(self.tail) > MAX_FRAME:
-            _errors.report("wire.frame", None, "an NDJSON line is larger than 4 MiB; skipped")
-            self.tail = b""
-        return [v for line in lines if line.strip() and (v := loads(line)) is not None]
+        return [v for line in self.lines(chunk) if line.strip() and (v := loads(line)) is not None]
 
     def end(self) -> list[Any]:
         tail, self.tail = self.tail, b""

@@ -62,12 +62,7 @@ def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     request: Any = args[0] if args else kwargs.get("request")
     if request.method != "POST" or (exchange := _begin(request)) is None:  # inline: a GET pays one comparison
         return wrapped(*args, **kwargs)
-    exchange.sending()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        exchange.failed(exc)
-        raise
+    response = exchange.run(wrapped, args, kwargs)
     _watch(exchange, response, False)
     return response
 
@@ -76,12 +71,7 @@ async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs:
     request: Any = args[0] if args else kwargs.get("request")
     if request.method != "POST" or (exchange := _begin(request)) is None:
         return await wrapped(*args, **kwargs)
-    exchange.sending()
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        exchange.failed(exc)
-        raise
+    response = await exchange.run_async(wrapped, args, kwargs)
     _watch(exchange, response, True)
     return response
 

@@ -53,12 +53,7 @@ def send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, A
     request = args[0] if args else kwargs.get("request")
     if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:
         return wrapped(*args, **kwargs)
-    exchange.sending()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        exchange.failed(exc)
-        raise
+    response = exchange.run(wrapped, args, kwargs)
     _watch(exchange, response, bool(kwargs.get("stream")))
     return response
 
