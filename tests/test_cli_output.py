@@ -218,3 +218,23 @@ def test_each_call_logs_one_info_line_without_content(simulator: Any, caplog: py
     assert f"total={usage.total_tokens}" in message and "cost=$0.0000" in message
     fields = lines[0].tokentrace  # type: ignore[attr-defined]
     assert fields["input"] + fields["cache_read"] == usage.prompt_tokens and fields["cost_usd"] > 0
+
+
+def test_hostile_attribution_values_cannot_drive_the_terminal_or_break_a_markdown_row(tmp_path: Path) -> None:
+    now = time.time() - 60
+    hostile = ["\x1b[31mred\x1b[0m", "two\nlines", "a | b", "bell\x07"]
+    ledger = write_ledger(tmp_path / "usage.db", [record(now, feature=f, cost=0.001) for f in hostile])
+    data = tokentrace.report(since="1d", ledger=ledger)
+    for width in (40, 120):
+        out = _render(width, render.report_table, data)
+        assert "\x1b" not in out and "\x07" not in out
+        assert "\\x1b" in out  # shown, as an escape
+    markdown = render.report_markdown(data)
+    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(hostile) + 1  # header, rule, one line per group, total: no row split
+    assert all(line.count(" | ") == table[0].count(" | ") for line in table[2:])
+    assert "\x1b" not in markdown and "two\\x0alines" in markdown and "a \\| b" in markdown
+    budgets = [{"name": "x\x1b[2J", "period": "day", "scope": "feature=\x1b]0;t\x07", "action": "warn",
+                "spent_usd": 1.0, "limit_usd": 2.0, "spent_tokens": 0, "limit_tokens": None, "used": 0.5}]
+    out = _render(120, render.budget_table, budgets)
+    assert "\x1b" not in out and "\x07" not in out

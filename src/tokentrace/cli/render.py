@@ -25,6 +25,21 @@ NAME_MIN_WIDTH = 12
 UNPRICED = "unpriced"
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print: control characters (a terminal escape, a newline) and other unprintable characters
+    shown as ``\\x1b``-style escapes, so a hostile attribution value can neither drive the terminal nor break a
+    row."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                   for c in text)
+
+
+def markdown_cell(text: str) -> str:
+    """A table cell in Markdown: printable, with ``|`` escaped so it cannot split the row."""
+    return printable(text).replace("|", "\\|")
+
+
 def money(value: float | None) -> str:
     """A cost in USD: 6 decimals under a dollar, cents above; ``unpriced`` when unknown."""
     if value is None:
@@ -61,6 +76,8 @@ class Column:
     widths: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.numeric:  # names come from attribution values and budget files: anyone's text
+            self.cells = [printable(c) for c in self.cells]
         self.widths = [len(self.header), len(self.footer), *(len(c) for c in self.cells)]
 
     @property
@@ -204,7 +221,7 @@ def report_markdown(data: dict[str, Any]) -> str:
         "|---|" + "---:|" * (len(columns) - 1),
     ]
     for cells in zip(*(c.cells for c in columns), strict=True):
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(map(markdown_cell, cells)) + " |")
     lines.append("| **total** | " + " | ".join(c.footer for c in columns[1:]) + " |")
     if data["daily"]:
         peak = max(d["cost_usd"] for d in data["daily"]) or 1.0
