@@ -23,6 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tokentrace
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PRELUDE = textwrap.dedent("""
@@ -614,3 +616,24 @@ def test_a_child_forked_while_another_thread_holds_a_metric_lock_records_its_cal
     result = _run(script, tmp_path / "unused.db", simulator.port)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "child 0"  # not -14 (SIGALRM: the child hung)
+
+
+# ---- issue 32, finding 5: a password with an unencoded "/" never leaks
+
+@pytest.mark.parametrize("url", ["postgresql://tt:12345/S3cret@db.example/llm", "postgresql://tt:ab/S3cret@h/db",
+                                 "postgresql://tt:S3cret?x@h/db"])
+def test_a_password_with_an_unencoded_slash_is_refused_and_never_printed(url: str, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    from tokentrace._ledger_store import describe
+
+    assert "S3cret" not in describe(url)
+    with pytest.raises(tokentrace.ConfigError, match="percent-encode the password") as refused:
+        tokentrace.instrument(ledger=url)
+    assert "S3cret" not in str(refused.value)
+    for args, env in ((["report", "--ledger", url], {}), (["demo", "--calls", "1", "--ledger", url],
+                                                           {"TOKENTRACE_DISABLED": "1"})):
+        result = subprocess.run([sys.executable, "-m", "tokentrace", *args], capture_output=True, text=True,
+                                timeout=120, cwd=ROOT, env={**os.environ, **env, "XDG_DATA_HOME": str(tmp_path)})
+        assert result.returncode == 2, result.stderr
+        assert "S3cret" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert "S3cret" not in caplog.text

@@ -110,15 +110,26 @@ def is_url(location: str | os.PathLike[str]) -> bool:
 
 
 def describe(location: str | os.PathLike[str]) -> str:
-    """The location for messages: a URL without its password."""
+    """The location for messages: a URL without its password or query (which may hold one), found without parsing
+    the URL (a password with an unencoded ``/`` would be read as the host, port and path)."""
     if not is_url(location):
         return str(location)
-    from urllib.parse import urlsplit
+    scheme, _, rest = str(location).partition("://")
+    userinfo, at, where = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0].split("/", 1)[0].split("?", 1)[0]
+    where = where.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{user + '@' if at and user else ''}{where}"
 
-    parts = urlsplit(str(location))
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}" \
-           f"{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+def url_problem(url: str) -> str | None:
+    """Why a ``postgresql://`` URL cannot be used safely, or None: a password holding ``/``, ``?`` or ``#`` unencoded
+    would be taken for the host, path or query (and printed as such)."""
+    rest = url.partition("://")[2]
+    userinfo = rest.rpartition("@")[0]
+    if any(c in userinfo for c in "/?#"):
+        return ("the ledger URL's password holds '/', '?' or '#': percent-encode the password "
+                "(urllib.parse.quote(password, safe=''))")
+    return None
 
 
 class Db:
@@ -414,6 +425,9 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
     except ImportError:
         raise LedgerError("a postgresql:// ledger needs psycopg: pip install 'tokentrace[postgres]'") from None
     where = describe(url)
+    problem = url_problem(url)
+    if problem:
+        raise LedgerError(problem)
     try:
         conn = _bounded_connection_class().connect(url, autocommit=True, connect_timeout=max(int(timeout), 1),
                                                    options=f"-c statement_timeout={int(timeout * 1000)}", **KEEPALIVE)

@@ -77,7 +77,14 @@ def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | str 
 
 
 def _location(value: str | os.PathLike[str]) -> Path | str:
-    return value if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")) else Path(value)
+    if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+        from ._ledger_store import url_problem
+
+        problem = url_problem(value)
+        if problem:
+            raise ConfigError(problem)
+        return value
+    return Path(value)
 
 
 @dataclass(frozen=True)

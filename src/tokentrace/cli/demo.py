@@ -344,7 +344,8 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
     ledger_sink = handle.sink("ledger")
     if ledger_sink is None:
         tokentrace.uninstrument()
-        fail(f"the demo could not open its ledger {ledger}")
+        fail(f"the demo could not open its ledger {describe(ledger)}"
+             + (" (TOKENTRACE_DISABLED is set)" if not handle.enabled else ""))
     if serve and (handle.metrics_server is None or not handle.metrics_server.running):
         tokentrace.uninstrument()
         fail(f"cannot serve /metrics on {metrics_addr}:{metrics_port} (in use?); pick another --metrics-port")
