@@ -637,3 +637,25 @@ def test_a_password_with_an_unencoded_slash_is_refused_and_never_printed(url: st
         assert result.returncode == 2, result.stderr
         assert "S3cret" not in result.stdout + result.stderr and "Traceback" not in result.stderr
     assert "S3cret" not in caplog.text
+
+
+# ---- issue 32, finding 10: an unknown host inventing model names
+
+def test_hundreds_of_unknown_model_names_log_a_bounded_number_of_warnings_and_cache_boundedly(
+        simulator: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokentrace import pricing, recorder
+
+    from .conftest import make_telemetry, openai_client
+
+    monkeypatch.setattr(pricing, "MAX_CACHED_PRICES", 50)
+    telemetry = make_telemetry()
+    with caplog.at_level("WARNING", logger="tokentrace"), openai_client(
+            simulator, base_url="https://llm.internal.example/v1") as client:
+        for i in range(120):
+            client.chat.completions.create(model=f"private-model-{i}", messages=[{"role": "user", "content": "hi"}])
+    warnings = [r for r in caplog.records if "no price known" in r.getMessage()]
+    assert len(warnings) <= recorder.WARN_UNPRICED_MODELS + 1
+    assert len(telemetry.handle.recorder.prices._cache) <= 50
+    unpriced = sum(s.value for m in telemetry.registry.collect() if m.name == "llm_unpriced_requests"
+                   for s in m.samples if s.name == "llm_unpriced_requests_total")
+    assert unpriced == 120  # every call is still counted as unpriced

@@ -5,6 +5,8 @@ Reading override files and mappings into ``ModelPrice`` is ``price_overrides``' 
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import logging
 import threading
@@ -159,6 +161,10 @@ def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
     return ModelPrice(base=base, tiers=tiers, source=source)
 
 
+MAX_CACHED_PRICES = 4096
+"""(provider, model) prices kept; one more forgets the oldest, so memory stays bounded whatever names arrive."""
+
+
 class PriceTable:
     """Looks prices up once per (provider, model) and per UTC day; thread-safe; never raises on lookup."""
 
@@ -280,7 +286,11 @@ class PriceTable:
         searches = WEB_SEARCH_USD.get(provider, 0.0)
         if price is not None and searches and not price.web_search_usd:  # per provider, overrides included
             price = replace(price, web_search_usd=searches)
-        self._cache[key] = (min(changes), price)
+        cache = self._cache
+        if len(cache) >= MAX_CACHED_PRICES:  # names without end (a host inventing them): forget the oldest
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del cache[next(iter(cache))]
+        cache[key] = (min(changes), price)
         return price
 
     def _infer_price(self, model: str, now: Any, changes: list[float]) -> ModelPrice | None:

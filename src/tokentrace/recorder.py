@@ -19,6 +19,8 @@ _perf = time.perf_counter
 _wall = time.time
 
 Listener = Callable[[UsageRecord], None]
+WARN_UNPRICED_MODELS = 20
+"""Unpriced (provider, model) pairs warned about one by one; beyond them, one warning a minute at most."""
 
 
 class Recorder:
@@ -37,6 +39,7 @@ class Recorder:
         self._listeners_lock = threading.Lock()
         _forksafe.register(self)
         self._warned_unpriced: set[tuple[str, str]] = set()
+        self._unpriced_said_at = -60.0
 
     def _after_fork_in_child(self) -> None:
         self._listeners_lock = threading.Lock()
@@ -71,7 +74,17 @@ class Recorder:
         price = self.prices.lookup(record_provider, model)
         if price is None:
             key = (record_provider, model)
-            if key not in self._warned_unpriced:
+            if key in self._warned_unpriced:
+                return price
+            if len(self._warned_unpriced) >= WARN_UNPRICED_MODELS:  # a host inventing names: no flood of warnings
+                now = _perf()
+                if now - self._unpriced_said_at >= 60.0:  # llm_unpriced_requests_total counts every such call
+                    self._unpriced_said_at = now
+                    _errors.logger.warning(
+                        "tokentrace: no price known for %s model %r either; more than %d models are unpriced, so "
+                        "further ones are logged at most once a minute (see llm_unpriced_requests_total)",
+                        record_provider, model, WARN_UNPRICED_MODELS)
+            else:
                 self._warned_unpriced.add(key)
                 _errors.logger.warning(
                     "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
