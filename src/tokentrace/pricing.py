@@ -6,7 +6,6 @@ Reading override files and mappings into ``ModelPrice`` is ``price_overrides``' 
 from __future__ import annotations
 
 import contextlib
-
 import json
 import logging
 import threading
