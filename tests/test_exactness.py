@@ -162,7 +162,7 @@ def test_prices_refresh_is_explicit_and_then_used(tmp_path: Path, httpserver: An
     before = run_cli("prices", "gpt-4o-mini", tmp=tmp_path)
     assert "bundled" in before.stdout and "$0.15" in before.stdout  # nothing fetched unless asked
     refreshed = run_cli("prices", "gpt-4o-mini", "--refresh", "--url", httpserver.url_for("/prices.json"),
-                        tmp=tmp_path)
+                        "--allow-http", tmp=tmp_path)
     assert refreshed.returncode == 0, refreshed.stderr
     stored = tmp_path / "tokentrace" / "prices.json"
     assert f"stored 1 model prices in {stored}" in refreshed.stderr.replace("\n", "")
@@ -170,7 +170,7 @@ def test_prices_refresh_is_explicit_and_then_used(tmp_path: Path, httpserver: An
     table = PriceTable(refreshed=stored)
     price = table.lookup("openai", "gpt-4o-mini")
     assert price is not None and price.base.input == 0.11 and "refreshed" in price.source
-    bad = run_cli("prices", "--refresh", "--url", httpserver.url_for("/missing"), tmp=tmp_path)
+    bad = run_cli("prices", "--refresh", "--url", httpserver.url_for("/missing"), "--allow-http", tmp=tmp_path)
     assert bad.returncode == 2 and "cannot refresh prices" in bad.stderr
     assert json.loads(stored.read_text())[0]["models"][0]["id"] == "gpt-4o-mini"  # a failed refresh keeps the last
 
@@ -191,3 +191,32 @@ def test_a_price_older_than_a_year_is_warned_about_once(tmp_path: Path, caplog: 
     with caplog.at_level(logging.WARNING, logger="tokentrace"):
         PriceTable(refreshed=fresh).lookup("openai", "gpt-4o-mini")
     assert not [r for r in caplog.records if "over a year ago" in r.getMessage()]
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (json.dumps(_raw_table(-1000, "2026-11-01")), "must be finite, >= 0"),
+    (json.dumps(_raw_table(0.11, "2026-11-01")).replace("0.11", "1" + "0" * 400), "must be finite, >= 0"),
+    (json.dumps(_raw_table(0.11, "2026-11-01")).replace("0.11", "1e999"), "must be finite, >= 0"),
+    (json.dumps(_raw_table(0.11, "2026-11-01")) + " " * (33 * 1024 * 1024), "larger than 32 MiB"),
+])
+def test_a_refreshed_table_out_of_bounds_is_refused_and_the_last_one_kept(tmp_path: Path, httpserver: Any,
+                                                                            body: str, problem: str) -> None:
+    from tokentrace.price_refresh import RefreshError, refresh_table
+
+    stored = tmp_path / "data" / "prices.json"
+    httpserver.expect_request("/good.json").respond_with_json(_raw_table(0.11, "2026-11-01"))
+    refresh_table(httpserver.url_for("/good.json"), stored, allow_http=True)
+    assert oct(stored.parent.stat().st_mode & 0o777) == "0o700"  # the data directory is the owner's only
+    httpserver.expect_request("/bad.json").respond_with_data(body, content_type="application/json")
+    with pytest.raises(RefreshError, match=problem):
+        refresh_table(httpserver.url_for("/bad.json"), stored, allow_http=True)
+    assert PriceTable(refreshed=stored).lookup("openai", "gpt-4o-mini").base.input == 0.11  # type: ignore[union-attr]
+
+
+def test_a_refresh_over_plain_http_is_refused_unless_asked(tmp_path: Path) -> None:
+    from tokentrace.price_refresh import RefreshError, refresh_table
+
+    for url in ("http://prices.example/data.json", "file:///etc/passwd", "ftp://x/y"):
+        with pytest.raises(RefreshError, match="https://"):
+            refresh_table(url, tmp_path / "prices.json")
+    assert not (tmp_path / "prices.json").exists()

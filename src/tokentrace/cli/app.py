@@ -200,6 +200,8 @@ def prices(
                           "tokentrace to use from now on.")] = False,
     url: Annotated[str | None, typer.Option(metavar="URL", help="Where --refresh fetches from (default: "
                                                                  "genai-prices' published table).")] = None,
+    allow_http: Annotated[bool, typer.Option(
+        "--allow-http", help="Let --refresh fetch from a plain http:// URL (a trusted local mirror).")] = False,
     ledger: LedgerOption = None,
 ) -> None:
     """List a provider's prices, or show MODEL's rates (USD per million tokens) and where they come from.
@@ -218,7 +220,7 @@ def prices(
     if refresh:
         from ..price_refresh import refresh_table
 
-        stored, count = guarded(lambda: refresh_table(url))
+        stored, count = guarded(lambda: refresh_table(url, allow_http=allow_http))
         err_console.print(f"stored {count:,} model prices in {stored}", highlight=False, soft_wrap=True)
     source = prices_file or os.environ.get("TOKENTRACE_PRICES")
     table = guarded(lambda: PriceTable(parse_overrides(source) if source else None))
