@@ -2,7 +2,8 @@
 it charges an answered call whose provider never reported usage.
 
 Prompt characters / 3 tokens (+ 8 per message) plus the request's max output tokens (``DEFAULT_OUTPUT_ESTIMATE``
-when none is given), priced at the model's highest rates; $0 for a model without a price.
+when none is given) for each completion asked for, priced at the model's highest rates, plus the web searches its
+tools allow; a floor (``UNPRICED_ESTIMATE_USD``) for a model without a price, never $0.
 """
 
 from __future__ import annotations
@@ -13,24 +14,40 @@ from ._usage import RequestInfo
 from .pricing import PriceTable
 
 DEFAULT_OUTPUT_ESTIMATE = 4096
+UNPRICED_ESTIMATE_USD = 0.10
+"""A budget's estimate of a call to a model without a known price (a host that reports its own cost afterwards, an
+unknown name): a floor, overridable with TOKENTRACE_UNPRICED_ESTIMATE_USD."""
 CHARS_PER_TOKEN_ESTIMATE = 3
 
 
 def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
-    """(input, output) token estimates for a request, on the high side."""
+    """(input, output) token estimates for a request, on the high side (output once per completion asked for)."""
     input_estimate = math.ceil(request.input_chars / CHARS_PER_TOKEN_ESTIMATE) + 8 * max(request.input_messages, 1)
     output_estimate = request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
-    return input_estimate, output_estimate
+    return input_estimate, output_estimate * max(request.choices, 1)
+
+
+def unpriced_estimate_usd() -> float:
+    """What a budget reserves for a call to a model without a known price (``TOKENTRACE_UNPRICED_ESTIMATE_USD``,
+    default UNPRICED_ESTIMATE_USD): never $0, so such calls cannot pass a USD limit unseen."""
+    import os
+
+    try:
+        value = float(os.environ.get("TOKENTRACE_UNPRICED_ESTIMATE_USD") or UNPRICED_ESTIMATE_USD)
+    except ValueError:
+        return UNPRICED_ESTIMATE_USD
+    return value if math.isfinite(value) and value >= 0 else UNPRICED_ESTIMATE_USD
 
 
 def estimate(request: RequestInfo, prices: PriceTable) -> tuple[float, int]:
     """(USD, tokens) of the request at its worst: every input token at the highest input or cache-write rate,
-    every output token at the highest output or reasoning rate, over the model's base and tier rates."""
+    every output token at the highest output or reasoning rate, over the model's base and tier rates, plus every
+    web search its tools allow at the per-search fee. A model without a price: ``unpriced_estimate_usd()``."""
     input_tokens, output_tokens = estimate_tokens(request)
     price = prices.lookup(request.provider, request.request_model) if request.request_model else None
     if price is None:
-        return 0.0, input_tokens + output_tokens
+        return unpriced_estimate_usd(), input_tokens + output_tokens
     rates = [price.base, *(r for _, r in price.tiers)]
     usd = max((input_tokens * max(r.input, r.cache_write) + output_tokens * max(r.output, r.reasoning)) / 1e6
               for r in rates)
-    return usd, input_tokens + output_tokens
+    return usd + request.max_searches * price.web_search_usd, input_tokens + output_tokens

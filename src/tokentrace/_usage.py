@@ -96,6 +96,11 @@ class RequestInfo(NamedTuple):
     """An app-level response-cache hit (record_cache_hit): nothing is sent, nothing is spent."""
     captured_input: str | None = None
     """Prompt messages as JSON, only when content capture is on."""
+    choices: int = 1
+    """Completions asked for (OpenAI ``n``): the output estimate counts each."""
+    max_searches: int = 0
+    """Server-side web searches the call may run (a web-search tool's ``max_uses``, else ``DEFAULT_SEARCHES``):
+    priced per search into the estimate."""
 
 
 class ResponseInfo(NamedTuple):

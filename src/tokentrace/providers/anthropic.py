@@ -41,9 +41,27 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
         input_messages=len(messages),
         captured_input=capture_messages(kwargs.get("messages"), kwargs.get("system"))
         if options.capture_content else None,
+        max_searches=web_searches_allowed(kwargs.get("tools")),
     )
     return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs),
                     capture_content=options.capture_content)
+
+
+DEFAULT_SEARCHES = 10
+"""Searches a web-search tool without ``max_uses`` is assumed to run at most (a budget's estimate; Anthropic
+sets no limit of its own, so a call could run more, which is the estimate's one documented gap)."""
+
+
+def web_searches_allowed(tools: Any) -> int:
+    """The most server-side web searches a request's tools allow (``max_uses``, else DEFAULT_SEARCHES each)."""
+    if not isinstance(tools, (list, tuple)):
+        return 0
+    total = 0
+    for tool in tools:
+        kind = field(tool, "type")
+        if isinstance(kind, str) and kind.startswith("web_search"):
+            total += int_or_none(field(tool, "max_uses")) or DEFAULT_SEARCHES
+    return total
 
 
 def prepare_stream_helper(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:

@@ -91,6 +91,8 @@ def prepare_request(
         False,
         capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
                          kwargs.get("instructions")) if options.capture_content else None,
+        max(int_or_none(kwargs.get("n")) or 1, 1),
+        0,
     ))
     send: Mapping[str, Any] = kwargs
     hide = False
