@@ -659,3 +659,56 @@ def test_hundreds_of_unknown_model_names_log_a_bounded_number_of_warnings_and_ca
     unpriced = sum(s.value for m in telemetry.registry.collect() if m.name == "llm_unpriced_requests"
                    for s in m.samples if s.name == "llm_unpriced_requests_total")
     assert unpriced == 120  # every call is still counted as unpriced
+
+
+# ---- issue 32, finding 7: ledger file permissions
+
+def test_a_dangling_symlink_as_the_ledger_is_refused_not_followed(tmp_path: Path) -> None:
+    from tokentrace._ledger_db import LedgerError
+    from tokentrace._ledger_store import open_db
+
+    target = tmp_path / "elsewhere" / "usage.db"
+    target.parent.mkdir()
+    link = tmp_path / "usage.db"
+    link.symlink_to(target)
+    with pytest.raises(LedgerError, match="symbolic link"):
+        open_db(link, create=True)
+    assert not target.exists()  # nothing created behind the link
+
+
+def test_a_ledger_open_to_others_is_tightened_with_its_journal_files(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from tokentrace._ledger_store import open_db
+
+    ledger = tmp_path / "usage.db"
+    open_db(ledger, create=True).close()
+    for name in (ledger, ledger.with_name("usage.db-wal"), ledger.with_name("usage.db-shm")):
+        name.touch()
+        name.chmod(0o666)
+    db = open_db(ledger, create=True)
+    db.close()
+    for name in (ledger, ledger.with_name("usage.db-wal"), ledger.with_name("usage.db-shm")):
+        if name.exists():
+            assert name.stat().st_mode & 0o077 == 0, oct(name.stat().st_mode)
+    assert "made it its owner's only" in caplog.text
+    fresh = tmp_path / "new" / "usage.db"
+    db = open_db(fresh, create=True)
+    db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    db.close()
+    assert all(p.stat().st_mode & 0o077 == 0 for p in fresh.parent.iterdir())
+
+
+def test_a_ledger_of_another_user_is_refused(tmp_path: Path) -> None:
+    import pwd
+
+    from tokentrace._ledger_db import LedgerError
+    from tokentrace._ledger_store import open_db
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file to another user")
+    ledger = tmp_path / "usage.db"
+    open_db(ledger, create=True).close()
+    os.chown(ledger, pwd.getpwnam("nobody").pw_uid, -1)
+    ledger.chmod(0o666)
+    with pytest.raises(LedgerError, match="belongs to another user"):
+        open_db(ledger, create=True)

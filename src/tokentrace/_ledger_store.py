@@ -339,13 +339,46 @@ def abandon(db: Db | None) -> None:
 
 
 def _create_private(path: Path) -> None:
-    """Create the file (and its directory) readable by its owner only, if it does not exist yet."""
+    """Create the file (and its directory) readable by its owner only, if it does not exist yet; an existing one must
+    be a regular file of this user, not a link (SQLite would follow it and create the target, its ``-wal`` and
+    ``-shm`` with the umask's mode), and is tightened to owner-only with its journal files."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
+        _check_existing(path)
         return
     os.close(fd)
+
+
+def _check_existing(path: Path) -> None:
+    import stat
+
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise LedgerError(f"{path} is a symbolic link; tokentrace does not follow links to its ledger "
+                          "(give the real file's path)")
+    if not stat.S_ISREG(info.st_mode):
+        raise LedgerError(f"{path} is not a regular file")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise LedgerError(f"{path} belongs to another user (uid {info.st_uid}); tokentrace writes usage only into "
+                          "a ledger of its own user")
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = os.lstat(name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o077:
+            os.chmod(name, stat.S_IMODE(mode) & 0o700)
+            _warn_tightened(name, stat.S_IMODE(mode))
+
+
+def _warn_tightened(path: Path, mode: int) -> None:
+    import logging
+
+    logging.getLogger("tokentrace").warning(
+        "tokentrace: the ledger file %s was readable or writable by others (mode %o); made it its owner's only",
+        path, mode)
 
 
 def open_db(location: str | os.PathLike[str], *, create: bool, timeout: float = 5.0) -> Db:
