@@ -162,7 +162,8 @@ def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
         sink.end(record(time.time()), None)
     assert sink.dropped == 15
     assert _errors.counts()["ledger.dropped"] == 15
-    assert sink.flush(5)
+    assert not sink.flush(5)  # the queued rows are written, and flush says rows were dropped since the last one
+    assert sink.flush(5)  # nothing dropped since
     sink.close()
     assert len(rows(tmp_path / "usage.db")) == 10
 
@@ -320,3 +321,33 @@ def test_attributes_json_is_what_json_gives(attributes: dict[str, Any]) -> None:
 
     assert attributes_json(MappingProxyType(attributes)) == json.dumps(attributes, separators=(",", ":"),
                                                                        sort_keys=True)
+
+
+def test_a_writer_whose_ledger_a_newer_version_migrated_refuses_loudly_and_flush_says_so(
+        simulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 32, finding 6: a newer tokentrace migrates the shared ledger while this process writes to it. This
+    process must not keep writing rows in its older layout: its rows are dropped, counted under
+    stage="ledger.schema", logged, and flush() returns False (it used to return True with every row lost)."""
+    import sqlite3
+
+    from tokentrace import _errors
+    from tokentrace._ledger_store import SCHEMA_VERSION
+
+    from .conftest import make_telemetry, openai_client
+
+    ledger = tmp_path / "usage.db"
+    make_telemetry(ledger=ledger)
+    _errors.reset()
+    with openai_client(simulator) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert tokentrace.flush()
+        newer = sqlite3.connect(ledger)
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # what a newer release's migration leaves
+        newer.close()
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert tokentrace.flush() is False
+        assert tokentrace.flush() is True  # said once; nothing new was dropped since
+    rows = sqlite3.connect(ledger).execute("SELECT COUNT(*) FROM llm_usage").fetchone()[0]
+    assert rows == 1  # nothing written in the old layout
+    assert _errors.counts().get("ledger.schema") == 1 and "newer than this tokentrace" in caplog.text

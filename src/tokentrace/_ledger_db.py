@@ -26,6 +26,11 @@ class LedgerError(Exception):
     """The ledger file cannot be opened or read (missing, corrupt, newer schema)."""
 
 
+class NewerSchemaError(LedgerError):
+    """The ledger was migrated by a newer tokentrace while this process was writing to it: this process must not
+    write rows in its older layout (they would be dropped or under-counted by the newer readers)."""
+
+
 _last_second: tuple[int, str] = (-1, "")
 
 

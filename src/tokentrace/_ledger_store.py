@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _rollup
-from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError
+from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 
 SCHEMA_VERSION = 4
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
@@ -211,6 +211,10 @@ class Db:
         """Append rows (and fold them into the roll-up) and drop the budget reservations they settle, in one
         transaction."""
         with self.transaction():
+            version = _version(self)  # a newer tokentrace may have migrated the ledger since this one opened it
+            if version > SCHEMA_VERSION:
+                raise NewerSchemaError(f"{self.location} now has ledger schema {version}, newer than this "
+                                       f"tokentrace's ({SCHEMA_VERSION}); upgrade tokentrace in this process")
             if rows:
                 _rollup.fold(self, self._insert_many(rows))
             if released:

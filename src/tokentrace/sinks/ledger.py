@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from .. import _errors, _forksafe
-from .._ledger_db import LedgerError, row_of
+from .._ledger_db import LedgerError, NewerSchemaError, row_of
 from .._ledger_store import Db, abandon, describe, is_url, open_db
 from .._usage import UsageRecord
 from . import Sink
@@ -83,6 +83,8 @@ class LedgerSink(Sink):
         self._late_thread: threading.Thread | None = None
         self.written = 0
         self.dropped = 0
+        self._dropped_reported = 0
+        """``dropped`` when flush() last looked: a flush returns False when rows were dropped since (by any thread)."""
         self._start_thread()
         atexit.register(self._at_exit)
         _forksafe.register(self)
@@ -226,6 +228,11 @@ class LedgerSink(Sink):
             assert db is not None
             opened = True
             db.insert([row_of(r) for r in batch], released)
+        except NewerSchemaError as exc:  # never retried, never written row by row: every row of this process is lost
+            self.dropped += len(batch)
+            _errors.report("ledger.schema", exc, f"{exc}; {len(batch)} usage rows dropped")
+            self._reset_connection()
+            return False
         except Exception as exc:
             if not self._transient(exc) and opened and (len(batch) > 1 or (batch and released)):
                 return self._write_each(batch, released)
@@ -280,7 +287,12 @@ class LedgerSink(Sink):
     # ---- lifecycle
     def flush(self, timeout: float = 5.0) -> bool:
         """Write everything queued; False when rows could not be written (dropped, or still queued at timeout)."""
-        dropped_before = self.dropped
+        try:
+            return self._flush(timeout, self._dropped_reported)
+        finally:
+            self._dropped_reported = self.dropped  # each drop makes one flush() say False
+
+    def _flush(self, timeout: float, dropped_before: int) -> bool:
         deadline = time.monotonic() + timeout
         writer = self._thread
         if writer is not None and writer.is_alive() and writer is not threading.current_thread():
