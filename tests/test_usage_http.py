@@ -235,3 +235,20 @@ def test_the_metrics_server_bounds_its_threads_under_idle_clients(tmp_path: Path
     while _get(f"http://127.0.0.1:{port}/metrics")[0] != 200:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_200_concurrent_scrapes_are_all_answered_quickly() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = make_telemetry(metrics_port=0).handle.metrics_server.port
+
+    def scrape(_: int) -> tuple[int, float]:
+        started = time.monotonic()
+        status = _get(f"http://127.0.0.1:{port}/metrics")[0]
+        return status, time.monotonic() - started
+
+    with ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(scrape, range(200)))
+    durations = sorted(d for _, d in results)
+    assert [s for s, _ in results] == [200] * 200
+    assert durations[int(len(durations) * 0.9)] < 4.0, durations[-20:]  # the slowest tenth: was >= 4.4 s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
@@ -14,9 +15,9 @@ from . import _errors
 from .usage_http import UsagePolicy, is_loopback
 
 MAX_CONNECTIONS = 32
-"""Requests served at once; a connection beyond them is closed at once (a scraper retries) instead of holding a
-thread. Each connection has CLIENT_TIMEOUT_S to send its request and read the answer."""
+"""Connections served at once (a thread each); the next waits for a slot, further ones in the listen backlog."""
 CLIENT_TIMEOUT_S = 10.0
+"""Each connection has this long to send its request and read the answer."""
 BACKLOG = 512
 
 
@@ -31,6 +32,9 @@ def _bounded_server_class(family: int) -> type:
     from prometheus_client.exposition import ThreadingWSGIServer
 
     class MetricsHTTPServer(ThreadingWSGIServer):
+        """At most MAX_CONNECTIONS connections are served at once (daemon threads, as prometheus_client's); the
+        next waits for a free slot, up to CLIENT_TIMEOUT_S, while further ones queue in the listen backlog."""
+
         address_family = family
         request_queue_size = BACKLOG
         block_on_close = False
@@ -40,9 +44,11 @@ def _bounded_server_class(family: int) -> type:
             super().__init__(*args, **kwargs)
 
         def process_request(self, request: Any, client_address: Any) -> None:
-            if not self._slots.acquire(blocking=False):
-                self.shutdown_request(request)  # every thread busy: refuse now rather than queue without bound
-                return
+            deadline = time.monotonic() + CLIENT_TIMEOUT_S
+            while not self._slots.acquire(timeout=0.1):
+                if time.monotonic() > deadline or getattr(self, "_BaseServer__shutdown_request", False):
+                    self.shutdown_request(request)  # every slot held by slow clients, or closing: refuse
+                    return
             try:
                 super().process_request(request, client_address)
             except BaseException:
@@ -54,6 +60,9 @@ def _bounded_server_class(family: int) -> type:
                 super().process_request_thread(request, client_address)
             finally:
                 self._slots.release()
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A client that vanished or timed out: nothing to report on the application's stderr."""
 
     return MetricsHTTPServer
 
