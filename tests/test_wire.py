@@ -13,6 +13,7 @@ import pytest
 
 import tokentrace
 from tokentrace import _errors
+from tokentrace.simulator import sync_client
 from tokentrace.testing import capture_usage
 from tokentrace.wire.routes import recognise
 
@@ -296,3 +297,34 @@ def test_other_clients_record_a_stream_abandoned_half_way(simulator: Any, client
             asyncio.run(aiohttp_first_line() if client == "aiohttp" else httpx_first_line())
         gc.collect()
     assert len(records) == 1 and records[0].stream and not records[0].usage_reported
+
+
+def test_a_wire_call_gets_the_same_span_metrics_ledger_row_and_attribution_as_an_sdk_call(simulator: Any,
+                                                                                          tmp_path: Any) -> None:
+    """The same request through the openai SDK (SDK layer) and through raw httpx (wire layer): the same record but
+    for the layer-specific facts (latency, ids), the same span attributes, and a ledger row each."""
+    import sqlite3
+
+    import httpx
+
+    ledger = tmp_path / "usage.db"
+    telemetry = make_telemetry(ledger=ledger)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5,
+            "temperature": 0.5}
+    with capture_usage() as records, tokentrace.attributes(feature="compare", user_id="u1"):
+        with openai_client(simulator) as client:
+            client.chat.completions.create(**body)  # type: ignore[call-overload]
+        with sync_client(simulator.port, httpx) as http:  # api.openai.com, sent to the simulator below the hook
+            http.post("https://api.openai.com/v1/chat/completions", json=body)
+    assert tokentrace.flush()
+    sdk, wire = records
+    same = ("provider", "model", "request_model", "operation", "usage", "cost_usd", "price_source", "status",
+            "stream", "finish_reasons", "usage_reported", "attributes")
+    assert {k: getattr(wire, k) for k in same} == {k: getattr(sdk, k) for k in same}
+    sdk_span, wire_span = telemetry.finished_spans()[-2:]
+    assert wire_span.name == sdk_span.name == "chat gpt-4o-mini"
+    skip = {"gen_ai.response.id"}  # the simulator numbers its answers
+    assert {k: v for k, v in wire_span.attributes.items() if k not in skip} == {
+        k: v for k, v in sdk_span.attributes.items() if k not in skip}
+    rows = sqlite3.connect(ledger).execute("SELECT feature, user_id, total_tokens FROM llm_usage").fetchall()
+    assert rows == [("compare", "u1", sdk.usage.total)] * 2

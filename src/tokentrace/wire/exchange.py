@@ -31,6 +31,10 @@ class _Switch:
 switch = _Switch()
 
 
+DEFAULT_PORTS = {"https": 443, "http": 80}
+"""``server.port`` when a URL names none (the SDK layer reports the scheme's port too)."""
+
+
 def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exchange | None:
     """An Exchange when this request is an LLM call the wire layer measures, else None (send it untouched).
 
@@ -141,7 +145,9 @@ class Exchange:
             _errors.report("wire.response", exc, "could not start reading an LLM response")
             self.call.stop(None)
             return None
-        return _StreamState(self.call, reader)
+        state = _StreamState(self.call, reader)
+        state.waiting_first = self.prepared.request.stream  # time to first token: streams only, as the SDK layer
+        return state
 
 
 class HTTPStatusError(Exception):
@@ -242,7 +248,8 @@ class BodyReader(StreamAccumulator):
 def feed_all(state: _StreamState, content: bytes) -> None:
     """A body already read whole (a client that reads before returning): feed it and record the call."""
     if content:
-        state.first_chunk()
+        if state.waiting_first:
+            state.first_chunk()
         reader = state.accumulator
         assert isinstance(reader, BodyReader)
         if reader.framing is None and content[:1] == b"{" and len(content) <= MAX_JSON_BODY:

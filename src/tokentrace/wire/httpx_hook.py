@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import _errors
 from .._wrappers import _StreamState
-from .exchange import Exchange, atee, begin, feed_all, tee
+from .exchange import DEFAULT_PORTS, Exchange, atee, begin, feed_all, tee
 from .routes import may_be_llm
 
 MODULES = ("httpx", "httpx2")
@@ -30,7 +30,7 @@ def _begin(request: Any) -> Exchange | None:
         raw_path = url.path
     if not may_be_llm(raw_path):
         return None
-    return begin("POST", url.host, url.port, url.path, lambda: request.content)
+    return begin("POST", url.host, url.port or DEFAULT_PORTS.get(url.scheme), url.path, lambda: request.content)
 
 
 def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:

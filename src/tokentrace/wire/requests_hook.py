@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import _errors
-from .exchange import Exchange, begin, feed_all, tee
+from .exchange import DEFAULT_PORTS, Exchange, begin, feed_all, tee
 from .routes import may_be_llm
 
 MODULE = "requests"
@@ -25,7 +25,8 @@ def _begin(request: Any) -> Exchange | None:
     if not isinstance(url, str) or not may_be_llm(url.partition("?")[0]):  # no URL parsing for other requests
         return None
     parts = urlsplit(url)
-    return begin("POST", (parts.hostname or "").lower(), parts.port, parts.path, lambda: request.body)
+    return begin("POST", (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme), parts.path,
+                 lambda: request.body)
 
 
 def _watch(exchange: Exchange, response: Any, streamed: bool) -> None:
