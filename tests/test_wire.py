@@ -328,3 +328,20 @@ def test_a_wire_call_gets_the_same_span_metrics_ledger_row_and_attribution_as_an
         k: v for k, v in sdk_span.attributes.items() if k not in skip}
     rows = sqlite3.connect(ledger).execute("SELECT feature, user_id, total_tokens FROM llm_usage").fetchall()
     assert rows == [("compare", "u1", sdk.usage.total)] * 2
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate", "/v2/chat", "/v2/embed"])
+def test_an_apps_own_api_on_a_generic_path_is_not_taken_for_an_llm_call(httpserver: Any, path: str) -> None:
+    """Ollama's and Cohere's paths are common in ordinary web APIs: without a ``model`` in the JSON body the
+    request is not an LLM call (no record, nothing read); with one, it is."""
+    import httpx
+
+    httpserver.expect_request(path, method="POST").respond_with_json({"reply": "hello"})
+    make_telemetry()
+    with capture_usage() as records:
+        httpx.post(httpserver.url_for(path), json={"message": "hi", "user": "u1"})
+        httpx.post(httpserver.url_for(path), content=b"not json")
+    assert records == []
+    with capture_usage() as records:
+        httpx.post(httpserver.url_for(path), json={"model": "llama3.2", "messages": []})
+    assert len(records) == 1 and not records[0].usage_reported

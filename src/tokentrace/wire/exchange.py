@@ -50,7 +50,10 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
         if recorder is None or _inside.get():  # uninstrumented, or a patched SDK method is measuring this call
             return None
         try:
-            prepared = formats.prepare(route, _json_of(body), host or None, port, _options())
+            request_json = _json_of(body)
+            if route.generic and not (isinstance(request_json, Mapping) and isinstance(request_json.get("model"), str)):
+                return None  # an app's own /api/chat or /v2/chat: not an LLM API request, passed on unmeasured
+            prepared = formats.prepare(route, request_json, host or None, port, _options())
         except Exception as exc:
             _errors.report("wire.request", exc, "could not read an LLM request on the wire")
             prepared = Prepared(RequestInfo(route.provider, "chat", "", False, host or None, port), {})

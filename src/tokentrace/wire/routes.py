@@ -24,6 +24,9 @@ class Route(NamedTuple):
     provider: str
     path_model: str = ""
     """The model named in the path (Gemini, Bedrock), else empty."""
+    generic: bool = False
+    """A path an ordinary web API may use too (Ollama's ``/api/chat``, Cohere's ``/v2/chat``): the request is an LLM
+    call only if its JSON body names a ``model``."""
 
 
 _OPENAI_SUFFIXES = (("/chat/completions", "chat"), ("/responses", "responses"), ("/completions", "completions"),
@@ -69,10 +72,10 @@ def recognise(method: str, host: str, path: str) -> Route | None:
 
             return Route("bedrock", _BEDROCK_APIS[match["verb"]], "bedrock", unquote(match["model"]))
     if path.endswith(("/v2/chat", "/v2/embed")):
-        return Route("cohere", "chat" if path.endswith("chat") else "embed", "cohere")
+        return Route("cohere", "chat" if path.endswith("chat") else "embed", "cohere", generic=True)
     for suffix, api in _OLLAMA.items():
         if path.endswith(suffix):
-            return Route("ollama", api, "ollama")
+            return Route("ollama", api, "ollama", generic=True)
     return None
 
 
