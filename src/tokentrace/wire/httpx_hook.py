@@ -23,11 +23,15 @@ MODULES = ("httpx", "httpx2")
 
 def _begin(request: Any) -> Exchange | None:
     """A POST: an Exchange when it is an LLM call to measure."""
-    url = request.url
     try:
-        raw_path = url._uri_reference.path  # the path as sent, unparsed (``url.path`` decodes it on every read)
-    except AttributeError:
-        raw_path = url.path
+        url = request.url
+        try:
+            raw_path = url._uri_reference.path  # the path as sent, unparsed (``url.path`` decodes it on every read)
+        except AttributeError:
+            raw_path = url.path
+    except Exception as exc:  # not an httpx request as we know it: sent untouched
+        _errors.report("wire.httpx", exc, "could not read a request's URL")
+        return None
     if not may_be_llm(raw_path):
         return None
     return begin("POST", url.host, url.port or DEFAULT_PORTS.get(url.scheme), url.path, lambda: request.content)
@@ -60,7 +64,7 @@ def _async_reading(original: Any, state: _StreamState, chunk_size: int | None = 
 
 def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     request: Any = args[0] if args else kwargs.get("request")
-    if request.method != "POST" or (exchange := _begin(request)) is None:  # inline: a GET pays one comparison
+    if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:  # a GET: one comparison
         return wrapped(*args, **kwargs)
     response = exchange.run(wrapped, args, kwargs)
     _watch(exchange, response, False)
@@ -69,7 +73,7 @@ def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 
 async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     request: Any = args[0] if args else kwargs.get("request")
-    if request.method != "POST" or (exchange := _begin(request)) is None:
+    if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:
         return await wrapped(*args, **kwargs)
     response = await exchange.run_async(wrapped, args, kwargs)
     _watch(exchange, response, True)
