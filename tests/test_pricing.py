@@ -155,3 +155,20 @@ def test_a_time_of_day_price_changes_at_its_hour_not_at_the_next_day(monkeypatch
     peak, off_peak = seen[0], seen[2]
     assert off_peak < peak
     assert seen == [peak, peak, off_peak, off_peak, off_peak, peak]
+
+
+def test_compiled_model_matches_answer_as_genai_prices_does_for_every_entry() -> None:
+    """The inference scan uses name matches compiled once (``_model_match``): for every entry of the bundled
+    table and a spread of names (every entry's id, upper-cased, with prefixes and suffixes, and unknown names),
+    each compiled predicate answers exactly as genai-prices' own ``is_match``."""
+    from genai_prices import data_snapshot
+
+    from tokentrace._model_match import compile_snapshot
+
+    compiled = compile_snapshot(data_snapshot.get_snapshot())
+    ids = sorted({candidate.id for _, candidate, _ in compiled})
+    names = [*ids, *(i.upper() for i in ids[::7]), *(f"{i}-2026-01-01" for i in ids[::5]),
+             *(f"vendor/{i}" for i in ids[::9]), "zz-unknown", "", "gpt", "claude", "LLAMA-3"]
+    mismatches = [(candidate.id, name) for _, candidate, matches in compiled for name in names
+                  if matches(name.lower()) != candidate.is_match(name)]
+    assert len(compiled) > 500 and mismatches == []

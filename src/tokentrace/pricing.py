@@ -178,6 +178,7 @@ class PriceTable:
         self._cache: dict[tuple[str, str], tuple[float, ModelPrice | None]] = {}
         """(provider, model) -> (Unix time until which the price holds, price)."""
         self._snapshot: Any = None
+        self._matches: list[tuple[Any, Any, Any]] | None = None
         self._snapshot_lock = threading.Lock()
         self._held_for_fork = False
         self.genai_prices_version = "unavailable"
@@ -298,19 +299,18 @@ class PriceTable:
         gpt-4o-mini matches OpenAI's entry (and a subscription entry without token prices, which is skipped);
         a name that entries with different prices match (claude-haiku-4-5 at two resellers) stays unpriced.
         """
-        snapshot = self._load_snapshot()
         found: dict[tuple[Rates, tuple[tuple[int, Rates], ...]], list[tuple[str, str]]] = {}
-        for provider in getattr(snapshot, "providers", None) or ():
-            for candidate in provider.models:
-                try:
-                    if not candidate.is_match(model):
-                        continue
-                    price = _from_genai_prices(candidate.get_prices(now), "")
-                    changes.extend(_time_of_day_changes(candidate, now))
-                except Exception:
+        lowered = model.lower()
+        for provider, candidate, matches in self._compiled_matches():
+            try:
+                if not matches(lowered):
                     continue
-                if price is not None:
-                    found.setdefault((price.base, price.tiers), []).append((provider.id, candidate.id))
+                price = _from_genai_prices(candidate.get_prices(now), "")
+                changes.extend(_time_of_day_changes(candidate, now))
+            except Exception:
+                continue
+            if price is not None:
+                found.setdefault((price.base, price.tiers), []).append((provider.id, candidate.id))
         if len(found) != 1:
             return None
         ((base, tiers), entries), = found.items()
@@ -320,6 +320,15 @@ class PriceTable:
         provider_id, model_id = min(entries, key=rank)
         source = f"inferred from genai-prices {self.genai_prices_version}:{provider_id}/{model_id} (host unknown)"
         return ModelPrice(base=base, tiers=tiers, source=source, web_search_usd=WEB_SEARCH_USD.get(provider_id, 0.0))
+
+    def _compiled_matches(self) -> list[tuple[Any, Any, Any]]:
+        """Every model entry of the table with its name match compiled once (``_model_match``)."""
+        compiled = self._matches
+        if compiled is None:
+            from ._model_match import compile_snapshot
+
+            compiled = self._matches = compile_snapshot(self._load_snapshot())
+        return compiled
 
     def _warn_if_stale(self, provider: str, model: str) -> None:
         from datetime import date
