@@ -201,3 +201,22 @@ def test_budget_period_rolls_over(simulator: Any, monkeypatch: pytest.MonkeyPatc
         for account in sink._accounts:  # jump to the next period
             account.period_end = time.time() - 1
         _chat(client)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[[buget]]\nname = "daily"\nlimit_usd = 1\n', "unknown table"),
+    ("", "defines no budget"),
+    ("# only a comment\n", "defines no budget"),
+    ('[[budget]]\nname = "chat"\nlimit_usd = 1\naction = "block"\nscope = { featur = "chat" }\n',
+     "misspelling of 'feature'"),
+])
+def test_a_budgets_file_that_would_turn_budgets_off_silently_is_refused(tmp_path: Path, text: str,
+                                                                         problem: str) -> None:
+    from .test_cli import run_cli
+
+    path = tmp_path / "budgets.toml"
+    path.write_text(text)
+    with pytest.raises(tokentrace.ConfigError, match=problem):  # BudgetError is a ConfigError
+        tokentrace.instrument(ledger=False, budgets=str(path))
+    result = run_cli("budget", "--budgets", str(path), "--ledger", str(tmp_path / "none.db"), tmp=tmp_path)
+    assert result.returncode == 2 and problem.split()[0] in result.stderr and "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ the request leaves the process. Period arithmetic lives here; the accounting liv
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._config_error import ConfigError
 from ._refusal import CallRefused
 
 PERIODS = ("day", "week", "month")
@@ -51,8 +53,12 @@ class BudgetUnavailable(CallRefused):
                          "(budget_unavailable='block')")
 
 
-class BudgetError(ValueError):
-    """A budget definition that cannot work."""
+STANDARD_SCOPE_KEYS = ("feature", "session_id", "user_id", "agent_id")
+"""The attribution keys ``tokentrace.attributes()`` names; a scope key close to one of them is a typo."""
+
+
+class BudgetError(ConfigError):
+    """A budget definition that cannot work (a ``ConfigError``, as every configuration error)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,11 @@ class Budget:
             raise BudgetError(f"budget {self.name!r}: unknown time zone {self.timezone!r}") from None
         if self.scope is not None:
             object.__setattr__(self, "scope", {str(k): str(v) for k, v in self.scope.items()})
+            for key in self.scope:
+                near = difflib.get_close_matches(key, STANDARD_SCOPE_KEYS, n=1, cutoff=0.75)
+                if near and key != near[0]:  # "featur" would never match a call: the budget would never apply
+                    raise BudgetError(f"budget {self.name!r}: scope key {key!r} looks like a misspelling of "
+                                      f"{near[0]!r}; an attribution key of your own must not look like a standard one")
 
     def tz(self) -> tzinfo:
         return UTC if self.timezone.upper() == "UTC" else ZoneInfo(self.timezone)
@@ -136,9 +147,14 @@ def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
         raise BudgetError(f"cannot read budgets file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BudgetError(f"cannot parse budgets file {path}: {exc}") from None
+    unknown_tables = sorted(set(data) - {"budget", "budgets"})
+    if unknown_tables:  # a misspelled [[buget]] would otherwise turn every budget off without a word
+        raise BudgetError(f"{path}: unknown table(s) {unknown_tables}; budgets are [[budget]] tables")
     entries = data.get("budget", data.get("budgets", []))
     if not isinstance(entries, list):
         raise BudgetError(f"{path}: expected [[budget]] tables")
+    if not entries:
+        raise BudgetError(f"{path} defines no budget; add [[budget]] tables (see examples/budgets.toml)")
     budgets = []
     known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone"}
     for entry in entries:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ._config_error import ConfigError as ConfigError  # re-exported: tokentrace.config.ConfigError
 from ._registry import SDK_NAMES
 from .budgets import Budget, resolve_budgets
 from .price_overrides import PriceError, parse_overrides
@@ -25,8 +26,6 @@ CAPTURING = {"true", "1", "span_only", "event_only", "span_and_event"}
 case); every other value, NO_CONTENT included, captures nothing."""
 
 
-class ConfigError(ValueError):
-    """An instrument() argument or TOKENTRACE_* variable that cannot be used."""
 
 
 def env_flag(name: str, default: bool = False) -> bool:
