@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,21 @@ def test_hostile_attribution_values_cannot_drive_the_terminal_or_break_a_markdow
                 "spent_usd": 1.0, "limit_usd": 2.0, "spent_tokens": 0, "limit_tokens": None, "used": 0.5}]
     out = _render(120, render.budget_table, budgets)
     assert "\x1b" not in out and "\x07" not in out
+
+
+def test_since_and_from_together_are_refused_and_months_are_mo(tmp_path: Path) -> None:
+    from tokentrace.reports import parse_since
+
+    ledger = write_ledger(tmp_path / "usage.db", [record(time.time() - 60, feature="chat", cost=0.001)])
+    both = run_cli("report", "--since", "7d", "--from", "2026-11-01", "--ledger", str(ledger), tmp=tmp_path)
+    assert both.returncode == 2 and "--since and --from" in both.stderr and "Traceback" not in both.stderr
+    assert run_cli("report", "--from", "2026-01-01", "--ledger", str(ledger), tmp=tmp_path).returncode == 0
+    assert run_cli("report", "--since", "2mo", "--ledger", str(ledger), tmp=tmp_path).returncode == 0
+    now = datetime.now(UTC)
+    assert now - parse_since("2mo", now) == timedelta(days=60) and now - parse_since("2m", now) == timedelta(minutes=2)
+    assert "m is minutes" in run_cli("report", "--help", tmp=tmp_path).stdout.replace("\n", " ")
+
+
+def test_one_call_is_one_call() -> None:
+    assert render.cost_cell({"cost_usd": None, "unpriced_calls": 1}) == "unpriced (1 call)"
+    assert render.plural(2, "call") == "2 calls" and render.plural(1_000, "call") == "1,000 calls"

@@ -38,9 +38,11 @@ GROUP_KEYS: dict[str, tuple[str, str | None]] = {
 """--by -> its SQL over ledger rows and over the hourly roll-up (None: not kept there, the rows are read)."""
 EXACT_PERCENTILES_UP_TO = 100_000
 """Percentiles are exact (nearest rank over the rows) up to this many values, from the roll-up's histogram above."""
-_DURATION = re.compile(r"^\s*(\d{1,7})\s*([mhdw])\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,7})\s*(mo|[mhdw])\s*$")
 """At most seven digits: a longer number is no window a ledger can hold (and int() of thousands of digits is slow)."""
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks", "mo": "days"}
+_PER_UNIT = {"mo": 30}
+"""A unit counted in another's: a month (``mo``) is 30 days (``m`` is minutes)."""
 
 
 REPORT_ROW_FIELDS = ("calls", "errors", "blocked", "cached", *TOKEN_COLUMNS, "total_tokens", "cost_usd",
@@ -85,11 +87,12 @@ def _shown(value: str) -> str:
 def parse_since(value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
     if not match:
-        raise ReportError(f"must look like 24h, 7d, 30d or 2w, not {_shown(value)}", "since")
+        raise ReportError(f"must look like 24h, 7d, 2w or 3mo (m is minutes), not {_shown(value)}", "since")
     if int(match.group(1)) == 0:
         raise ReportError(f"must be longer than zero, not {_shown(value)}", "since")
     try:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        unit = match.group(2)
+        return now - timedelta(**{_UNITS[unit]: int(match.group(1)) * _PER_UNIT.get(unit, 1)})
     except OverflowError:
         raise ReportError(f"reaches before the year 1 ({_shown(value)})", "since") from None
 

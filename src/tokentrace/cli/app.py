@@ -25,8 +25,10 @@ T = TypeVar("T")
 LedgerOption = Annotated[str | None, typer.Option(
     "--ledger", metavar="PATH|URL",
     help="Ledger file or postgresql:// URL (default: $TOKENTRACE_LEDGER or ~/.local/share/tokentrace/usage.db).")]
-SinceOption = Annotated[str, typer.Option(
-    "--since", metavar="DURATION", help="Window ending now (or at --to): 24h, 7d, 30d, 2w.")]
+SinceOption = Annotated[str | None, typer.Option(
+    "--since", metavar="DURATION",
+    help="Window ending now (or at --to): 90m, 24h, 7d, 2w, 3mo (m is minutes, mo months of 30 days). "
+         "Not with --from.")]
 FromOption = Annotated[str | None, typer.Option(
     "--from", metavar="DATE", help="Start: 2026-11-01 or an ISO time (UTC if naive).")]
 ToOption = Annotated[str | None, typer.Option(
@@ -81,6 +83,14 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _since(since: str | None, start: str | None, default: str) -> str:
+    """The window's length: --since, else the command's default; --since and --from together are refused (one of
+    them would be ignored)."""
+    if since is not None and start is not None:
+        fail("--since and --from both set the window's start; give one of them (--to sets its end)")
+    return since or default
+
+
 def guarded(action: Callable[[], T]) -> T:
     """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
     from ..budgets import BudgetError
@@ -102,7 +112,7 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def report(
-    since: SinceOption = "7d",
+    since: SinceOption = None,
     start: FromOption = None,
     end: ToOption = None,
     by: Annotated[By, typer.Option(help="Group by this key.")] = By.feature,
@@ -112,6 +122,7 @@ def report(
     """Spend, tokens and calls from the ledger, grouped by a key, with a daily cost trend."""
     from .. import reports
 
+    since = _since(since, start, "7d")
     data = guarded(lambda: reports.report(since, by.value, ledger, start=start, end=end))
     if fmt is ReportFormat.json:
         _print_json(data)
@@ -125,7 +136,7 @@ def report(
 
 @app.command()
 def stats(
-    since: SinceOption = "7d",
+    since: SinceOption = None,
     start: FromOption = None,
     end: ToOption = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
@@ -134,6 +145,7 @@ def stats(
     """Totals, per-call tokens and latency p50/p95/p99, and cache hit ratios."""
     from .. import reports
 
+    since = _since(since, start, "7d")
     data = guarded(lambda: reports.stats(since, ledger, start=start, end=end))
     if fmt is OutputFormat.json:
         _print_json(data)
@@ -146,7 +158,7 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")] = ExportFormat.csv,
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
                                                 help="File to write (default: stdout).")] = None,
-    since: SinceOption = "30d",
+    since: SinceOption = None,
     start: FromOption = None,
     end: ToOption = None,
     ledger: LedgerOption = None,
@@ -154,6 +166,7 @@ def export(
     """Every ledger row in the window, as CSV or JSON lines."""
     from .. import reports
 
+    since = _since(since, start, "30d")
     rows = guarded(lambda: list(reports.export_rows(since, ledger, start=start, end=end)))
     text = reports.to_csv(rows, reports.EXPORT_FIELDS) if fmt is ExportFormat.csv else reports.to_jsonl(rows)
     if output is None:

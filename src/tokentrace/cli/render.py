@@ -40,6 +40,11 @@ def markdown_cell(text: str) -> str:
     return printable(text).replace("|", "\\|")
 
 
+def plural(count: int, word: str) -> str:
+    """``1 call``, ``2 calls``, ``1,000 calls``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def money(value: float | None) -> str:
     """A cost in USD: 6 decimals under a dollar, cents above; ``unpriced`` when unknown."""
     if value is None:
@@ -56,7 +61,7 @@ def rate(value: float) -> str:
 def cost_cell(row: dict[str, Any]) -> str:
     """The cost of a report row: the priced sum, plus how many calls had no price."""
     if row["cost_usd"] is None:
-        return f"{UNPRICED} ({row['unpriced_calls']:,} calls)"
+        return f"{UNPRICED} ({plural(row['unpriced_calls'], 'call')})"
     return money(row["cost_usd"]) + (f" (+{row['unpriced_calls']:,} unpriced)" if row["unpriced_calls"] else "")
 
 
@@ -198,7 +203,7 @@ def daily_bars(console: Console, daily: list[dict[str, Any]]) -> None:
         console.print("No calls in this window.")
         return
     peak = max(d["cost_usd"] for d in daily) or 1.0
-    labels = [f"{money(d['cost_usd'])}  ({d['calls']:,} calls)" for d in daily]
+    labels = [f"{money(d['cost_usd'])}  ({plural(d['calls'], 'call')})" for d in daily]
     bar_width = max(5, min(BAR_WIDTH, console.width - 16 - max(len(label) for label in labels)))
     console.print("Daily cost")
     for day, label in zip(daily, labels, strict=True):
