@@ -283,6 +283,9 @@ def test_instrument_again_with_other_arguments_says_which_are_ignored(caplog: An
     assert tokentrace.instrument(ledger=False, metric_labels=("team",), stream_usage=False) is first
     message = next(r.getMessage() for r in caplog.records if "already called" in r.getMessage())
     assert "metric_labels, stream_usage" in message
+    caplog.clear()
+    assert tokentrace.instrument() is first  # passes nothing: nothing it passed is ignored, so nothing to say
+    assert not [r for r in caplog.records if "already called" in r.getMessage()]
 
 
 # ---- 15. a full disk is reported as a full disk

@@ -84,7 +84,10 @@ def instrument(
     given = {name: value for name, value in locals().items() if name not in ("_instrumentor", "config")}
     existing = _instrumentor.current()
     if existing is not None:
-        existing.warn_if_different(given)
+        import inspect
+
+        defaults = {name: p.default for name, p in inspect.signature(instrument).parameters.items()}
+        existing.warn_if_different(given, defaults)  # only what this call passed can be "ignored"
         return existing
     if env_flag("TOKENTRACE_DISABLED"):
         handle = _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]

@@ -68,10 +68,13 @@ class Instrumentation:
         self.arguments: dict[str, Any] = {}
         """The arguments instrument() was called with (compared when it is called again)."""
 
-    def warn_if_different(self, arguments: dict[str, Any]) -> None:
-        """instrument() again: the first call's arguments stay in force; say which new ones are ignored."""
+    def warn_if_different(self, arguments: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+        """instrument() again: the first call's arguments stay in force; say which of the arguments this call
+        passed (those not at their ``defaults``) differ and are ignored."""
+        defaults = defaults or {}
         ignored = sorted(name for name, value in arguments.items()
-                         if name in self.arguments and not _same(value, self.arguments[name]))
+                         if name in self.arguments and not _same(value, self.arguments[name])
+                         and not (name in defaults and _same(value, defaults[name])))
         if ignored:
             logger.warning("tokentrace: instrument() was already called; ignoring the different %s (call "
                            "tokentrace.uninstrument() first to change them)", ", ".join(ignored))
