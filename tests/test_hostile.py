@@ -627,7 +627,7 @@ def test_a_child_forked_while_another_thread_holds_a_metric_lock_records_its_cal
                                  "postgresql://tt:S3cret?x@h/db"])
 def test_a_password_with_an_unencoded_slash_is_refused_and_never_printed(url: str, tmp_path: Path,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from tokentrace._ledger_store import describe
+    from tokentrace._ledger_location import describe
 
     assert "S3cret" not in describe(url)
     with pytest.raises(tokentrace.ConfigError, match="percent-encode the password") as refused:

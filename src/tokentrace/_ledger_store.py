@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
+from ._ledger_location import create_private, describe, is_url, url_problem
 
 SCHEMA_VERSION = 4
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
@@ -103,33 +104,6 @@ def _fill_rollup(db: Db) -> None:
 
 AFTER_MIGRATION: dict[int, Callable[[Db], None]] = {4: _fill_rollup}
 """version -> what fills new tables or columns from the rows already there, in the migration's transaction."""
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def describe(location: str | os.PathLike[str]) -> str:
-    """The location for messages: a URL without its password or query (which may hold one), found without parsing
-    the URL (a password with an unencoded ``/`` would be read as the host, port and path)."""
-    if not is_url(location):
-        return str(location)
-    scheme, _, rest = str(location).partition("://")
-    userinfo, at, where = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0].split("/", 1)[0].split("?", 1)[0]
-    where = where.split("?", 1)[0].split("#", 1)[0]
-    return f"{scheme}://{user + '@' if at and user else ''}{where}"
-
-
-def url_problem(url: str) -> str | None:
-    """Why a ``postgresql://`` URL cannot be used safely, or None: a password holding ``/``, ``?`` or ``#`` unencoded
-    would be taken for the host, path or query (and printed as such)."""
-    rest = url.partition("://")[2]
-    userinfo = rest.rpartition("@")[0]
-    if any(c in userinfo for c in "/?#"):
-        return ("the ledger URL's password holds '/', '?' or '#': percent-encode the password "
-                "(urllib.parse.quote(password, safe=''))")
-    return None
 
 
 class Db:
@@ -342,49 +316,6 @@ def abandon(db: Db | None) -> None:
         _inherited.append(db)
 
 
-def _create_private(path: Path) -> None:
-    """Create the file (and its directory) readable by its owner only, if it does not exist yet; an existing one must
-    be a regular file of this user, not a link (SQLite would follow it and create the target, its ``-wal`` and
-    ``-shm`` with the umask's mode), and is tightened to owner-only with its journal files."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except FileExistsError:
-        _check_existing(path)
-        return
-    os.close(fd)
-
-
-def _check_existing(path: Path) -> None:
-    import stat
-
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
-        raise LedgerError(f"{path} is a symbolic link; tokentrace does not follow links to its ledger "
-                          "(give the real file's path)")
-    if not stat.S_ISREG(info.st_mode):
-        raise LedgerError(f"{path} is not a regular file")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        raise LedgerError(f"{path} belongs to another user (uid {info.st_uid}); tokentrace writes usage only into "
-                          "a ledger of its own user")
-    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            mode = os.lstat(name).st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(mode) and mode & 0o077:
-            os.chmod(name, stat.S_IMODE(mode) & 0o700)
-            _warn_tightened(name, stat.S_IMODE(mode))
-
-
-def _warn_tightened(path: Path, mode: int) -> None:
-    import logging
-
-    logging.getLogger("tokentrace").warning(
-        "tokentrace: the ledger file %s was readable or writable by others (mode %o); made it its owner's only",
-        path, mode)
-
-
 def open_db(location: str | os.PathLike[str], *, create: bool, timeout: float = 5.0) -> Db:
     """Open the ledger (creating and migrating it when ``create``). Raises LedgerError."""
     if is_url(location):
@@ -396,7 +327,7 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
     if not create and not path.exists():
         raise LedgerError(f"no ledger at {path} (run an instrumented app or `tokentrace demo` first)")
     if create:
-        _create_private(path)
+        create_private(path)
     try:
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         db = Db(conn, str(path))

@@ -77,7 +77,7 @@ def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | str 
 
 def _location(value: str | os.PathLike[str]) -> Path | str:
     if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
-        from ._ledger_store import url_problem
+        from ._ledger_location import url_problem
 
         problem = url_problem(value)
         if problem:

@@ -332,7 +332,7 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
     import tokentrace
 
     from .. import reports
-    from .._ledger_store import describe
+    from .._ledger_location import describe
     from . import render
 
     if ledger is None:

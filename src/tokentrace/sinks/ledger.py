@@ -20,7 +20,8 @@ from typing import Any
 
 from .. import _errors, _forksafe
 from .._ledger_db import LedgerError, NewerSchemaError, row_of
-from .._ledger_store import Db, abandon, describe, is_url, open_db
+from .._ledger_location import describe, is_url
+from .._ledger_store import Db, abandon, open_db
 from .._usage import UsageRecord
 from . import Sink
 
