@@ -6,17 +6,15 @@ Patching is idempotent and deferred: an SDK imported after instrument() is patch
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import wrapt
 
-from . import _errors, _forksafe, _sigterm, _wrappers
+from . import _errors, _forksafe, _patching, _sigterm, _wrappers
 from ._cardinality import LabelGuard
 from ._registry import SDK_BY_NAME
 from .config import Settings
@@ -42,14 +40,6 @@ _retired: Instrumentation | None = None
 _hooks_registered: set[str] = set()
 
 
-@dataclass
-class _Applied:
-    owner: Any
-    name: str
-    original: Any
-    wrapper: Any
-
-
 def _same(a: Any, b: Any) -> bool:
     try:
         return a is b or bool(a == b)
@@ -64,7 +54,7 @@ class Instrumentation:
         self.settings = settings
         self.recorder = recorder
         self.metrics_server = metrics_server
-        self.patched: dict[str, list[_Applied]] = {}
+        self.patched: dict[str, list[_patching.Applied]] = {}
         self.arguments: dict[str, Any] = {}
         """The arguments instrument() was called with (compared when it is called again)."""
 
@@ -118,22 +108,11 @@ class Instrumentation:
         return f"<tokentrace.Instrumentation enabled={self.enabled} providers={self.providers}>"
 
 
-def _find(module_name: str, attribute: str) -> tuple[Any, str] | None:
-    try:
-        owner: Any = importlib.import_module(module_name)
-        *path, name = attribute.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-    except (ImportError, AttributeError):
-        return None
-    return (owner, name) if name in vars(owner) else None
-
-
 def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
     """Where to patch: the method, or its fallback; a missing method is logged and skipped, never raised."""
-    target = _find(patch.module, patch.attribute)
+    target = _patching.find(patch.module, patch.attribute)
     if target is None and patch.fallback:
-        target = _find(patch.module, patch.fallback)
+        target = _patching.find(patch.module, patch.fallback)
     if target is None:
         (logger.debug if patch.optional else logger.warning)(
             "tokentrace: %s.%s not found in this SDK version; not measured", patch.module, patch.attribute
@@ -149,26 +128,20 @@ def _patch_provider(handle: Instrumentation, provider: str) -> None:
     except ImportError:
         logger.debug("tokentrace: no support module for %s yet", provider)
         return
-    applied: list[_Applied] = []
+    applied: list[_patching.Applied] = []
     for patch in provider_module.PATCHES:
         target = _resolve_patch(patch)
         if target is None:
             continue
-        owner, name = target
-        original = vars(owner)[name]
-        if isinstance(original, wrapt.FunctionWrapper):
-            continue  # already ours (or another instrumentation's): never wrap twice
-        wrapper = wrapt.FunctionWrapper(original, _wrappers.make_wrapper(patch.endpoint, patch.is_async))
-        setattr(owner, name, wrapper)
-        applied.append(_Applied(owner, name, original, wrapper))
+        done = _patching.apply(*target, _wrappers.make_wrapper(patch.endpoint, patch.is_async))
+        if done is not None:  # None: already ours (or another instrumentation's), never wrapped twice
+            applied.append(done)
     handle.patched[provider] = applied
 
 
 def _unpatch_all(handle: Instrumentation) -> None:
     for applied_list in handle.patched.values():
-        for applied in applied_list:
-            if vars(applied.owner).get(applied.name) is applied.wrapper:
-                setattr(applied.owner, applied.name, applied.original)
+        _patching.restore(applied_list)
     handle.patched.clear()
 
 
@@ -265,7 +238,7 @@ def instrument(
             sdk = SDK_BY_NAME[provider].import_name
             if sdk in sys.modules:
                 _patch_provider(handle, provider)
-            elif _sdk_installed(sdk) and sdk not in _hooks_registered:
+            elif _patching.installed(sdk) and sdk not in _hooks_registered:
                 _hooks_registered.add(sdk)
                 wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
         if settings.http:
@@ -278,13 +251,6 @@ def instrument(
 
 def handle_has_budgets(recorder: Recorder) -> bool:
     return any(sink.name == "budget" for sink in recorder.sinks)
-
-
-def _sdk_installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def uninstrument() -> None:

@@ -8,31 +8,20 @@ patched SDK method is measuring is never measured again here. ``install`` / ``un
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import sys
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import wrapt
 
+from .. import _patching
 from .exchange import switch
 
 logger = logging.getLogger("tokentrace")
 
-Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-@dataclass
-class _Hooked:
-    owner: Any
-    name: str
-    original: Any
-    wrapper: Any
-
-
-_hooked: dict[str, list[_Hooked]] = {}
+_hooked: dict[str, list[_patching.Applied]] = {}
 _import_hooks: set[str] = set()
 
 
@@ -50,23 +39,16 @@ def _clients() -> dict[str, tuple[tuple[str, Any], ...]]:
 def _hook_module(module_name: str) -> None:
     if _hooked.get(module_name) or not switch.on:
         return
-    applied: list[_Hooked] = []
+    applied: list[_patching.Applied] = []
     for attribute, wrapper in _clients()[module_name]:
-        try:
-            owner: Any = importlib.import_module(module_name)
-            *path, name = attribute.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            original = vars(owner)[name]
-        except (ImportError, AttributeError, KeyError):
+        target = _patching.find(module_name, attribute)
+        if target is None:
             logger.debug("tokentrace: %s.%s not found; calls through it are not seen on the wire", module_name,
                          attribute)
             continue
-        if isinstance(original, wrapt.FunctionWrapper):
-            continue
-        hooked = wrapt.FunctionWrapper(original, wrapper)
-        setattr(owner, name, hooked)
-        applied.append(_Hooked(owner, name, original, hooked))
+        done = _patching.apply(*target, wrapper)
+        if done is not None:
+            applied.append(done)
     _hooked[module_name] = applied
 
 
@@ -86,7 +68,7 @@ def install() -> None:
     for module_name in _clients():
         if module_name in sys.modules:
             _hook_module(module_name)
-        elif module_name not in _import_hooks and _installed(module_name):
+        elif module_name not in _import_hooks and _patching.installed(module_name):
             _import_hooks.add(module_name)
             wrapt.register_post_import_hook(_on_import(module_name), module_name)
 
@@ -95,14 +77,5 @@ def uninstall() -> None:
     """Put every hooked method back (calls in flight finish into the sinks they started with)."""
     switch.on = False
     for applied in _hooked.values():
-        for hooked in applied:
-            if vars(hooked.owner).get(hooked.name) is hooked.wrapper:
-                setattr(hooked.owner, hooked.name, hooked.original)
+        _patching.restore(applied)
     _hooked.clear()
-
-
-def _installed(module_name: str) -> bool:
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except (ImportError, ValueError):
-        return False
