@@ -86,6 +86,12 @@ class SpendCounter:
         self._sums.clear()
 
 
+def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
+    """(id, USD, tokens) of every live reservation of ``budget``, any process's."""
+    return list(db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
+                           (budget.name, now)).fetchall())
+
+
 LOCK_GRACE_S = 0.5
 """Admission waits for another thread's admission at most the store's timeout plus this."""
 
@@ -163,8 +169,7 @@ class SharedBudgets:
         ended calls in place of their estimate. Own ended calls no longer live have their rows written: forgotten."""
         pending = self._pending.setdefault(budget.name, {})
         live = []
-        for rid, usd, tokens in db.execute("SELECT id, usd, tokens FROM llm_budget_reservations "
-                                           "WHERE budget = ? AND expires_at > ?", (budget.name, now)).fetchall():
+        for rid, usd, tokens in _live_rows(db, budget, now):
             actual = pending.get(rid)
             live.append((rid, *actual, True) if actual is not None else (rid, float(usd), int(tokens), False))
         if pending:
@@ -234,8 +239,7 @@ class SharedBudgets:
         pending = dict(self._pending.get(budget.name) or {})  # a copy: admission may change it meanwhile
         if not pending:
             return 0.0, 0
-        live = {row[0] for row in db.execute("SELECT id FROM llm_budget_reservations WHERE budget = ? AND "
-                                             "expires_at > ?", (budget.name, now)).fetchall()}
+        live = {row[0] for row in _live_rows(db, budget, now)}
         ended = [cost for rid, cost in pending.items() if rid in live]
         return sum(c[0] for c in ended), sum(c[1] for c in ended)
 

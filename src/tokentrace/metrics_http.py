@@ -41,12 +41,17 @@ def _bounded_server_class(family: int) -> type:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+            self._closing = False
             super().__init__(*args, **kwargs)
+
+        def shutdown(self) -> None:
+            self._closing = True  # a connection waiting for a slot gives up at once
+            super().shutdown()
 
         def process_request(self, request: Any, client_address: Any) -> None:
             deadline = time.monotonic() + CLIENT_TIMEOUT_S
             while not self._slots.acquire(timeout=0.1):
-                if time.monotonic() > deadline or getattr(self, "_BaseServer__shutdown_request", False):
+                if time.monotonic() > deadline or self._closing:
                     self.shutdown_request(request)  # every slot held by slow clients, or closing: refuse
                     return
             try:

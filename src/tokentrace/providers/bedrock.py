@@ -50,6 +50,8 @@ def _service_is_bedrock(instance: Any) -> bool:
 
 def _invoke_body(params: Mapping[str, Any]) -> Mapping[str, Any]:
     body = params.get("body")
+    if isinstance(body, Mapping):  # already parsed (the wire layer read the request's JSON)
+        return body
     if isinstance(body, (bytes, bytearray, str)):
         try:
             parsed = json.loads(body)

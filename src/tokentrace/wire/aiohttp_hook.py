@@ -14,7 +14,7 @@ import wrapt
 
 from .. import _errors
 from .._wrappers import _StreamState
-from .exchange import Exchange, begin
+from .exchange import Exchange, begin, seen
 
 MODULE = "aiohttp"
 
@@ -42,13 +42,10 @@ class MeasuredContent(wrapt.ObjectProxy[Any]):
         self._self_state = state
 
     def _self_seen(self, data: bytes) -> bytes:
-        state = self._self_state
         if data:
-            if state.waiting_first:
-                state.first_chunk()
-            state.accumulator.feed(data)  # type: ignore[attr-defined]
+            seen(self._self_state, data)
         if not data or self.__wrapped__.at_eof():
-            state.finish()
+            self._self_state.finish()
         return data
 
     async def _self_read(self, method: str, *args: Any) -> bytes:

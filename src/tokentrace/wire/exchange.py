@@ -251,26 +251,29 @@ class BodyReader(StreamAccumulator):
 def feed_all(state: _StreamState, content: bytes) -> None:
     """A body already read whole (a client that reads before returning): feed it and record the call."""
     if content:
-        if state.waiting_first:
-            state.first_chunk()
         reader = state.accumulator
         assert isinstance(reader, BodyReader)
         if reader.framing is None and content[:1] == b"{" and len(content) <= MAX_JSON_BODY:
             reader.parts, reader.size = [content], len(content)  # a JSON answer: read once, no sniffing or copying
         else:
-            reader.feed(content)
+            seen(state, content)
     state.finish()
+
+
+def seen(state: _StreamState, data: bytes) -> None:
+    """The caller read ``data``: the first piece of a stream marks the first token; every piece goes to the reader.
+    Never raises."""
+    if state.waiting_first:
+        state.first_chunk()
+    state.accumulator.feed(data)  # type: ignore[attr-defined]
 
 
 def tee(chunks: Iterable[bytes], state: _StreamState) -> Iterator[bytes]:
     """The caller's chunks, unchanged and unbuffered, each also fed to the call's reader; the call is recorded when
     they end, fail, or the caller stops reading (closes the generator)."""
-    feed = state.accumulator.feed  # type: ignore[attr-defined]
     try:
         for chunk in chunks:
-            if state.waiting_first:
-                state.first_chunk()
-            feed(chunk)
+            seen(state, chunk)
             yield chunk
     except GeneratorExit:
         state.finish()  # the caller stopped reading (closed the response): what was read is recorded
@@ -283,12 +286,9 @@ def tee(chunks: Iterable[bytes], state: _StreamState) -> Iterator[bytes]:
 
 async def atee(chunks: AsyncIterable[bytes], state: _StreamState) -> AsyncIterator[bytes]:
     """The async twin of ``tee``."""
-    feed = state.accumulator.feed  # type: ignore[attr-defined]
     try:
         async for chunk in chunks:
-            if state.waiting_first:
-                state.first_chunk()
-            feed(chunk)
+            seen(state, chunk)
             yield chunk
     except GeneratorExit:
         state.finish()

@@ -117,7 +117,7 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
 
         operation = _BEDROCK_OPERATIONS[route.api]
         params = {"modelId": route.path_model, **body} if operation.startswith("Converse") else {
-            "modelId": route.path_model, "body": _dumps(body)}
+            "modelId": route.path_model, "body": body}
         prepared = bedrock.prepare_operation(operation, params, host, port, options, {})
     else:
         wire_format = _formats()[(route.format, route.api)]
@@ -135,12 +135,6 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
         return Prepared(request, {}, False, False, prepared.capture_content)
     request = prepared.request._replace(provider=route.provider, server_address=host, server_port=port)
     return prepared._replace(request=request, kwargs={}, hide_usage_only_chunk=False, body_left_to_caller=False)
-
-
-def _dumps(body: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(body)
 
 
 def accumulator(route: Route, prepared: Prepared) -> tuple[StreamAccumulator, Shape]:
