@@ -16,7 +16,8 @@ from typing import Any
 
 # ledger columns, span attributes and metric samples that differ between runs of the same workload
 VOLATILE_COLUMNS = {"id", "ts_utc", "latency_ms", "ttft_ms", "trace_id", "response_id"}
-VOLATILE_SPAN_ATTRIBUTES = {"gen_ai.response.id", "tokentrace.time_to_first_token_s", "server.port"}
+VOLATILE_SPAN_ATTRIBUTES = {"gen_ai.response.id", "tokentrace.time_to_first_token_s",
+                            "gen_ai.response.time_to_first_chunk", "server.port"}
 TIMED_METRICS = ("llm_latency_seconds", "llm_time_to_first_token_seconds")
 
 

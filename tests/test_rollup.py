@@ -94,7 +94,9 @@ def _as_version(path: Path, version: int) -> None:
     """Make the file look like a ledger written by an older tokentrace: schema 3 (no budget charge columns) or
     schema 2 (no roll-up either)."""
     conn = sqlite3.connect(path)
-    conn.executescript("ALTER TABLE llm_usage DROP COLUMN charged_usd; "
+    conn.executescript("ALTER TABLE llm_usage DROP COLUMN service_tier; "
+                       "ALTER TABLE llm_usage DROP COLUMN fees_usd; "
+                       "ALTER TABLE llm_usage DROP COLUMN charged_usd; "
                        "ALTER TABLE llm_usage DROP COLUMN charged_tokens; "
                        "ALTER TABLE llm_usage_hourly DROP COLUMN charged_usd; "
                        "ALTER TABLE llm_usage_hourly DROP COLUMN charged_tokens;")

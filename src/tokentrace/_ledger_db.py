@@ -19,7 +19,7 @@ COLUMNS: tuple[str, ...] = (
     "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id", "user_id", "agent_id",
     "attributes_json", *TOKEN_COLUMNS, "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream", "status",
     "error_type", "response_id", "trace_id", "price_source", "usage_reported", "cache_hit", "charged_usd",
-    "charged_tokens",
+    "charged_tokens", "service_tier", "fees_usd",
 )
 
 class LedgerError(Exception):
@@ -77,7 +77,7 @@ def attributes_json(attrs: Mapping[str, str]) -> str:
 def row_of(record: UsageRecord) -> tuple[Any, ...]:
     """The ledger row of a record, in COLUMNS order (cheap: called on the writer thread for every row)."""
     (ts, provider, model, request_model, operation, usage, cost, source, latency, status, stream, ttft, error_type,
-     response_id, _, usage_reported, attrs, trace_id, _, charged_usd, charged_tokens) = record
+     response_id, _, usage_reported, attrs, trace_id, _, charged_usd, charged_tokens, tier, fees) = record
     inp, read, write, out, reasoning = usage[:5]
     if attrs:
         get = attrs.get
@@ -90,7 +90,7 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
         inp, read, write, out, reasoning, inp + read + write + out + reasoning,
         cost, latency * 1000.0, None if ttft is None else ttft * 1000.0,
         int(stream), status, error_type, response_id, trace_id,
-        source, int(usage_reported), int(status == "cached"), charged_usd, charged_tokens,
+        source, int(usage_reported), int(status == "cached"), charged_usd, charged_tokens, tier, fees,
     )
 
 

@@ -22,7 +22,7 @@ from . import _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 
 _TABLES = """
@@ -85,11 +85,18 @@ ALTER TABLE llm_usage_hourly ADD COLUMN charged_usd {real} NOT NULL DEFAULT 0;
 ALTER TABLE llm_usage_hourly ADD COLUMN charged_tokens BIGINT NOT NULL DEFAULT 0
 """
 
+_SERVED_TIER = """
+ALTER TABLE llm_usage ADD COLUMN service_tier TEXT;       -- the tier that served the call, as it said (else NULL)
+ALTER TABLE llm_usage ADD COLUMN fees_usd {real}
+"""
+"""Version 5: ``fees_usd`` is the part of ``cost_usd`` that per-request fees (searches) make; NULL when unpriced.
+(No comment after a column's type: SQLite keeps it in the table's stored definition.)"""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 

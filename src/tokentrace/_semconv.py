@@ -26,6 +26,13 @@ SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 INPUT_MESSAGES = "gen_ai.input.messages"  # only with content capture on
 OUTPUT_MESSAGES = "gen_ai.output.messages"
+USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"  # v1.41; of the output tokens
+RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"  # stream spans, seconds
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+CONTENT_EVENT = "gen_ai.client.inference.operation.details"
+"""The event that carries captured messages when content goes to events (EVENT_ONLY, SPAN_AND_EVENT)."""
+EVENT_NAMES = frozenset({CONTENT_EVENT})
+"""Event names: the semantic conventions define them in YAML only (the Python package has no constants)."""
 
 # metrics
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
@@ -42,6 +49,9 @@ TOKEN_BUCKETS: tuple[float, ...] = (
 
 # tokentrace's own span attributes
 COST_USD = "tokentrace.cost_usd"
+COST_TOKENS_USD = "tokentrace.cost.tokens_usd"
+COST_FEES_USD = "tokentrace.cost.fees_usd"
+SERVICE_TIER = "tokentrace.service_tier"  # providers semconv has no attribute for
 REASONING_TOKENS = "tokentrace.usage.reasoning_tokens"
 TIME_TO_FIRST_TOKEN = "tokentrace.time_to_first_token_s"
 PRICE_SOURCE = "tokentrace.price_source"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "cache_read", "cache_write", "output", "reasoning")
 """The five token types; together they partition the tokens a provider bills. The one list: everything else
@@ -35,8 +35,10 @@ class Usage(NamedTuple):
     cache_write_1h: int = 0
     """Of ``cache_write``, the tokens written with a 1-hour TTL (Anthropic); priced at their own rate."""
     web_search_requests: int = 0
-    """Server-side web searches the provider ran and bills per search (Anthropic); not tokens, so not in the
-    partition, but priced into the call's cost."""
+    """Server-side web searches the provider ran and bills per search (Anthropic ``server_tool_use``, OpenAI
+    Responses ``web_search_call`` items); not tokens, so not in the partition, but priced into the call's fees."""
+    file_search_requests: int = 0
+    """Server-side file (vector store) searches billed per call (OpenAI Responses ``file_search_call`` items)."""
 
     @property
     def total(self) -> int:
@@ -69,6 +71,7 @@ class Usage(NamedTuple):
             self.reasoning + other.reasoning,
             self.cache_write_1h + other.cache_write_1h,
             self.web_search_requests + other.web_search_requests,
+            self.file_search_requests + other.file_search_requests,
         )
 
 
@@ -114,6 +117,33 @@ class ResponseInfo(NamedTuple):
     """Completion text, only when content capture is on."""
     reported_cost_usd: float | None = None
     """The cost the provider itself reported for the call (OpenRouter's ``usage.cost``); wins over price tables."""
+    service_tier: str | None = None
+    """The tier that served the call as the response says it (``tier_label``: ``flex``, ``priority``,
+    ``standard+speed=fast``, ...); None when the provider did not say."""
+
+
+def tier_label(tier: Any, **modifiers: Any) -> str | None:
+    """A record's tier label: the provider's tier name (lower-cased), then each modifier the response names that
+    is not its provider's standard (``speed="fast"``, ``inference_geo="us"``) as ``+key=value``.
+
+    None when the response names no tier and no modifier. A modifier equal to ``standard``/``global`` is left out:
+    ``tier_label("standard", speed="standard")`` is ``standard``.
+    """
+    name = _text(tier)
+    parts = [name or "standard"] if name or any(_text(v) for v in modifiers.values()) else []
+    for key, value in modifiers.items():
+        text = _text(value)
+        if text and text not in _DEFAULT_MODIFIER_VALUES:
+            parts.append(f"{key}={text}")
+    return "+".join(parts) if parts else None
+
+
+_DEFAULT_MODIFIER_VALUES = frozenset({"standard", "global", "default"})
+
+
+def _text(value: Any) -> str:
+    value = getattr(value, "value", value)  # an SDK enum
+    return value.strip().lower()[:40] if isinstance(value, str) else ""
 
 
 class UsageRecord(NamedTuple):
@@ -150,6 +180,10 @@ class UsageRecord(NamedTuple):
     """What budgets count for an answered call whose usage was not reported: its (high) estimate. None otherwise."""
     charged_tokens: int | None = None
     """Tokens budgets count for such a call (its estimate). None otherwise."""
+    service_tier: str | None = None
+    """The served tier (``ResponseInfo.service_tier``); None when the provider did not say."""
+    fees_usd: float | None = None
+    """Of ``cost_usd``, the per-request fees (web and file searches); None when unpriced or reported whole."""
 
     def charged(self) -> tuple[float, int]:
         """(USD, tokens) the call counts against budgets: its cost and total, or its estimate without usage."""

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import tier_prices
 from ._registry import LITELLM_ALIASES
 from .pricing import ModelPrice, Rates
 
@@ -111,12 +112,23 @@ def _load_file(path: Path) -> Mapping[str, Any]:
     return data
 
 
-def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[tuple[str | None, str], ModelPrice]:
+class Overrides(dict[tuple[str | None, str], ModelPrice]):
+    """{(provider or None, lower-case model): price}, and the file's tier ``modifiers`` (``tier_prices``)."""
+
+    modifiers: dict[tier_prices.ModifierKey, tier_prices.Modifier]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modifiers = {}
+
+
+def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> Overrides:
     """Read overrides into {(provider or None, lower-case model): price}.
 
     Accepted shapes: ``{model: {input, output, cache_read, cache_write, reasoning}}`` in USD per
     million tokens (optionally under a ``models`` key, each entry optionally with ``provider``),
-    and LiteLLM's ``model_prices_and_context_window.json`` (USD per token; known fields only).
+    and LiteLLM's ``model_prices_and_context_window.json`` (USD per token; known fields only). A top-level
+    ``modifiers`` list prices served tiers (``tier_prices.parse_user_modifiers``).
     """
     if isinstance(source, Mapping):
         data, label = source, "override:mapping"
@@ -127,9 +139,14 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     models = data.get("models", data)
     if not isinstance(models, Mapping):
         raise PriceError("'models' must be a mapping of model names to prices")
-    table: dict[tuple[str | None, str], ModelPrice] = {}
+    table = Overrides()
+    if "modifiers" in data:
+        try:
+            table.modifiers = tier_prices.parse_user_modifiers(data["modifiers"])
+        except ValueError as exc:
+            raise PriceError(f"{label}: {exc}") from None
     for name, entry in models.items():
-        if name == "sample_spec" or not isinstance(entry, Mapping):
+        if name == "sample_spec" or (models is data and name == "modifiers") or not isinstance(entry, Mapping):
             continue  # LiteLLM's documentation entry, or metadata (such as a file-wide currency)
         _check_currency(entry, f"{label} {name}")
         try:

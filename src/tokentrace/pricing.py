@@ -10,83 +10,24 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import _forksafe, price_refresh
+from . import _forksafe, price_refresh, tier_prices
+from ._price_types import ModelPrice, Rates, from_genai_prices
 from ._registry import GENAI_PRICES_IDS, LOCAL
-from ._usage import Usage
+
+__all__ = ["LOCAL_PRICE", "ModelPrice", "PriceTable", "Rates", "clock"]
 
 logger = logging.getLogger("tokentrace")
 FORK_WAIT_S = 10.0
 """How long a fork waits for the price table to finish loading before the child loads its own."""
 
-@dataclass(frozen=True, slots=True)
-class Rates:
-    """USD per million tokens, one rate per token type."""
-
-    input: float
-    cache_read: float
-    cache_write: float
-    output: float
-    reasoning: float
-    cache_write_1h: float | None = None
-    """Rate of cache writes with a 1-hour TTL; None: the cache_write rate."""
-
-    @classmethod
-    def filled(cls, inp: float | None, out: float | None, read: float | None, write: float | None,
-               reasoning: float | None, write_1h: float | None) -> Rates | None:
-        """Rates from a price list's entries, where a missing cache rate is the input rate and a missing reasoning
-        rate the output rate; None when neither input nor output has a rate."""
-        if inp is None and out is None:
-            return None
-        inp, out = inp or 0.0, out or 0.0
-        return cls(input=inp, cache_read=inp if read is None else read, cache_write=inp if write is None else write,
-                   output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h)
-
-    def cost(self, usage: Usage) -> float:
-        inp, read, write, out, reasoning, write_1h, _ = usage
-        rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
-        return (
-            inp * self.input
-            + read * self.cache_read
-            + (write - write_1h) * self.cache_write
-            + write_1h * rate_1h
-            + out * self.output
-            + reasoning * self.reasoning
-        ) / 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """The rates of one model, possibly tiered by prompt size, and where they came from."""
-
-    base: Rates
-    tiers: tuple[tuple[int, Rates], ...] = ()
-    """(threshold, rates), ascending: applies to the whole call when all input exceeds threshold."""
-    source: str = ""
-    web_search_usd: float = 0.0
-    """USD per server-side web search (``Usage.web_search_requests``)."""
-
-    def rates_for(self, usage: Usage) -> Rates:
-        rates = self.base
-        if self.tiers:
-            all_input = usage.all_input
-            for threshold, tier_rates in self.tiers:
-                if all_input > threshold:
-                    rates = tier_rates
-        return rates
-
-    def cost(self, usage: Usage) -> float:
-        tokens = self.rates_for(usage).cost(usage)
-        return tokens + usage.web_search_requests * self.web_search_usd if usage.web_search_requests else tokens
-
-
 WEB_SEARCH_USD: dict[str, float] = {"anthropic": 10.0 / 1000}
-"""USD per server-side web search by provider: Anthropic bills $10 per 1,000 searches on top of tokens
-(anthropic.com/pricing, web search tool; checked 2026-11). genai-prices has no per-call prices."""
+"""USD per server-side web search by provider, where genai-prices' model entry has no ``web_searches_kcount``:
+Anthropic bills $10 per 1,000 searches on top of tokens (anthropic.com/pricing, web search tool; checked 2026-11)."""
 INFERRED_HOSTS = frozenset({"openai_compatible"})
 """Providers whose host is unknown: a model name that one price-table entry matches is priced from it."""
 MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
@@ -126,50 +67,28 @@ LOCAL_PRICE = ModelPrice(base=Rates(0.0, 0.0, 0.0, 0.0, 0.0), source="local")
 # --------------------------------------------------------------------------- genai-prices
 
 
-def _decimal_at(value: Any, threshold: int) -> float | None:
-    """The rate of a genai-prices value (Decimal or TieredPrices) for calls above ``threshold``."""
-    if value is None:
-        return None
-    tiers = getattr(value, "tiers", None)
-    if tiers is None:
-        return float(value)
-    rate = value.base
-    for tier in tiers:
-        if threshold >= tier.start:
-            rate = tier.price
-    return float(rate)
-
-
-def _from_genai_prices(model_price: Any, source: str) -> ModelPrice | None:
-    keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok",
-            "cache_write_1h_mtok")
-    values = {key: getattr(model_price, key, None) for key in keys}
-    if values["cache_write_mtok"] is None:
-        values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
-    starts = sorted({t.start for v in values.values() for t in (getattr(v, "tiers", None) or ())})
-
-    def rates(threshold: int) -> Rates | None:
-        got = {key: _decimal_at(value, threshold) for key, value in values.items()}
-        return Rates.filled(got["input_mtok"], got["output_mtok"], got["cache_read_mtok"], got["cache_write_mtok"],
-                            got["output_reasoning_mtok"], got["cache_write_1h_mtok"])
-
-    base = rates(-1)
-    if base is None:
-        return None
-    tiers = tuple((start, r) for start in starts if (r := rates(start)) is not None)
-    return ModelPrice(base=base, tiers=tiers, source=source)
-
-
 MAX_CACHED_PRICES = 4096
 """(provider, model) prices kept; one more forgets the oldest, so memory stays bounded whatever names arrive."""
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store in a cache of at most MAX_CACHED_PRICES entries (names without end: the oldest is forgotten)."""
+    if len(cache) >= MAX_CACHED_PRICES:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+            del cache[next(iter(cache))]
+    cache[key] = value
 
 
 class PriceTable:
     """Looks prices up once per (provider, model) and per UTC day; thread-safe; never raises on lookup."""
 
     def __init__(self, overrides: Mapping[tuple[str | None, str], ModelPrice] | None = None, *,
-                 infer: bool = True, refreshed: Path | None = None) -> None:
+                 infer: bool = True, refreshed: Path | None = None,
+                 modifiers: Mapping[tier_prices.ModifierKey, tier_prices.Modifier] | None = None) -> None:
         self._overrides = dict(overrides or {})
+        self._modifiers = dict(modifiers if modifiers is not None else getattr(overrides, "modifiers", None) or {})
+        self._served: dict[tuple[str, str, str], tuple[float, ModelPrice | None, str | None]] = {}
+        """(provider, model, tier label) -> (Unix time until which it holds, price at that tier, why unpriced)."""
         self._infer = infer
         self._refreshed = refreshed if refreshed is not None else price_refresh.refreshed_table_path()
         self.table_source = "bundled"
@@ -284,14 +203,28 @@ class PriceTable:
         if price is not None and price.source.startswith(("genai-prices", "inferred")):
             self._warn_if_stale(provider, model)
         searches = WEB_SEARCH_USD.get(provider, 0.0)
-        if price is not None and searches and not price.web_search_usd:  # per provider, overrides included
+        if price is not None and searches and not price.web_search_usd:  # genai-prices has none: the provider's
             price = replace(price, web_search_usd=searches)
-        cache = self._cache
-        if len(cache) >= MAX_CACHED_PRICES:  # names without end (a host inventing them): forget the oldest
-            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
-                del cache[next(iter(cache))]
-        cache[key] = (min(changes), price)
+        _bounded_put(self._cache, key, (min(changes), price))
         return price
+
+    def lookup_served(self, provider: str, model: str, tier: str | None) -> tuple[ModelPrice | None, str | None]:
+        """The price of ``model`` at the tier that served the call (``tier_prices``): (price, None), or (None, why
+        it is unpriced). A standard or unnamed tier is ``lookup``'s price."""
+        price = self.lookup(provider, model)
+        if price is None or tier is None or price.source == "local":
+            return price, None
+        now = clock()
+        key = (provider, model, tier)
+        cached = self._served.get(key)
+        if cached is not None and now < cached[0]:
+            return cached[1], cached[2]
+        from datetime import datetime
+
+        served, reason = tier_prices.served_price(price, provider, tier, datetime.fromtimestamp(now, tz=UTC),
+                                                  self._modifiers)
+        _bounded_put(self._served, key, ((now // 86400 + 1) * 86400, served, reason))
+        return served, reason
 
     def _infer_price(self, model: str, now: Any, changes: list[float]) -> ModelPrice | None:
         """The price of ``model`` at an unknown host: the one price every matching table entry agrees on.
@@ -300,17 +233,19 @@ class PriceTable:
         a name that entries with different prices match (claude-haiku-4-5 at two resellers) stays unpriced.
         """
         found: dict[tuple[Rates, tuple[tuple[int, Rates], ...]], list[tuple[str, str]]] = {}
+        found_price: dict[tuple[Rates, tuple[tuple[int, Rates], ...]], ModelPrice] = {}
         lowered = model.lower()
         for provider, candidate, matches in self._compiled_matches():
             try:
                 if not matches(lowered):
                     continue
-                price = _from_genai_prices(candidate.get_prices(now), "")
+                price = from_genai_prices(candidate.get_prices(now), "", candidate)
                 changes.extend(_time_of_day_changes(candidate, now))
             except Exception:
                 continue
             if price is not None:
                 found.setdefault((price.base, price.tiers), []).append((provider.id, candidate.id))
+                found_price.setdefault((price.base, price.tiers), price)
         if len(found) != 1:
             return None
         ((base, tiers), entries), = found.items()
@@ -319,7 +254,9 @@ class PriceTable:
 
         provider_id, model_id = min(entries, key=rank)
         source = f"inferred from genai-prices {self.genai_prices_version}:{provider_id}/{model_id} (host unknown)"
-        return ModelPrice(base=base, tiers=tiers, source=source, web_search_usd=WEB_SEARCH_USD.get(provider_id, 0.0))
+        searches = WEB_SEARCH_USD.get(provider_id, 0.0)
+        return replace(found_price[(base, tiers)], source=source,
+                       web_search_usd=found_price[(base, tiers)].web_search_usd or searches)
 
     def _compiled_matches(self) -> list[tuple[Any, Any, Any]]:
         """Every model entry of the table with its name match compiled once (``_model_match``)."""
@@ -364,5 +301,5 @@ class PriceTable:
             return None
         table = "" if self.table_source == "bundled" else " refreshed"
         source = f"genai-prices {self.genai_prices_version}{table}:{found_provider.id}/{found_model.id}"
-        return _from_genai_prices(model_price, source)
+        return from_genai_prices(model_price, source, found_model)
 

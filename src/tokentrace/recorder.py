@@ -70,12 +70,21 @@ class Recorder:
             except Exception as exc:
                 _errors.report("listener", exc, "a usage listener failed")
 
-    def price(self, record_provider: str, model: str) -> Any:
-        price = self.prices.lookup(record_provider, model)
+    def price(self, record_provider: str, model: str, tier: str | None = None) -> tuple[Any, str | None]:
+        """(price at the served tier, None), or (None, why unpriced: None for an unknown model)."""
+        price, reason = self.prices.lookup_served(record_provider, model, tier) if tier else (
+            self.prices.lookup(record_provider, model), None)
+        if reason is not None:
+            key = (record_provider, f"{model}@{tier}")
+            if key not in self._warned_unpriced and len(self._warned_unpriced) < WARN_UNPRICED_MODELS:
+                self._warned_unpriced.add(key)
+                _errors.logger.warning("tokentrace: %s model %r served at %r is %s", record_provider, model, tier,
+                                       reason)
+            return None, reason
         if price is None:
             key = (record_provider, model)
             if key in self._warned_unpriced:
-                return price
+                return price, None
             if len(self._warned_unpriced) >= WARN_UNPRICED_MODELS:  # a host inventing names: no flood of warnings
                 now = _perf()
                 if now - self._unpriced_said_at >= 60.0:  # llm_unpriced_requests_total counts every such call
@@ -92,7 +101,7 @@ class Recorder:
                     record_provider,
                     model,
                 )
-        return price
+        return price, None
 
 
 class Call:
@@ -198,7 +207,7 @@ class Call:
         request = self.request
         recorder = self.recorder
         if response is not None:
-            usage, model, response_id, reasons, output_text, reported_cost = response
+            usage, model, response_id, reasons, output_text, reported_cost, tier = response
             model = model or request.request_model
             if not model.isascii():
                 model = encodable(model)
@@ -207,31 +216,37 @@ class Call:
             if reasons:
                 reasons = tuple(map(encodable, reasons))
         else:
-            usage = response_id = output_text = reported_cost = None
+            usage = response_id = output_text = reported_cost = tier = None
             model, reasons = request.request_model, ()
         usage_reported = usage is not None
         cost: float | None = None
+        fees: float | None = None
         source: str | None = None
         if status == "cached":
             cost = 0.0
         elif reported_cost is not None:  # the provider's own figure beats any price table
             cost, source = reported_cost, f"reported by {request.provider}"
         elif model:
-            price = recorder.price(request.provider, model)
+            price, source = recorder.price(request.provider, model, tier)
             if price is not None:
                 source = price.source
                 if usage is not None:
                     cost = price.cost(usage)
+                    fees = price.fees(usage) if usage.web_search_requests or usage.file_search_requests else 0.0
                 elif status in ("error", "blocked"):
                     cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         charged_usd: float | None = None
         charged_tokens: int | None = None
         if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
             charged_usd, charged_tokens = estimate(request, recorder.prices)
+        elif cost is None and usage is not None and tier is not None and source is not None:
+            standard = recorder.prices.lookup(request.provider, model)  # a tier nobody prices: budgets count
+            if standard is not None:  # the standard price, the ledger's cost stays unknown
+                charged_usd, charged_tokens = standard.cost(usage), usage.total
         first = self.first_chunk_at
         recorder.emit(build(UsageRecord, (  # every field, in order
             self.started_wall, request.provider, model, request.request_model, request.operation,
             ZERO_USAGE if usage is None else usage, cost, source, now - self.started, status, request.stream,
             None if first is None else first - self.started, error_type, response_id, reasons, usage_reported,
-            self.attributes, self.trace_id, output_text, charged_usd, charged_tokens,
+            self.attributes, self.trace_id, output_text, charged_usd, charged_tokens, tier, fees,
         )), self.states)

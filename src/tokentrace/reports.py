@@ -34,6 +34,7 @@ GROUP_KEYS: dict[str, tuple[str, str | None]] = {
     "day": ("substr(ts_utc, 1, 10)", "substr(hour, 1, 10)"),
     "session": ("COALESCE(session_id, '')", None),
     "user": ("COALESCE(user_id, '')", None),
+    "tier": ("COALESCE(service_tier, '')", None),
 }
 """--by -> its SQL over ledger rows and over the hourly roll-up (None: not kept there, the rows are read)."""
 EXACT_PERCENTILES_UP_TO = 100_000

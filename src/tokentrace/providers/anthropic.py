@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _errors
-from .._usage import RequestInfo, ResponseInfo, Usage
+from .._usage import RequestInfo, ResponseInfo, Usage, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, RequestWrapper, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
@@ -119,11 +119,22 @@ def _text_of(content: Any) -> str | None:
     return "".join(texts)
 
 
+def served_tier(usage: Any) -> str | None:
+    """The tier label of a usage object: ``service_tier`` (standard, priority, batch), fast mode (``speed``) and
+    US-only inference (``inference_geo``)."""
+    if usage is None:
+        return None
+    return tier_label(field(usage, "service_tier"), speed=field(usage, "speed"),
+                      inference_geo=field(usage, "inference_geo"))
+
+
 def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     reason = _str(field(result, "stop_reason"))
     reasons = (reason,) if reason else ()
+    usage = field(result, "usage")
     return ResponseInfo(
-        usage=usage_from(field(result, "usage")),
+        usage=usage_from(usage),
+        service_tier=served_tier(usage),
         response_model=_str(field(result, "model")),
         response_id=_str(field(result, "id")),
         finish_reasons=reasons,
@@ -132,7 +143,8 @@ def extract(result: Any, prepared: Prepared) -> ResponseInfo:
 
 
 _DELTA_FIELDS = ("output_tokens", "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
-                 "cache_creation", "output_tokens_details", "server_tool_use", "iterations")
+                 "cache_creation", "output_tokens_details", "server_tool_use", "iterations", "service_tier", "speed",
+                 "inference_geo")
 """Usage fields of ``message_start`` that the cumulative ``message_delta`` replaces when it sends them."""
 
 
@@ -177,6 +189,7 @@ class MessageAccumulator(StreamAccumulator):
         reasons = (self.stop_reason,) if self.stop_reason else ()
         return ResponseInfo(
             usage=usage_from(self.usage) if self.seen_start else None,
+            service_tier=served_tier(self.usage) if self.seen_start else None,
             response_model=self.model,
             response_id=self.response_id,
             finish_reasons=reasons,

@@ -23,7 +23,7 @@ import io
 import json
 from typing import Any, Mapping
 
-from .._usage import RequestInfo, ResponseInfo, Usage
+from .._usage import RequestInfo, ResponseInfo, Usage, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, field, fields_of, int_or_none, number_or_none, server_of, text_or_none, usage_reader
@@ -162,11 +162,18 @@ def _extract_converse(result: Mapping[str, Any], prepared: Prepared) -> Response
     reasons = (reason,) if reason else ()
     return ResponseInfo(
         usage=converse_usage(result.get("usage")),
+        service_tier=served_tier(result.get("serviceTier")),
         response_id=text_or_none(field(result.get("ResponseMetadata"), "RequestId")),
         finish_reasons=reasons,
         output_text=capture_output(_converse_text(result.get("output")), reasons)
         if prepared.capture_content else None,
     )
+
+
+def served_tier(tier: Any) -> str | None:
+    """The tier label of Converse's ``serviceTier`` ({"type": "default" | "priority" | "flex" | "reserved"})."""
+    kind = field(tier, "type") if tier is not None else None
+    return tier_label(kind) if kind is not None else None
 
 
 def _reread_body(result: dict[str, Any]) -> bytes:
@@ -205,6 +212,7 @@ def invoke_response(body: Mapping[str, Any], result: Mapping[str, Any]) -> Respo
         response_id=text_or_none(body.get("id")) or text_or_none(field(result.get("ResponseMetadata"),
                                                                        "RequestId")),
         finish_reasons=reasons,
+        service_tier=tier_label(tier) if isinstance(tier := result.get("serviceTier"), str) else None,
     )
 
 
@@ -218,10 +226,11 @@ class EventAccumulator(StreamAccumulator):
     """Converse stream events (``metadata`` has usage, ``messageStop`` the reason) and invoke stream ``chunk``
     events (JSON bytes; the last one has ``amazon-bedrock-invocationMetrics``)."""
 
-    __slots__ = ("response_id", "stop", "text", "usage")
+    __slots__ = ("response_id", "stop", "text", "tier", "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.usage: Usage | None = None
+        self.tier: str | None = None
         self.stop: str | None = None
         self.response_id: str | None = None
         self.text: list[str] | None = [] if prepared.capture_content else None
@@ -233,6 +242,7 @@ class EventAccumulator(StreamAccumulator):
             self._invoke_chunk(field(item["chunk"], "bytes"))
         elif "metadata" in item:
             self.usage = converse_usage(field(item["metadata"], "usage"))
+            self.tier = served_tier(field(item["metadata"], "serviceTier"))
         elif "messageStop" in item:
             self.stop = text_or_none(field(item["messageStop"], "stopReason"))
         elif "ResponseMetadata" in item:  # the response envelope, before the first event
@@ -262,6 +272,7 @@ class EventAccumulator(StreamAccumulator):
     def result(self) -> ResponseInfo:
         reasons = (self.stop,) if self.stop else ()
         return ResponseInfo(usage=self.usage, response_id=self.response_id, finish_reasons=reasons,
+                            service_tier=self.tier,
                             output_text=capture_output("".join(self.text), reasons) if self.text is not None
                             else None)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _errors
-from .._usage import RequestInfo, ResponseInfo, Usage
+from .._usage import RequestInfo, ResponseInfo, Usage, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
@@ -113,11 +113,19 @@ def _candidate_text(candidates: Any) -> str | None:
     return "".join(t for p in parts if not field(p, "thought") and isinstance(t := field(p, "text"), str))
 
 
+def served_tier(meta: Any) -> str | None:
+    """The tier label of ``usage_metadata``: the Gemini API's ``service_tier`` (standard, flex, priority)."""
+    tier = field(meta, "service_tier") if meta is not None else None
+    return tier_label(tier) if tier is not None else None
+
+
 def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     candidates = field(result, "candidates")
     reasons = _finish_reasons(candidates)
+    meta = field(result, "usage_metadata")
     return ResponseInfo(
-        usage=usage_from(field(result, "usage_metadata")),
+        usage=usage_from(meta),
+        service_tier=served_tier(meta),
         response_model=_str(field(result, "model_version")),
         response_id=_str(field(result, "response_id")),
         finish_reasons=reasons,
@@ -168,6 +176,7 @@ class ChunkAccumulator(StreamAccumulator):
 
     def result(self) -> ResponseInfo:
         return ResponseInfo(usage=usage_from(self.meta), response_model=self.model, response_id=self.response_id,
+                            service_tier=served_tier(self.meta),
                             finish_reasons=self.finish,
                             output_text=capture_output("".join(self.text), self.finish) if self.text is not None
                             else None)

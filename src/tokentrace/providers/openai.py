@@ -12,7 +12,7 @@ from .._registry import (
     STREAM_USAGE_UNASKED_HOSTS,
     provider_for_host,
 )
-from .._usage import RequestInfo, ResponseInfo, Usage, build
+from .._usage import RequestInfo, ResponseInfo, Usage, build, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import (
@@ -150,7 +150,7 @@ def partition(
     if output < 0 or uncached < 0:
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
-    return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0))
+    return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0, 0))
 
 
 class _UsageNames(NamedTuple):
@@ -234,6 +234,7 @@ def chat_response(result: Any, provider: str, capture: bool = False) -> Response
         reasons,
         capture_output(_choice_text(choices), reasons) if capture else None,
         cost,
+        tier_label(tier) if (tier := values.get("service_tier")) is not None else None,
     ))
 
 
@@ -241,13 +242,32 @@ def responses_response(result: Any, provider: str, capture: bool = False) -> Res
     """A Responses API response."""
     status = _str(field(result, "status"))
     text = field(result, "output_text") if capture else None
+    usage = usage_from_response_usage(field(result, "usage"), provider)
+    if usage is not None:
+        usage = _with_tool_calls(usage, field(result, "output"))
+    tier = field(result, "service_tier")
     return ResponseInfo(
-        usage=usage_from_response_usage(field(result, "usage"), provider),
+        usage=usage,
+        service_tier=tier_label(tier) if tier is not None else None,
         response_model=_str(field(result, "model")),
         response_id=_str(field(result, "id")),
         finish_reasons=(status,) if status else (),
         output_text=capture_output(text if isinstance(text, str) else None) if capture else None,
     )
+
+
+def _with_tool_calls(usage: Usage, output: Any) -> Usage:
+    """Usage plus the server-side searches billed per call: ``web_search_call`` and ``file_search_call`` items."""
+    if not isinstance(output, (list, tuple)):
+        return usage
+    web = files = 0
+    for item in output:
+        kind = field(item, "type")
+        if kind == "web_search_call":
+            web += 1
+        elif kind == "file_search_call":
+            files += 1
+    return usage._replace(web_search_requests=web, file_search_requests=files) if web or files else usage
 
 
 def _choice_text(choices: Any) -> str | None:
@@ -264,7 +284,7 @@ def _choice_text(choices: Any) -> str | None:
 class ChatAccumulator(StreamAccumulator):
     """Chat and legacy completion chunks: id and model from the first, finish reasons, usage from the usage chunk."""
 
-    __slots__ = ("finish", "hide", "model", "provider", "response_id", "text", "usage")
+    __slots__ = ("finish", "hide", "model", "provider", "response_id", "text", "tier", "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider
@@ -273,6 +293,7 @@ class ChatAccumulator(StreamAccumulator):
         self.model: str | None = None
         self.finish: dict[int, str] = {}
         self.usage: Any = None
+        self.tier: Any = None
         self.text: list[str] | None = [] if prepared.capture_content else None
 
     def chunk(self, item: Any) -> bool:
@@ -280,6 +301,9 @@ class ChatAccumulator(StreamAccumulator):
         if self.response_id is None:
             self.response_id = _str(values.get("id"))
             self.model = _str(values.get("model"))
+        tier = values.get("service_tier")
+        if tier is not None:
+            self.tier = tier
         usage = values.get("usage")
         if usage is None:
             extra = values.get("x_groq")  # Groq puts stream usage here
@@ -309,6 +333,7 @@ class ChatAccumulator(StreamAccumulator):
             finish_reasons=reasons,
             output_text=capture_output("".join(self.text), reasons) if self.text is not None else None,
             reported_cost_usd=reported_cost(self.usage),
+            service_tier=tier_label(self.tier) if self.tier is not None else None,
         )
 
 

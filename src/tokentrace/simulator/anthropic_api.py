@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,7 +19,8 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def usage_body(u: rules.SimUsage, output_tokens: int, headers: Any = None) -> dict[str, Any]:
+def usage_body(u: rules.SimUsage, output_tokens: int, headers: Any = None,
+               request_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The usage object; headers add what newer API versions send: ``x-sim-thinking-details: 1``
     (``output_tokens_details.thinking_tokens``), ``x-sim-web-searches: N`` (``server_tool_use``) and
     ``x-sim-compaction: INPUT,CACHE_WRITE,OUTPUT`` (a compaction pass before this one, in ``iterations``; the
@@ -34,6 +35,12 @@ def usage_body(u: rules.SimUsage, output_tokens: int, headers: Any = None) -> di
         "service_tier": "standard",
     }
     headers = headers or {}
+    if request_body is not None:
+        body["service_tier"] = rules.served_tier(request_body.get("service_tier"), headers, "standard")
+        if request_body.get("speed"):
+            body["speed"] = str(request_body["speed"])
+        if request_body.get("inference_geo"):
+            body["inference_geo"] = str(request_body["inference_geo"])
     if headers.get("x-sim-thinking-details"):
         body["output_tokens_details"] = {"thinking_tokens": u.reasoning}
     if headers.get("x-sim-web-searches"):
@@ -69,7 +76,7 @@ async def messages(request: Request) -> Response:
     if usage.reasoning:
         content.append({"type": "thinking", "thinking": thinking, "signature": "c2ln"})
     content.append({"type": "text", "text": text})
-    final_usage = None if behave.error == "no-usage" else usage_body(usage, output_tokens, request.headers)
+    final_usage = None if behave.error == "no-usage" else usage_body(usage, output_tokens, request.headers, body)
     message = {"id": ident, "type": "message", "role": "assistant", "model": model, "content": content,
                "stop_reason": stop, "stop_sequence": None, "usage": final_usage}
     if not body.get("stream"):

@@ -85,9 +85,12 @@ async def _converse(request: Request, stream: bool) -> Response:
     text = _text(usage.visible_output)
     stop = "max_tokens" if limit == usage.visible_output else "end_turn"
     usage_body = None if behave.error == "no-usage" else converse_usage(usage)
+    requested = (body.get("serviceTier") or {}).get("type")
+    tier = {"serviceTier": {"type": rules.served_tier(requested, request.headers, "default")}} \
+        if requested or request.headers.get("x-sim-served-tier") else {}
     if not stream:
         answer: dict[str, Any] = {"output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-                                  "stopReason": stop, "metrics": {"latencyMs": 12}}
+                                  "stopReason": stop, "metrics": {"latencyMs": 12}, **tier}
         if usage_body is not None:
             answer["usage"] = usage_body
         return JSONResponse(answer, headers=_request_id())
@@ -97,7 +100,7 @@ async def _converse(request: Request, stream: bool) -> Response:
     frames.append(event_message("contentBlockStop", {"contentBlockIndex": 0}))
     frames.append(event_message("messageStop", {"stopReason": stop}))
     if usage_body is not None:
-        frames.append(event_message("metadata", {"usage": usage_body, "metrics": {"latencyMs": 12}}))
+        frames.append(event_message("metadata", {"usage": usage_body, "metrics": {"latencyMs": 12}, **tier}))
     return wire.streamed(frames, behave, EVENT_STREAM, headers=_request_id())
 
 

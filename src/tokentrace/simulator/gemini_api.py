@@ -65,6 +65,9 @@ async def _generate(request: Request, stream: bool) -> Response:
     max_out = (body.get("generationConfig") or {}).get("maxOutputTokens")
     finish = "MAX_TOKENS" if max_out == usage.visible_output + usage.reasoning else "STOP"
     meta = None if behave.error == "no-usage" else usage_metadata(usage)
+    if meta is not None and (body.get("serviceTier") or request.headers.get("x-sim-served-tier")):
+        meta["serviceTier"] = rules.served_tier(str(body.get("serviceTier") or "").lower(), request.headers,
+                                                "standard")
     base = {"modelVersion": model, "responseId": ident}
     include_thoughts = ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts")
     if not stream:

@@ -33,6 +33,11 @@ def _host(request: Request) -> str:
     return request.headers.get("host", "").split(":")[0]
 
 
+def _standard_tier(request: Request) -> str:
+    """What a host calls the tier it serves by default (Groq: ``on_demand``)."""
+    return "on_demand" if _host(request) == "api.groq.com" else "default"
+
+
 def _reasoning_on_top(request: Request) -> bool:
     """xAI bills reasoning on top of completion_tokens; OpenAI counts it inside."""
     return _host(request) == "api.x.ai"
@@ -99,19 +104,20 @@ async def chat_completions(request: Request) -> Response:
     finish = "length" if has_max and not text.startswith("{") else "stop"
     usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
     usage_body = _with_provider_cost(request, usage_body)
+    tier = rules.served_tier(body.get("service_tier"), request.headers, _standard_tier(request))
     if not body.get("stream"):
         return JSONResponse({
             "id": ident, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
-            "usage": usage_body, "system_fingerprint": "fp_sim",
+            "usage": usage_body, "system_fingerprint": "fp_sim", "service_tier": tier,
         })
     # Hugging Face's router sends the usage-only chunk whether or not the request asked for it
     include_usage = (_wants_usage(body) or _host(request) == "router.huggingface.co") and usage_body is not None
 
     def chunk(choices: list[Any], **extra: Any) -> tuple[None, dict[str, Any]]:
         data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": "fp_sim", "choices": choices, **extra}
+                "system_fingerprint": "fp_sim", "service_tier": tier, "choices": choices, **extra}
         if include_usage and "usage" not in data:
             data["usage"] = None
         return None, data
@@ -175,12 +181,21 @@ async def embeddings(request: Request) -> Response:
     return JSONResponse(answer)
 
 
-def _response_object(ident: str, model: str, text: str, status: str, usage: Any, created: int) -> dict[str, Any]:
-    output = [] if status == "in_progress" else [{
+def _response_object(ident: str, model: str, text: str, status: str, usage: Any, created: int,
+                     tier: str = "default", headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    output: list[dict[str, Any]] = [] if status == "in_progress" else [{
         "type": "message", "id": f"msg_{ident}", "status": "completed", "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
     }]
+    if status != "in_progress" and headers is not None:
+        searches = [{"type": "web_search_call", "id": f"ws_{ident}_{i}", "status": "completed",
+                     "action": {"type": "search", "query": "q"}}
+                    for i in range(int(headers.get("x-sim-web-search-calls") or 0))]
+        files = [{"type": "file_search_call", "id": f"fs_{ident}_{i}", "status": "completed", "queries": ["q"],
+                  "results": None} for i in range(int(headers.get("x-sim-file-search-calls") or 0))]
+        output = [*searches, *files, *output]
     return {
+        "service_tier": tier,
         "id": ident, "object": "response", "created_at": created, "status": status, "model": model,
         "output": output, "usage": usage, "error": None, "incomplete_details": None, "instructions": None,
         "metadata": {}, "parallel_tool_calls": True, "temperature": 1.0, "tool_choice": "auto", "tools": [],
@@ -197,10 +212,11 @@ async def responses(request: Request) -> Response:
     ident, created = f"resp_sim{next(_ids)}", int(time.time())
     text = _text(body, usage.visible_output)
     usage_body = None if behave.error == "no-usage" else response_usage(usage)
-    final = _response_object(ident, model, text, "completed", usage_body, created)
+    tier = rules.served_tier(body.get("service_tier"), request.headers, "default")
+    final = _response_object(ident, model, text, "completed", usage_body, created, tier, request.headers)
     if not body.get("stream"):
         return JSONResponse(final)
-    start = _response_object(ident, model, text, "in_progress", None, created)
+    start = _response_object(ident, model, text, "in_progress", None, created, tier)
     item_id = f"msg_{ident}"
     seq = itertools.count()
     events: list[tuple[str | None, Any]] = []
@@ -220,7 +236,7 @@ async def responses(request: Request) -> Response:
     event("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
     event("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
           part={"type": "output_text", "text": text, "annotations": [], "logprobs": []})
-    event("response.output_item.done", output_index=0, item=final["output"][0])
+    event("response.output_item.done", output_index=0, item=final["output"][-1])
     event("response.completed", response=final)
     return wire.sse(events, behave, done_marker=False)
 

@@ -10,7 +10,12 @@ Rules (documented in docs/simulator.md):
   (the cap covers reasoning and visible output, as OpenAI's does) or twice the default visible output, else 0;
 - cached input: the ``x-sim-cached-tokens`` header, else half the prompt when ``prompt_cache_key`` is given;
   cache writes: the ``x-sim-cache-write-tokens`` header (of which ``x-sim-cache-write-1h-tokens`` with a 1-hour
-  TTL), else 0 (all capped at the prompt); Gemini tool-use prompt tokens: ``x-sim-tool-use-tokens``.
+  TTL), else 0 (all capped at the prompt); Gemini tool-use prompt tokens: ``x-sim-tool-use-tokens``;
+- served tier: the ``x-sim-served-tier`` header, else the tier the request asked for, as the provider names the
+  one it served (OpenAI: ``auto`` -> ``default``, ``fast`` -> ``priority``; Anthropic: ``auto``/``standard_only``
+  -> ``standard``), else the provider's standard name;
+- server-side tool calls (OpenAI Responses): ``x-sim-web-search-calls: N`` and ``x-sim-file-search-calls: N``
+  add that many ``web_search_call`` / ``file_search_call`` items to the output.
 """
 
 from __future__ import annotations
@@ -35,6 +40,21 @@ class SimUsage:
     reasoning: int
     cache_write_1h: int = 0
     tool_use_prompt: int = 0
+
+
+SERVED_AS = {"auto": "default", "fast": "priority", "standard_only": "standard"}
+"""A requested tier -> the one a provider reports serving it (OpenAI reports fast mode as priority)."""
+
+
+def served_tier(requested: Any, headers: Mapping[str, str], standard: str) -> str:
+    """The tier a response says served the call (see the module's rules)."""
+    forced = headers.get("x-sim-served-tier")
+    if forced:
+        return forced
+    if isinstance(requested, str) and requested:
+        served = SERVED_AS.get(requested, requested)
+        return standard if served in ("default", "standard") else served
+    return standard
 
 
 def _words(text: Any) -> int:

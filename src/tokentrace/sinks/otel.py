@@ -20,25 +20,35 @@ from .. import _semconv as sc
 from .._cardinality import LabelGuard
 from .._registry import semconv_name
 from .._semconv import (
+    CONTENT_EVENT,
+    COST_FEES_USD,
+    COST_TOKENS_USD,
     COST_USD,
     ERROR_TYPE,
+    INPUT_MESSAGES,
+    OPENAI_RESPONSE_SERVICE_TIER,
     OUTPUT_MESSAGES,
     PRICE_SOURCE,
     REASONING_TOKENS,
     RESPONSE_FINISH_REASONS,
     RESPONSE_ID,
     RESPONSE_MODEL,
+    RESPONSE_TIME_TO_FIRST_CHUNK,
+    SERVICE_TIER,
     TIME_TO_FIRST_TOKEN,
     USAGE_CACHE_CREATION_INPUT_TOKENS,
     USAGE_CACHE_READ_INPUT_TOKENS,
     USAGE_INPUT_TOKENS,
     USAGE_OUTPUT_TOKENS,
+    USAGE_REASONING_OUTPUT_TOKENS,
     USAGE_REPORTED,
 )
 from .._usage import RequestInfo, UsageRecord
 from .._version import __version__
 from . import Sink
 
+_OPENAI_PROVIDERS = frozenset({"openai", "azure_openai"})
+"""Providers whose served tier is ``openai.response.service_tier`` (the semantic conventions' name)."""
 _CLIENT = SpanKind.CLIENT
 """Bound once: an enum member read through its class costs ~90 ns per call on Python 3.11."""
 
@@ -49,6 +59,11 @@ class OTelSink(Sink):
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  guard: LabelGuard | None = None) -> None:
+        mode = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
+        self._content_on_span = mode != "event_only"
+        """Captured messages as span attributes (the default; not with EVENT_ONLY)."""
+        self._content_as_event = mode in ("event_only", "span_and_event")
+        """Captured messages on a ``gen_ai.client.inference.operation.details`` event of the span."""
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
                                              trace.get_tracer_provider, ProxyTracerProvider) \
@@ -108,10 +123,13 @@ class OTelSink(Sink):
         if attribution:
             for key, value in attribution.items():
                 attributes[sc.ATTRIBUTE_PREFIX + key] = value
-        if request.captured_input is not None:
+        if request.captured_input is not None and self._content_on_span:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
         span = self.tracer.start_span(shape.span_name, kind=_CLIENT, attributes=attributes)
-        return [span, otel_context.attach(set_span_in_context(span)), shape]
+        state = [span, otel_context.attach(set_span_in_context(span)), shape]
+        if request.captured_input is not None and self._content_as_event:
+            state.append(request.captured_input)
+        return state
 
     def trace_id(self, state: Any) -> str | None:
         if state[0] is None:
@@ -154,8 +172,8 @@ class OTelSink(Sink):
         return sets
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        (_, _, model, _, _, usage, cost, source, latency, _, _, ttft, error_type, response_id, reasons, reported, _,
-         _, output_text, _, _) = record  # one unpacking: every field read below is a local
+        (_, provider, model, _, _, usage, cost, source, latency, _, _, ttft, error_type, response_id, reasons,
+         reported, _, _, output_text, _, _, tier, fees) = record  # one unpacking: every field read below is a local
         if reported:
             inp, read, write, out, reasoning = usage[:5]
             all_input, all_output = inp + read + write, out + reasoning
@@ -175,7 +193,7 @@ class OTelSink(Sink):
             attributes: dict[str, Any] = {
                 RESPONSE_MODEL: model, USAGE_INPUT_TOKENS: all_input, USAGE_OUTPUT_TOKENS: all_output,
                 USAGE_CACHE_READ_INPUT_TOKENS: read, USAGE_CACHE_CREATION_INPUT_TOKENS: write,
-                REASONING_TOKENS: reasoning,
+                REASONING_TOKENS: reasoning, USAGE_REASONING_OUTPUT_TOKENS: reasoning,
             }
         else:
             attributes = {RESPONSE_MODEL: model, USAGE_REPORTED: False}
@@ -185,12 +203,23 @@ class OTelSink(Sink):
             attributes[RESPONSE_FINISH_REASONS] = reasons  # a tuple: what the SDK keeps
         if cost is not None:
             attributes[COST_USD] = cost
+            if fees is not None:
+                attributes[COST_TOKENS_USD] = cost - fees
+                attributes[COST_FEES_USD] = fees
         if source:
             attributes[PRICE_SOURCE] = source
+        if tier is not None:
+            attributes[OPENAI_RESPONSE_SERVICE_TIER if provider in _OPENAI_PROVIDERS else SERVICE_TIER] = tier
         if ttft is not None:
             attributes[TIME_TO_FIRST_TOKEN] = ttft
-        if output_text is not None:
+            attributes[RESPONSE_TIME_TO_FIRST_CHUNK] = ttft
+        if output_text is not None and self._content_on_span:
             attributes[OUTPUT_MESSAGES] = output_text
+        if self._content_as_event and (output_text is not None or len(state) > 3):
+            messages = {INPUT_MESSAGES: state[3]} if len(state) > 3 else {}
+            if output_text is not None:
+                messages[OUTPUT_MESSAGES] = output_text
+            span.add_event(CONTENT_EVENT, messages)
         if error_type:
             attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR))

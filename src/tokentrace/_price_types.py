@@ -1,0 +1,120 @@
+"""The shape of a price: ``Rates`` (USD per million tokens of each type), ``ModelPrice`` (a model's rates, prompt-size
+tiers and per-request fees) and reading a genai-prices price into them. Stdlib only; no lookups (``pricing``) and
+no tier rules (``tier_prices``) here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per million tokens, one rate per token type."""
+
+    input: float
+    cache_read: float
+    cache_write: float
+    output: float
+    reasoning: float
+    cache_write_1h: float | None = None
+    """Rate of cache writes with a 1-hour TTL; None: the cache_write rate."""
+
+    @classmethod
+    def filled(cls, inp: float | None, out: float | None, read: float | None, write: float | None,
+               reasoning: float | None, write_1h: float | None) -> Rates | None:
+        """Rates from a price list's entries, where a missing cache rate is the input rate and a missing reasoning
+        rate the output rate; None when neither input nor output has a rate."""
+        if inp is None and out is None:
+            return None
+        inp, out = inp or 0.0, out or 0.0
+        return cls(input=inp, cache_read=inp if read is None else read, cache_write=inp if write is None else write,
+                   output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h)
+
+    def cost(self, usage: Usage) -> float:
+        inp, read, write, out, reasoning, write_1h = usage[:6]
+        rate_1h = self.cache_write if self.cache_write_1h is None else self.cache_write_1h
+        return (
+            inp * self.input
+            + read * self.cache_read
+            + (write - write_1h) * self.cache_write
+            + write_1h * rate_1h
+            + out * self.output
+            + reasoning * self.reasoning
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """The rates of one model, possibly tiered by prompt size, and where they came from."""
+
+    base: Rates
+    tiers: tuple[tuple[int, Rates], ...] = ()
+    """(threshold, rates), ascending: applies to the whole call when all input exceeds threshold."""
+    source: str = ""
+    web_search_usd: float = 0.0
+    """USD per server-side web search (``Usage.web_search_requests``)."""
+    file_search_usd: float = 0.0
+    """USD per server-side file search (``Usage.file_search_requests``)."""
+    entry: Any = field(default=None, compare=False, repr=False)
+    """The genai-prices model entry the price came from (its tier variants price a served tier); None otherwise."""
+
+    def rates_for(self, usage: Usage) -> Rates:
+        rates = self.base
+        if self.tiers:
+            all_input = usage.all_input
+            for threshold, tier_rates in self.tiers:
+                if all_input > threshold:
+                    rates = tier_rates
+        return rates
+
+    def cost(self, usage: Usage) -> float:
+        """Tokens and fees: what the call is billed."""
+        tokens = self.rates_for(usage).cost(usage)
+        return tokens + self.fees(usage) if usage.web_search_requests or usage.file_search_requests else tokens
+
+    def fees(self, usage: Usage) -> float:
+        """The per-request fees of a call (web and file searches), on top of its tokens."""
+        return usage.web_search_requests * self.web_search_usd + usage.file_search_requests * self.file_search_usd
+
+
+def _decimal_at(value: Any, threshold: int) -> float | None:
+    """The rate of a genai-prices value (Decimal or TieredPrices) for calls above ``threshold``."""
+    if value is None:
+        return None
+    tiers = getattr(value, "tiers", None)
+    if tiers is None:
+        return float(value)
+    rate = value.base
+    for tier in tiers:
+        if threshold >= tier.start:
+            rate = tier.price
+    return float(rate)
+
+
+def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> ModelPrice | None:
+    """A genai-prices ``ModelPrice`` (rates per million tokens, per thousand searches) as tokentrace's."""
+    keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok",
+            "cache_write_1h_mtok")
+    values = {key: getattr(model_price, key, None) for key in keys}
+    if values["cache_write_mtok"] is None:
+        values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
+    starts = sorted({t.start for v in values.values() for t in (getattr(v, "tiers", None) or ())})
+
+    def rates(threshold: int) -> Rates | None:
+        got = {key: _decimal_at(value, threshold) for key, value in values.items()}
+        return Rates.filled(got["input_mtok"], got["output_mtok"], got["cache_read_mtok"], got["cache_write_mtok"],
+                            got["output_reasoning_mtok"], got["cache_write_1h_mtok"])
+
+    base = rates(-1)
+    if base is None:
+        return None
+    tiers = tuple((start, r) for start in starts if (r := rates(start)) is not None)
+    searches = getattr(model_price, "web_searches_kcount", None)
+    file_searches = getattr(model_price, "storage_searches_kcount", None)
+    return ModelPrice(base=base, tiers=tiers, source=source,
+                      web_search_usd=float(searches) / 1000 if searches is not None else 0.0,
+                      file_search_usd=float(file_searches) / 1000 if file_searches is not None else 0.0, entry=entry)
