@@ -146,6 +146,16 @@ def _text(value: Any) -> str:
     return value.strip().lower()[:40] if isinstance(value, str) else ""
 
 
+ASKED_PREFIX = "asked:"
+"""A tier label of a call whose response does not say which tier served it, after the tier it asked for."""
+
+
+def asked_tier(requested: Any) -> str | None:
+    """``asked:<tier>`` for a non-standard requested tier (flex, priority); None for a standard or no tier."""
+    name = tier_label(requested)
+    return None if name is None or name in ("standard", "default", "unspecified", "auto") else ASKED_PREFIX + name
+
+
 class UsageRecord(NamedTuple):
     """One finished call: what every sink receives, and what the ledger stores (immutable; a NamedTuple, as one
     is built per call)."""

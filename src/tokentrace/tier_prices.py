@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._price_types import ModelPrice, Rates, from_genai_prices
+from ._usage import ASKED_PREFIX
 
 TIER_KEY = "service_tier"
 """The modifier key of the tier name itself (the label's first part)."""
@@ -134,6 +135,9 @@ def _variant_context(entry: Any, key: str, value: str) -> bool:
 def served_price(price: ModelPrice, provider: str, tier_label: str, now: Any,
                  user: Mapping[ModifierKey, Modifier]) -> tuple[ModelPrice | None, str | None]:
     """``price`` (the model's standard price) at the served ``tier_label``: (price, None), or (None, why not)."""
+    if tier_label.startswith(ASKED_PREFIX):
+        return None, (f"unpriced: the response does not say which tier served the call (it asked for "
+                      f"{tier_label[len(ASKED_PREFIX):]})")
     context: dict[str, str] = {}
     multiplier = 1.0
     notes: list[str] = []

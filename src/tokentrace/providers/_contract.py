@@ -47,6 +47,9 @@ class Prepared(NamedTuple):
     """``with_streaming_response``: the caller reads the body itself, so the call is recorded without usage."""
     capture_content: bool = False
     """Content capture is on: extractors and accumulators also return the completion text."""
+    asked_tier: str | None = None
+    """A non-standard tier the request asked for, where the SDK's response type cannot say which one served it
+    (``_usage.asked_tier``): the call is then unpriced with that reason, never priced at the standard rate."""
 
 
 class StreamAccumulator:

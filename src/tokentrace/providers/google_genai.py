@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _errors
-from .._usage import RequestInfo, ResponseInfo, Usage, tier_label
+from .._usage import RequestInfo, ResponseInfo, Usage, asked_tier, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
@@ -54,7 +54,9 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options, *, opera
         captured_input=capture_messages(contents, field(config, "system_instruction"))
         if options.capture_content else None,
     )
-    return Prepared(request, kwargs, capture_content=options.capture_content)
+    tier = field(config, "service_tier") if config is not None else None
+    return Prepared(request, kwargs, capture_content=options.capture_content,
+                    asked_tier=asked_tier(tier) if tier is not None else None)
 
 
 def prepare_generate(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
@@ -125,7 +127,7 @@ def extract(result: Any, prepared: Prepared) -> ResponseInfo:
     meta = field(result, "usage_metadata")
     return ResponseInfo(
         usage=usage_from(meta),
-        service_tier=served_tier(meta),
+        service_tier=served_tier(meta) or prepared.asked_tier,
         response_model=_str(field(result, "model_version")),
         response_id=_str(field(result, "response_id")),
         finish_reasons=reasons,
@@ -150,9 +152,10 @@ def extract_embeddings(result: Any, prepared: Prepared) -> ResponseInfo:
 class ChunkAccumulator(StreamAccumulator):
     """The last chunk carrying usage_metadata wins; finish reasons and model come from the chunks seen."""
 
-    __slots__ = ("finish", "meta", "model", "response_id", "text")
+    __slots__ = ("asked_tier", "finish", "meta", "model", "response_id", "text")
 
     def __init__(self, prepared: Prepared) -> None:
+        self.asked_tier = prepared.asked_tier
         self.meta: Any = None
         self.model: str | None = None
         self.response_id: str | None = None
@@ -176,7 +179,7 @@ class ChunkAccumulator(StreamAccumulator):
 
     def result(self) -> ResponseInfo:
         return ResponseInfo(usage=usage_from(self.meta), response_model=self.model, response_id=self.response_id,
-                            service_tier=served_tier(self.meta),
+                            service_tier=served_tier(self.meta) or self.asked_tier,
                             finish_reasons=self.finish,
                             output_text=capture_output("".join(self.text), self.finish) if self.text is not None
                             else None)

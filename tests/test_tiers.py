@@ -1,0 +1,347 @@
+"""The tier that served a call, and fees on top of tokens, priced exactly (one test per row of the README's modifier
+table): the real SDKs call the simulator, which answers with the tier asked for (or ``x-sim-served-tier``); each
+expected cost is worked out here from the provider's published rates, by hand, never with tokentrace's functions,
+and compared with the span, the ``chat_cost_usd_total`` counter and the ledger row."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tokentrace
+from tokentrace import reports
+from tokentrace.testing import capture_usage
+
+from .cases import bedrock_client
+from .conftest import Telemetry, make_telemetry, openai_client
+
+MTOK = 1_000_000
+
+
+def by_hand(usage: Any, inp: float, out: float, cached: float | None = None, fees: float = 0.0) -> float:
+    """USD of a call at published rates per million tokens (cached input at ``cached``, reasoning at ``out``)."""
+    cached = inp if cached is None else cached
+    return float((usage.input * inp + usage.cache_read * cached + usage.cache_write * inp
+                  + (usage.output + usage.reasoning) * out) / MTOK + fees)
+
+
+def one_call(telemetry: Telemetry, ledger: Path, call: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(record, span attributes, ledger row) of the one call ``call`` makes."""
+    with capture_usage() as records:
+        call()
+    assert tokentrace.flush()
+    (record,) = records
+    (span,) = telemetry.finished_spans()
+    conn = sqlite3.connect(ledger)
+    conn.row_factory = sqlite3.Row
+    row = dict(conn.execute("SELECT * FROM llm_usage").fetchone())
+    return record, dict(span.attributes or {}), row
+
+
+def assert_priced(telemetry: Telemetry, record: Any, span: dict[str, Any], row: dict[str, Any], expected: float,
+                  tier: str, how: str) -> None:
+    assert record.service_tier == row["service_tier"] == tier
+    assert record.cost_usd == pytest.approx(expected, rel=1e-12)
+    assert span["tokentrace.cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert row["cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert telemetry.sample("chat_cost_usd_total", provider=record.provider, model=record.model,
+                            operation=record.operation, feature="") == pytest.approx(expected, rel=1e-12)
+    assert how in span["tokentrace.price_source"] and how in row["price_source"]
+
+
+def assert_unpriced(telemetry: Telemetry, record: Any, span: dict[str, Any], row: dict[str, Any], tier: str,
+                    why: str) -> None:
+    assert record.service_tier == row["service_tier"] == tier
+    assert record.cost_usd is None and row["cost_usd"] is None and "tokentrace.cost_usd" not in span
+    assert span["tokentrace.price_source"].startswith("unpriced: ") and why in span["tokentrace.price_source"]
+    assert telemetry.sample("llm_unpriced_requests_total", provider=record.provider, model=record.model) == 1
+    assert record.charged()[0] > 0  # budgets still count it, at the standard price
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return tmp_path / "usage.db"
+
+
+def _telemetry(ledger: Path, prices: Any = None) -> Telemetry:
+    return make_telemetry(prices=prices, ledger=ledger)
+
+
+# --------------------------------------------------------------------------- OpenAI
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_openai_flex_is_priced_at_the_models_flex_rates(simulator: Any, ledger: Path, stream: bool) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+
+    def call() -> None:
+        answer = client.chat.completions.create(model="gpt-5", service_tier="flex", stream=stream,
+                                                messages=[{"role": "user", "content": "one two"}],
+                                                **({"stream_options": {"include_usage": True}} if stream else {}))
+        if stream:
+            for _ in answer:
+                pass
+
+    record, span, row = one_call(telemetry, ledger, call)
+    # gpt-5 flex (developers.openai.com/api/docs/pricing): $0.625 in, $0.0625 cached, $5 out per MTok
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.625, 5.0, 0.0625), "flex",
+                  "service_tier=flex (genai-prices)")
+    assert span["openai.response.service_tier"] == "flex" and record.usage.reasoning > 0
+
+
+def test_openai_flex_without_flex_rates_is_priced_at_batch_rates(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-4o-mini", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    # flex is billed at Batch API rates (developers.openai.com/api/docs/guides/flex-processing): gpt-4o-mini batch
+    # $0.075 in, $0.30 out per MTok
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.075, 0.30), "flex",
+                  "as processing=batch (genai-prices)")
+
+
+def test_openai_priority_is_priced_at_the_models_priority_rates(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-4.1", service_tier="priority", messages=[{"role": "user", "content": "one two"}]))
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 3.5, 14.0, 0.875), "priority",
+                  "service_tier=priority (genai-prices)")
+
+
+def test_the_served_tier_is_priced_not_the_requested_one(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-4.1", service_tier="priority", messages=[{"role": "user", "content": "one two"}],
+        extra_headers={"x-sim-served-tier": "default"}))  # asked for priority, served at the standard tier
+    assert record.service_tier == row["service_tier"] == span["openai.response.service_tier"] == "default"
+    assert record.cost_usd == pytest.approx(by_hand(record.usage, 2.0, 8.0, 0.5), rel=1e-12)
+
+
+def test_openai_scale_tier_is_unpriced_with_the_reason(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-4.1", messages=[{"role": "user", "content": "one two"}],
+        extra_headers={"x-sim-served-tier": "scale"}))
+    assert_unpriced(telemetry, record, span, row, "scale", "Scale Tier is billed by reserved units")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_openai_responses_web_and_file_searches_are_fees_on_top_of_tokens(simulator: Any, ledger: Path,
+                                                                        stream: bool) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+
+    def call() -> None:
+        answer = client.responses.create(model="gpt-4.1", input="find it", stream=stream,
+                                         extra_headers={"x-sim-web-search-calls": "2", "x-sim-file-search-calls": "1"})
+        if stream:
+            for _ in answer:
+                pass
+
+    record, span, row = one_call(telemetry, ledger, call)
+    assert (record.usage.web_search_requests, record.usage.file_search_requests) == (2, 1)
+    # web search $10 and file search $2.50 per 1,000 calls, on top of gpt-4.1's $2 / $8 per MTok
+    fees = 2 * 10.0 / 1000 + 1 * 2.5 / 1000
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 2.0, 8.0, 0.5, fees=fees), "default",
+                  "genai-prices")
+    assert span["tokentrace.cost.fees_usd"] == pytest.approx(fees) and row["fees_usd"] == pytest.approx(fees)
+    assert span["tokentrace.cost.tokens_usd"] == pytest.approx(by_hand(record.usage, 2.0, 8.0, 0.5), rel=1e-9)
+
+
+# --------------------------------------------------------------------------- Anthropic
+
+
+def _anthropic(simulator: Any) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(api_key="sk-ant-test", base_url=simulator.url, max_retries=0)
+
+
+def _messages(client: Any, model: str, stream: bool = False, **extra: Any) -> Any:
+    def call() -> None:
+        kwargs: dict[str, Any] = {"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+                                  **extra}
+        if stream:
+            with client.messages.stream(**kwargs) as events:
+                for _ in events:
+                    pass
+        else:
+            client.messages.create(**kwargs)
+    return call
+
+
+def test_anthropic_batch_tier_is_priced_at_batch_rates(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-haiku-4-5", extra_headers={"x-sim-served-tier": "batch"}))
+    # claude-haiku-4-5 batch (platform.claude.com pricing): $0.50 in, $2.50 out per MTok
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.5, 2.5), "batch",
+                  "processing=batch (genai-prices)")
+    assert span["tokentrace.service_tier"] == "batch"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_anthropic_us_only_inference_costs_1_1_times(simulator: Any, ledger: Path, stream: bool) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-sonnet-4-5", stream, extra_body={"inference_geo": "us"}))
+    # US-only inference: 1.1x the standard $3 / $15 per MTok (platform.claude.com data residency)
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 3.3, 16.5), "standard+inference_geo=us",
+                  "inference_geo=us x1.1 (modifier table")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_anthropic_fast_mode_is_priced_at_the_models_fast_rates(simulator: Any, ledger: Path, stream: bool) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-opus-4-8", stream, extra_body={"speed": "fast"}))
+    # Opus 4.8 fast mode: $10 in, $50 out per MTok (standard: $5 / $25)
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 10.0, 50.0), "standard+speed=fast",
+                  "speed=fast (genai-prices)")
+
+
+def test_anthropic_fast_mode_without_a_known_price_is_unpriced(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-haiku-4-5", extra_body={"speed": "fast"}))
+    assert_unpriced(telemetry, record, span, row, "standard+speed=fast", "fast mode has a per-model price")
+
+
+def test_anthropic_priority_tier_is_unpriced_with_the_reason(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-haiku-4-5", extra_headers={"x-sim-served-tier": "priority"}))
+    assert_unpriced(telemetry, record, span, row, "priority", "Priority Tier is billed by a capacity commitment")
+
+
+# --------------------------------------------------------------------------- Gemini, Bedrock
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_gemini_flex_asked_through_the_sdk_is_unpriced_as_its_response_type_drops_the_tier(
+        simulator: Any, ledger: Path, stream: bool) -> None:
+    from google import genai
+    from google.genai import types
+
+    telemetry = _telemetry(ledger)
+    client = genai.Client(api_key="AIza-test", http_options=types.HttpOptions(base_url=simulator.url))
+    config = types.GenerateContentConfig(service_tier=types.ServiceTier.FLEX)
+
+    def call() -> None:
+        if stream:
+            for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents="one two",
+                                                           config=config):
+                pass
+        else:
+            client.models.generate_content(model="gemini-2.5-flash", contents="one two", config=config)
+
+    record, span, row = one_call(telemetry, ledger, call)
+    assert_unpriced(telemetry, record, span, row, "asked:flex", "does not say which tier served the call")
+
+
+def test_gemini_flex_read_on_the_wire_is_unpriced_where_no_table_prices_it(simulator: Any, ledger: Path) -> None:
+    import httpx
+
+    telemetry = _telemetry(ledger)
+    url = simulator.url.rstrip("/") + "/v1beta/models/gemini-2.5-flash:generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "one two"}]}], "serviceTier": "flex"}
+    record, span, row = one_call(telemetry, ledger, lambda: httpx.post(url, json=body))
+    assert_unpriced(telemetry, record, span, row, "flex", "google service_tier=flex is not in the modifier table")
+
+
+NOVA = {"models": {"amazon.nova-lite-v1:0": {"provider": "bedrock", "input": 0.06, "output": 0.24}}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_bedrock_priority_is_priced_by_the_users_modifier(simulator: Any, ledger: Path, stream: bool) -> None:
+    prices = {**NOVA, "modifiers": [{"provider": "bedrock", "key": "service_tier", "value": "priority",
+                                     "multiplier": 1.75}]}
+    telemetry = _telemetry(ledger, prices)
+    client = bedrock_client(simulator)
+    kwargs = {"modelId": "amazon.nova-lite-v1:0", "serviceTier": {"type": "priority"},
+              "messages": [{"role": "user", "content": [{"text": "one two"}]}]}
+
+    def call() -> None:
+        if stream:
+            for _ in client.converse_stream(**kwargs)["stream"]:
+                pass
+        else:
+            client.converse(**kwargs)
+
+    record, span, row = one_call(telemetry, ledger, call)
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.06 * 1.75, 0.24 * 1.75), "priority",
+                  "service_tier=priority x1.75 (your modifiers)")
+
+
+def test_bedrock_priority_without_a_modifier_is_unpriced(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger, NOVA)
+    record, span, row = one_call(telemetry, ledger, lambda: bedrock_client(simulator).converse(
+        modelId="amazon.nova-lite-v1:0", serviceTier={"type": "priority"},
+        messages=[{"role": "user", "content": [{"text": "one two"}]}]))
+    assert_unpriced(telemetry, record, span, row, "priority", "bedrock service_tier=priority is not in the modifier")
+
+
+# --------------------------------------------------------------------------- what wins
+
+
+def test_a_users_modifier_wins_over_genai_prices_and_the_bundled_table(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger, {"modifiers": {"openai:service_tier=flex": 0.6}})
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-5", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 1.25 * 0.6, 10.0 * 0.6, 0.125 * 0.6), "flex",
+                  "your modifiers")
+
+
+def test_a_refreshed_genai_prices_table_wins_over_the_bundled_modifier_table(
+        simulator: Any, ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    (data / "tokentrace").mkdir(parents=True)
+    (data / "tokentrace" / "prices.json").write_text(json.dumps([{
+        "id": "openai", "name": "OpenAI", "api_pattern": "https://api\\.openai\\.com",
+        "models": [{"id": "gpt-4o-mini", "match": {"starts_with": "gpt-4o-mini"},
+                    "prices": {"input_mtok": 0.15, "output_mtok": 0.6},
+                    "price_variants": [{"when": {"service_tier": "flex"},
+                                        "prices": {"input_mtok": 0.05, "output_mtok": 0.2}}]}]}]))
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    from tokentrace import price_refresh
+
+    assert price_refresh.refreshed_table_path() == data / "tokentrace" / "prices.json"
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator)
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="gpt-4o-mini", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    # the bundled table would bill flex at gpt-4o-mini's Batch rates ($0.075 / $0.30); the refreshed one says
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.05, 0.2), "flex",
+                  "service_tier=flex (genai-prices)")
+
+
+def test_report_by_tier_groups_the_served_tiers(simulator: Any, ledger: Path) -> None:
+    make_telemetry(prices=None, ledger=ledger)
+    client = openai_client(simulator)
+    for tier in ("flex", "flex", "priority", None):
+        client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "one two"}],
+                                       **({"service_tier": tier} if tier else {}))
+    assert tokentrace.flush()
+    result = reports.report(since="1d", by="tier", ledger=ledger)
+    assert {row["key"]: row["calls"] for row in result["rows"]} == {"flex": 2, "priority": 1, "default": 1}
+
+
+@pytest.mark.parametrize("bad", [
+    {"modifiers": [{"provider": "openai", "key": "service_tier", "value": "flex", "multiplier": -1}]},
+    {"modifiers": [{"provider": "openai", "key": "service_tier", "value": "flex", "multiplier": "half"}]},
+    {"modifiers": [{"provider": "openai", "value": "flex", "multiplier": 0.5}]},
+    {"modifiers": [{"provider": "openai", "key": "service_tier", "value": "flex", "multipler": 0.5}]},
+    {"modifiers": "flex=0.5"},
+])
+def test_a_bad_modifier_is_a_config_error_that_says_what_is_wrong(bad: dict[str, Any]) -> None:
+    with pytest.raises(tokentrace.ConfigError, match="modifier"):
+        tokentrace.instrument(prices=bad, ledger=False)
