@@ -345,3 +345,23 @@ def test_report_by_tier_groups_the_served_tiers(simulator: Any, ledger: Path) ->
 def test_a_bad_modifier_is_a_config_error_that_says_what_is_wrong(bad: dict[str, Any]) -> None:
     with pytest.raises(tokentrace.ConfigError, match="modifier"):
         tokentrace.instrument(prices=bad, ledger=False)
+
+
+def test_anthropic_web_searches_are_fees_on_top_of_tokens(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, _messages(
+        _anthropic(simulator), "claude-haiku-4-5", extra_headers={"x-sim-web-searches": "3"}))
+    fees = 3 * 10.0 / 1000  # $10 per 1,000 searches, on top of $1 / $5 per MTok
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 1.0, 5.0, fees=fees), "standard",
+                  "genai-prices")
+    assert row["fees_usd"] == pytest.approx(fees) and span["tokentrace.cost.fees_usd"] == pytest.approx(fees)
+
+
+def test_groq_flex_is_billed_as_on_demand(simulator: Any, ledger: Path) -> None:
+    telemetry = _telemetry(ledger)
+    client = openai_client(simulator, base_url="https://api.groq.com/openai/v1")
+    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model="llama-3.1-8b-instant", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    # Groq llama-3.1-8b-instant: $0.05 in, $0.08 out per MTok, flex at the on-demand price
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.05, 0.08), "flex", "genai-prices")
+    assert record.provider == "groq" and span["tokentrace.service_tier"] == "flex"
