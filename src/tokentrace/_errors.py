@@ -38,7 +38,7 @@ def report(stage: str, exc: BaseException | None = None, message: str = "") -> N
         if should_log:
             text = message or "internal error"
             logger.warning(
-                "tokentrace: %s at stage %r (%s); the application call is unaffected; "
+                "%s at stage %r (%s); the application call is unaffected; "
                 "further errors at this stage are counted, not logged, for %ds",
                 text,
                 stage,

@@ -66,7 +66,7 @@ class Instrumentation:
                          if name in self.arguments and not _same(value, self.arguments[name])
                          and not (name in defaults and _same(value, defaults[name])))
         if ignored:
-            logger.warning("tokentrace: instrument() was already called; ignoring the different %s (call "
+            logger.warning("instrument() was already called; ignoring the different %s (call "
                            "tokentrace.uninstrument() first to change them)", ", ".join(ignored))
 
     @property
@@ -115,7 +115,7 @@ def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
         target = _patching.find(patch.module, patch.fallback)
     if target is None:
         (logger.debug if patch.optional else logger.warning)(
-            "tokentrace: %s.%s not found in this SDK version; not measured", patch.module, patch.attribute
+            "%s.%s not found in this SDK version; not measured", patch.module, patch.attribute
         )
     return target
 
@@ -126,7 +126,7 @@ def _patch_provider(handle: Instrumentation, provider: str) -> None:
     try:
         provider_module = importlib.import_module(SDK_BY_NAME[provider].support_module)
     except ImportError:
-        logger.debug("tokentrace: no support module for %s yet", provider)
+        logger.debug("no support module for %s yet", provider)
         return
     applied: list[_patching.Applied] = []
     for patch in provider_module.PATCHES:
@@ -153,7 +153,7 @@ def _on_sdk_import(provider: str) -> Any:
                 try:
                     _patch_provider(handle, provider)
                 except Exception as exc:  # never break the application's import
-                    logger.warning("tokentrace: could not patch %s: %s", provider, exc)
+                    logger.warning("could not patch %s: %s", provider, exc)
 
     return hook
 
@@ -164,7 +164,7 @@ def _close_all(sinks: list[Sink]) -> None:
             sink.flush(5.0)
             sink.close()
         except Exception as exc:
-            logger.warning("tokentrace: closing sink %s failed: %s", sink.name, exc)
+            logger.warning("closing sink %s failed: %s", sink.name, exc)
 
 
 def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, tracer_provider: Any,

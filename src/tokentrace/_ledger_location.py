@@ -74,5 +74,5 @@ def _check_existing(path: Path) -> None:
 
 def _warn_tightened(path: Path, mode: int) -> None:
     logging.getLogger("tokentrace").warning(
-        "tokentrace: the ledger file %s was readable or writable by others (mode %o); made it its owner's only",
+        "the ledger file %s was readable or writable by others (mode %o); made it its owner's only",
         path, mode)

@@ -161,14 +161,16 @@ class Children:
     each series' numbers are one list (``_Slot`` values read it for prometheus_client) and the sink adds a call's
     numbers to those lists under one lock; otherwise every value is added through its own ``inc``."""
 
-    __slots__ = ("bounds", "cells", "cost", "in_process", "latency", "metrics", "requests", "tokens", "tokens_in",
-                 "tokens_out", "ttft", "unpriced")
+    __slots__ = ("bounds", "cells", "cost", "cost_labels", "in_process", "latency", "metrics", "requests", "tokens",
+                 "tokens_in", "tokens_out", "ttft", "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
         self.metrics = m
+        self.cost_labels = (provider, model, operation, *extra)
+        """The cost series is made at the first priced call: an unpriced model gets no ``chat_cost_usd_total``
+        series at 0, which would read as free."""
         counters = [m.tokens.labels(provider, model, operation, t, *extra) for t in TOKEN_TYPES]
-        counters += [m.cost.labels(provider, model, operation, *extra),
-                     m.requests.labels(provider, model, operation, status, *extra), m.unpriced.labels(provider, model)]
+        counters += [m.requests.labels(provider, model, operation, status, *extra), m.unpriced.labels(provider, model)]
         histograms = [m.latency.labels(provider, model, operation, status), m.ttft.labels(provider, model, operation),
                       m.request_tokens.labels(provider, model, "input"),
                       m.request_tokens.labels(provider, model, "output")]
@@ -176,11 +178,23 @@ class Children:
             cells = [_counter_cells(c, m) for c in counters] + [_histogram_cells(h, m) for h in histograms]
         self.in_process = all(c is not None for c in cells)
         self.cells: list[list[float]] = [c for c in cells if c is not None] if self.in_process else []
-        """tokens x5, cost, requests, unpriced, then the histograms latency, ttft, tokens_in, tokens_out."""
+        """tokens x5, requests, unpriced, the histograms latency, ttft, tokens_in, tokens_out, then cost once made."""
         self.bounds = [list(h._upper_bounds) for h in histograms] if self.in_process else []
         self.tokens = tuple(_counter_value(c) for c in counters[:5])
-        self.cost, self.requests, self.unpriced = (_counter_value(c) for c in counters[5:])
+        self.requests, self.unpriced = (_counter_value(c) for c in counters[5:])
+        self.cost: _Value | None = None
         self.latency, self.ttft, self.tokens_in, self.tokens_out = (_histogram_values(h) for h in histograms)
+
+    def cost_value(self) -> _Value:
+        """The cost series' value, made now if this is the first priced call (in-process: with the lock held)."""
+        child = self.metrics.cost.labels(*self.cost_labels)
+        if self.in_process:
+            cells = _counter_cells(child, self.metrics)
+            if cells is None:  # pragma: no cover - a counter unlike the others of this registry
+                raise TypeError("the cost counter's value is not in-process")
+            self.cells.append(cells)
+        self.cost = value = _counter_value(child)
+        return value
 
     def add(self, record: UsageRecord) -> None:
         """Add one finished call to these series."""
@@ -194,8 +208,9 @@ class Children:
     def _add_in_process(self, record: UsageRecord) -> None:
         """What ``_updates`` lists, added in place to the series' cell lists (the caller holds the metrics'
         lock): the same additions in the same order, without building the list."""
-        (inp_cells, read_cells, write_cells, out_cells, reasoning_cells, cost_cells, request_cells, unpriced_cells,
-         latency, ttft, tokens_in, tokens_out) = self.cells
+        cells = self.cells
+        (inp_cells, read_cells, write_cells, out_cells, reasoning_cells, request_cells, unpriced_cells,
+         latency, ttft, tokens_in, tokens_out) = cells[:11]
         bounds = self.bounds
         request_cells[0] += 1.0
         amount = record.latency_s
@@ -224,8 +239,10 @@ class Children:
             tokens_out[1 + bisect_left(bounds[3], count)] += 1.0
         cost = record.cost_usd
         if cost is not None:
+            if self.cost is None:
+                self.cost_value()
             if cost > 0:
-                cost_cells[0] += cost
+                cells[11][0] += cost
         elif record.usage_reported and record.status == "ok":
             unpriced_cells[0] += 1.0
         first = record.ttft_s
@@ -248,8 +265,9 @@ def _updates(c: Children, record: UsageRecord) -> list[tuple[_Value, float]]:
         c.tokens_in.add(updates, usage.all_input)
         c.tokens_out.add(updates, usage.all_output)
     if record.cost_usd is not None:
+        cost = c.cost if c.cost is not None else c.cost_value()
         if record.cost_usd > 0:
-            updates.append((c.cost, record.cost_usd))
+            updates.append((cost, record.cost_usd))
     elif record.usage_reported and record.status == "ok":
         updates.append((c.unpriced, 1.0))
     if record.ttft_s is not None:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._config_error import ConfigError
 from ._refusal import CallRefused
+from ._text import usd
 
 PERIODS = ("day", "week", "month")
 ACTIONS = ("warn", "block")
@@ -38,8 +39,8 @@ class BudgetExceeded(CallRefused):
             f"{' / ' if budget.limit_usd is not None and budget.limit_tokens is not None else ''}"
             f"{budget.limit_tokens:,} tokens" if budget.limit_tokens is not None else "")
         super().__init__(
-            f"budget {budget.name!r} ({budget.period}, limit {limit}) would be exceeded: spent ${spent_usd:.6f} "
-            f"and {spent_tokens:,} tokens this {budget.period}, this call could cost up to ${estimate_usd:.6f} "
+            f"budget {budget.name!r} ({budget.period}, limit {limit}) would be exceeded: spent {usd(spent_usd)} "
+            f"and {spent_tokens:,} tokens this {budget.period}, this call could cost up to {usd(estimate_usd)} "
             f"and {estimate_tokens:,} tokens; the request was not sent"
         )
 

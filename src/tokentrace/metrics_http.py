@@ -101,13 +101,13 @@ class MetricsServer:
         self._server: Any = None
         refuse = usage_token is None and ledger is not None and not is_loopback(addr)
         if refuse:
-            _errors.logger.warning("tokentrace: /metrics listens on %s, beyond loopback, and no usage token is set: "
+            _errors.logger.warning("/metrics listens on %s, beyond loopback, and no usage token is set: "
                                    "GET /usage answers 403 (set usage_token= or TOKENTRACE_USAGE_TOKEN)", addr)
         policy = UsagePolicy(token=usage_token, refuse_without_token=refuse, by_identity=usage_by_identity)
         try:
             self._server = _serve(port, addr, registry or REGISTRY, ledger, policy)
         except OSError as exc:
-            _errors.logger.warning("tokentrace: cannot serve /metrics on %s:%s (%s); metrics are still collected",
+            _errors.logger.warning("cannot serve /metrics on %s:%s (%s); metrics are still collected",
                                    addr, port, exc.strerror or exc)
             return
         self.port = int(self._server.server_port)

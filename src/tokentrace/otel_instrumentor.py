@@ -18,7 +18,7 @@ def warn_if_no_sdk() -> None:
 
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         logger.warning(
-            "tokentrace: opentelemetry-instrument configured no OpenTelemetry SDK, so spans and gen_ai.* metrics "
+            "opentelemetry-instrument configured no OpenTelemetry SDK, so spans and gen_ai.* metrics "
             "are dropped (Prometheus metrics and the ledger still work). Install opentelemetry-distro "
             "(pip install 'tokentrace[otlp]') and pick exporters, e.g. OTEL_TRACES_EXPORTER=otlp or console.")
 

@@ -131,7 +131,7 @@ class PriceTable:
                         self.genai_prices_version = genai_prices.__version__
                         self._snapshot = self._refreshed_snapshot() or data_snapshot.get_snapshot()
                     except Exception as exc:  # pragma: no cover - genai-prices is a core dependency
-                        logger.warning("tokentrace: genai-prices unavailable (%s); only overrides are priced", exc)
+                        logger.warning("genai-prices unavailable (%s); only overrides are priced", exc)
                         self._snapshot = False
         return self._snapshot
 
@@ -142,7 +142,7 @@ class PriceTable:
         try:
             snapshot = price_refresh.snapshot_from_raw(json.loads(self._refreshed.read_text(encoding="utf-8")))
         except Exception as exc:
-            logger.warning("tokentrace: ignoring the refreshed price table %s (%s); using the bundled one",
+            logger.warning("ignoring the refreshed price table %s (%s); using the bundled one",
                            self._refreshed, exc)
             return None
         modified = time.strftime("%Y-%m-%d", time.gmtime(self._refreshed.stat().st_mtime))
@@ -275,7 +275,7 @@ class PriceTable:
             return
         if (provider, model) not in self._stale_warned:
             self._stale_warned.add((provider, model))
-            logger.warning("tokentrace: the price of %s model %r comes from a table whose newest price is from %s, "
+            logger.warning("the price of %s model %r comes from a table whose newest price is from %s, "
                            "over a year ago; run `tokentrace prices --refresh` or upgrade genai-prices",
                            provider, model, dated)
 

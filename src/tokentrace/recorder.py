@@ -78,7 +78,7 @@ class Recorder:
             key = (record_provider, f"{model}@{tier}")
             if key not in self._warned_unpriced and len(self._warned_unpriced) < WARN_UNPRICED_MODELS:
                 self._warned_unpriced.add(key)
-                _errors.logger.warning("tokentrace: %s model %r served at %r is %s", record_provider, model, tier,
+                _errors.logger.warning("%s model %r served at %r is %s", record_provider, model, tier,
                                        reason)
             return None, reason
         if price is None:
@@ -90,13 +90,13 @@ class Recorder:
                 if now - self._unpriced_said_at >= 60.0:  # llm_unpriced_requests_total counts every such call
                     self._unpriced_said_at = now
                     _errors.logger.warning(
-                        "tokentrace: no price known for %s model %r either; more than %d models are unpriced, so "
+                        "no price known for %s model %r either; more than %d models are unpriced, so "
                         "further ones are logged at most once a minute (see llm_unpriced_requests_total)",
                         record_provider, model, WARN_UNPRICED_MODELS)
             else:
                 self._warned_unpriced.add(key)
                 _errors.logger.warning(
-                    "tokentrace: no price known for %s model %r; its cost is recorded as unknown. "
+                    "no price known for %s model %r; its cost is recorded as unknown. "
                     "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
                     record_provider,
                     model,

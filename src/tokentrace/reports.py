@@ -127,8 +127,8 @@ def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
 def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit: int | None = None
                ) -> list[tuple[Any, ...]]:
     """Per group key (and UTC day first, when ``per_day``): calls, errors, blocked, cached, token sums, total,
-    cost, unpriced calls, latency sum. ``limit``: only the ``limit`` most expensive groups (in the database: the
-    other groups are never fetched)."""
+    cost, unpriced calls, then the latency sum and number of answered (``ok``) calls. ``limit``: only the
+    ``limit`` most expensive groups (in the database: the other groups are never fetched)."""
     key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
     if per_day:
         day_rows, day_rollup = GROUP_KEYS["day"]
@@ -137,9 +137,10 @@ def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit:
     source, params = aggregate_source(window, key_rows, key_rollup)
     counts = ", ".join(f"SUM(CASE WHEN status = '{status}' THEN calls ELSE 0 END)"
                        for status in ("error", "blocked", "cached"))
-    sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls",
-                                            "latency_ms_sum"))
-    statement = f"SELECT k, SUM(calls), {counts}, {sums} FROM ({source}) AS s GROUP BY k"
+    sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls"))
+    answered = ("SUM(CASE WHEN status = 'ok' THEN latency_ms_sum ELSE 0 END), "
+                "SUM(CASE WHEN status = 'ok' THEN calls ELSE 0 END)")  # latency of answered calls, as stats reads
+    statement = f"SELECT k, SUM(calls), {counts}, {sums}, {answered} FROM ({source}) AS s GROUP BY k"
     if limit is not None:  # the order report() sorts its rows in
         statement += f" ORDER BY SUM(cost_usd) DESC, SUM(calls) DESC, k LIMIT {int(limit)}"
     found = db.execute(statement, params).fetchall()
@@ -171,7 +172,8 @@ def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
         "total_tokens": int(values[10] or 0),
         "cost_usd": _cost(values[11], int(values[12] or 0)),
         "unpriced_calls": int(values[12] or 0),
-        "avg_latency_ms": round(float(values[13] or 0.0) / calls, 3) if calls else 0.0,
+        "avg_latency_ms": round(float(values[13] or 0.0) / answered, 3) if (answered := int(values[14] or 0))
+        else 0.0,
     }
 
 
@@ -183,7 +185,7 @@ def _cost(summed: Any, unpriced_calls: int) -> float | None:
 
 def _totals(db: Db, window: Window) -> dict[str, Any]:
     rows = _aggregate(db, window, "total")
-    totals = _row_dict(rows[0] if rows else ("total",) + (0,) * 13)
+    totals = _row_dict(rows[0] if rows else ("total",) + (0,) * 14)
     totals.pop("key")
     return totals
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from . import render
+from .invocation import command_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="tokentrace: what your LLM calls cost, how fast they are, and where the budget stands.")
@@ -43,6 +44,7 @@ class By(StrEnum):
     day = "day"
     session = "session"
     user = "user"
+    tier = "tier"
 
 
 class ReportFormat(StrEnum):
@@ -101,7 +103,15 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except ReportError as exc:
-        fail(exc.worded(CLI_NAMES))
+        message = exc.worded(CLI_NAMES)
+        if message.startswith("no ledger at"):
+            from .demo import demo_ledger_path
+
+            demo = demo_ledger_path()
+            if demo.exists():
+                message = (message.split(" (", 1)[0] + f"; `tokentrace demo` wrote its calls to {demo}: "
+                           f"{command_name()} report --ledger {demo}")
+        fail(message)
     except (BudgetError, PriceError, RefreshError) as exc:
         fail(str(exc))
 
@@ -203,8 +213,9 @@ def budget(
 @app.command()
 def prices(
     model: Annotated[str | None, typer.Argument(metavar="MODEL", hidden=True)] = None,
-    provider: Annotated[str, typer.Option(metavar="PROVIDER",
-                                          help="Provider id (openai, xai, anthropic, google, ...).")] = "openai",
+    provider: Annotated[str | None, typer.Option(
+        metavar="PROVIDER", help="Provider id (openai, xai, anthropic, google, ...). Default: for MODEL, every "
+                                 "provider that prices it; for the list, openai.")] = None,
     prices_file: Annotated[str | None, typer.Option(
         "--prices", metavar="FILE", help="Override file (TOML/JSON/YAML/LiteLLM; default: $TOKENTRACE_PRICES).")
     ] = None,
@@ -228,7 +239,7 @@ def prices(
     from ..price_overrides import parse_overrides
     from ..pricing import PriceTable
 
-    if provider not in BY_ID:
+    if provider is not None and provider not in BY_ID:
         fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")
     if refresh:
         from ..price_refresh import refresh_table
@@ -244,17 +255,30 @@ def prices(
                   + (f" + overrides from {source}" if source else ""))
     names = TOKEN_TYPES
     if model is None:  # list the provider's models
-        listing = Table(title=f"{provider} models (USD per million tokens; tiers: tokentrace prices MODEL)")
-        listing.add_column("model")
+        named = provider is not None
+        provider = provider or "openai"
+        listing = Table(title=f"{provider} models (USD per million tokens; tiers: tokentrace prices MODEL)"
+                        + ("" if named else "\nthe default provider; --provider NAME lists another's"))
+        listing.add_column("model", no_wrap=True)  # never cut: text-embedding-3-small and -large must differ
         for name in names:
             listing.add_column(name, justify="right")
         for model_name, listed in table.models(provider):
             listing.add_row(model_name, *(render.rate(getattr(listed.base, n)) for n in names))
         console.print(listing)
         return
+    if provider is None:  # the providers that price the name, the model's maker first
+        pricing = _pricing_providers(table, model)
+        if not pricing:
+            fail(f"no price known for model {model!r} at any provider (tokentrace prices --provider NAME lists "
+                 "a provider's models)")
+        if len(pricing) > 1:
+            console.print(f"priced by {', '.join(pricing)}; showing {pricing[0]} (--provider NAME for another)")
+        provider = pricing[0]
     price = table.lookup(provider, model)
     if price is None:
-        fail(f"no price known for {provider} model {model!r}")
+        others = [p for p in _pricing_providers(table, model) if p != provider]
+        fail(f"no price known for {provider} model {model!r}"
+             + (f"; try --provider {others[0]}" if others else ""))
     out = Table(title=f"{provider} / {model}  ({price.source})")
     out.add_column("applies when all input >")
     for name in names:
@@ -262,6 +286,18 @@ def prices(
     for threshold, rates in ((0, price.base), *price.tiers):
         out.add_row(f"{threshold:,}", *(render.rate(getattr(rates, n)) for n in names))
     console.print(out)
+
+
+MAKERS = ("openai", "anthropic", "google", "xai", "mistral", "deepseek", "cohere")
+"""Providers that make models: a name several providers price is shown at its maker first."""
+
+
+def _pricing_providers(table: Any, model: str) -> list[str]:
+    """Provider ids whose price table has ``model`` (local servers, which price everything at $0, left out)."""
+    from .._registry import BY_ID, LOCAL
+
+    found = [p for p in BY_ID if p != "openai_compatible" and p not in LOCAL and table.lookup(p, model) is not None]
+    return sorted(found, key=lambda p: MAKERS.index(p) if p in MAKERS else len(MAKERS))
 
 
 @app.command()
@@ -301,5 +337,6 @@ def run() -> None:
             sys.exit(0)
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else f"{type(exc).__name__}: {exc}"
+        message = message.replace("Value error, ", "")  # pydantic's prefix, which typer passes on from its enums
         err_console.print(f"tokentrace: error: {message}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

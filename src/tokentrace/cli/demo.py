@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .invocation import command_name
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -365,8 +367,9 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
             render.budget_table(console, [reports.budget_row(s.budget, s.spent_usd, s.spent_tokens)
                                           for s in budget_sink.status()])
         where = describe(ledger_sink.path)
-        console.print(f"Again: tokentrace report --ledger {where}\n"
-                      f"       tokentrace budget --budgets {DEMO_BUDGETS} --ledger {where}", soft_wrap=True,
+        again = command_name()
+        console.print(f"Again: {again} report --ledger {where}\n"
+                      f"       {again} budget --budgets {DEMO_BUDGETS} --ledger {where}", soft_wrap=True,
                       highlight=False)
         if serve:
             _serve(sim.port, f"http://{metrics_addr}:{metrics_port}/metrics", console)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._text import usd
 from .._usage import TOKEN_COLUMNS, TOKEN_TYPES
 
 TOKEN_HEADERS = tuple((column, kind.replace("_", " ")) for column, kind in zip(TOKEN_COLUMNS, TOKEN_TYPES, strict=True))
@@ -47,9 +48,7 @@ def plural(count: int, word: str) -> str:
 
 def money(value: float | None) -> str:
     """A cost in USD: 6 decimals under a dollar, cents above; ``unpriced`` when unknown."""
-    if value is None:
-        return UNPRICED
-    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+    return UNPRICED if value is None else usd(value)
 
 
 def rate(value: float) -> str:
@@ -167,8 +166,10 @@ def _print_vertical(console: Console, title: str, columns: list[Column], *, foot
                 console.print(Text(f"  {column.header}: {cell}"), soft_wrap=True)
 
 
-_REPORT_DROP_ORDER = ("blocked", "cached", "cache write", "reasoning", "errors", "avg ms", "cache read", "input",
-                      "output")
+_REPORT_DROP_ORDER = ("cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms", "blocked",
+                      "errors")
+"""When a report is too wide, after the all-zero columns: the token breakdown first (the ``tokens`` total stays),
+then the columns that tell what happened to calls, errors last."""
 
 
 def _report_columns(key_header: str, rows: list[dict[str, Any]], totals: dict[str, Any] | None) -> list[Column]:
@@ -183,6 +184,7 @@ def _report_columns(key_header: str, rows: list[dict[str, Any]], totals: dict[st
         columns.append(numbers(name, [f"{r[name]:,}" for r in rows], f"{t[name]:,}" if t else ""))
     for key, header in TOKEN_HEADERS:
         columns.append(numbers(header, [f"{r[key]:,}" for r in rows], f"{t[key]:,}" if t else ""))
+    columns.append(numbers("tokens", [f"{r['total_tokens']:,}" for r in rows], f"{t['total_tokens']:,}" if t else ""))
     columns.append(numbers("cost (USD)", [cost_cell(r) for r in rows], cost_cell(t) if t else ""))
     columns.append(numbers("avg ms", [f"{r['avg_latency_ms']:.1f}" for r in rows],
                            f"{t['avg_latency_ms']:.1f}" if t else ""))
@@ -283,9 +285,8 @@ def budget_table(console: Console, rows: list[dict[str, Any]]) -> None:
     limits = [_limit_cells(r) for r in rows]
     columns = [
         Column("budget", [r["name"] for r in rows], numeric=False, keep=True),
-        Column("period", [r["period"] for r in rows], numeric=False, drop_rank=2),
+        Column("rule", [f"{r['action']}/{r['period']}" for r in rows], numeric=False, keep=True),
         Column("scope", [r["scope"] or "all calls" for r in rows], numeric=False, drop_rank=0),
-        Column("action", [r["action"] for r in rows], numeric=False, drop_rank=1),
         Column("spent", [s for s, _ in limits], keep=True),
         Column("limit", [limit for _, limit in limits], keep=True),
         Column("used", [f"{r['used']:.0%}" for r in rows], keep=True),

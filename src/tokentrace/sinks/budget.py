@@ -21,6 +21,7 @@ from typing import Any
 from .. import _errors, _forksafe
 from .._budget_store import SharedBudgets
 from .._estimate import estimate
+from .._text import usd
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import Budget, BudgetExceeded, BudgetUnavailable
 from ..pricing import PriceTable
@@ -176,12 +177,12 @@ class BudgetSink(Sink):
         return (b.limit_usd is not None and account.spent_usd >= b.limit_usd) or (
             b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens)
 
-    def _warn(self, budget: Budget, usd: float, tokens: int) -> None:
-        logger.warning("tokentrace: budget %r (%s) reached: spent $%.6f and %d tokens this %s", budget.name,
-                       budget.action, usd, tokens, budget.period)
+    def _warn(self, budget: Budget, spent: float, tokens: int) -> None:
+        logger.warning("budget %r (%s) reached: spent %s and %d tokens this %s", budget.name,
+                       budget.action, usd(spent), tokens, budget.period)
         if budget.on_exceeded is not None:
             try:
-                budget.on_exceeded(budget, usd, tokens)
+                budget.on_exceeded(budget, spent, tokens)
             except Exception as exc:
                 _errors.report("budget.callback", exc, "a budget on_exceeded callback raised")
 

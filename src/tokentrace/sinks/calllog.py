@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .._text import usd
 from .._usage import UsageRecord
 from . import Sink
 
@@ -29,7 +30,7 @@ class CallLogSink(Sink):
         if not _logger.isEnabledFor(logging.INFO):
             return
         usage = record.usage
-        cost = "unpriced" if record.cost_usd is None else f"${record.cost_usd:.6f}"
+        cost = "unpriced" if record.cost_usd is None else usd(record.cost_usd)
         fields = {
             "provider": record.provider, "model": record.model, "operation": record.operation,
             "status": record.status, "feature": record.feature, "input": usage.input,

@@ -43,7 +43,7 @@ def _hook_module(module_name: str) -> None:
     for attribute, wrapper in _clients()[module_name]:
         target = _patching.find(module_name, attribute)
         if target is None:
-            logger.debug("tokentrace: %s.%s not found; calls through it are not seen on the wire", module_name,
+            logger.debug("%s.%s not found; calls through it are not seen on the wire", module_name,
                          attribute)
             continue
         done = _patching.apply(*target, wrapper)
@@ -57,7 +57,7 @@ def _on_import(module_name: str) -> Callable[[Any], None]:
         try:
             _hook_module(module_name)
         except Exception as exc:  # never break the application's import
-            logger.warning("tokentrace: could not hook %s: %s", module_name, exc)
+            logger.warning("could not hook %s: %s", module_name, exc)
 
     return hook
 
