@@ -28,6 +28,39 @@ case); every other value, NO_CONTENT included, captures nothing."""
 
 
 
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("TOKENTRACE_DISABLED", "`1`: `instrument()` does nothing"),
+    ("TOKENTRACE_LEDGER", "ledger path, `postgresql://` URL, or `off` (`instrument(ledger=...)`)"),
+    ("TOKENTRACE_BUDGETS", "budgets TOML file (`instrument(budgets=...)`)"),
+    ("TOKENTRACE_PRICES", "price override file: model prices and tier `modifiers` (`instrument(prices=...)`)"),
+    ("TOKENTRACE_METRICS_PORT", "serve `/metrics` (and `/usage`) on this port (`instrument(metrics_port=...)`)"),
+    ("TOKENTRACE_METRICS_ADDR", "address `/metrics` binds (default `127.0.0.1`)"),
+    ("TOKENTRACE_NAMESPACE", "metric name prefix (`instrument(namespace=...)`)"),
+    ("TOKENTRACE_STREAM_USAGE", "`0`: do not add `stream_options.include_usage` to OpenAI-format streams"),
+    ("TOKENTRACE_HTTP", "`0`: do not measure calls on the wire (httpx, requests, aiohttp; `instrument(http=False)`)"),
+    ("TOKENTRACE_USAGE_TOKEN", "bearer token `GET /usage` asks for (required beyond loopback; "
+                               "`instrument(usage_token=...)`)"),
+    ("TOKENTRACE_USAGE_BY_IDENTITY", "`1`: let `GET /usage` group by user or session "
+                                     "(`instrument(usage_by_identity=True)`)"),
+    ("TOKENTRACE_INFER_PRICES", "`0`: leave calls to unknown hosts unpriced instead of inferring from an "
+                                "unambiguous table match (`instrument(infer_prices=False)`)"),
+    ("TOKENTRACE_FLUSH_ON_SIGTERM", "`0`: do not install the SIGTERM handler that writes queued rows "
+                                    "(`instrument(flush_on_sigterm=False)`)"),
+    ("TOKENTRACE_UNPRICED_ESTIMATE_USD", "what a block budget reserves for a call to a model without a known "
+                                         "price (default 0.10)"),
+    ("TOKENTRACE_RESERVATION_TTL_S", "seconds a budget reservation lives without renewal (default 60)"),
+    ("TOKENTRACE_MAX_LABEL_VALUES", "distinct values per Prometheus label (default 1,000; extra values become "
+                                    "`other` and are counted)"),
+    ("TOKENTRACE_LEDGER_QUEUE_SIZE", "rows waiting for the ledger writer before new ones are dropped and counted "
+                                     "(default 100,000)"),
+    ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+     "default of `capture_content`: `true`/`SPAN_ONLY` put prompt and completion text on spans, `EVENT_ONLY` on a "
+     "`gen_ai.client.inference.operation.details` event, `SPAN_AND_EVENT` both; never in metrics or the ledger"),
+)
+"""Every environment variable tokentrace reads, with its meaning: the documentation's table is made from this
+(``docs/hooks.py``), and a test checks that the code reads no variable missing here."""
+
+
 def env_flag(name: str, default: bool = False) -> bool:
     """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case; empty: ``default``). Else ConfigError."""
     value = os.environ.get(name)
