@@ -224,7 +224,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     finally:
         conn.close()
     rows = [_row_dict(r) for r in grouped]
-    totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 13))
+    totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 14))
     totals.pop("key")
     daily: dict[str, list[float]] = {}
     for r in by_day:

@@ -24,6 +24,8 @@ BAR_WIDTH = 40
 NAME_MIN_WIDTH = 12
 """A name column is never squeezed below this (or its longest value, when shorter); longer names wrap."""
 UNPRICED = "unpriced"
+MAX_WORD_WIDTH = 20
+"""A name column is at least as wide as its longest word (``openai_compatible``), up to this; longer words fold."""
 
 
 def printable(text: str) -> str:
@@ -93,7 +95,10 @@ class Column:
     def width(self) -> int:
         """The width this column needs (a name column: what it may shrink to)."""
         full = max(self.widths)
-        return full if self.numeric else min(full, max(self.shrink_to, len(self.header)))
+        if self.numeric:
+            return full
+        word = max((len(w) for c in self.cells for w in c.split()), default=0)  # names wrap between words only
+        return min(full, max(self.shrink_to, len(self.header), min(word, MAX_WORD_WIDTH)))
 
 
 def _table_width(columns: Sequence[Column], *, shrunk: bool = True) -> int:
@@ -167,9 +172,9 @@ def _print_vertical(console: Console, title: str, columns: list[Column], *, foot
 
 
 _REPORT_DROP_ORDER = ("cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms", "blocked",
-                      "errors")
-"""When a report is too wide, after the all-zero columns: the token breakdown first (the ``tokens`` total stays),
-then the columns that tell what happened to calls, errors last."""
+                      "errors", "tokens")
+"""When a report is too wide, after the all-zero columns: the token breakdown first (the ``tokens`` total stays
+while it can), then the columns that tell what happened to calls, errors and the total last."""
 
 
 def _report_columns(key_header: str, rows: list[dict[str, Any]], totals: dict[str, Any] | None) -> list[Column]:

@@ -105,7 +105,7 @@ def prepare_request(
             send = {**kwargs, "stream_options": merged}
             hide = True
     return build(Prepared, (request, send, hide, "extra_headers" in kwargs and streaming_response_requested(kwargs),
-                            options.capture_content))
+                            options.capture_content, None))  # every field, in order
 
 
 def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
