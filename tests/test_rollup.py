@@ -48,7 +48,8 @@ def _by_rows(path: Path, by_sql: str, begin: datetime, stop: datetime) -> dict[s
         f"SELECT {by_sql}, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(input_tokens), "
         f"SUM(cache_read_tokens), SUM(output_tokens), SUM(reasoning_tokens), SUM(total_tokens), "
         f"COALESCE(SUM(cost_usd), 0), SUM(CASE WHEN cost_usd IS NULL AND status = 'ok' AND usage_reported = 1 "
-        f"THEN 1 ELSE 0 END), AVG(latency_ms) FROM llm_usage WHERE ts_utc >= ? AND ts_utc < ? GROUP BY 1",
+        f"THEN 1 ELSE 0 END), COALESCE(AVG(CASE WHEN status = 'ok' THEN latency_ms END), 0) "  # answered calls
+        f"FROM llm_usage WHERE ts_utc >= ? AND ts_utc < ? GROUP BY 1",
         (begin.isoformat(timespec="microseconds").replace("+00:00", "Z"),
          stop.isoformat(timespec="microseconds").replace("+00:00", "Z"))).fetchall()
     conn.close()

@@ -32,6 +32,7 @@ __all__ = [
     "UsageRecord",
     "__version__",
     "attributes",
+    "budget_status",
     "flush",
     "instrument",
     "record_cache_hit",
@@ -138,6 +139,21 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
 
     flush()
     return reports.report(since, by, ledger, start=start, end=end, limit=limit)
+
+
+def budget_status(**principal: str) -> list[dict[str, Any]]:
+    """One principal's standing in every budget with ``per=`` its keys, e.g. ``budget_status(user_id="alice")``:
+    a list of ``{name, period, spent_usd, limit_usd, used, ...}`` (what ``tokentrace budget`` shows), for the
+    app's own "your usage" page. Fleet-wide with a ledger (read now), this process's own without one; [] when
+    tokentrace is not instrumented or no templated budget names these keys."""
+    from . import _instrumentor
+    from .reports import budget_row
+
+    handle = _instrumentor.current()
+    sink = handle.sink("budget") if handle is not None else None
+    if sink is None:
+        return []
+    return [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in sink.principal_status(**principal)]
 
 
 def usage_app(ledger: str | os.PathLike[str] | None = None) -> Callable[..., Awaitable[None]]:

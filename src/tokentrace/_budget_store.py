@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,6 +28,10 @@ from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
 from .budgets import Budget, BudgetExceeded
 
 SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
+MAX_RUNNING_SUMS = 100_000
+"""Running sums kept per process (one per budget or principal account); the least recently read is forgotten."""
+MAX_WATCHED = 1000
+"""Principal accounts of warn budgets the background thread reads each cycle (the most recently used)."""
 RETRY_AFTER_FAILURE_S = 5.0
 """After the store could not be reached, calls are decided without it (budget_unavailable) for this long."""
 
@@ -36,8 +41,10 @@ def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
     where = ["status IN ('ok', 'error')"]
     params: list[Any] = []
     for key, value in (budget.scope or {}).items():
-        if key in SCOPE_COLUMNS:
+        if key in SCOPE_COLUMNS or key == "provider":
             where.append(f"{key} = ?")
+        elif key == "model":  # the model asked for, as admission sees it
+            where.append("request_model = ?")
         else:
             where.append(f"{db.json_field('attributes_json')} = ?")
             params.append(key)
@@ -45,11 +52,46 @@ def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+def principal_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
+    """SQL (and parameters) of a row's principal under a templated budget: its ``per`` key values joined."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for key in budget.per_keys:
+        if key in SCOPE_COLUMNS or key == "provider":
+            parts.append(f"COALESCE({key}, '')")
+        elif key == "model":
+            parts.append("request_model")
+        else:
+            parts.append(f"COALESCE({db.json_field('attributes_json')}, '')")
+            params.append(key)
+    return " || '/' || ".join(parts), params
+
+
+def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> list[tuple[str, float, int]]:
+    """(principal, USD, tokens) of a templated budget's ``limit`` biggest spenders since ``begin`` (rows)."""
+    where, params = _scope_filter(db, budget)
+    key, key_params = principal_sql(db, budget)
+    rows = db.execute(
+        f"SELECT {key} AS p, SUM({CHARGED_USD}), SUM({CHARGED_TOKENS}) FROM llm_usage "
+        f"WHERE ts_utc >= ? AND {where} GROUP BY p ORDER BY 2 DESC, 3 DESC LIMIT {int(limit)}",
+        [*key_params, iso_utc(begin.timestamp()), *params]).fetchall()
+    return [(str(p), float(u or 0.0), int(t or 0)) for p, u, t in rows if p and "//" not in f"/{p}/"]
+
+
+def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
+    """How many principals of a templated budget have rows since ``begin``."""
+    where, params = _scope_filter(db, budget)
+    key, key_params = principal_sql(db, budget)
+    row = db.execute(f"SELECT COUNT(DISTINCT {key}) FROM llm_usage WHERE ts_utc >= ? AND {where}",
+                     [*key_params, iso_utc(begin.timestamp()), *params]).fetchone()
+    return int(row[0] or 0)
+
+
 def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
     """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``: whole hours from the roll-up
     when the scope is one the roll-up keeps (none, or ``feature``), the rows otherwise."""
     where, params = _scope_filter(db, budget)
-    on_rollup = set(budget.scope or {}) <= {"feature"}
+    on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
     source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
     row = db.execute(f"SELECT COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) FROM ({source}) AS s",
                      source_params).fetchone()
@@ -60,7 +102,8 @@ class SpendCounter:
     """Running (USD, tokens) per budget and period, extended by the rows written since the last read."""
 
     def __init__(self) -> None:
-        self._sums: dict[str, tuple[str, int, float, int]] = {}  # name -> (period start, last id, usd, tokens)
+        self._sums: OrderedDict[str, tuple[str, int, float, int]] = OrderedDict()
+        """name -> (period start, last id, usd, tokens), the most recently read last; bounded (principals)."""
 
     def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
         begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
@@ -80,6 +123,9 @@ class SpendCounter:
                                  [last_id, top, start, *params]).fetchone()
                 usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
         self._sums[budget.name] = (start, int(last_id), usd, tokens)
+        self._sums.move_to_end(budget.name)
+        if len(self._sums) > MAX_RUNNING_SUMS:  # a forgotten principal's sum is read again from the ledger
+            self._sums.popitem(last=False)
         return usd, tokens
 
     def reset(self) -> None:
@@ -126,6 +172,8 @@ class SharedBudgets:
         self._pending: dict[str, dict[int, tuple[float, int]]] = {b.name: {} for b in self.budgets}
         """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
         instead of the estimate until the writer drops the reservation with the call's row."""
+        self._watched: OrderedDict[str, Budget] = OrderedDict()
+        """Principal accounts of warn budgets (``watch``), read with the budgets so they warn once per period."""
         self._wake = threading.Event()
         self._status: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
@@ -175,6 +223,8 @@ class SharedBudgets:
         if pending:
             for rid in pending.keys() - {row[0] for row in live}:
                 del pending[rid]
+        if not pending and budget.principal is not None:  # principals come and go: keep no empty entry
+            self._pending.pop(budget.name, None)
         return live
 
     def _held(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
@@ -188,6 +238,25 @@ class SharedBudgets:
         for rid, budget in zip(ids, budgets, strict=True):
             self._pending.setdefault(budget.name, {})[rid] = (usd, tokens)
         self._wake.set()  # warn budgets: read the new spend soon
+
+    def watch(self, budget: Budget) -> None:
+        """Read this principal account of a warn budget in the background too (it warns when crossed)."""
+        watched = self._watched
+        watched[budget.name] = budget
+        watched.move_to_end(budget.name)
+        if len(watched) > MAX_WATCHED:
+            watched.popitem(last=False)
+
+    def spent_now(self, budget: Budget) -> tuple[float, int]:
+        """(USD, tokens) ``budget`` has spent this period, read now on the calling thread: the ledger's rows plus
+        this process's ended calls whose rows are still queued."""
+        db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
+        try:
+            usd, tokens = spent_since(db, budget, budget.period_bounds()[0])
+            extra_usd, extra_tokens = self._ended_not_written(db, budget, time.time())
+            return usd + extra_usd, tokens + extra_tokens
+        finally:
+            db.close()
 
     def status(self) -> dict[str, tuple[float, int]]:
         """Fleet-wide (USD, tokens) spent per budget: ledger rows plus this process's ended calls not yet written.
@@ -244,10 +313,11 @@ class SharedBudgets:
         return sum(c[0] for c in ended), sum(c[1] for c in ended)
 
     def _refresh(self, db: Db, spend: SpendCounter, now: float) -> None:
-        for budget in self.budgets:
+        for budget in (*self.budgets, *list(self._watched.values())):
             usd, tokens = spend.spent(db, budget, now)
             extra_usd, extra_tokens = self._ended_not_written(db, budget, now)
-            self._status[budget.name] = (usd + extra_usd, tokens + extra_tokens)
+            if budget.principal is None:  # the gauges are per budget: no series per principal
+                self._status[budget.name] = (usd + extra_usd, tokens + extra_tokens)
             over = (budget.limit_usd is not None and usd >= budget.limit_usd) or (
                 budget.limit_tokens is not None and tokens >= budget.limit_tokens)
             if over and self._on_crossed is not None and budget.action == "warn":

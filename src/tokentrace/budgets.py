@@ -1,12 +1,15 @@
-"""Budgets: a spend or token limit per calendar period, optionally scoped to attribution keys; warn or block.
+"""Budgets: a spend or token limit per calendar period, optionally scoped to attribution keys (and to the provider
+or model asked for); warn or block; one shared limit, or one per principal (``per="user_id"``).
 
 ``Budget`` objects come from code or a TOML file. ``BudgetExceeded`` is raised by a ``block`` budget before
-the request leaves the process. Period arithmetic lives here; the accounting lives in sinks/budget.py.
+the request leaves the process. Period arithmetic and narrowing a templated budget to one principal's account
+(``Budget.account``) live here; the accounting lives in sinks/budget.py.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import os
 import tomllib
@@ -19,9 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._config_error import ConfigError
 from ._refusal import CallRefused
-from ._text import usd
+from ._text import encodable, usd
 
-PERIODS = ("day", "week", "month")
+PERIODS = ("hour", "day", "week", "month")
 ACTIONS = ("warn", "block")
 
 
@@ -56,6 +59,12 @@ class BudgetUnavailable(CallRefused):
 
 STANDARD_SCOPE_KEYS = ("feature", "session_id", "user_id", "agent_id")
 """The attribution keys ``tokentrace.attributes()`` names; a scope key close to one of them is a typo."""
+REQUEST_KEYS = ("provider", "model")
+"""Scope and ``per`` keys read from the request itself: the provider id and the model asked for."""
+MAX_PRINCIPAL_CHARS = 200
+"""A principal value longer than this is kept as its first characters and a hash (distinct values stay distinct)."""
+PRINCIPAL_SEPARATOR = "/"
+"""Joins the values of a pair ``per=("tenant", "feature")`` into one principal: ``acme/chat``."""
 
 
 class BudgetError(ConfigError):
@@ -75,6 +84,16 @@ class Budget:
     timezone: str = "UTC"
     on_exceeded: Callable[[Budget, float, int], None] | None = field(default=None, compare=False, repr=False)
     """Called (from the thread that crossed the limit) once per period when a ``warn`` budget is crossed."""
+    per: str | tuple[str, ...] | None = None
+    """A templated budget: the limit applies to each distinct value of this attribution key (or pair of keys)
+    separately, e.g. ``per="user_id"``: each user may spend ``limit_usd``. A call without the key is not counted."""
+    limits: Mapping[str, float] | None = None
+    """Per-principal limits overriding the default one (USD if the budget has ``limit_usd``, else tokens)."""
+    limit_for: Callable[[str], float | None] | None = field(default=None, compare=False, repr=False)
+    """A principal's limit from the application (its own plans table); None: the default. Asked on a principal's
+    first call and again every ``LIMIT_REFRESH_S`` seconds, so a changed plan applies without a restart."""
+    principal: str | None = None
+    """Set on an account (``Budget.account``): the principal this budget was narrowed to."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -109,20 +128,113 @@ class Budget:
         if self.scope is not None:
             object.__setattr__(self, "scope", {str(k): str(v) for k, v in self.scope.items()})
             for key in self.scope:
-                near = difflib.get_close_matches(key, STANDARD_SCOPE_KEYS, n=1, cutoff=0.75)
-                if near and key != near[0]:  # "featur" would never match a call: the budget would never apply
-                    raise BudgetError(f"budget {self.name!r}: scope key {key!r} looks like a misspelling of "
-                                      f"{near[0]!r}; an attribution key of your own must not look like a standard one")
+                self._check_key(key, "scope key", identifier=False)
+        self._check_template()
+
+    def _check_key(self, key: Any, what: str, *, identifier: bool = True) -> None:
+        if not isinstance(key, str) or not key or (identifier and not key.isidentifier()):
+            raise BudgetError(f"budget {self.name!r}: {what} {key!r} is not an attribution key (a name such as "
+                              f"user_id, or {', '.join(REQUEST_KEYS)})")
+        near = difflib.get_close_matches(key, (*STANDARD_SCOPE_KEYS, *REQUEST_KEYS), n=1, cutoff=0.75)
+        if near and key != near[0]:  # "featur" would never match a call: the budget would never apply
+            raise BudgetError(f"budget {self.name!r}: {what} {key!r} looks like a misspelling of "
+                              f"{near[0]!r}; an attribution key of your own must not look like a standard one")
+
+    def _check_template(self) -> None:
+        if self.per is not None:
+            keys = (self.per,) if isinstance(self.per, str) else self.per
+            if not isinstance(keys, tuple) or not keys:
+                raise BudgetError(f"budget {self.name!r}: per must be an attribution key or a tuple of them, "
+                                  f"not {self.per!r}")
+            for key in keys:
+                self._check_key(key, "per key")
+            if len(set(keys)) != len(keys):
+                raise BudgetError(f"budget {self.name!r}: per names a key twice: {keys}")
+            object.__setattr__(self, "per", keys)
+        if self.limits is not None:
+            if self.per is None:
+                raise BudgetError(f"budget {self.name!r}: limits for named principals need per=... (the key whose "
+                                  "values they name)")
+            if not isinstance(self.limits, Mapping):
+                raise BudgetError(f"budget {self.name!r}: limits must map a principal to its limit, "
+                                  f"not {self.limits!r}")
+            for principal, limit in self.limits.items():
+                if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) \
+                        or limit < 0:
+                    raise BudgetError(f"budget {self.name!r}: the limit of {principal!r} must be a finite number "
+                                      f">= 0, not {limit!r}")
+            object.__setattr__(self, "limits", {str(k): float(v) for k, v in self.limits.items()})
+        if self.limit_for is not None:
+            if self.per is None:
+                raise BudgetError(f"budget {self.name!r}: limit_for needs per=... (the key whose values it prices)")
+            if not callable(self.limit_for):
+                raise BudgetError(f"budget {self.name!r}: limit_for must be callable")
+
+    @property
+    def per_keys(self) -> tuple[str, ...]:
+        """The key(s) of a templated budget; () for an ordinary one (or an account)."""
+        return () if self.per is None or self.principal is not None else tuple(self.per)
+
+    def principal_of(self, attributes: Mapping[str, str], provider: str = "", model: str = "") -> str | None:
+        """The principal a call belongs to under this templated budget; None when the call lacks a key."""
+        values = []
+        for key in self.per_keys:
+            value = attributes.get(key) if key not in REQUEST_KEYS else provider if key == "provider" else model
+            if not value:
+                return None
+            values.append(value)
+        return bounded_principal(PRINCIPAL_SEPARATOR.join(values))
+
+    def limit_of(self, principal: str) -> float | None:
+        """The principal's own limit, from ``limits`` or ``limit_for``; None: the budget's default. Raises what
+        ``limit_for`` raises, or BudgetError for a value that is no limit."""
+        if self.limits is not None and principal in self.limits:
+            return self.limits[principal]
+        if self.limit_for is None:
+            return None
+        limit = self.limit_for(principal)
+        if limit is None:
+            return None
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit < 0:
+            raise BudgetError(f"budget {self.name!r}: limit_for({principal!r}) returned {limit!r}, not a finite "
+                              "number >= 0")
+        return float(limit)
+
+    def account(self, principal: str, limit: float | None = None) -> Budget:
+        """This templated budget narrowed to one principal: an ordinary budget named ``name[principal]``, scoped to
+        the principal's key values, with the principal's limit (``limit``, else the default)."""
+        values = principal.split(PRINCIPAL_SEPARATOR, len(self.per_keys) - 1) if len(self.per_keys) > 1 \
+            else [principal]
+        scope = {**(self.scope or {}), **dict(zip(self.per_keys, values, strict=False))}
+        usd_limit, token_limit = self.limit_usd, self.limit_tokens
+        if limit is not None:
+            if usd_limit is not None:
+                usd_limit = limit
+            else:
+                token_limit = int(limit)
+        return Budget(f"{self.name}[{principal}]", self.period, usd_limit, token_limit, scope, self.action,
+                      self.timezone, self.on_exceeded, per=self.per, principal=principal)
 
     def tz(self) -> tzinfo:
         return UTC if self.timezone.upper() == "UTC" else ZoneInfo(self.timezone)
 
-    def applies_to(self, attributes: Mapping[str, str]) -> bool:
-        return not self.scope or all(attributes.get(k) == v for k, v in self.scope.items())
+    def applies_to(self, attributes: Mapping[str, str], provider: str = "", model: str = "") -> bool:
+        """Whether a call with these attributes (and, for ``provider``/``model`` scope keys, this provider and
+        requested model) counts against this budget."""
+        if not self.scope:
+            return True
+        for key, value in self.scope.items():
+            have = attributes.get(key) if key not in REQUEST_KEYS else provider if key == "provider" else model
+            if have != value:
+                return False
+        return True
 
     def period_bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
         """[start, end) of the calendar period containing ``now``, as aware datetimes in the budget's zone."""
         local = (now or datetime.now(UTC)).astimezone(self.tz())
+        if self.period == "hour":  # an hour is an hour in every zone: bounds in UTC, DST cannot stretch one
+            begin = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            return begin, begin + timedelta(hours=1)
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
         if self.period == "week":
             start -= timedelta(days=start.weekday())
@@ -137,6 +249,20 @@ class Budget:
         # recompute through the zone so DST changes inside the period are honoured
         tz = self.tz()
         return (start.replace(tzinfo=None).replace(tzinfo=tz), end.replace(tzinfo=None).replace(tzinfo=tz))
+
+
+LIMIT_REFRESH_S = 60.0
+"""How long a principal's limit from ``limit_for`` holds before it is asked again."""
+
+
+def bounded_principal(value: str) -> str:
+    """A principal value safe to store and show: encodable, at most MAX_PRINCIPAL_CHARS characters (a longer one
+    keeps its start and a hash of the whole, so two long values never share an account)."""
+    value = encodable(value)
+    if len(value) <= MAX_PRINCIPAL_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return f"{value[:MAX_PRINCIPAL_CHARS - 18]}~{digest}"
 
 
 def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
@@ -157,13 +283,15 @@ def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
     if not entries:
         raise BudgetError(f"{path} defines no budget; add [[budget]] tables (see examples/budgets.toml)")
     budgets = []
-    known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone"}
+    known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone", "per", "limits"}
     for entry in entries:
         if not isinstance(entry, dict):
             raise BudgetError(f"{path}: expected [[budget]] tables, found {entry!r}")
         unknown = set(entry) - known
         if unknown:
             raise BudgetError(f"{path}: unknown budget field(s) {sorted(unknown)}")
+        if isinstance(entry.get("per"), list):
+            entry = {**entry, "per": tuple(entry["per"])}
         try:
             budgets.append(Budget(**entry))
         except TypeError as exc:

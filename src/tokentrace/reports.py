@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._budget_store import spent_since
+from ._budget_store import principal_count, spent_by_principal, spent_since
 from ._ledger_db import COLUMNS, LedgerError
 from ._ledger_store import Db, open_db
 from ._rollup import MEASURES, Window, aggregate_source, histogram_sql
@@ -371,15 +371,34 @@ def budget_row(budget: Budget, spent_usd: float, spent_tokens: int) -> dict[str,
     }
 
 
-def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """Spend in each budget's current period according to the ledger, against its limits."""
+def _limit_or_default(budget: Budget, principal: str) -> float | None:
+    try:
+        return budget.limit_of(principal)
+    except Exception:  # the app's own limit_for failing here: show the default limit
+        return None
+
+
+def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None = None, *,
+                  top: int = 0) -> list[dict[str, Any]]:
+    """Spend in each budget's current period according to the ledger, against its limits. A templated budget
+    (``per=``) is a row for all its principals together (``principals``: how many spent), then, with ``top``, a row
+    for each of the ``top`` principals nearest their own limit."""
     conn, path = open_ledger(ledger)
     try:
         rows = []
         for budget in budgets:
             begin, _ = budget.period_bounds()
-            usd, tokens = spent_since(conn, budget, begin)
-            rows.append(budget_row(budget, usd, tokens))
+            if not budget.per_keys:
+                rows.append(budget_row(budget, *spent_since(conn, budget, begin)))
+                continue
+            row = budget_row(budget, *spent_since(conn, budget, begin))
+            row.update(per=", ".join(budget.per_keys), principals=principal_count(conn, budget, begin), used=0.0)
+            rows.append(row)
+            if top:
+                spenders = spent_by_principal(conn, budget, begin, top * 10 + len(budget.limits or {}))
+                accounts = [budget_row(budget.account(p, _limit_or_default(budget, p)), usd_spent, tokens)
+                            for p, usd_spent, tokens in spenders]
+                rows += sorted(accounts, key=lambda r: -r["used"])[:top]
         return rows
     except conn.errors as exc:
         raise ReportError(f"cannot read ledger {path}: {exc}") from None

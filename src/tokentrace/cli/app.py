@@ -194,6 +194,8 @@ def budget(
     budgets: Annotated[Path | None, typer.Option("--budgets", metavar="FILE", help="Budgets TOML file (default: "
                                                                   "$TOKENTRACE_BUDGETS).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    top: Annotated[int, typer.Option(min=0, max=1000, metavar="N", help="For each budget with per=..., also the N "
+                                                                     "principals nearest their limit.")] = 0,
     ledger: LedgerOption = None,
 ) -> None:
     """Each budget's spend in its current period, from the ledger, against its limit."""
@@ -203,7 +205,7 @@ def budget(
     source = budgets or os.environ.get("TOKENTRACE_BUDGETS")
     if not source:
         fail("no budgets: pass --budgets FILE or set TOKENTRACE_BUDGETS")
-    rows = guarded(lambda: reports.budget_status(load_budgets(source), ledger))
+    rows = guarded(lambda: reports.budget_status(load_budgets(source), ledger, top=top))
     if fmt is OutputFormat.json:
         _print_json(rows)
     else:

@@ -7,12 +7,19 @@ The estimate is deliberately high (``_estimate``). An answered call whose usage 
 
 With a ledger the accounts are the ledger's (``_budget_store.SharedBudgets``: every process sharing the ledger
 decides against the same spend and reservations); without one they are this process's own.
+
+A templated budget (``per="user_id"``) has one account per principal, made on the principal's first call as an
+ordinary budget narrowed to it (``Budget.account``), so every rule above holds per principal. The accounts of the
+principals seen lately are kept (at most ``MAX_ACTIVE_PRINCIPALS``); with a ledger a forgotten one is read back
+from it, without one its spend so far is forgotten with it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +30,7 @@ from .._budget_store import SharedBudgets
 from .._estimate import estimate
 from .._text import usd
 from .._usage import RequestInfo, UsageRecord
-from ..budgets import Budget, BudgetExceeded, BudgetUnavailable
+from ..budgets import LIMIT_REFRESH_S, Budget, BudgetExceeded, BudgetUnavailable
 from ..pricing import PriceTable
 from . import Sink
 
@@ -46,6 +53,9 @@ class BudgetStatus:
     budget: Budget
     spent_usd: float
     spent_tokens: int
+    principals: tuple[int, int] | None = None
+    """A templated budget: (principals this process has seen this period, of them refused a call); its spend is
+    per principal, so ``spent_*`` are 0 here."""
 
     @property
     def name(self) -> str:
@@ -62,6 +72,18 @@ class BudgetStatus:
 
 MIN_REFRESH_S = 0.05
 """flush() refreshes the fleet-wide gauges only when it has at least this much time left."""
+MAX_ACTIVE_PRINCIPALS = 100_000
+"""Principal accounts kept in memory, the most recently used; one more forgets the least recently used."""
+
+
+@dataclass
+class _PrincipalAccount:
+    """One principal's account of a templated budget, and when its limit is to be asked for again."""
+
+    account: _Account
+    limit_until: float
+    blocked_in: float = 0.0
+    """The end of the period in which a call of this principal was refused (0: none)."""
 
 
 class BudgetSink(Sink):
@@ -72,7 +94,9 @@ class BudgetSink(Sink):
                  reservation_ttl_s: float = 60.0) -> None:
         self._prices = prices
         self._lock = threading.Lock()
-        self._accounts = [self._new_account(b) for b in budgets]
+        self._accounts = [self._new_account(b) for b in budgets if not b.per_keys]
+        self._templates = tuple(b for b in budgets if b.per_keys)
+        self._principals: OrderedDict[tuple[str, str], _PrincipalAccount] = OrderedDict()
         self._release = release
         self._unavailable = unavailable
         self.shared: SharedBudgets | None = None
@@ -102,15 +126,71 @@ class BudgetSink(Sink):
         return estimate(request, self._prices)
 
     # ---- before the request is sent (calling thread)
+    def _principal_accounts(self, attributes: Mapping[str, str], request: RequestInfo, now: float
+                            ) -> list[_Account]:
+        """The accounts of the call's principals under the templated budgets (made on first use)."""
+        found = []
+        for template in self._templates:
+            if not template.applies_to(attributes, request.provider, request.request_model):
+                continue
+            principal = template.principal_of(attributes, request.provider, request.request_model)
+            if principal is None:  # the call has no value for the key: this budget does not count it
+                continue
+            key = (template.name, principal)
+            with self._lock:
+                entry = self._principals.get(key)
+                if entry is not None:
+                    self._principals.move_to_end(key)
+            if entry is None or now >= entry.limit_until:
+                entry = self._refresh_principal(template, principal, key, entry, now)
+                if entry is None:
+                    continue
+            found.append(entry.account)
+        return found
+
+    def _refresh_principal(self, template: Budget, principal: str, key: tuple[str, str],
+                           entry: _PrincipalAccount | None, now: float) -> _PrincipalAccount | None:
+        """Ask the principal's limit (``limits``, ``limit_for``) and make or update its account. A ``limit_for``
+        that fails is decided by ``budget_unavailable``: the call is refused, or this budget skips it."""
+        try:
+            limit = template.limit_of(principal)
+        except Exception as exc:
+            _errors.report("budget.limit_for", exc, f"budget {template.name!r}: the principal's limit could not be "
+                           f"read; calls are {'refused' if self._unavailable == 'block' else 'sent unchecked'}")
+            if self._unavailable == "block":
+                raise BudgetUnavailable(template, f"limit_for failed ({type(exc).__name__})") from None
+            return None
+        budget = template.account(principal, limit)
+        with self._lock:
+            entry = self._principals.get(key)
+            if entry is None:
+                entry = _PrincipalAccount(self._new_account(budget), now + LIMIT_REFRESH_S)
+                self._principals[key] = entry
+                if len(self._principals) > MAX_ACTIVE_PRINCIPALS:
+                    self._principals.popitem(last=False)
+            else:
+                entry.account.budget, entry.limit_until = budget, now + LIMIT_REFRESH_S
+        return entry
+
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
         if request.cached:
             return None
-        accounts = [a for a in self._accounts if a.budget.applies_to(attributes)]
+        accounts = [a for a in self._accounts if a.budget.applies_to(attributes, request.provider,
+                                                                      request.request_model)]
+        if self._templates:
+            accounts += self._principal_accounts(attributes, request, started_wall)
         if not accounts:
             return None
         if self.shared is not None:
-            return self._admit_shared([a.budget for a in accounts if a.budget.action == "block"], request,
-                                      started_wall)
+            for account in accounts:
+                if account.budget.principal is not None and account.budget.action == "warn":
+                    self.shared.watch(account.budget)
+            try:
+                return self._admit_shared([a.budget for a in accounts if a.budget.action == "block"], request,
+                                          started_wall)
+            except BudgetExceeded as exc:
+                self._note_blocked(exc.budget)
+                raise
         usd, tokens = self._estimate(request)
         now = started_wall
         with self._lock:
@@ -124,6 +204,7 @@ class BudgetSink(Sink):
                 over_tokens = budget.limit_tokens is not None and (
                     account.spent_tokens + account.reserved_tokens + tokens > budget.limit_tokens)
                 if over_usd or over_tokens:
+                    self._note_blocked(budget, locked=True)
                     raise BudgetExceeded(budget, account.spent_usd, account.spent_tokens, usd, tokens)
             for account in accounts:
                 account.reserved_usd += usd
@@ -171,6 +252,58 @@ class BudgetSink(Sink):
         for account in crossed:
             self._warn(account.budget, account.spent_usd, account.spent_tokens)
 
+    def _note_blocked(self, budget: Budget, *, locked: bool = False) -> None:
+        """Remember that a principal of a templated budget was refused this period (for the principal gauges)."""
+        if budget.principal is None:
+            return
+        template = budget.name[:-len(budget.principal) - 2]
+        if not locked:
+            with self._lock:
+                self._note_blocked(budget, locked=True)
+            return
+        entry = self._principals.get((template, budget.principal))
+        if entry is not None:
+            entry.blocked_in = budget.period_bounds()[1].timestamp()
+
+    def principal_counts(self) -> dict[str, tuple[int, int]]:
+        """Per templated budget: (principals this process has seen this period, of them refused a call)."""
+        now = time.time()
+        counts = {t.name: [0, 0] for t in self._templates}
+        with self._lock:
+            entries = list(self._principals.items())
+        for (template, _), entry in entries:
+            if now < entry.account.period_end:
+                counts[template][0] += 1
+                counts[template][1] += entry.blocked_in > now
+        return {name: (seen, blocked) for name, (seen, blocked) in counts.items()}
+
+    def principal_status(self, **principal: str) -> list[BudgetStatus]:
+        """Each templated budget's account for the principal named by keyword (``user_id="alice"``), with its
+        spend this period: for the app's own "your usage" page."""
+        found = []
+        for template in self._templates:
+            if not set(template.per_keys) <= set(principal):
+                continue
+            name = template.principal_of(principal, principal.get("provider", ""), principal.get("model", ""))
+            if name is None:
+                continue
+            try:
+                budget = template.account(name, template.limit_of(name))
+            except Exception as exc:
+                _errors.report("budget.limit_for", exc, f"budget {template.name!r}: the principal's limit could "
+                               "not be read")
+                budget = template.account(name)
+            if self.shared is not None:
+                spent = self.shared.spent_now(budget)
+            else:
+                with self._lock:
+                    entry = self._principals.get((template.name, name))
+                    if entry is not None:
+                        self._roll(entry.account, time.time())
+                    spent = (entry.account.spent_usd, entry.account.spent_tokens) if entry else (0.0, 0)
+            found.append(BudgetStatus(budget, *spent))
+        return found
+
     @staticmethod
     def _over(account: _Account) -> bool:
         b = account.budget
@@ -187,14 +320,16 @@ class BudgetSink(Sink):
                 _errors.report("budget.callback", exc, "a budget on_exceeded callback raised")
 
     def status(self) -> list[BudgetStatus]:
+        counts = self.principal_counts()
+        templates = [BudgetStatus(t, 0.0, 0, counts.get(t.name, (0, 0))) for t in self._templates]
         if self.shared is not None:
             fleet = self.shared.status()
-            return [BudgetStatus(a.budget, *fleet.get(a.budget.name, (0.0, 0))) for a in self._accounts]
+            return [BudgetStatus(a.budget, *fleet.get(a.budget.name, (0.0, 0))) for a in self._accounts] + templates
         now = datetime.now(UTC).timestamp()
         with self._lock:
             for account in self._accounts:
                 self._roll(account, now)
-            return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts]
+            return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts] + templates
 
     def flush(self, timeout: float) -> bool:
         """With a shared ledger: read fleet-wide spend now (the rows just flushed), within ``timeout``, so the budget

@@ -79,11 +79,20 @@ class BudgetCollector(Collector):
                                               "The budget's token limit per period", labels=["budget"]),
             "period_end": GaugeMetricFamily(metric_name("llm_budget_period_end_timestamp_seconds", self._namespace),
                                             "When the budget's current period ends (Unix time)", labels=["budget"]),
+            "principals": GaugeMetricFamily(metric_name("llm_budget_principals", self._namespace),
+                                            "Principals of a per= budget this process has seen this period (state "
+                                            "seen), and of them those refused a call (state blocked)",
+                                            labels=["budget", "state"]),
         }
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         families = self._families()
         for status in self._status():
+            principals = getattr(status, "principals", None)
+            if principals is not None:  # a per= budget: counts of principals, never a series per principal
+                families["principals"].add_metric([status.name, "seen"], principals[0])
+                families["principals"].add_metric([status.name, "blocked"], principals[1])
+                continue
             families["spent_usd"].add_metric([status.name], status.spent_usd)
             families["spent_tokens"].add_metric([status.name], status.spent_tokens)
             if status.limit_usd is not None:
