@@ -14,7 +14,7 @@ from typing import Any
 
 import wrapt
 
-from . import _errors, _forksafe, _patching, _sigterm, _wrappers
+from . import _errors, _forksafe, _patching, _sigterm, _wrappers, batch_results
 from ._cardinality import LabelGuard
 from ._registry import SDK_BY_NAME
 from .config import Settings
@@ -136,6 +136,10 @@ def _patch_provider(handle: Instrumentation, provider: str) -> None:
         done = _patching.apply(*target, _wrappers.make_wrapper(patch.endpoint, patch.is_async))
         if done is not None:  # None: already ours (or another instrumentation's), never wrapped twice
             applied.append(done)
+    for module, attribute, wrapper in batch_results.PATCHES.get(provider, ()):  # Batch API results
+        found = _patching.find(module, attribute)
+        if found is not None and (done := _patching.apply(*found, wrapper)) is not None:
+            applied.append(done)
     handle.patched[provider] = applied
 
 
@@ -233,6 +237,7 @@ def instrument(
                                            measure_prompt=handle_has_budgets(recorder),
                                            capture_content=settings.capture_content)
         _wrappers.active.recorder = recorder
+        batch_results.ledger_location = settings.ledger
         _current = handle
         for provider in settings.providers:
             sdk = SDK_BY_NAME[provider].import_name
@@ -259,6 +264,7 @@ def uninstrument() -> None:
         handle = _current
         _current = None
         _wrappers.active.recorder = None
+        batch_results.ledger_location = None
         if handle is None:
             return
         _retired = handle

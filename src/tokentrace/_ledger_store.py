@@ -22,7 +22,9 @@ from . import _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+_OPERATION = COLUMNS.index("operation")
+_RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 
 _TABLES = """
@@ -92,11 +94,24 @@ ALTER TABLE llm_usage ADD COLUMN fees_usd {real}
 """Version 5: ``fees_usd`` is the part of ``cost_usd`` that per-request fees (searches) make; NULL when unpriced.
 (No comment after a column's type: SQLite keeps it in the table's stored definition.)"""
 
+_BATCHES = """
+CREATE UNIQUE INDEX IF NOT EXISTS llm_usage_batch_result ON llm_usage (response_id) WHERE operation = 'batch';
+CREATE TABLE IF NOT EXISTS llm_batches (
+    batch_id        TEXT NOT NULL PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    attributes_json TEXT NOT NULL DEFAULT '{{}}',
+    created_utc     TEXT NOT NULL
+)
+"""
+"""Version 6: a batch result is one row, once (its ``response_id`` is the batch id, or batch id/custom id), and
+what a batch was attributed to when it was created (``batch_results``)."""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
+                              6: _BATCHES}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 
@@ -196,10 +211,27 @@ class Db:
             if version > SCHEMA_VERSION:
                 raise NewerSchemaError(f"{self.location} now has ledger schema {version}, newer than this "
                                        f"tokentrace's ({SCHEMA_VERSION}); upgrade tokentrace in this process")
+            if rows and any(row[_OPERATION] == "batch" for row in rows):
+                rows = self._without_recorded_batches(rows)
             if rows:
                 _rollup.fold(self, self._insert_many(rows))
             if released:
                 self._delete_reservations(released)
+
+    def _without_recorded_batches(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``rows`` less the batch results already in the ledger (another process, or a restart, retrieved them
+        first) or twice in ``rows``: a batch result is written once, whoever reads it (in the write transaction)."""
+        kept: list[tuple[Any, ...]] = []
+        seen: set[Any] = set()
+        for row in rows:
+            if row[_OPERATION] == "batch":
+                key = row[_RESPONSE_ID]
+                if key in seen or self.execute("SELECT 1 FROM llm_usage WHERE operation = 'batch' AND "
+                                               "response_id = ?", (key,)).fetchone() is not None:
+                    continue
+                seen.add(key)
+            kept.append(row)
+        return kept
 
     def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Append ``rows``; returns the largest id before them (what the roll-up folds from).

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import anthropic_api, bedrock_api, cohere_api, gemini_api, ollama_api, openai_api
+from . import anthropic_api, batches_api, bedrock_api, cohere_api, gemini_api, ollama_api, openai_api
 
 # path suffix -> handler, most specific first; any prefix is accepted
 _HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HANDLERS, **cohere_api.HANDLERS,
@@ -34,8 +34,9 @@ async def _dispatch(request: Request) -> Response:
 
 def build_app(**defaults: Any) -> Starlette:
     """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
-    app = Starlette(routes=[Route("/{path:path}", _dispatch, methods=["POST"])])
+    app = Starlette(routes=[*batches_api.routes(), Route("/{path:path}", _dispatch, methods=["POST"])])
     app.state.defaults = defaults
+    app.state.batches = {}  # batch id -> (its create body, when it was created)
     app.state.served = []  # the path of every request received, in order (tests: what reached the provider)
     return app
 

@@ -175,6 +175,8 @@ class BudgetSink(Sink):
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
         if request.cached:
             return None
+        if request.operation == "batch":  # a batch result lands: counted, never refused (it was submitted)
+            return self._batch_result(request, attributes, started_wall)
         accounts = [a for a in self._accounts if a.budget.applies_to(attributes, request.provider,
                                                                       request.request_model)]
         if self._templates:
@@ -210,6 +212,19 @@ class BudgetSink(Sink):
                 account.reserved_usd += usd
                 account.reserved_tokens += tokens
         return (accounts, usd, tokens)
+
+    def _batch_result(self, request: RequestInfo, attributes: Mapping[str, str], now: float) -> Any:
+        """With a ledger its row counts once written; without one, its cost is added to the accounts it falls in."""
+        if self.shared is not None:
+            return None
+        accounts = [a for a in self._accounts if a.budget.applies_to(attributes, request.provider,
+                                                                      request.request_model)]
+        if self._templates:
+            accounts += self._principal_accounts(attributes, request, now)
+        with self._lock:
+            for account in accounts:
+                self._roll(account, now)
+        return (accounts, 0.0, 0) if accounts else None
 
     def _admit_shared(self, blocking: list[Budget], request: RequestInfo, now: float) -> Any:
         """One transaction against the ledger for the block budgets; warn budgets need no round trip."""
