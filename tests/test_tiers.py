@@ -365,3 +365,14 @@ def test_groq_flex_is_billed_as_on_demand(simulator: Any, ledger: Path) -> None:
     # Groq llama-3.1-8b-instant: $0.05 in, $0.08 out per MTok, flex at the on-demand price
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.05, 0.08), "flex", "genai-prices")
     assert record.provider == "groq" and span["tokentrace.service_tier"] == "flex"
+
+
+def test_a_block_budget_estimates_a_priority_request_at_priority_rates(simulator: Any) -> None:
+    # 11 input tokens (7 characters / 3, + 8 for the message) and 100 output: $0.000822 at gpt-4.1's standard
+    # $2 / $8 per MTok, $0.0014385 at its priority $3.50 / $14; a $0.001 limit takes the first, not the second
+    make_telemetry(prices=None, budgets=[tokentrace.Budget("b", limit_usd=0.001, action="block")])
+    client = openai_client(simulator)
+    with pytest.raises(tokentrace.BudgetExceeded, match=r"could cost up to \$0\.00143[89]"):
+        client.chat.completions.create(model="gpt-4.1", service_tier="priority", max_tokens=100,
+                                       messages=[{"role": "user", "content": "one two"}])
+    client.chat.completions.create(model="gpt-4.1", max_tokens=100, messages=[{"role": "user", "content": "one two"}])

@@ -3,7 +3,8 @@ it charges an answered call whose provider never reported usage.
 
 Prompt characters / 3 tokens (+ 8 per message) plus the request's max output tokens (``DEFAULT_OUTPUT_ESTIMATE``
 when none is given) for each completion asked for, priced at the model's highest rates, plus the web searches its
-tools allow; a floor (``UNPRICED_ESTIMATE_USD``) for a model without a price, never $0.
+tools allow, at the dearer of the standard price and the tier the request asks for (priority, fast mode); a floor
+(``UNPRICED_ESTIMATE_USD``) for a model without a price, never $0.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ._usage import RequestInfo
-from .pricing import PriceTable
+from .pricing import ModelPrice, PriceTable
 
 DEFAULT_OUTPUT_ESTIMATE = 4096
 UNPRICED_ESTIMATE_USD = 0.10
@@ -47,7 +48,16 @@ def estimate(request: RequestInfo, prices: PriceTable) -> tuple[float, int]:
     price = prices.lookup(request.provider, request.request_model) if request.request_model else None
     if price is None:
         return unpriced_estimate_usd(), input_tokens + output_tokens
-    rates = [price.base, *(r for _, r in price.tiers)]
-    usd = max((input_tokens * max(r.input, r.cache_write) + output_tokens * max(r.output, r.reasoning)) / 1e6
-              for r in rates)
+    usd = _worst(price, input_tokens, output_tokens)
+    if request.requested_tier is not None:  # a dearer tier asked for (priority, fast mode): never below standard
+        served, reason = prices.lookup_served(request.provider, request.request_model, request.requested_tier)
+        usd = max(usd, _worst(served, input_tokens, output_tokens) if served is not None
+                  else unpriced_estimate_usd() if reason else usd)
     return usd + request.max_searches * price.web_search_usd, input_tokens + output_tokens
+
+
+def _worst(price: ModelPrice, input_tokens: int, output_tokens: int) -> float:
+    """USD of the tokens at the price's highest input and output rates, over its base and prompt-size tiers."""
+    rates = [price.base, *(r for _, r in price.tiers)]
+    return max((input_tokens * max(r.input, r.cache_write) + output_tokens * max(r.output, r.reasoning)) / 1e6
+               for r in rates)

@@ -104,6 +104,9 @@ class RequestInfo(NamedTuple):
     max_searches: int = 0
     """Server-side web searches the call may run (a web-search tool's ``max_uses``, else ``DEFAULT_SEARCHES``):
     priced per search into the estimate."""
+    requested_tier: str | None = None
+    """The tier or modifiers the request asks for (``tier_label``: ``priority``, ``standard+speed=fast``): a
+    budget estimates the call at the dearer of it and the standard price."""
 
 
 class ResponseInfo(NamedTuple):

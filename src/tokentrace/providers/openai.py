@@ -93,6 +93,7 @@ def prepare_request(
                          kwargs.get("instructions")) if options.capture_content else None,
         max(int_or_none(kwargs.get("n")) or 1, 1),
         0,
+        tier_label(tier) if (tier := kwargs.get("service_tier")) is not None else None,
     ))
     send: Mapping[str, Any] = kwargs
     hide = False
