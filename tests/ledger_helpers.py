@@ -29,3 +29,19 @@ def write_ledger(path: Path, records: list[UsageRecord]) -> Path:
     finally:
         db.close()
     return path
+
+
+def query_ledger(ledger: str, query: str) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` straight from a ledger database (a SQLite path or a ``postgresql://`` URL)."""
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger) as conn:
+            return conn.execute(query).fetchall()
+    import sqlite3
+
+    conn = sqlite3.connect(ledger)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from .ledger_helpers import query_ledger
+
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_USD = 0.01
 # USD per million tokens: a 7-in / 5-out call costs $0.000135 (its estimate: $0.000165), so ~74 calls fit
@@ -83,17 +85,8 @@ def _run_fleet(ledger: str, port: int, processes: int, threads: int) -> list[dic
     return outcomes
 
 
-def _query(ledger: str, query: str) -> list[tuple[Any, ...]]:
-    if ledger.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(ledger) as conn:
-            return conn.execute(query).fetchall()
-    conn = sqlite3.connect(ledger)
-    try:
-        return conn.execute(query).fetchall()
-    finally:
-        conn.close()
+_query = query_ledger
+"""Rows straight from the database (either backend)."""
 
 
 def _ledger_totals(ledger: str) -> tuple[float, int, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import tokentrace
 from tokentrace import Budget, BudgetError, BudgetExceeded, BudgetUnavailable
 
 from .conftest import make_telemetry, openai_client
+from .ledger_helpers import query_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = {"gpt-4o-mini": {"provider": "openai", "input": 5.0, "output": 20.0},
@@ -248,17 +248,7 @@ WORKER = textwrap.dedent("""
 """).replace("LIMIT", repr(PRINCIPAL_LIMIT)).replace("VIP", repr(VIP_LIMIT))
 
 
-def _query(ledger: str, query: str) -> list[tuple[Any, ...]]:
-    if ledger.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(ledger) as conn:
-            return conn.execute(query).fetchall()
-    conn = sqlite3.connect(ledger)
-    try:
-        return conn.execute(query).fetchall()
-    finally:
-        conn.close()
+_query = query_ledger
 
 
 def _run_principal_fleet(ledger: str, port: int, processes: int, threads: int) -> dict[str, float]:

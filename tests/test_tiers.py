@@ -62,6 +62,15 @@ def assert_unpriced(telemetry: Telemetry, record: Any, span: dict[str, Any], row
     assert record.charged()[0] > 0  # budgets still count it, at the standard price
 
 
+def openai_chat(simulator: Any, ledger: Path, model: str, prices: Any = None,
+                **kwargs: Any) -> tuple[Telemetry, Any, dict[str, Any], dict[str, Any]]:
+    """(telemetry, record, span attributes, ledger row) of one chat completion through the openai SDK."""
+    telemetry = _telemetry(ledger, prices)
+    client = openai_client(simulator)
+    return telemetry, *one_call(telemetry, ledger, lambda: client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "one two"}], **kwargs))
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
@@ -95,10 +104,7 @@ def test_openai_flex_is_priced_at_the_models_flex_rates(simulator: Any, ledger: 
 
 
 def test_openai_flex_without_flex_rates_is_priced_at_batch_rates(simulator: Any, ledger: Path) -> None:
-    telemetry = _telemetry(ledger)
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-4o-mini", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4o-mini", service_tier="flex")
     # flex is billed at Batch API rates (developers.openai.com/api/docs/guides/flex-processing): gpt-4o-mini batch
     # $0.075 in, $0.30 out per MTok
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.075, 0.30), "flex",
@@ -106,30 +112,21 @@ def test_openai_flex_without_flex_rates_is_priced_at_batch_rates(simulator: Any,
 
 
 def test_openai_priority_is_priced_at_the_models_priority_rates(simulator: Any, ledger: Path) -> None:
-    telemetry = _telemetry(ledger)
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-4.1", service_tier="priority", messages=[{"role": "user", "content": "one two"}]))
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4.1", service_tier="priority")
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 3.5, 14.0, 0.875), "priority",
                   "service_tier=priority (genai-prices)")
 
 
 def test_the_served_tier_is_priced_not_the_requested_one(simulator: Any, ledger: Path) -> None:
-    telemetry = _telemetry(ledger)
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-4.1", service_tier="priority", messages=[{"role": "user", "content": "one two"}],
-        extra_headers={"x-sim-served-tier": "default"}))  # asked for priority, served at the standard tier
+    _, record, span, row = openai_chat(simulator, ledger, "gpt-4.1", service_tier="priority",  # asked for priority,
+                                       extra_headers={"x-sim-served-tier": "default"})  # served at the standard tier
     assert record.service_tier == row["service_tier"] == span["openai.response.service_tier"] == "default"
     assert record.cost_usd == pytest.approx(by_hand(record.usage, 2.0, 8.0, 0.5), rel=1e-12)
 
 
 def test_openai_scale_tier_is_unpriced_with_the_reason(simulator: Any, ledger: Path) -> None:
-    telemetry = _telemetry(ledger)
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-4.1", messages=[{"role": "user", "content": "one two"}],
-        extra_headers={"x-sim-served-tier": "scale"}))
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4.1",
+                                               extra_headers={"x-sim-served-tier": "scale"})
     assert_unpriced(telemetry, record, span, row, "scale", "Scale Tier is billed by reserved units")
 
 
@@ -188,24 +185,24 @@ def test_anthropic_batch_tier_is_priced_at_batch_rates(simulator: Any, ledger: P
     assert span["tokentrace.service_tier"] == "batch"
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
-def test_anthropic_us_only_inference_costs_1_1_times(simulator: Any, ledger: Path, stream: bool) -> None:
-    telemetry = _telemetry(ledger)
-    record, span, row = one_call(telemetry, ledger, _messages(
-        _anthropic(simulator), "claude-sonnet-4-5", stream, extra_body={"inference_geo": "us"}))
+ANTHROPIC_MODIFIERS = [
     # US-only inference: 1.1x the standard $3 / $15 per MTok (platform.claude.com data residency)
-    assert_priced(telemetry, record, span, row, by_hand(record.usage, 3.3, 16.5), "standard+inference_geo=us",
-                  "inference_geo=us x1.1 (modifier table")
+    pytest.param("claude-sonnet-4-5", {"inference_geo": "us"}, (3.3, 16.5), "standard+inference_geo=us",
+                 "inference_geo=us x1.1 (modifier table", id="us-only"),
+    # Opus 4.8 fast mode: $10 in, $50 out per MTok (standard: $5 / $25)
+    pytest.param("claude-opus-4-8", {"speed": "fast"}, (10.0, 50.0), "standard+speed=fast",
+                 "speed=fast (genai-prices)", id="fast-mode"),
+]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
-def test_anthropic_fast_mode_is_priced_at_the_models_fast_rates(simulator: Any, ledger: Path, stream: bool) -> None:
+@pytest.mark.parametrize(("model", "body", "rates", "tier", "how"), ANTHROPIC_MODIFIERS)
+def test_anthropic_us_only_inference_and_fast_mode_are_priced_at_their_rates(
+        simulator: Any, ledger: Path, stream: bool, model: str, body: dict[str, str], rates: tuple[float, float],
+        tier: str, how: str) -> None:
     telemetry = _telemetry(ledger)
-    record, span, row = one_call(telemetry, ledger, _messages(
-        _anthropic(simulator), "claude-opus-4-8", stream, extra_body={"speed": "fast"}))
-    # Opus 4.8 fast mode: $10 in, $50 out per MTok (standard: $5 / $25)
-    assert_priced(telemetry, record, span, row, by_hand(record.usage, 10.0, 50.0), "standard+speed=fast",
-                  "speed=fast (genai-prices)")
+    record, span, row = one_call(telemetry, ledger, _messages(_anthropic(simulator), model, stream, extra_body=body))
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, *rates), tier, how)
 
 
 def test_anthropic_fast_mode_without_a_known_price_is_unpriced(simulator: Any, ledger: Path) -> None:
@@ -293,10 +290,8 @@ def test_bedrock_priority_without_a_modifier_is_unpriced(simulator: Any, ledger:
 
 
 def test_a_users_modifier_wins_over_genai_prices_and_the_bundled_table(simulator: Any, ledger: Path) -> None:
-    telemetry = _telemetry(ledger, {"modifiers": {"openai:service_tier=flex": 0.6}})
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-5", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-5", service_tier="flex",
+                                               prices={"modifiers": {"openai:service_tier=flex": 0.6}})
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 1.25 * 0.6, 10.0 * 0.6, 0.125 * 0.6), "flex",
                   "your modifiers")
 
@@ -315,10 +310,7 @@ def test_a_refreshed_genai_prices_table_wins_over_the_bundled_modifier_table(
     from tokentrace import price_refresh
 
     assert price_refresh.refreshed_table_path() == data / "tokentrace" / "prices.json"
-    telemetry = _telemetry(ledger)
-    client = openai_client(simulator)
-    record, span, row = one_call(telemetry, ledger, lambda: client.chat.completions.create(
-        model="gpt-4o-mini", service_tier="flex", messages=[{"role": "user", "content": "one two"}]))
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4o-mini", service_tier="flex")
     # the bundled table would bill flex at gpt-4o-mini's Batch rates ($0.075 / $0.30); the refreshed one says
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.05, 0.2), "flex",
                   "service_tier=flex (genai-prices)")
