@@ -20,9 +20,8 @@ from .missing import missing
 def test_all_is_exactly_the_public_api() -> None:
     assert sorted(tokentrace.__all__) == sorted([
         "TOKEN_TYPES", "Budget", "BudgetError", "BudgetExceeded", "BudgetUnavailable", "ConfigError", "Instrumentation",
-        "PriceError", "ReportError", "Usage",
-        "UsageRecord", "__version__", "attributes", "flush", "instrument", "record_cache_hit", "report",
-        "uninstrument", "usage_app",
+        "PriceError", "ReportError", "Usage", "UsageRecord", "__version__", "attributes", "budget_status", "flush",
+        "instrument", "record_cache_hit", "report", "uninstrument", "usage_app",
     ])
     for name in tokentrace.__all__:
         assert getattr(tokentrace, name) is not None
