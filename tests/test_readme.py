@@ -47,3 +47,23 @@ def test_every_toml_snippet_in_the_readme_is_a_prices_file_tokentrace_accepts(bl
     path.write_text(block, encoding="utf-8")
     parsed = parse_overrides(path)
     assert parsed.modifiers
+
+
+OTHER_SNIPPETS = [block for block in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+                  if not block.startswith("# runnable")]
+
+
+@pytest.mark.parametrize("snippet", OTHER_SNIPPETS)
+def test_every_other_python_snippet_runs_against_the_simulator(snippet: str, simulator: object,
+                                                               tmp_path: Path) -> None:
+    """The snippets written for a real provider run as written, the openai SDK pointed at the simulator through
+    its own environment variables (no code changed), in a fresh process with no other configuration."""
+    port = getattr(simulator, "port")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+           "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "sk-test"}
+    check = ("\nimport tokentrace\nassert tokentrace.flush(10)\n"
+             "print(tokentrace.report(since='1h')['totals']['calls'] if 'client' in dir() else 'instrumented')\n")
+    result = subprocess.run([sys.executable, "-c", snippet + check], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=90, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("1", "instrumented"), result.stdout
