@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,11 +55,11 @@ OTHER_SNIPPETS = [block for block in re.findall(r"```python\n(.*?)```", README.r
 
 
 @pytest.mark.parametrize("snippet", OTHER_SNIPPETS)
-def test_every_other_python_snippet_runs_against_the_simulator(snippet: str, simulator: object,
+def test_every_other_python_snippet_runs_against_the_simulator(snippet: str, simulator: Any,
                                                                tmp_path: Path) -> None:
     """The snippets written for a real provider run as written, the openai SDK pointed at the simulator through
     its own environment variables (no code changed), in a fresh process with no other configuration."""
-    port = getattr(simulator, "port")
+    port = simulator.port
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
            "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "sk-test"}
     check = ("\nimport tokentrace\nassert tokentrace.flush(10)\n"

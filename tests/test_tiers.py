@@ -368,3 +368,25 @@ def test_a_block_budget_estimates_a_priority_request_at_priority_rates(simulator
         client.chat.completions.create(model="gpt-4.1", service_tier="priority", max_tokens=100,
                                        messages=[{"role": "user", "content": "one two"}])
     client.chat.completions.create(model="gpt-4.1", max_tokens=100, messages=[{"role": "user", "content": "one two"}])
+
+
+@pytest.mark.parametrize(("mode", "on_span", "as_event"), [("SPAN_ONLY", True, False), ("EVENT_ONLY", False, True),
+                                                            ("SPAN_AND_EVENT", True, True)])
+def test_captured_content_goes_where_the_capture_mode_says(simulator: Any, monkeypatch: pytest.MonkeyPatch,
+                                                           mode: str, on_span: bool, as_event: bool) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", mode)
+    telemetry = make_telemetry(prices=None)
+    client = openai_client(simulator)
+    stream = client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "one two"}],
+                                            stream=True, stream_options={"include_usage": True})
+    list(stream)
+    (span,) = telemetry.finished_spans()
+    attributes = dict(span.attributes or {})
+    assert ("gen_ai.input.messages" in attributes, "gen_ai.output.messages" in attributes) == (on_span, on_span)
+    events = [e for e in span.events if e.name == "gen_ai.client.inference.operation.details"]
+    assert bool(events) == as_event
+    if as_event:
+        assert "one two" in str(events[0].attributes["gen_ai.input.messages"])
+        assert "gen_ai.output.messages" in (events[0].attributes or {})
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == attributes["tokentrace.usage.reasoning_tokens"] > 0
+    assert attributes["gen_ai.response.time_to_first_chunk"] == attributes["tokentrace.time_to_first_token_s"] > 0
