@@ -7,6 +7,14 @@ when spend + every live reservation + this call's estimate stays within the limi
 reservation. The writer drops the reservation in the transaction that writes the call's row. Reservations
 expire ``ttl_s`` after they were made or last renewed; a live process renews its own, so only a dead
 process's reservations lapse.
+
+Leased admission (``admit_leased``): far from its limit, a process reserves a *lease*, one reservation worth
+``LEASE_FRACTION`` of what the budget has left, and admits calls from it with no database round trip. The writer takes
+each call's charge off the lease in the transaction that writes its row, so rows plus every live reservation
+(leases included) never exceed the limit. A lease smaller than ``LEASE_MIN_CALLS`` estimates is not granted: near
+the limit every call is decided by the exact per-call transaction. A process gives back what is left of a lease
+when it needs a new one, when the lease has been idle ``LEASE_IDLE_S``, and when it closes; a killed process's
+lease lapses like any reservation.
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _errors
 from ._ledger_db import iso_utc
-from ._ledger_store import Db, abandon, open_db
+from ._ledger_store import LEASE_CHARGE, Db, abandon, open_db
 from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
 from .budgets import Budget, BudgetExceeded
 
@@ -138,6 +147,47 @@ def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
                            (budget.name, now)).fetchall())
 
 
+LEASE_FRACTION = 1 / 16
+"""A lease is this share of what its budget has left (after this call's estimate)."""
+LEASE_MIN_CALLS = 8
+"""No lease smaller than this many of the call's estimates: closer to the limit, calls take the exact path."""
+LEASE_IDLE_S = 2.0
+"""What is left of a lease unused this long goes back to the fleet."""
+
+
+@dataclass
+class Lease:
+    """A reservation this process admits calls from without a round trip (``admit_leased``)."""
+
+    id: int
+    budget: str
+    usd_left: float
+    tokens_left: int
+    in_flight: int = 0
+    last_used: float = 0.0
+    """time.monotonic() of the last call admitted from it."""
+    retired: bool = False
+    """Given back: no more calls are admitted from it; its calls in flight still settle against it."""
+
+    def fits(self, budget: Budget, usd: float, tokens: int) -> bool:
+        return not self.retired and (budget.limit_usd is None or self.usd_left >= usd) and (
+            budget.limit_tokens is None or self.tokens_left >= tokens)
+
+
+class Admission(NamedTuple):
+    """How a call was admitted: per-call reservations (``ids``, of ``budgets``) and calls taken from leases."""
+
+    ids: tuple[int, ...]
+    budgets: tuple[Budget, ...]
+    takes: tuple[tuple[Lease, float, int], ...]
+    """(lease, USD, tokens the call's estimate took from it)."""
+
+
+Settlement = int | tuple[int, float, int]
+"""What the ledger writer does for an ended call, in the transaction that writes its row: a reservation id to drop,
+or (lease id, USD, tokens) to take off a lease."""
+
+
 LOCK_GRACE_S = 0.5
 """Admission waits for another thread's admission at most the store's timeout plus this."""
 
@@ -172,6 +222,9 @@ class SharedBudgets:
         self._pending: dict[str, dict[int, tuple[float, int]]] = {b.name: {} for b in self.budgets}
         """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
         instead of the estimate until the writer drops the reservation with the call's row."""
+        self._leases: dict[str, Lease] = {}
+        """Budget name -> the lease calls are admitted from now (``admit_leased``)."""
+        self._lease_lock = threading.Lock()
         self._watched: OrderedDict[str, Budget] = OrderedDict()
         """Principal accounts of warn budgets (``watch``), read with the budgets so they warn once per period."""
         self._wake = threading.Event()
@@ -211,6 +264,123 @@ class SharedBudgets:
                 raise
             self._live.update(ids)
             return ids
+
+    def admit_leased(self, budgets: Sequence[Budget], usd: float, tokens: int, now: float) -> Admission:
+        """Admit a call from this process's leases when each budget's lease has room (no round trip); else one
+        transaction decides it exactly (BudgetExceeded) and grants a fresh lease where the budget has room for one,
+        a per-call reservation where it has not. Other exceptions: the store is down."""
+        taken = self._take_from_leases(budgets, usd, tokens)
+        return taken if taken is not None else self._admit_exactly(tuple(budgets), usd, tokens, now)
+
+    def _take_from_leases(self, budgets: Sequence[Budget], usd: float, tokens: int) -> Admission | None:
+        """The call admitted from this process's leases, when every budget's has room; else None."""
+        with self._lease_lock:
+            leases = [self._leases.get(b.name) for b in budgets]
+            if not all(lease is not None and lease.fits(b, usd, tokens) for lease, b in zip(leases, budgets,
+                                                                                              strict=True)):
+                return None
+            mono = time.monotonic()
+            takes = []
+            for lease in leases:
+                assert lease is not None
+                lease.usd_left -= usd
+                lease.tokens_left -= tokens
+                lease.in_flight += 1
+                lease.last_used = mono
+                takes.append((lease, usd, tokens))
+            return Admission((), (), tuple(takes))
+
+    def _admit_exactly(self, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float) -> Admission:
+        if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
+            raise ConnectionError("the budget store did not answer another call in time")
+        with _held_lock(self._lock):
+            taken = self._take_from_leases(budgets, usd, tokens)  # another thread may have just leased anew
+            if taken is not None:
+                return taken
+            if time.monotonic() < self._down_until:
+                raise ConnectionError("the budget store was unreachable moments ago")
+            try:
+                db = self._connection()
+                with db.transaction():
+                    self._give_back(db, [b.name for b in budgets])  # our own leftovers must not refuse this call
+                    used = []
+                    for budget in budgets:
+                        spent_usd, spent_tokens = self._spend.spent(db, budget, now)
+                        held_usd, held_tokens = self._held(db, budget, now)
+                        used_usd, used_tokens = spent_usd + held_usd, spent_tokens + held_tokens
+                        if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
+                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens):
+                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens)
+                        used.append((used_usd, used_tokens))
+                    ids: list[int] = []
+                    id_budgets: list[Budget] = []
+                    takes: list[tuple[Lease, float, int]] = []
+                    for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True):
+                        lease_usd = 0.0 if budget.limit_usd is None else \
+                            (budget.limit_usd - used_usd - usd) * LEASE_FRACTION
+                        lease_tokens = 0 if budget.limit_tokens is None else \
+                            int((budget.limit_tokens - used_tokens - tokens) * LEASE_FRACTION)
+                        if (budget.limit_usd is None or lease_usd >= LEASE_MIN_CALLS * usd) and (
+                                budget.limit_tokens is None or lease_tokens >= LEASE_MIN_CALLS * max(tokens, 1)):
+                            lease = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
+                                          budget.name, lease_usd, lease_tokens, 1, time.monotonic())
+                            takes.append((lease, usd, tokens))
+                        else:
+                            ids.append(self._reserve(db, budget, usd, tokens, now))
+                            id_budgets.append(budget)
+            except BudgetExceeded:
+                raise
+            except BaseException:
+                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
+                self._reset()
+                raise
+            with self._lease_lock:
+                for lease, _, _ in takes:
+                    self._leases[lease.budget] = lease
+            self._live.update(ids)
+            self._live.update(lease.id for lease, _, _ in takes)
+            return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
+
+    def _reserve(self, db: Db, budget: Budget, usd: float, tokens: int, now: float) -> int:
+        return db.insert_returning_id(
+            "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) VALUES (?, ?, ?, ?, ?)",
+            (budget.name, usd, tokens, now + self.ttl_s, self.owner))
+
+    def _give_back(self, db: Db, names: Iterable[str] | None = None, idle_before: float | None = None) -> None:
+        """Retire this process's leases (of ``names``, or those idle since ``idle_before``, or all) and take what
+        is left of them off their reservations, inside the caller's transaction."""
+        with self._lease_lock:
+            retiring = [lease for name, lease in self._leases.items()
+                        if (names is None or name in names) and (idle_before is None or lease.last_used < idle_before)]
+            for lease in retiring:
+                del self._leases[lease.budget]
+                lease.retired = True
+            left = [(lease.id, max(lease.usd_left, 0.0), max(lease.tokens_left, 0), lease.in_flight)
+                    for lease in retiring]
+        for lease_id, usd, tokens, in_flight in left:
+            db.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease_id))
+            if not in_flight:  # nothing left to settle against it: let it lapse
+                self._live.discard(lease_id)
+
+    def settle(self, admission: Admission, usd: float, tokens: int) -> tuple[Settlement, ...]:
+        """The call ended costing ``usd``/``tokens``: what the writer must do with its row (drop its reservations,
+        take its cost off the leases it came from); unused estimate goes back to the lease."""
+        if admission.ids:
+            self.settled(admission.ids, admission.budgets, usd, tokens)
+        settlements: list[Settlement] = list(admission.ids)
+        with self._lease_lock:
+            for lease, taken_usd, taken_tokens in admission.takes:
+                lease.in_flight -= 1
+                if lease.retired:  # its leftovers went back already: take this call's whole estimate off it
+                    settlements.append((lease.id, taken_usd, taken_tokens))
+                    if not lease.in_flight:
+                        self._live.discard(lease.id)
+                else:
+                    lease.usd_left += taken_usd - usd
+                    lease.tokens_left += taken_tokens - tokens
+                    settlements.append((lease.id, usd, tokens))
+        self._wake.set()
+        return tuple(settlements)
 
     def _reservations(self, db: Db, budget: Budget, now: float) -> list[tuple[int, float, int, bool]]:
         """Live reservations of ``budget``: (id, USD, tokens, own ended call), with the actual cost of this process's
@@ -280,6 +450,9 @@ class SharedBudgets:
                 if db is None:
                     db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
                 now = time.time()
+                if self._leases:
+                    with db.transaction():
+                        self._give_back(db, idle_before=time.monotonic() - LEASE_IDLE_S)
                 if self._live and time.monotonic() - last_renew >= self.ttl_s / 3:
                     self._renew(db, now)
                     last_renew = time.monotonic()
@@ -355,6 +528,8 @@ class SharedBudgets:
         self._db = None
         self._spend = SpendCounter()
         self._live = set()
+        self._leases = {}  # the parent's: never admitted from here
+        self._lease_lock = threading.Lock()
         self._pending = {b.name: {} for b in self.budgets}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -372,4 +547,11 @@ class SharedBudgets:
             _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
         if self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
             with _held_lock(self._lock):
+                if self._leases:  # what is left of this process's leases goes back to the fleet
+                    try:
+                        db = self._connection()
+                        with db.transaction():
+                            self._give_back(db)
+                    except Exception as exc:
+                        _errors.report("budget.lease", exc, "could not give back a budget lease; it lapses")
                 self._reset()

@@ -23,6 +23,9 @@ from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
 
 SCHEMA_VERSION = 6
+LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
+                 "tokens = CASE WHEN tokens > ? THEN tokens - ? ELSE 0 END WHERE id = ?")
+"""A call's charge taken off the lease it was admitted from (never below 0), with its row."""
 _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
@@ -203,9 +206,9 @@ class Db:
         finally:
             self.conn.execute("ROLLBACK")
 
-    def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[int] = ()) -> None:
-        """Append rows (and fold them into the roll-up) and drop the budget reservations they settle, in one
-        transaction."""
+    def insert(self, rows: Sequence[tuple[Any, ...]], released: Sequence[Any] = ()) -> None:
+        """Append rows (and fold them into the roll-up) and settle the budget reservations of their calls, in one
+        transaction: an id is a reservation to drop, (lease id, USD, tokens) a charge to take off a lease."""
         with self.transaction():
             version = _version(self)  # a newer tokentrace may have migrated the ledger since this one opened it
             if version > SCHEMA_VERSION:
@@ -216,7 +219,11 @@ class Db:
             if rows:
                 _rollup.fold(self, self._insert_many(rows))
             if released:
-                self._delete_reservations(released)
+                ids = [r for r in released if isinstance(r, int)]
+                if ids:
+                    self._delete_reservations(ids)
+                for lease_id, usd, tokens in (r for r in released if not isinstance(r, int)):
+                    self.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease_id))
 
     def _without_recorded_batches(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """``rows`` less the batch results already in the ledger (another process, or a restart, retrieved them

@@ -90,7 +90,7 @@ class BudgetSink(Sink):
     name = "budget"
 
     def __init__(self, budgets: list[Budget], prices: PriceTable, ledger: Any = None, *,
-                 release: Callable[[tuple[int, ...]], None] | None = None, unavailable: str = "allow",
+                 release: Callable[[tuple[Any, ...]], None] | None = None, unavailable: str = "allow",
                  reservation_ttl_s: float = 60.0) -> None:
         self._prices = prices
         self._lock = threading.Lock()
@@ -232,7 +232,7 @@ class BudgetSink(Sink):
             return None
         usd, tokens = self._estimate(request)
         try:
-            return self.shared.admit(blocking, usd, tokens, now), blocking
+            return self.shared.admit_leased(blocking, usd, tokens, now)
         except BudgetExceeded:
             raise
         except Exception as exc:
@@ -246,11 +246,10 @@ class BudgetSink(Sink):
     def end(self, record: UsageRecord, state: Any) -> None:
         if record.status == "blocked" or state is None:  # refused, or no budget applied when it started
             return
-        if self.shared is not None:  # ids of the reservations: dropped with the call's ledger row
-            ids, budgets = state
-            self.shared.settled(ids, budgets, *record.charged())
-            if self._release is not None:
-                self._release(ids)
+        if self.shared is not None:  # the call's reservations and lease charges: settled with its ledger row
+            settlements = self.shared.settle(state, *record.charged())
+            if self._release is not None and settlements:
+                self._release(settlements)
             return
         accounts, reserved_usd, reserved_tokens = state
         usd, tokens = record.charged()

@@ -41,11 +41,12 @@ CLOSE_WAIT_S = 5.0
 """close() waits at most this for the writer thread, and as long again for a write in progress."""
 
 class _Release:
-    """Budget reservations to drop when the rows queued before this marker are written."""
+    """Budget settlements to make when the rows queued before this marker are written: reservation ids to drop,
+    (lease id, USD, tokens) charges to take off leases."""
 
     __slots__ = ("ids",)
 
-    def __init__(self, ids: tuple[int, ...]) -> None:
+    def __init__(self, ids: tuple[Any, ...]) -> None:
         self.ids = ids
 
 
@@ -123,8 +124,9 @@ class LedgerSink(Sink):
             self._wake.set()
             self._drained.wait(NUDGE_WAIT_S)
 
-    def release(self, ids: tuple[int, ...]) -> None:
-        """Drop these budget reservations in the transaction that writes the rows queued so far."""
+    def release(self, ids: tuple[Any, ...]) -> None:
+        """Settle these budget reservations (ids to drop, lease charges) in the transaction that writes the rows
+        queued so far."""
         self._queue.append(_Release(ids))
 
     def _write_late(self) -> None:
@@ -207,7 +209,7 @@ class LedgerSink(Sink):
         self._drained_at = time.monotonic()
         while queue:
             batch: list[UsageRecord] = []
-            released: list[int] = []
+            released: list[Any] = []
             taken: list[UsageRecord | _Release] = []
             while queue and len(batch) < self.batch_size:
                 item = queue.popleft()
@@ -220,7 +222,7 @@ class LedgerSink(Sink):
                 return False
         return True
 
-    def _write(self, batch: list[UsageRecord], released: list[int],
+    def _write(self, batch: list[UsageRecord], released: list[Any],
                taken: list[UsageRecord | _Release] | None = None) -> bool:
         """Write one batch; on a passing failure put ``taken`` back at the head of the queue and back off."""
         opened = self._conn is not None
@@ -256,7 +258,7 @@ class LedgerSink(Sink):
         self.written += len(batch)
         return True
 
-    def _write_each(self, batch: list[UsageRecord], released: list[int]) -> bool:
+    def _write_each(self, batch: list[UsageRecord], released: list[Any]) -> bool:
         """A batch failed for a reason other than a lock or an outage: write its rows one at a time so that one bad
         row costs only itself (dropped and counted), never the rows around it."""
         self._reset_connection()
