@@ -287,3 +287,21 @@ def test_4_processes_x_4_threads_200_principals_each_within_its_own_limit_on_sql
 def test_4_processes_x_4_threads_200_principals_each_within_its_own_limit_on_postgresql(simulator: Any,
                                                                                         pg_ledger: str) -> None:
     _run_principal_fleet(pg_ledger, simulator.port, processes=4, threads=4)
+
+
+def test_get_usage_answers_one_principals_standing_when_identities_are_enabled(simulator: Any) -> None:
+    from tokentrace.usage_http import UsagePolicy, usage_response
+
+    limit = 3 * CALL_USD + 0.00004
+    make_telemetry(budgets=[Budget("per-user", limit_usd=limit, per="user_id", action="block")], prices=PRICES)
+    with openai_client(simulator) as client:
+        _call(client, user_id="alice")
+    status, _, body = usage_response("user_id=alice", None, UsagePolicy(by_identity=True))
+    answer = json.loads(body)
+    assert status == 200 and answer["principal"] == {"user_id": "alice"}
+    assert answer["budgets"][0]["name"] == "per-user[alice]"
+    assert answer["budgets"][0]["spent_usd"] == pytest.approx(CALL_USD)
+    status, _, body = usage_response("user_id=alice", None, UsagePolicy())
+    assert status == 403 and b"names people" in body  # off unless enabled, as by=user is
+    status, _, body = usage_response("tenant=acme", None, UsagePolicy(by_identity=True))
+    assert status == 400 and b"or a principal (user_id)" in body

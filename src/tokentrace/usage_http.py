@@ -2,10 +2,13 @@
 
 Query parameters are the CLI's: ``since``, ``from``, ``to``, ``by``, plus ``limit`` (groups returned, default 100,
 at most 1000; ``truncated`` in the body says whether groups were left out). The body is what ``tokentrace report
---format json`` prints, with at most ``limit`` rows. Owns the endpoint's policy (``UsagePolicy``): a bearer token,
-``by=user|session`` off unless enabled, one report at a time, a time limit per report. Error bodies are one line
-and never name the ledger's path, host, user or driver. Reads only; the ASGI app runs reports on its own thread,
-never on the event loop or the app's default executor.
+--format json`` prints, with at most ``limit`` rows. A principal instead (``?user_id=alice``, the keys of the
+process's ``per=`` budgets) answers that principal's standing in each of them (``tokentrace.budget_status``), for an
+app's own "your usage" page; like ``by=user`` it names people, so it is off unless enabled.
+
+Owns the endpoint's policy (``UsagePolicy``): a bearer token, identities off unless enabled, one report at a time, a
+time limit per report. Error bodies are one line and never name the ledger's path, host, user or driver. Reads only;
+the ASGI app runs reports on its own thread, never on the event loop or the app's default executor.
 """
 
 from __future__ import annotations
@@ -102,10 +105,14 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None,
         values = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
     except ValueError:
         return _one_line(400, "bad query string: too many fields")
-    unknown = sorted(set(values) - set(PARAMETERS))
+    principal_keys = _principal_keys()
+    unknown = sorted(set(values) - set(PARAMETERS) - principal_keys)
     if unknown:
-        return _one_line(400, f"unknown parameter {unknown[0][:40]!r}; use {', '.join(PARAMETERS)}")
+        return _one_line(400, f"unknown parameter {unknown[0][:40]!r}; use {', '.join(PARAMETERS)}"
+                              + (f" or a principal ({', '.join(sorted(principal_keys))})" if principal_keys else ""))
     one = {name: values[name][-1] for name in values}
+    if set(one) & principal_keys:
+        return _principal_answer({k: v for k, v in one.items() if k in principal_keys}, policy)
     by = one.get("by") or "feature"
     if by in IDENTITY_KEYS and not policy.by_identity:
         return _one_line(403, f"by={by} names people and is off over HTTP; enable it with usage_by_identity=True "
@@ -131,6 +138,30 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None,
     finally:
         _one_report.release()
     return 200, "application/json", json.dumps(data, indent=2).encode() + b"\n"
+
+
+def _principal_keys() -> set[str]:
+    """The ``per=`` keys of the budgets of this process's instrumentation (what a principal is named by)."""
+    from . import _instrumentor
+
+    handle = _instrumentor.current()
+    sink = handle.sink("budget") if handle is not None else None
+    return {key for template in getattr(sink, "_templates", ()) for key in template.per_keys}
+
+
+def _principal_answer(principal: dict[str, str], policy: UsagePolicy) -> Answer:
+    if not policy.by_identity:
+        return _one_line(403, "a principal's standing names people and is off over HTTP; enable it with "
+                              "usage_by_identity=True (or TOKENTRACE_USAGE_BY_IDENTITY=1)")
+    from . import budget_status
+
+    try:
+        budgets = budget_status(**principal)
+    except Exception as exc:  # never a traceback to the client
+        _errors.report("http.usage", exc, "cannot answer GET /usage for a principal")
+        return _one_line(500, "cannot read the budgets; see the application's log")
+    return 200, "application/json", json.dumps({"principal": principal, "budgets": budgets},
+                                               indent=2).encode() + b"\n"
 
 
 def _relative_path(path: str, root_path: str) -> str:
