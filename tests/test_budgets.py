@@ -180,7 +180,7 @@ def test_budgets_from_toml(tmp_path: Path) -> None:
     [
         ({"period": "year", "limit_usd": 1}, "period"),
         ({"action": "stop", "limit_usd": 1}, "action"),
-        ({}, "limit_usd and/or limit_tokens"),
+        ({}, "limit_usd, limit_tokens and/or limit_requests"),
         ({"limit_usd": -1}, "negative"),
         ({"limit_usd": 1, "timezone": "Mars/Olympus"}, "time zone"),
     ],

@@ -305,3 +305,46 @@ def test_get_usage_answers_one_principals_standing_when_identities_are_enabled(s
     assert status == 403 and b"names people" in body  # off unless enabled, as by=user is
     status, _, body = usage_response("tenant=acme", None, UsagePolicy(by_identity=True))
     assert status == 400 and b"or a principal (user_id)" in body
+
+
+# --------------------------------------------------------------------------- rolling windows, request limits
+
+
+@pytest.mark.parametrize("ledger", [False, "sqlite"])
+def test_a_requests_per_minute_limit_stops_a_runaway_user_and_leaves_the_others(simulator: Any, tmp_path: Path,
+                                                                               ledger: Any) -> None:
+    budget = Budget("rpm", limit_requests=3, window="1m", per="user_id", action="block")
+    make_telemetry(budgets=[budget], prices=PRICES, ledger=tmp_path / "usage.db" if ledger else False)
+    with openai_client(simulator) as client:
+        runaway = [_call(client, user_id="loop") for _ in range(5)]
+        other = [_call(client, user_id="calm") for _ in range(2)]
+    assert runaway == ["sent"] * 3 + ["refused"] * 2 and other == ["sent"] * 2
+    with openai_client(simulator) as client, pytest.raises(BudgetExceeded, match=r"3 calls in the last 1m"):
+        with tokentrace.attributes(user_id="loop"):
+            client.chat.completions.create(model="gpt-4o-mini", max_tokens=5, messages=MESSAGES)
+
+
+def test_a_rolling_window_forgets_spend_as_it_ages(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokentrace import recorder
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(recorder, "_wall", lambda: clock[0])  # the clock calls are started (and budgets read) by
+    budget = Budget("rolling", limit_usd=2 * CALL_USD + 0.00004, window="1h", action="block")
+    make_telemetry(budgets=[budget], prices=PRICES)
+    with openai_client(simulator) as client:
+        first = [_call(client) for _ in range(3)]
+        clock[0] += 3601  # the first calls leave the window
+        later = [_call(client) for _ in range(3)]
+    assert first == ["sent", "sent", "refused"] and later == ["sent", "sent", "refused"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"window": "fortnight"}, "window must be a length"),
+    ({"window": "0m"}, "window must be a length"),
+    ({"window": "40d"}, "window must be a length"),
+    ({"limit_requests": -1}, "limit_requests must be an integer"),
+    ({"limit_requests": 2.5}, "limit_requests must be an integer"),
+])
+def test_a_bad_window_or_request_limit_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(BudgetError, match=message):
+        Budget("b", limit_usd=1.0, **kwargs)

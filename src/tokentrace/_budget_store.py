@@ -96,6 +96,15 @@ def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
     return int(row[0] or 0)
 
 
+def calls_since(db: Db, budget: Budget, begin: datetime) -> int:
+    """Calls (answered or failed) the ledger records for ``budget``'s scope since ``begin``."""
+    where, params = _scope_filter(db, budget)
+    on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
+    source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
+    row = db.execute(f"SELECT COALESCE(SUM(calls), 0) FROM ({source}) AS s", source_params).fetchone()
+    return int(row[0])
+
+
 def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
     """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``: whole hours from the roll-up
     when the scope is one the roll-up keeps (none, or ``feature``), the rows otherwise."""
@@ -116,6 +125,8 @@ class SpendCounter:
 
     def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
         begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+        if budget.window_s is not None:  # a rolling window moves with every call: read it whole (roll-up + edges)
+            return spent_since(db, budget, begin)
         start = iso_utc(begin.timestamp())
         period, last_id, usd, tokens = self._sums.get(budget.name, (start, -1, 0.0, 0))
         if period != start or last_id < 0:  # a new period, or the first read: the whole period so far
@@ -308,9 +319,12 @@ class SharedBudgets:
                         spent_usd, spent_tokens = self._spend.spent(db, budget, now)
                         held_usd, held_tokens = self._held(db, budget, now)
                         used_usd, used_tokens = spent_usd + held_usd, spent_tokens + held_tokens
+                        calls = self._calls(db, budget, now) if budget.limit_requests is not None else None
                         if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
-                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens):
-                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens)
+                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens) or (
+                                calls is not None and budget.limit_requests is not None
+                                and calls + 1 > budget.limit_requests):
+                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens, calls)
                         used.append((used_usd, used_tokens))
                     ids: list[int] = []
                     id_budgets: list[Budget] = []
@@ -320,7 +334,8 @@ class SharedBudgets:
                             (budget.limit_usd - used_usd - usd) * LEASE_FRACTION
                         lease_tokens = 0 if budget.limit_tokens is None else \
                             int((budget.limit_tokens - used_tokens - tokens) * LEASE_FRACTION)
-                        if (budget.limit_usd is None or lease_usd >= LEASE_MIN_CALLS * usd) and (
+                        if budget.limit_requests is None and (  # a lease holds money and tokens, not calls
+                                budget.limit_usd is None or lease_usd >= LEASE_MIN_CALLS * usd) and (
                                 budget.limit_tokens is None or lease_tokens >= LEASE_MIN_CALLS * max(tokens, 1)):
                             lease = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
                                           budget.name, lease_usd, lease_tokens, 1, time.monotonic())
@@ -340,6 +355,14 @@ class SharedBudgets:
             self._live.update(ids)
             self._live.update(lease.id for lease, _, _ in takes)
             return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
+
+    def _calls(self, db: Db, budget: Budget, now: float) -> int:
+        """Calls counted against a request limit: the ledger's rows in the period or window, plus every live
+        per-call reservation (a call in flight, or ended and not yet written)."""
+        begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+        live = db.execute("SELECT COUNT(*) FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
+                          (budget.name, now)).fetchone()
+        return calls_since(db, budget, begin) + int(live[0])
 
     def _reserve(self, db: Db, budget: Budget, usd: float, tokens: int, now: float) -> int:
         return db.insert_returning_id(
@@ -492,9 +515,13 @@ class SharedBudgets:
             if budget.principal is None:  # the gauges are per budget: no series per principal
                 self._status[budget.name] = (usd + extra_usd, tokens + extra_tokens)
             over = (budget.limit_usd is not None and usd >= budget.limit_usd) or (
-                budget.limit_tokens is not None and tokens >= budget.limit_tokens)
+                budget.limit_tokens is not None and tokens >= budget.limit_tokens) or (
+                budget.limit_requests is not None and budget.action == "warn"
+                and self._calls(db, budget, now) >= budget.limit_requests)
             if over and self._on_crossed is not None and budget.action == "warn":
-                start = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].isoformat()
+                window = budget.window_s
+                start = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].isoformat() if window is None \
+                    else f"slot {int(now // window)}"  # a rolling budget warns once per window-long slot
                 with db.transaction():
                     first = db.execute("INSERT INTO llm_budget_events (budget, period_start, kind) VALUES (?, ?, ?) "
                                        "ON CONFLICT DO NOTHING", (budget.name, start, "warned")).rowcount == 1

@@ -32,19 +32,23 @@ class BudgetExceeded(CallRefused):
     """A ``block`` budget would be exceeded by this call; the request was not sent and nothing was spent."""
 
     def __init__(self, budget: Budget, spent_usd: float, spent_tokens: int, estimate_usd: float,
-                 estimate_tokens: int) -> None:
+                 estimate_tokens: int, requests: int | None = None) -> None:
         self.budget = budget
         self.spent_usd = spent_usd
         self.spent_tokens = spent_tokens
         self.estimate_usd = estimate_usd
         self.estimate_tokens = estimate_tokens
-        limit = (f"${budget.limit_usd:g}" if budget.limit_usd is not None else "") + (
-            f"{' / ' if budget.limit_usd is not None and budget.limit_tokens is not None else ''}"
-            f"{budget.limit_tokens:,} tokens" if budget.limit_tokens is not None else "")
+        self.requests = requests
+        """Calls counted in the period or window (a budget with ``limit_requests``), else None."""
+        limits = [f"${budget.limit_usd:g}" if budget.limit_usd is not None else "",
+                  f"{budget.limit_tokens:,} tokens" if budget.limit_tokens is not None else "",
+                  f"{budget.limit_requests:,} calls" if budget.limit_requests is not None else ""]
+        span = f"this {budget.period}" if budget.window is None else f"in the {budget.span}"
+        counted = f"; {requests:,} calls {span}" if requests is not None else ""
         super().__init__(
-            f"budget {budget.name!r} ({budget.period}, limit {limit}) would be exceeded: spent {usd(spent_usd)} "
-            f"and {spent_tokens:,} tokens this {budget.period}, this call could cost up to {usd(estimate_usd)} "
-            f"and {estimate_tokens:,} tokens; the request was not sent"
+            f"budget {budget.name!r} ({budget.span}, limit {' / '.join(x for x in limits if x)}) would be exceeded: "
+            f"spent {usd(spent_usd)} and {spent_tokens:,} tokens {span}{counted}, this call could cost up to "
+            f"{usd(estimate_usd)} and {estimate_tokens:,} tokens; the request was not sent"
         )
 
 
@@ -94,6 +98,12 @@ class Budget:
     first call and again every ``LIMIT_REFRESH_S`` seconds, so a changed plan applies without a restart."""
     principal: str | None = None
     """Set on an account (``Budget.account``): the principal this budget was narrowed to."""
+    window: str | None = None
+    """A rolling window (``"1m"``, ``"24h"``, ``"7d"``: seconds, minutes, hours or days) instead of the calendar
+    ``period``: the limit applies to what was spent in the last ``window``, at any moment."""
+    limit_requests: int | None = None
+    """At most this many calls (answered or failed) in the period or window: the runaway-user limit, e.g.
+    ``limit_requests=60, window="1m"``."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -116,8 +126,15 @@ class Budget:
             raise BudgetError(f"budget {self.name!r}: period must be one of {', '.join(PERIODS)}, not {self.period!r}")
         if self.action not in ACTIONS:
             raise BudgetError(f"budget {self.name!r}: action must be 'warn' or 'block', not {self.action!r}")
-        if self.limit_usd is None and self.limit_tokens is None:
-            raise BudgetError(f"budget {self.name!r}: give limit_usd and/or limit_tokens")
+        if self.limit_requests is not None and (isinstance(self.limit_requests, bool) or not isinstance(
+                self.limit_requests, int) or self.limit_requests < 0):
+            raise BudgetError(f"budget {self.name!r}: limit_requests must be an integer >= 0, "
+                              f"not {self.limit_requests!r}")
+        if self.window is not None and window_seconds(self.window) is None:
+            raise BudgetError(f"budget {self.name!r}: window must be a length such as '1m', '1h', '24h' or '7d' "
+                              f"(at most 31d), not {self.window!r}")
+        if self.limit_usd is None and self.limit_tokens is None and self.limit_requests is None:
+            raise BudgetError(f"budget {self.name!r}: give limit_usd, limit_tokens and/or limit_requests")
         if (self.limit_usd is not None and self.limit_usd < 0) or (self.limit_tokens is not None and
                                                                     self.limit_tokens < 0):
             raise BudgetError(f"budget {self.name!r}: limits cannot be negative")
@@ -171,6 +188,16 @@ class Budget:
                 raise BudgetError(f"budget {self.name!r}: limit_for must be callable")
 
     @property
+    def window_s(self) -> float | None:
+        """The rolling window in seconds; None for a calendar period."""
+        return None if self.window is None else window_seconds(self.window)
+
+    @property
+    def span(self) -> str:
+        """What the limit is counted over, for messages: ``day``, or ``last 24h``."""
+        return self.period if self.window is None else f"last {self.window}"
+
+    @property
     def per_keys(self) -> tuple[str, ...]:
         """The key(s) of a templated budget; () for an ordinary one (or an account)."""
         return () if self.per is None or self.principal is not None else tuple(self.per)
@@ -213,7 +240,8 @@ class Budget:
             else:
                 token_limit = int(limit)
         return Budget(f"{self.name}[{principal}]", self.period, usd_limit, token_limit, scope, self.action,
-                      self.timezone, self.on_exceeded, per=self.per, principal=principal)
+                      self.timezone, self.on_exceeded, per=self.per, principal=principal, window=self.window,
+                      limit_requests=self.limit_requests)
 
     def tz(self) -> tzinfo:
         return UTC if self.timezone.upper() == "UTC" else ZoneInfo(self.timezone)
@@ -231,6 +259,10 @@ class Budget:
 
     def period_bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
         """[start, end) of the calendar period containing ``now``, as aware datetimes in the budget's zone."""
+        window = self.window_s
+        if window is not None:  # rolling: the last ``window`` up to now (a warning is once per window-long slot)
+            moment = (now or datetime.now(UTC)).astimezone(UTC)
+            return moment - timedelta(seconds=window), moment + timedelta(seconds=window)
         local = (now or datetime.now(UTC)).astimezone(self.tz())
         if self.period == "hour":  # an hour is an hour in every zone: bounds in UTC, DST cannot stretch one
             begin = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -249,6 +281,18 @@ class Budget:
         # recompute through the zone so DST changes inside the period are honoured
         tz = self.tz()
         return (start.replace(tzinfo=None).replace(tzinfo=tz), end.replace(tzinfo=None).replace(tzinfo=tz))
+
+
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW_S = 31 * 86400
+
+
+def window_seconds(text: Any) -> float | None:
+    """``"90s"``, ``"1m"``, ``"24h"``, ``"7d"`` in seconds; None when it is no such length (or over 31 days)."""
+    if not isinstance(text, str) or len(text) < 2 or text[-1] not in _WINDOW_UNITS or not text[:-1].isdigit():
+        return None
+    seconds = int(text[:-1][:9]) * _WINDOW_UNITS[text[-1]]
+    return float(seconds) if 0 < seconds <= MAX_WINDOW_S else None
 
 
 LIMIT_REFRESH_S = 60.0
@@ -283,7 +327,8 @@ def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:
     if not entries:
         raise BudgetError(f"{path} defines no budget; add [[budget]] tables (see examples/budgets.toml)")
     budgets = []
-    known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone", "per", "limits"}
+    known = {"name", "period", "limit_usd", "limit_tokens", "scope", "action", "timezone", "per", "limits", "window",
+             "limit_requests"}
     for entry in entries:
         if not isinstance(entry, dict):
             raise BudgetError(f"{path}: expected [[budget]] tables, found {entry!r}")

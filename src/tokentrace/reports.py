@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._budget_store import principal_count, spent_by_principal, spent_since
+from ._budget_store import calls_since, principal_count, spent_by_principal, spent_since
 from ._ledger_db import COLUMNS, LedgerError
 from ._ledger_store import Db, open_db
 from ._rollup import MEASURES, Window, aggregate_source, histogram_sql
@@ -358,16 +358,21 @@ def _used(spent: float, limit: float | None) -> float:
     return spent / limit if limit else float(spent > 0)
 
 
-def budget_row(budget: Budget, spent_usd: float, spent_tokens: int) -> dict[str, Any]:
-    """One budget's status as the CLI and the demo show it; ``used`` is the larger of the USD and token ratios."""
+def budget_row(budget: Budget, spent_usd: float, spent_tokens: int, calls: int | None = None) -> dict[str, Any]:
+    """One budget's status as the CLI and the demo show it; ``used`` is the largest of the USD, token and (with
+    ``calls``) request ratios. ``period`` is the calendar period, or ``last <window>``."""
     begin, end = budget.period_bounds()
+    requests = {} if budget.limit_requests is None else {
+        "spent_requests": calls or 0, "limit_requests": budget.limit_requests}
     return {
-        "name": budget.name, "period": budget.period, "action": budget.action,
+        **requests,
+        "name": budget.name, "period": budget.span, "action": budget.action,
         "scope": ", ".join(f"{k}={v}" for k, v in (budget.scope or {}).items()),
         "period_start": begin.isoformat(), "period_end": end.isoformat(),
         "spent_usd": round(spent_usd, 12), "spent_tokens": spent_tokens,
         "limit_usd": budget.limit_usd, "limit_tokens": budget.limit_tokens,
-        "used": round(max(_used(spent_usd, budget.limit_usd), _used(spent_tokens, budget.limit_tokens)), 6),
+        "used": round(max(_used(spent_usd, budget.limit_usd), _used(spent_tokens, budget.limit_tokens),
+                          _used(calls or 0, budget.limit_requests)), 6),
     }
 
 
@@ -389,7 +394,8 @@ def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None =
         for budget in budgets:
             begin, _ = budget.period_bounds()
             if not budget.per_keys:
-                rows.append(budget_row(budget, *spent_since(conn, budget, begin)))
+                calls = calls_since(conn, budget, begin) if budget.limit_requests is not None else None
+                rows.append(budget_row(budget, *spent_since(conn, budget, begin), calls))
                 continue
             row = budget_row(budget, *spent_since(conn, budget, begin))
             row.update(per=", ".join(budget.per_keys), principals=principal_count(conn, budget, begin), used=0.0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +46,10 @@ class _Account:
     reserved_usd: float = 0.0
     reserved_tokens: int = 0
     warned: bool = False
+    spent_requests: int = 0
+    reserved_requests: int = 0
+    events: deque[tuple[float, float, int]] | None = None
+    """A rolling-window budget's ended calls: (when, USD, tokens), the oldest first."""
 
 
 @dataclass(frozen=True)
@@ -111,15 +115,29 @@ class BudgetSink(Sink):
 
     @staticmethod
     def _new_account(budget: Budget, now: datetime | None = None) -> _Account:
+        if budget.window_s is not None:  # rolling: never reset, its old calls leave the window one by one
+            return _Account(budget, float("inf"), events=deque())
         _, end = budget.period_bounds(now)
         return _Account(budget, end.timestamp())
 
     def _roll(self, account: _Account, now: float) -> None:
+        events = account.events
+        if events is not None:
+            window = account.budget.window_s or 0.0
+            while events and events[0][0] < now - window:
+                _, old_usd, old_tokens = events.popleft()
+                account.spent_usd -= old_usd
+                account.spent_tokens -= old_tokens
+                account.spent_requests -= 1
+            if not events:
+                account.spent_usd, account.spent_tokens, account.spent_requests, account.warned = 0.0, 0, 0, False
+            return
         if now >= account.period_end:
             fresh = self._new_account(account.budget)
             account.period_end = fresh.period_end
             account.spent_usd = 0.0
             account.spent_tokens = 0
+            account.spent_requests = 0
             account.warned = False
 
     def _estimate(self, request: RequestInfo) -> tuple[float, int]:
@@ -205,13 +223,17 @@ class BudgetSink(Sink):
                     account.spent_usd + account.reserved_usd + usd > budget.limit_usd)
                 over_tokens = budget.limit_tokens is not None and (
                     account.spent_tokens + account.reserved_tokens + tokens > budget.limit_tokens)
-                if over_usd or over_tokens:
+                calls = account.spent_requests + account.reserved_requests
+                over_requests = budget.limit_requests is not None and calls + 1 > budget.limit_requests
+                if over_usd or over_tokens or over_requests:
                     self._note_blocked(budget, locked=True)
-                    raise BudgetExceeded(budget, account.spent_usd, account.spent_tokens, usd, tokens)
+                    raise BudgetExceeded(budget, account.spent_usd, account.spent_tokens, usd, tokens,
+                                         calls if budget.limit_requests is not None else None)
             for account in accounts:
                 account.reserved_usd += usd
                 account.reserved_tokens += tokens
-        return (accounts, usd, tokens)
+                account.reserved_requests += 1
+        return (accounts, usd, tokens, True)
 
     def _batch_result(self, request: RequestInfo, attributes: Mapping[str, str], now: float) -> Any:
         """With a ledger its row counts once written; without one, its cost is added to the accounts it falls in."""
@@ -224,7 +246,7 @@ class BudgetSink(Sink):
         with self._lock:
             for account in accounts:
                 self._roll(account, now)
-        return (accounts, 0.0, 0) if accounts else None
+        return (accounts, 0.0, 0, False) if accounts else None
 
     def _admit_shared(self, blocking: list[Budget], request: RequestInfo, now: float) -> Any:
         """One transaction against the ledger for the block budgets; warn budgets need no round trip."""
@@ -251,15 +273,21 @@ class BudgetSink(Sink):
             if self._release is not None and settlements:
                 self._release(settlements)
             return
-        accounts, reserved_usd, reserved_tokens = state
+        accounts, reserved_usd, reserved_tokens, admitted = state
         usd, tokens = record.charged()
         crossed: list[_Account] = []
+        now = record.ts_utc  # the clock admission read (the call's start), so a window ages both alike
         with self._lock:
             for account in accounts:
                 account.reserved_usd = max(account.reserved_usd - reserved_usd, 0.0)
                 account.reserved_tokens = max(account.reserved_tokens - reserved_tokens, 0)
+                if admitted:  # a batch result reserved nothing
+                    account.reserved_requests = max(account.reserved_requests - 1, 0)
                 account.spent_usd += usd
                 account.spent_tokens += tokens
+                account.spent_requests += 1
+                if account.events is not None:
+                    account.events.append((now, usd, tokens))
                 if not account.warned and self._over(account):
                     account.warned = True
                     crossed.append(account)
@@ -322,7 +350,8 @@ class BudgetSink(Sink):
     def _over(account: _Account) -> bool:
         b = account.budget
         return (b.limit_usd is not None and account.spent_usd >= b.limit_usd) or (
-            b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens)
+            b.limit_tokens is not None and account.spent_tokens >= b.limit_tokens) or (
+            b.limit_requests is not None and account.spent_requests >= b.limit_requests)
 
     def _warn(self, budget: Budget, spent: float, tokens: int) -> None:
         logger.warning("budget %r (%s) reached: spent %s and %d tokens this %s", budget.name,
