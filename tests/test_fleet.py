@@ -230,6 +230,31 @@ def test_a_killed_process_releases_its_reservations_within_the_expiry(simulator:
     _assert_budget_held(pg_ledger, outcomes)
 
 
+def test_a_killed_process_lease_lapses_and_the_fleet_gets_the_whole_budget_back(simulator: Any,
+                                                                               tmp_path: Path) -> None:
+    # a lease granted far from the limit, 10 slow calls admitted from it, then SIGKILL (reservation TTL 3 s here)
+    ledger = str(tmp_path / "usage.db")
+    (proc,) = _start_workers(ledger, simulator.port, processes=1, threads=10, latency_ms=30_000,
+                             limit=LEASED_LIMIT_USD)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 20
+    held = 0.0
+    while time.monotonic() < deadline and held <= 0.005:
+        with contextlib.suppress(sqlite3.Error, IndexError):
+            held = float(_query(ledger, f"SELECT COALESCE(SUM(usd), 0) FROM llm_budget_reservations "
+                                        f"WHERE expires_at > {time.time()}")[0][0])
+        time.sleep(0.05)
+    assert held > 0.005  # a lease (1/16 of the budget), much more than 10 calls' estimates ($0.00165)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(3.5)
+    live = float(_query(ledger, f"SELECT COALESCE(SUM(usd), 0) FROM llm_budget_reservations "
+                                f"WHERE expires_at > {time.time()}")[0][0])
+    assert live == 0.0  # lapsed within the expiry
+    outcomes = _run_fleet(ledger, simulator.port, processes=2, threads=2, limit=LEASED_LIMIT_USD)
+    _assert_budget_held(ledger, outcomes, LEASED_LIMIT_USD, used=0.95)  # the survivors use all of it
+
+
 def test_a_process_killed_while_writing_leaves_the_rollup_equal_to_the_rows(simulator: Any,
                                                                            tmp_path: Path) -> None:
     """The crash test of the roll-up: SIGKILL in the middle of a stream of ledger writes."""

@@ -238,6 +238,10 @@ def instrument(
                                            capture_content=settings.capture_content)
         _wrappers.active.recorder = recorder
         batch_results.ledger_location = settings.ledger
+        if handle.sink("budget") is not None:
+            from . import usage_http
+
+            usage_http.budgets = handle.sink("budget")
         _current = handle
         for provider in settings.providers:
             sdk = SDK_BY_NAME[provider].import_name
@@ -265,6 +269,10 @@ def uninstrument() -> None:
         _current = None
         _wrappers.active.recorder = None
         batch_results.ledger_location = None
+        if "tokentrace.usage_http" in sys.modules:
+            from . import usage_http
+
+            usage_http.budgets = None
         if handle is None:
             return
         _retired = handle

@@ -140,27 +140,28 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None,
     return 200, "application/json", json.dumps(data, indent=2).encode() + b"\n"
 
 
+budgets: Any = None
+"""The budget accounting of this process's instrumentation (``instrument()`` sets it, ``uninstrument()`` clears it):
+what a principal's standing is read from."""
+
+
 def _principal_keys() -> set[str]:
     """The ``per=`` keys of the budgets of this process's instrumentation (what a principal is named by)."""
-    from . import _instrumentor
-
-    handle = _instrumentor.current()
-    sink = handle.sink("budget") if handle is not None else None
-    return {key for template in getattr(sink, "_templates", ()) for key in template.per_keys}
+    return {key for template in getattr(budgets, "templates", ()) for key in template.per_keys}
 
 
 def _principal_answer(principal: dict[str, str], policy: UsagePolicy) -> Answer:
     if not policy.by_identity:
         return _one_line(403, "a principal's standing names people and is off over HTTP; enable it with "
                               "usage_by_identity=True (or TOKENTRACE_USAGE_BY_IDENTITY=1)")
-    from . import budget_status
+    from .reports import budget_row
 
     try:
-        budgets = budget_status(**principal)
+        standing = [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in budgets.principal_status(**principal)]
     except Exception as exc:  # never a traceback to the client
         _errors.report("http.usage", exc, "cannot answer GET /usage for a principal")
         return _one_line(500, "cannot read the budgets; see the application's log")
-    return 200, "application/json", json.dumps({"principal": principal, "budgets": budgets},
+    return 200, "application/json", json.dumps({"principal": principal, "budgets": standing},
                                                indent=2).encode() + b"\n"
 
 

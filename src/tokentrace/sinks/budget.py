@@ -100,6 +100,8 @@ class BudgetSink(Sink):
         self._lock = threading.Lock()
         self._accounts = [self._new_account(b) for b in budgets if not b.per_keys]
         self._templates = tuple(b for b in budgets if b.per_keys)
+        self.templates = self._templates
+        """The budgets with ``per=`` (one account per principal)."""
         self._principals: OrderedDict[tuple[str, str], _PrincipalAccount] = OrderedDict()
         self._release = release
         self._unavailable = unavailable
