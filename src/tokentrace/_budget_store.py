@@ -158,6 +158,9 @@ def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
                            (budget.name, now)).fetchall())
 
 
+SWEEP_EVERY_S = 300.0
+SWEEP_AFTER_S = 3600.0
+"""Reservations that lapsed this long ago are deleted (every SWEEP_EVERY_S, by any process): nothing reads them."""
 LEASE_FRACTION = 1 / 16
 """A lease is this share of what its budget has left (after this call's estimate)."""
 LEASE_MIN_CALLS = 8
@@ -468,6 +471,7 @@ class SharedBudgets:
         db: Db | None = None
         spend = SpendCounter()
         last_renew = 0.0
+        last_sweep = 0.0
         while not self._stop.is_set():
             try:
                 if db is None:
@@ -479,6 +483,10 @@ class SharedBudgets:
                 if self._live and time.monotonic() - last_renew >= self.ttl_s / 3:
                     self._renew(db, now)
                     last_renew = time.monotonic()
+                if time.monotonic() - last_sweep >= SWEEP_EVERY_S:  # lapsed reservations and spent leases
+                    with db.transaction():
+                        db.execute("DELETE FROM llm_budget_reservations WHERE expires_at < ?", (now - SWEEP_AFTER_S,))
+                    last_sweep = time.monotonic()
                 self._refresh(db, spend, now)
             except Exception as exc:
                 _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend; retrying")

@@ -22,7 +22,7 @@ from . import _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
                  "tokens = CASE WHEN tokens > ? THEN tokens - ? ELSE 0 END WHERE id = ?")
 """A call's charge taken off the lease it was admitted from (never below 0), with its row."""
@@ -109,12 +109,18 @@ CREATE TABLE IF NOT EXISTS llm_batches (
 """Version 6: a batch result is one row, once (its ``response_id`` is the batch id, or batch id/custom id), and
 what a batch was attributed to when it was created (``batch_results``)."""
 
+_PRINCIPALS = """
+CREATE INDEX IF NOT EXISTS llm_usage_user_ts ON llm_usage (user_id, ts_utc)
+"""
+"""Version 7: a ``per="user_id"`` budget reads one user's spend in the period from this index, not by scanning the
+period's rows (the first admission of a user on a ledger of 1,000,000 rows: 17 ms before)."""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
 MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
-                              6: _BATCHES}
+                              6: _BATCHES, 7: _PRINCIPALS}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 
