@@ -390,3 +390,35 @@ def test_captured_content_goes_where_the_capture_mode_says(simulator: Any, monke
         assert "gen_ai.output.messages" in (events[0].attributes or {})
     assert attributes["gen_ai.usage.reasoning.output_tokens"] == attributes["tokentrace.usage.reasoning_tokens"] > 0
     assert attributes["gen_ai.response.time_to_first_chunk"] == attributes["tokentrace.time_to_first_token_s"] > 0
+
+
+# --------------------------------------------------------------------------- audio tokens
+
+
+def test_openai_audio_tokens_are_priced_at_the_audio_rates(simulator: Any, ledger: Path) -> None:
+    telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-audio", max_tokens=10,
+                                               extra_headers={"x-sim-audio-tokens": "3,4"})
+    usage = record.usage
+    assert (usage.input_audio, usage.output_audio) == (3, 4)  # of input and output: the partition is unchanged
+    assert usage.total == row["total_tokens"]
+    # gpt-audio (developers.openai.com pricing): text $2.50 in / $10 out, audio $32 in / $64 out per MTok
+    expected = ((usage.input - 3) * 2.5 + 3 * 32 + (usage.output - 4) * 10 + 4 * 64) / 1e6
+    assert_priced(telemetry, record, span, row, expected, "default", "genai-prices")
+    assert (span["tokentrace.usage.input_audio_tokens"], span["tokentrace.usage.output_audio_tokens"]) == (3, 4)
+
+
+def test_gemini_audio_modality_tokens_are_priced_at_the_audio_rate(simulator: Any, ledger: Path) -> None:
+    from google import genai
+    from google.genai import types
+
+    telemetry = _telemetry(ledger)
+    client = genai.Client(api_key="AIza-test", http_options=types.HttpOptions(
+        base_url=simulator.url, headers={"x-sim-audio-tokens": "2,0"}))
+    record, span, row = one_call(telemetry, ledger, lambda: client.models.generate_content(
+        model="gemini-2.5-flash", contents="one two three four"))
+    usage = record.usage
+    assert usage.input_audio == 2
+    # gemini-2.5-flash (ai.google.dev pricing): text $0.30 in, audio $1.00 in, $2.50 out per MTok
+    expected = ((usage.input - 2) * 0.3 + 2 * 1.0 + usage.output * 2.5) / 1e6
+    assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)
+    assert span["tokentrace.usage.input_audio_tokens"] == 2

@@ -39,6 +39,12 @@ class Usage(NamedTuple):
     Responses ``web_search_call`` items); not tokens, so not in the partition, but priced into the call's fees."""
     file_search_requests: int = 0
     """Server-side file (vector store) searches billed per call (OpenAI Responses ``file_search_call`` items)."""
+    input_audio: int = 0
+    """Of ``input``, the audio tokens (OpenAI ``prompt_tokens_details.audio_tokens``, Gemini's AUDIO modality):
+    still counted as input, priced at the model's audio input rate."""
+    output_audio: int = 0
+    """Of ``output``, the audio tokens (OpenAI ``completion_tokens_details.audio_tokens``, Gemini's AUDIO
+    modality of the candidates): still counted as output, priced at the model's audio output rate."""
 
     @property
     def total(self) -> int:
@@ -72,6 +78,8 @@ class Usage(NamedTuple):
             self.cache_write_1h + other.cache_write_1h,
             self.web_search_requests + other.web_search_requests,
             self.file_search_requests + other.file_search_requests,
+            self.input_audio + other.input_audio,
+            self.output_audio + other.output_audio,
         )
 
 

@@ -187,7 +187,9 @@ def _scaled(rates: Rates, factor: float) -> Rates:
     return replace(rates, input=rates.input * factor, cache_read=rates.cache_read * factor,
                    cache_write=rates.cache_write * factor, output=rates.output * factor,
                    reasoning=rates.reasoning * factor,
-                   cache_write_1h=None if rates.cache_write_1h is None else rates.cache_write_1h * factor)
+                   cache_write_1h=None if rates.cache_write_1h is None else rates.cache_write_1h * factor,
+                   input_audio=None if rates.input_audio is None else rates.input_audio * factor,
+                   output_audio=None if rates.output_audio is None else rates.output_audio * factor)
 
 
 def parse_user_modifiers(entries: Any) -> dict[ModifierKey, Modifier]:

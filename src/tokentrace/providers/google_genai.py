@@ -85,12 +85,24 @@ def usage_from(meta: Any) -> Usage | None:
     if cached > prompt:
         _errors.report("usage.google", None, "cached_content_token_count exceeds prompt_token_count")
         cached = prompt
+    inputs = prompt - cached + _count(meta, "tool_use_prompt_token_count")
+    output = _count(meta, "candidates_token_count")
     return Usage(
-        input=prompt - cached + _count(meta, "tool_use_prompt_token_count"),
+        input=inputs,
         cache_read=cached,
-        output=_count(meta, "candidates_token_count"),
+        output=output,
         reasoning=_count(meta, "thoughts_token_count"),
+        input_audio=min(_audio(field(meta, "prompt_tokens_details")), inputs),
+        output_audio=min(_audio(field(meta, "candidates_tokens_details")), output),
     )
+
+
+def _audio(details: Any) -> int:
+    """The AUDIO modality's tokens in a per-modality breakdown (``[{modality, token_count}]``)."""
+    if not isinstance(details, (list, tuple)):
+        return 0
+    return sum(_count(d, "token_count") for d in details
+               if str(getattr(field(d, "modality"), "value", field(d, "modality"))).upper() == "AUDIO")
 
 
 _str = text_or_none

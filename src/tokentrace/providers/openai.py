@@ -136,7 +136,8 @@ def prepare_embeddings(instance: Any, kwargs: Mapping[str, Any], options: Option
 
 
 def partition(
-    prompt: int, cached: int, cache_write: int, completion: int, reasoning: int, total: int | None, provider: str
+    prompt: int, cached: int, cache_write: int, completion: int, reasoning: int, total: int | None, provider: str,
+    audio_in: int = 0, audio_out: int = 0,
 ) -> Usage:
     """Split OpenAI-style counts; ``total`` tells whether reasoning is inside completion (OpenAI) or on top (xAI)."""
     if not reasoning or (total is not None and total == prompt + completion + reasoning):
@@ -151,7 +152,8 @@ def partition(
     if output < 0 or uncached < 0:
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
-    return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0, 0))
+    return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0, 0, min(audio_in, uncached),
+                         min(audio_out, output)))
 
 
 class _UsageNames(NamedTuple):
@@ -175,10 +177,21 @@ def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usag
     stage = f"usage.{provider}"
     prompt, completion = counts_in(values, names.totals, stage)
     details = values.get(names.prompt_details)
-    cached, write = counts_in(fields_of(details), _PROMPT_DETAILS, stage) if details is not None else (0, 0)
+    if details is not None:
+        detail_values = fields_of(details)
+        cached, write = counts_in(detail_values, _PROMPT_DETAILS, stage)
+        audio_in = count_in(detail_values, "audio_tokens", stage) if detail_values.get("audio_tokens") else 0
+    else:
+        cached = write = audio_in = 0
     details = values.get(names.completion_details)
-    reasoning = count_in(fields_of(details), "reasoning_tokens", stage) if details is not None else 0
-    return partition(prompt, cached, write, completion, reasoning, int_or_none(values.get("total_tokens")), provider)
+    if details is not None:
+        detail_values = fields_of(details)
+        reasoning = count_in(detail_values, "reasoning_tokens", stage)
+        audio_out = count_in(detail_values, "audio_tokens", stage) if detail_values.get("audio_tokens") else 0
+    else:
+        reasoning = audio_out = 0
+    return partition(prompt, cached, write, completion, reasoning, int_or_none(values.get("total_tokens")), provider,
+                     audio_in, audio_out)
 
 
 def usage_from_completion_usage(usage: Any, provider: str) -> Usage | None:

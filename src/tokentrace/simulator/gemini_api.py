@@ -23,8 +23,8 @@ def _model(request: Request) -> str:
     return last.split(":", 1)[0]
 
 
-def usage_metadata(u: rules.SimUsage) -> dict[str, Any]:
-    meta = {
+def usage_metadata(u: rules.SimUsage, audio: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    meta: dict[str, Any] = {
         "promptTokenCount": u.prompt,
         "candidatesTokenCount": u.visible_output,
         "totalTokenCount": u.prompt + u.visible_output + u.reasoning + u.tool_use_prompt,
@@ -35,6 +35,11 @@ def usage_metadata(u: rules.SimUsage) -> dict[str, Any]:
         meta["thoughtsTokenCount"] = u.reasoning
     if u.tool_use_prompt:
         meta["toolUsePromptTokenCount"] = u.tool_use_prompt
+    if audio != (0, 0):  # the per-modality breakdowns
+        meta["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.prompt - audio[0]},
+                                       {"modality": "AUDIO", "tokenCount": audio[0]}]
+        meta["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.visible_output - audio[1]},
+                                           {"modality": "AUDIO", "tokenCount": audio[1]}]
     return meta
 
 
@@ -64,7 +69,8 @@ async def _generate(request: Request, stream: bool) -> Response:
     thoughts = " ".join(f"think{i}" for i in range(usage.reasoning))
     max_out = (body.get("generationConfig") or {}).get("maxOutputTokens")
     finish = "MAX_TOKENS" if max_out == usage.visible_output + usage.reasoning else "STOP"
-    meta = None if behave.error == "no-usage" else usage_metadata(usage)
+    audio = rules.audio_tokens(request.headers, usage.prompt - usage.cached, usage.visible_output)
+    meta = None if behave.error == "no-usage" else usage_metadata(usage, audio)
     if meta is not None and (body.get("serviceTier") or request.headers.get("x-sim-served-tier")):
         meta["serviceTier"] = rules.served_tier(str(body.get("serviceTier") or "").lower(), request.headers,
                                                 "standard")

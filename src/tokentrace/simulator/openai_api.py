@@ -55,15 +55,16 @@ def _final_chunk_usage(request: Request, ident: str, usage: dict[str, Any] | Non
     return {}
 
 
-def chat_usage(u: rules.SimUsage, on_top: bool) -> dict[str, Any]:
+def chat_usage(u: rules.SimUsage, on_top: bool, audio: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     completion = u.visible_output if on_top else u.visible_output + u.reasoning
     total = u.prompt + completion + (u.reasoning if on_top else 0)
     return {
         "prompt_tokens": u.prompt,
         "completion_tokens": completion,
         "total_tokens": total,
-        "prompt_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": u.cache_write, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning, "audio_tokens": 0,
+        "prompt_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": u.cache_write,
+                                  "audio_tokens": audio[0]},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning, "audio_tokens": audio[1],
                                       "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
     }
 
@@ -102,7 +103,8 @@ async def chat_completions(request: Request) -> Response:
     text = _text(body, usage.visible_output)
     has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
     finish = "length" if has_max and not text.startswith("{") else "stop"
-    usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
+    audio = rules.audio_tokens(request.headers, usage.prompt - usage.cached - usage.cache_write, usage.visible_output)
+    usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request), audio)
     usage_body = _with_provider_cost(request, usage_body)
     tier = rules.served_tier(body.get("service_tier"), request.headers, _standard_tier(request))
     if not body.get("stream"):

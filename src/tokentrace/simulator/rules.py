@@ -15,7 +15,9 @@ Rules (documented in docs/simulator.md):
   one it served (OpenAI: ``auto`` -> ``default``, ``fast`` -> ``priority``; Anthropic: ``auto``/``standard_only``
   -> ``standard``), else the provider's standard name;
 - server-side tool calls (OpenAI Responses): ``x-sim-web-search-calls: N`` and ``x-sim-file-search-calls: N``
-  add that many ``web_search_call`` / ``file_search_call`` items to the output.
+  add that many ``web_search_call`` / ``file_search_call`` items to the output;
+- audio: ``x-sim-audio-tokens: IN,OUT`` says that many of the prompt's and the visible output's tokens were audio
+  (OpenAI ``audio_tokens`` details, Gemini's AUDIO modality), capped at them.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ def served_tier(requested: Any, headers: Mapping[str, str], standard: str) -> st
         served = SERVED_AS.get(requested, requested)
         return standard if served in ("default", "standard") else served
     return standard
+
+
+def audio_tokens(headers: Mapping[str, str], prompt: int, output: int) -> tuple[int, int]:
+    """(audio input, audio output) tokens the ``x-sim-audio-tokens`` header asks for, capped at the totals."""
+    value = headers.get("x-sim-audio-tokens")
+    if not value:
+        return 0, 0
+    audio_in, _, audio_out = value.partition(",")
+    return min(int(audio_in or 0), prompt), min(int(audio_out or 0), output)
 
 
 def _words(text: Any) -> int:

@@ -195,6 +195,9 @@ class OTelSink(Sink):
                 USAGE_CACHE_READ_INPUT_TOKENS: read, USAGE_CACHE_CREATION_INPUT_TOKENS: write,
                 REASONING_TOKENS: reasoning, USAGE_REASONING_OUTPUT_TOKENS: reasoning,
             }
+            if usage[8] or usage[9]:  # audio, of the input and output tokens (priced at its own rates)
+                attributes[sc.INPUT_AUDIO_TOKENS] = usage[8]
+                attributes[sc.OUTPUT_AUDIO_TOKENS] = usage[9]
         else:
             attributes = {RESPONSE_MODEL: model, USAGE_REPORTED: False}
         if response_id:
