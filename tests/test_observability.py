@@ -108,7 +108,7 @@ def produced_metric_names() -> set[str]:
     registry = CollectorRegistry()
     tokentrace.uninstrument()
     tokentrace.instrument(registry=registry, ledger=False,
-                          budgets=[tokentrace.Budget("b", limit_usd=1.0, limit_tokens=10)])
+                          budgets=[tokentrace.Budget("b", limit_usd=1.0, limit_tokens=10, action="block")])
     try:
         with capture_usage():
             tokentrace.record_cache_hit("openai", "gpt-4o-mini")

@@ -348,3 +348,21 @@ def test_a_rolling_window_forgets_spend_as_it_ages(simulator: Any, monkeypatch: 
 def test_a_bad_window_or_request_limit_is_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(BudgetError, match=message):
         Budget("b", limit_usd=1.0, **kwargs)
+
+
+def test_each_block_budget_counts_the_calls_it_admitted_and_refused(simulator: Any) -> None:
+    limit = 2 * CALL_USD + 0.00004
+    telemetry = make_telemetry(prices=PRICES, budgets=[
+        Budget("per-user", limit_usd=limit, per="user_id", action="block"),
+        Budget("all", limit_usd=1.0, action="block"),
+        Budget("watch", limit_usd=1.0, action="warn")])
+    with openai_client(simulator) as client:
+        for user in ("a", "a", "a", "b"):
+            _call(client, user_id=user)
+    sample = telemetry.sample
+    assert sample("llm_budget_decisions_total", budget="per-user", decision="admitted") == 3
+    assert sample("llm_budget_decisions_total", budget="per-user", decision="blocked") == 1
+    assert sample("llm_budget_decisions_total", budget="all", decision="admitted") == 3  # a refused call never
+    assert sample("llm_budget_decisions_total", budget="all", decision="blocked") == 0   # reaches it as admitted
+    assert telemetry.registry.get_sample_value("llm_budget_decisions_total",  # a warn budget decides nothing
+                                               {"budget": "watch", "decision": "admitted"}) is None

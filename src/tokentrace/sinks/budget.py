@@ -60,6 +60,8 @@ class BudgetStatus:
     principals: tuple[int, int] | None = None
     """A templated budget: (principals this process has seen this period, of them refused a call); its spend is
     per principal, so ``spent_*`` are 0 here."""
+    decisions: tuple[int, int] = (0, 0)
+    """A block budget: (calls it admitted, calls it refused) in this process since start."""
 
     @property
     def name(self) -> str:
@@ -72,6 +74,11 @@ class BudgetStatus:
     @property
     def limit_tokens(self) -> int | None:
         return self.budget.limit_tokens
+
+
+def _template_name(account: Budget) -> str:
+    """The per= budget an account (``name[principal]``) belongs to."""
+    return account.name[:-len(account.principal or "") - 2]
 
 
 MIN_REFRESH_S = 0.05
@@ -100,6 +107,9 @@ class BudgetSink(Sink):
         self._lock = threading.Lock()
         self._accounts = [self._new_account(b) for b in budgets if not b.per_keys]
         self._templates = tuple(b for b in budgets if b.per_keys)
+        self._decisions: dict[str, list[int]] = {}
+        """Block budget (a per= budget by its own name) -> [calls it admitted, calls it refused]."""
+        self._decisions_lock = threading.Lock()
         self.templates = self._templates
         """The budgets with ``per=`` (one account per principal)."""
         self._principals: OrderedDict[tuple[str, str], _PrincipalAccount] = OrderedDict()
@@ -203,6 +213,27 @@ class BudgetSink(Sink):
             accounts += self._principal_accounts(attributes, request, started_wall)
         if not accounts:
             return None
+        blocking = [a.budget.name if a.budget.principal is None else _template_name(a.budget)
+                    for a in accounts if a.budget.action == "block"]
+        try:
+            state = self._decide(accounts, request, started_wall)
+        except BudgetExceeded as exc:
+            self._count(blocking, exc.budget.name if exc.budget.principal is None else _template_name(exc.budget))
+            raise
+        if blocking:
+            self._count(blocking)
+        return state
+
+    def _count(self, names: list[str], refused_by: str | None = None) -> None:
+        """A block decision: each budget that decided admitted the call, or ``refused_by`` refused it."""
+        with self._decisions_lock:
+            if refused_by is not None:
+                self._decisions.setdefault(refused_by, [0, 0])[1] += 1
+                return
+            for name in names:
+                self._decisions.setdefault(name, [0, 0])[0] += 1
+
+    def _decide(self, accounts: list[_Account], request: RequestInfo, started_wall: float) -> Any:
         if self.shared is not None:
             for account in accounts:
                 if account.budget.principal is not None and account.budget.action == "warn":
@@ -300,7 +331,7 @@ class BudgetSink(Sink):
         """Remember that a principal of a templated budget was refused this period (for the principal gauges)."""
         if budget.principal is None:
             return
-        template = budget.name[:-len(budget.principal) - 2]
+        template = _template_name(budget)
         if not locked:
             with self._lock:
                 self._note_blocked(budget, locked=True)
@@ -366,15 +397,20 @@ class BudgetSink(Sink):
 
     def status(self) -> list[BudgetStatus]:
         counts = self.principal_counts()
-        templates = [BudgetStatus(t, 0.0, 0, counts.get(t.name, (0, 0))) for t in self._templates]
+        with self._decisions_lock:
+            decided = {name: (admitted, refused) for name, (admitted, refused) in self._decisions.items()}
+        templates = [BudgetStatus(t, 0.0, 0, counts.get(t.name, (0, 0)), decided.get(t.name, (0, 0)))
+                     for t in self._templates]
         if self.shared is not None:
             fleet = self.shared.status()
-            return [BudgetStatus(a.budget, *fleet.get(a.budget.name, (0.0, 0))) for a in self._accounts] + templates
+            return [BudgetStatus(a.budget, *fleet.get(a.budget.name, (0.0, 0)), None,
+                                 decided.get(a.budget.name, (0, 0))) for a in self._accounts] + templates
         now = datetime.now(UTC).timestamp()
         with self._lock:
             for account in self._accounts:
                 self._roll(account, now)
-            return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens) for a in self._accounts] + templates
+            return [BudgetStatus(a.budget, a.spent_usd, a.spent_tokens, None, decided.get(a.budget.name, (0, 0)))
+                    for a in self._accounts] + templates
 
     def flush(self, timeout: float) -> bool:
         """With a shared ledger: read fleet-wide spend now (the rows just flushed), within ``timeout``, so the budget

@@ -62,12 +62,12 @@ class BudgetCollector(Collector):
         self._namespace = namespace
         self._status = status
 
-    def describe(self) -> Iterable[GaugeMetricFamily]:
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         """The families without samples: registering the collector must not read the ledger (prometheus_client
         calls ``collect()`` at registration when there is no ``describe()``, on the thread calling instrument())."""
         yield from self._families().values()
 
-    def _families(self) -> dict[str, GaugeMetricFamily]:
+    def _families(self) -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
         return {
             "spent_usd": GaugeMetricFamily(metric_name("llm_budget_spent_usd", self._namespace),
                                            "Spend so far in the budget's current period (USD)", labels=["budget"]),
@@ -79,15 +79,22 @@ class BudgetCollector(Collector):
                                               "The budget's token limit per period", labels=["budget"]),
             "period_end": GaugeMetricFamily(metric_name("llm_budget_period_end_timestamp_seconds", self._namespace),
                                             "When the budget's current period ends (Unix time)", labels=["budget"]),
+            "decisions": CounterMetricFamily(metric_name("llm_budget_decisions", self._namespace),
+                                             "Calls a block budget admitted or refused in this process (decision "
+                                             "admitted / blocked)", labels=["budget", "decision"]),
             "principals": GaugeMetricFamily(metric_name("llm_budget_principals", self._namespace),
                                             "Principals of a per= budget this process has seen this period (state "
                                             "seen), and of them those refused a call (state blocked)",
                                             labels=["budget", "state"]),
         }
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         families = self._families()
         for status in self._status():
+            decisions = getattr(status, "decisions", (0, 0))
+            if status.budget.action == "block":
+                families["decisions"].add_metric([status.name, "admitted"], decisions[0])
+                families["decisions"].add_metric([status.name, "blocked"], decisions[1])
             principals = getattr(status, "principals", None)
             if principals is not None:  # a per= budget: counts of principals, never a series per principal
                 families["principals"].add_metric([status.name, "seen"], principals[0])
