@@ -249,35 +249,9 @@ class SharedBudgets:
 
     # ---- calling thread
     def admit(self, budgets: Iterable[Budget], usd: float, tokens: int, now: float) -> tuple[int, ...]:
-        """Reserve ``usd``/``tokens`` in each budget, or raise BudgetExceeded; other exceptions: store down."""
-        budgets = tuple(budgets)
-        if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):  # another thread is stuck on the store
-            raise ConnectionError("the budget store did not answer another call in time")
-        with _held_lock(self._lock):
-            if time.monotonic() < self._down_until:
-                raise ConnectionError("the budget store was unreachable moments ago")
-            try:
-                db = self._connection()
-                with db.transaction():
-                    for budget in budgets:
-                        spent_usd, spent_tokens = self._spend.spent(db, budget, now)
-                        held_usd, held_tokens = self._held(db, budget, now)
-                        used_usd, used_tokens = spent_usd + held_usd, spent_tokens + held_tokens
-                        if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
-                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens):
-                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens)
-                    ids = tuple(db.insert_returning_id(
-                        "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) "
-                        "VALUES (?, ?, ?, ?, ?)", (budget.name, usd, tokens, now + self.ttl_s, self.owner))
-                        for budget in budgets)
-            except BudgetExceeded:
-                raise
-            except BaseException:
-                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
-                self._reset()
-                raise
-            self._live.update(ids)
-            return ids
+        """Reserve ``usd``/``tokens`` in each budget by one transaction (never from a lease), or raise
+        BudgetExceeded; other exceptions: store down. The ids of the reservations."""
+        return self._admit_exactly(tuple(budgets), usd, tokens, now, lease=False).ids
 
     def admit_leased(self, budgets: Sequence[Budget], usd: float, tokens: int, now: float) -> Admission:
         """Admit a call from this process's leases when each budget's lease has room (no round trip); else one
@@ -304,12 +278,13 @@ class SharedBudgets:
                 takes.append((lease, usd, tokens))
             return Admission((), (), tuple(takes))
 
-    def _admit_exactly(self, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float) -> Admission:
+    def _admit_exactly(self, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float, *,
+                       lease: bool = True) -> Admission:
         if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
             raise ConnectionError("the budget store did not answer another call in time")
         with _held_lock(self._lock):
-            taken = self._take_from_leases(budgets, usd, tokens)  # another thread may have just leased anew
-            if taken is not None:
+            taken = self._take_from_leases(budgets, usd, tokens) if lease else None
+            if taken is not None:  # another thread has just leased anew
                 return taken
             if time.monotonic() < self._down_until:
                 raise ConnectionError("the budget store was unreachable moments ago")
@@ -337,12 +312,12 @@ class SharedBudgets:
                             (budget.limit_usd - used_usd - usd) * LEASE_FRACTION
                         lease_tokens = 0 if budget.limit_tokens is None else \
                             int((budget.limit_tokens - used_tokens - tokens) * LEASE_FRACTION)
-                        if budget.limit_requests is None and (  # a lease holds money and tokens, not calls
+                        if lease and budget.limit_requests is None and (  # a lease holds money and tokens, not calls
                                 budget.limit_usd is None or lease_usd >= LEASE_MIN_CALLS * usd) and (
                                 budget.limit_tokens is None or lease_tokens >= LEASE_MIN_CALLS * max(tokens, 1)):
-                            lease = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
-                                          budget.name, lease_usd, lease_tokens, 1, time.monotonic())
-                            takes.append((lease, usd, tokens))
+                            granted = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
+                                            budget.name, lease_usd, lease_tokens, 1, time.monotonic())
+                            takes.append((granted, usd, tokens))
                         else:
                             ids.append(self._reserve(db, budget, usd, tokens, now))
                             id_budgets.append(budget)
@@ -353,10 +328,10 @@ class SharedBudgets:
                 self._reset()
                 raise
             with self._lease_lock:
-                for lease, _, _ in takes:
-                    self._leases[lease.budget] = lease
+                for granted, _, _ in takes:
+                    self._leases[granted.budget] = granted
             self._live.update(ids)
-            self._live.update(lease.id for lease, _, _ in takes)
+            self._live.update(granted.id for granted, _, _ in takes)
             return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
 
     def _calls(self, db: Db, budget: Budget, now: float) -> int:
