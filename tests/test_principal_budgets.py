@@ -204,7 +204,7 @@ PRINCIPAL_LIMIT = 0.0034  # 25 calls of $0.000135; refusals start once less than
 VIP_LIMIT = 2 * PRINCIPAL_LIMIT
 
 WORKER = textwrap.dedent("""
-    import json, random, sys, threading
+    import json, random, sys, threading, time
     import openai, tokentrace
     from tokentrace import Budget, BudgetExceeded
     from tokentrace.simulator import sync_client
@@ -215,7 +215,8 @@ WORKER = textwrap.dedent("""
     tokentrace.instrument(ledger=ledger, prices=json.loads(prices), budgets=[budget])
     counts = {"sent": 0, "refused": 0}
     lock = threading.Lock()
-    open_ = [f"u{i}" for i in range(principals)]  # a principal refused once is left alone by this process
+    open_ = [f"u{i}" for i in range(principals)]  # a principal refused 3 times is left alone by this process
+    refusals = {}
 
     def work(seed):
         client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
@@ -231,12 +232,15 @@ WORKER = textwrap.dedent("""
                     client.chat.completions.create(model="gpt-4o-mini", max_tokens=5,
                                                    messages=[{"role": "user", "content": "one two three"}])
                 outcome = "sent"
-            except BudgetExceeded:
+            except BudgetExceeded:  # maybe only until the fleet's calls in flight for this user settle
                 outcome = "refused"
+                time.sleep(0.02)
             with lock:
                 counts[outcome] += 1
-                if outcome == "refused" and user in open_:
-                    open_.remove(user)
+                if outcome == "refused":
+                    refusals[user] = refusals.get(user, 0) + 1
+                    if refusals[user] >= 3 and user in open_:
+                        open_.remove(user)
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
     for w in workers:
