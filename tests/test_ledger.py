@@ -19,7 +19,8 @@ import pytest
 import tokentrace
 from tokentrace import _errors
 from tokentrace._ledger_db import COLUMNS, LedgerError
-from tokentrace._ledger_store import SCHEMA_VERSION, open_db
+from tokentrace._ledger_schema import SCHEMA_VERSION
+from tokentrace._ledger_store import open_db
 from tokentrace.sinks.ledger import LedgerSink
 
 from .cases import MESSAGES
@@ -331,7 +332,7 @@ def test_a_writer_whose_ledger_a_newer_version_migrated_refuses_loudly_and_flush
     import sqlite3
 
     from tokentrace import _errors
-    from tokentrace._ledger_store import SCHEMA_VERSION
+    from tokentrace._ledger_schema import SCHEMA_VERSION
 
     from .conftest import make_telemetry, openai_client
 

@@ -18,7 +18,8 @@ import pytest
 
 import tokentrace
 from tokentrace import reports
-from tokentrace._ledger_store import SCHEMA_VERSION, open_db
+from tokentrace._ledger_schema import SCHEMA_VERSION
+from tokentrace._ledger_store import open_db
 from tokentrace._version import __version__
 
 from .conftest import make_telemetry, openai_client

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from tokentrace import Budget, Usage, reports
 from tokentrace._ledger_db import row_of
-from tokentrace._ledger_store import SCHEMA_VERSION, open_db
+from tokentrace._ledger_schema import SCHEMA_VERSION
+from tokentrace._ledger_store import open_db
 
 from .ledger_helpers import record, write_ledger
 

@@ -1,9 +1,10 @@
 """The ledger's database: one ``Db`` over SQLite (a file) or PostgreSQL (a ``postgresql://`` URL).
 
-Owns the schema and its forward migrations for both backends, the connection, transactions (SQLite:
+Owns the connection, transactions (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: ``BEGIN`` plus one advisory lock, so writes and budget admission are
 serialized the same way on both), and the few SQL spellings that differ. Callers write SQL with ``?``
-placeholders. psycopg is imported only when a PostgreSQL ledger is opened.
+placeholders. psycopg is imported only when a PostgreSQL ledger is opened. The tables and their migrations are
+``_ledger_schema``'s.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain
 from pathlib import Path
@@ -21,121 +22,14 @@ from typing import Any
 from . import _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
+from ._ledger_schema import SCHEMA_VERSION, migrate, schema_version
 
-SCHEMA_VERSION = 7
 LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
                  "tokens = CASE WHEN tokens > ? THEN tokens - ? ELSE 0 END WHERE id = ?")
 """A call's charge taken off the lease it was admitted from (never below 0), with its row."""
 _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS llm_usage (
-    id                 {id_type},
-    ts_utc             TEXT    NOT NULL,   -- ISO 8601, UTC, microseconds: 2026-11-23T02:15:00.123456Z
-    provider           TEXT    NOT NULL,
-    model              TEXT    NOT NULL,   -- as the provider reported it
-    request_model      TEXT    NOT NULL,
-    operation          TEXT    NOT NULL,
-    feature            TEXT    NOT NULL DEFAULT '',
-    session_id         TEXT,
-    user_id            TEXT,
-    agent_id           TEXT,
-    attributes_json    TEXT    NOT NULL DEFAULT '{{}}',
-    input_tokens       BIGINT  NOT NULL DEFAULT 0,
-    cache_read_tokens  BIGINT  NOT NULL DEFAULT 0,
-    cache_write_tokens BIGINT  NOT NULL DEFAULT 0,
-    output_tokens      BIGINT  NOT NULL DEFAULT 0,
-    reasoning_tokens   BIGINT  NOT NULL DEFAULT 0,
-    total_tokens       BIGINT  NOT NULL DEFAULT 0,
-    cost_usd           {real},              -- NULL: unpriced (or usage not reported)
-    latency_ms         {real}  NOT NULL,
-    ttft_ms            {real},
-    stream             INTEGER NOT NULL DEFAULT 0,
-    status             TEXT    NOT NULL,   -- ok | error | blocked | cached
-    error_type         TEXT,
-    response_id        TEXT,
-    trace_id           TEXT,
-    price_source       TEXT,
-    usage_reported     INTEGER NOT NULL DEFAULT 1,
-    cache_hit          INTEGER NOT NULL DEFAULT 0  -- an app-level response-cache hit (record_cache_hit)
-);
-CREATE INDEX IF NOT EXISTS llm_usage_ts ON llm_usage (ts_utc)
-"""
-
-_BUDGET_TABLES = """
-CREATE TABLE IF NOT EXISTS llm_budget_reservations (
-    id         {id_type},
-    budget     TEXT    NOT NULL,
-    usd        {real}  NOT NULL,
-    tokens     BIGINT  NOT NULL,
-    expires_at {real}  NOT NULL,           -- Unix time, renewed by the live process that owns it
-    owner      TEXT    NOT NULL            -- host:pid, for operators
-);
-CREATE INDEX IF NOT EXISTS llm_budget_reservations_budget ON llm_budget_reservations (budget, expires_at);
-CREATE TABLE IF NOT EXISTS llm_budget_events (
-    budget       TEXT NOT NULL,
-    period_start TEXT NOT NULL,
-    kind         TEXT NOT NULL,            -- 'warned': the fleet's one warning of this period was given
-    PRIMARY KEY (budget, period_start, kind)
-);
-CREATE INDEX IF NOT EXISTS llm_usage_feature_ts ON llm_usage (feature, ts_utc)
-"""
-
-_BUDGET_CHARGE = """
-ALTER TABLE llm_usage ADD COLUMN charged_usd {real};      -- budgets' charge when usage was not reported (else NULL)
-ALTER TABLE llm_usage ADD COLUMN charged_tokens BIGINT;
-ALTER TABLE llm_usage_hourly ADD COLUMN charged_usd {real} NOT NULL DEFAULT 0;
-ALTER TABLE llm_usage_hourly ADD COLUMN charged_tokens BIGINT NOT NULL DEFAULT 0
-"""
-
-_SERVED_TIER = """
-ALTER TABLE llm_usage ADD COLUMN service_tier TEXT;       -- the tier that served the call, as it said (else NULL)
-ALTER TABLE llm_usage ADD COLUMN fees_usd {real}
-"""
-"""Version 5: ``fees_usd`` is the part of ``cost_usd`` that per-request fees (searches) make; NULL when unpriced.
-(No comment after a column's type: SQLite keeps it in the table's stored definition.)"""
-
-_BATCHES = """
-CREATE UNIQUE INDEX IF NOT EXISTS llm_usage_batch_result ON llm_usage (response_id) WHERE operation = 'batch';
-CREATE TABLE IF NOT EXISTS llm_batches (
-    batch_id        TEXT NOT NULL PRIMARY KEY,
-    provider        TEXT NOT NULL,
-    attributes_json TEXT NOT NULL DEFAULT '{{}}',
-    created_utc     TEXT NOT NULL
-)
-"""
-"""Version 6: a batch result is one row, once (its ``response_id`` is the batch id, or batch id/custom id), and
-what a batch was attributed to when it was created (``batch_results``)."""
-
-_PRINCIPALS = """
-CREATE INDEX IF NOT EXISTS llm_usage_user_ts ON llm_usage (user_id, ts_utc)
-"""
-"""Version 7: a ``per="user_id"`` budget reads one user's spend in the period from this index, not by scanning the
-period's rows (the first admission of a user on a ledger of 1,000,000 rows: 17 ms before)."""
-
-_DIALECT = {
-    "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
-    "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
-}
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
-                              6: _BATCHES, 7: _PRINCIPALS}
-"""version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
-
-
-def _fill_rollup(db: Db) -> None:
-    """Version 4: a roll-up kept by version 3 gains the budget charge (old rows have none: their cost); a ledger
-    from before version 3 (or an empty one) has its roll-up built from its rows now, in today's shape."""
-    if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is None:
-        _rollup.fold(db, 0)
-    else:
-        db.execute("UPDATE llm_usage_hourly SET charged_usd = cost_usd, charged_tokens = total_tokens")
-
-
-AFTER_MIGRATION: dict[int, Callable[[Db], None]] = {4: _fill_rollup}
-"""version -> what fills new tables or columns from the rows already there, in the migration's transaction."""
-
 
 class Db:
     """One connection to the ledger database; not thread-safe (each thread or component opens its own)."""
@@ -216,7 +110,7 @@ class Db:
         """Append rows (and fold them into the roll-up) and settle the budget reservations of their calls, in one
         transaction: an id is a reservation to drop, (lease id, USD, tokens) a charge to take off a lease."""
         with self.transaction():
-            version = _version(self)  # a newer tokentrace may have migrated the ledger since this one opened it
+            version = schema_version(self)  # a newer tokentrace may have migrated the ledger since this one opened it
             if version > SCHEMA_VERSION:
                 raise NewerSchemaError(f"{self.location} now has ledger schema {version}, newer than this "
                                        f"tokentrace's ({SCHEMA_VERSION}); upgrade tokentrace in this process")
@@ -394,7 +288,7 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
             # a writer's scratch tables (a multi-row INSERT's VALUES, the roll-up's GROUP BY) are a few rows: in a
             # temporary file they cost more than the rows themselves (a 10-row batch: 41 -> 19 us per row)
             conn.execute("PRAGMA temp_store = MEMORY")
-            _migrate(db, version)
+            migrate(db, version)
         elif version == 0 and conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='llm_usage'").fetchone() is None:
             raise LedgerError(f"{path} is not a tokentrace ledger")
@@ -459,38 +353,14 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
         if create:
             conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
         row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
-        version = _version(db) if row and row[0] else 0
+        version = schema_version(db) if row and row[0] else 0
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
         if create:
-            _migrate(db, version)
+            migrate(db, version)
         elif version == 0:
             raise LedgerError(f"{where} holds no tokentrace ledger (run an instrumented app against it first)")
     except psycopg.Error as exc:
         db.close()
         raise LedgerError(f"cannot open the ledger at {where}: {exc}") from None
     return db
-
-
-def _version(db: Db) -> int:
-    if db.dialect == "sqlite":
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-    return int(db.execute("SELECT COALESCE(MAX(version), 0) FROM tokentrace_schema").fetchone()[0])
-
-
-def _migrate(db: Db, current: int) -> None:
-    """Apply every migration above ``current``, one transaction each; safe if another process races us."""
-    spelling = _DIALECT[db.dialect]
-    for version in sorted(v for v in MIGRATIONS if v > current):
-        with db.transaction():
-            if _version(db) >= version:
-                continue
-            for statement in MIGRATIONS[version].format(**spelling).split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            if version in AFTER_MIGRATION:
-                AFTER_MIGRATION[version](db)
-            if db.dialect == "sqlite":
-                db.execute(f"PRAGMA user_version = {version}")
-            else:
-                db.execute("INSERT INTO tokentrace_schema (version) VALUES (?)", (version,))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._budget_store import calls_since, principal_count, spent_by_principal, spent_since
+from ._budget_spend import calls_since, principal_count, spent_by_principal, spent_since
 from ._ledger_db import COLUMNS, LedgerError
 from ._ledger_store import Db, open_db
 from ._rollup import MEASURES, Window, aggregate_source, histogram_sql

@@ -1,0 +1,129 @@
+"""What the ledger says a budget has spent: the SQL over its rows and hourly roll-up (a budget's scope, its spend
+and calls since a moment, its principals' spend), and the running sums each process keeps per budget.
+
+Spend is a ``SUM`` over the period and scope. A process keeps a running sum up to the last row id it has read (rows
+are append-only and their ids increase in commit order), so each read adds only the rows written since. A rolling
+window moves with every call, so it is read whole: whole hours from the roll-up, the edges from the rows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+from ._ledger_db import iso_utc
+from ._ledger_store import Db
+from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
+from .budgets import Budget
+
+SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
+MAX_RUNNING_SUMS = 100_000
+"""Running sums kept per process (one per budget or principal account); the least recently read is forgotten."""
+
+
+def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
+    """WHERE clause (and parameters) of the rows that count against ``budget``, time aside."""
+    where = ["status IN ('ok', 'error')"]
+    params: list[Any] = []
+    for key, value in (budget.scope or {}).items():
+        if key in SCOPE_COLUMNS or key == "provider":
+            where.append(f"{key} = ?")
+        elif key == "model":  # the model asked for, as admission sees it
+            where.append("request_model = ?")
+        else:
+            where.append(f"{db.json_field('attributes_json')} = ?")
+            params.append(key)
+        params.append(value)
+    return " AND ".join(where), params
+
+
+def principal_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
+    """SQL (and parameters) of a row's principal under a templated budget: its ``per`` key values joined."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for key in budget.per_keys:
+        if key in SCOPE_COLUMNS or key == "provider":
+            parts.append(f"COALESCE({key}, '')")
+        elif key == "model":
+            parts.append("request_model")
+        else:
+            parts.append(f"COALESCE({db.json_field('attributes_json')}, '')")
+            params.append(key)
+    return " || '/' || ".join(parts), params
+
+
+def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> list[tuple[str, float, int]]:
+    """(principal, USD, tokens) of a templated budget's ``limit`` biggest spenders since ``begin`` (rows)."""
+    where, params = _scope_filter(db, budget)
+    key, key_params = principal_sql(db, budget)
+    rows = db.execute(
+        f"SELECT {key} AS p, SUM({CHARGED_USD}), SUM({CHARGED_TOKENS}) FROM llm_usage "
+        f"WHERE ts_utc >= ? AND {where} GROUP BY p ORDER BY 2 DESC, 3 DESC LIMIT {int(limit)}",
+        [*key_params, iso_utc(begin.timestamp()), *params]).fetchall()
+    return [(str(p), float(u or 0.0), int(t or 0)) for p, u, t in rows if p and "//" not in f"/{p}/"]
+
+
+def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
+    """How many principals of a templated budget have rows since ``begin``."""
+    where, params = _scope_filter(db, budget)
+    key, key_params = principal_sql(db, budget)
+    row = db.execute(f"SELECT COUNT(DISTINCT {key}) FROM llm_usage WHERE ts_utc >= ? AND {where}",
+                     [*key_params, iso_utc(begin.timestamp()), *params]).fetchone()
+    return int(row[0] or 0)
+
+
+def calls_since(db: Db, budget: Budget, begin: datetime) -> int:
+    """Calls (answered or failed) the ledger records for ``budget``'s scope since ``begin``."""
+    where, params = _scope_filter(db, budget)
+    on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
+    source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
+    row = db.execute(f"SELECT COALESCE(SUM(calls), 0) FROM ({source}) AS s", source_params).fetchone()
+    return int(row[0])
+
+
+def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
+    """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``: whole hours from the roll-up
+    when the scope is one the roll-up keeps (none, or ``feature``), the rows otherwise."""
+    where, params = _scope_filter(db, budget)
+    on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
+    source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
+    row = db.execute(f"SELECT COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) FROM ({source}) AS s",
+                     source_params).fetchone()
+    return float(row[0]), int(row[1])
+
+
+class SpendCounter:
+    """Running (USD, tokens) per budget and period, extended by the rows written since the last read."""
+
+    def __init__(self) -> None:
+        self._sums: OrderedDict[str, tuple[str, int, float, int]] = OrderedDict()
+        """name -> (period start, last id, usd, tokens), the most recently read last; bounded (principals)."""
+
+    def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
+        begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+        if budget.window_s is not None:  # a rolling window moves with every call: read it whole (roll-up + edges)
+            return spent_since(db, budget, begin)
+        start = iso_utc(begin.timestamp())
+        period, last_id, usd, tokens = self._sums.get(budget.name, (start, -1, 0.0, 0))
+        if period != start or last_id < 0:  # a new period, or the first read: the whole period so far
+            with db.snapshot():
+                last_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0]
+                usd, tokens = spent_since(db, budget, begin)
+        else:
+            top = db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0]
+            if top > last_id:
+                where, params = _scope_filter(db, budget)
+                row = db.execute(f"SELECT COALESCE(SUM({CHARGED_USD}), 0), COALESCE(SUM({CHARGED_TOKENS}), 0) "
+                                 f"FROM llm_usage "
+                                 f"WHERE id > ? AND id <= ? AND ts_utc >= ? AND {where}",
+                                 [last_id, top, start, *params]).fetchone()
+                usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
+        self._sums[budget.name] = (start, int(last_id), usd, tokens)
+        self._sums.move_to_end(budget.name)
+        if len(self._sums) > MAX_RUNNING_SUMS:  # a forgotten principal's sum is read again from the ledger
+            self._sums.popitem(last=False)
+        return usd, tokens
+
+    def reset(self) -> None:
+        self._sums.clear()
