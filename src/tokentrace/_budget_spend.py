@@ -22,19 +22,24 @@ MAX_RUNNING_SUMS = 100_000
 """Running sums kept per process (one per budget or principal account); the least recently read is forgotten."""
 
 
+def _key_sql(db: Db, key: str) -> tuple[str, list[Any]]:
+    """SQL (and parameters) of a row's value for an attribution key: its own column for the standard keys and
+    ``provider``, the model asked for for ``model``, else the key in ``attributes_json``."""
+    if key in SCOPE_COLUMNS or key == "provider":
+        return key, []
+    if key == "model":  # the model asked for, as admission sees it
+        return "request_model", []
+    return db.json_field("attributes_json"), [key]
+
+
 def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
     """WHERE clause (and parameters) of the rows that count against ``budget``, time aside."""
     where = ["status IN ('ok', 'error')"]
     params: list[Any] = []
     for key, value in (budget.scope or {}).items():
-        if key in SCOPE_COLUMNS or key == "provider":
-            where.append(f"{key} = ?")
-        elif key == "model":  # the model asked for, as admission sees it
-            where.append("request_model = ?")
-        else:
-            where.append(f"{db.json_field('attributes_json')} = ?")
-            params.append(key)
-        params.append(value)
+        column, key_params = _key_sql(db, key)
+        where.append(f"{column} = ?")
+        params += [*key_params, value]
     return " AND ".join(where), params
 
 
@@ -43,13 +48,9 @@ def principal_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
     for key in budget.per_keys:
-        if key in SCOPE_COLUMNS or key == "provider":
-            parts.append(f"COALESCE({key}, '')")
-        elif key == "model":
-            parts.append("request_model")
-        else:
-            parts.append(f"COALESCE({db.json_field('attributes_json')}, '')")
-            params.append(key)
+        column, key_params = _key_sql(db, key)
+        parts.append(f"COALESCE({column}, '')")
+        params += key_params
     return " || '/' || ".join(parts), params
 
 
@@ -73,23 +74,23 @@ def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
     return int(row[0] or 0)
 
 
-def calls_since(db: Db, budget: Budget, begin: datetime) -> int:
-    """Calls (answered or failed) the ledger records for ``budget``'s scope since ``begin``."""
+def _summed_since(db: Db, budget: Budget, begin: datetime, sums: str) -> Any:
+    """One row of ``sums`` over the rows counting against ``budget`` since ``begin``: whole hours from the roll-up
+    when the scope is one the roll-up keeps (none, ``feature``, ``provider``), the rows otherwise."""
     where, params = _scope_filter(db, budget)
     on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
     source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
-    row = db.execute(f"SELECT COALESCE(SUM(calls), 0) FROM ({source}) AS s", source_params).fetchone()
-    return int(row[0])
+    return db.execute(f"SELECT {sums} FROM ({source}) AS s", source_params).fetchone()
+
+
+def calls_since(db: Db, budget: Budget, begin: datetime) -> int:
+    """Calls (answered or failed) the ledger records for ``budget``'s scope since ``begin``."""
+    return int(_summed_since(db, budget, begin, "COALESCE(SUM(calls), 0)")[0])
 
 
 def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
-    """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``: whole hours from the roll-up
-    when the scope is one the roll-up keeps (none, or ``feature``), the rows otherwise."""
-    where, params = _scope_filter(db, budget)
-    on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
-    source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
-    row = db.execute(f"SELECT COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) FROM ({source}) AS s",
-                     source_params).fetchone()
+    """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``."""
+    row = _summed_since(db, budget, begin, "COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0)")
     return float(row[0]), int(row[1])
 
 

@@ -138,8 +138,16 @@ def tier_label(tier: Any, **modifiers: Any) -> str | None:
     is not its provider's standard (``speed="fast"``, ``inference_geo="us"``) as ``+key=value``.
 
     None when the response names no tier and no modifier. A modifier equal to ``standard``/``global`` is left out:
-    ``tier_label("standard", speed="standard")`` is ``standard``.
+    ``tier_label("standard", speed="standard")`` is ``standard``. Read on every response: a plain tier name with no
+    modifier (the usual case) is looked up, not rebuilt.
     """
+    if type(tier) is str and not any(modifiers.values()):
+        if tier in _PLAIN_LABELS:
+            return _PLAIN_LABELS[tier]
+        label = _text(tier) or None
+        if len(_PLAIN_LABELS) < 256:  # the names providers use; anything stranger is just not kept
+            _PLAIN_LABELS[tier] = label
+        return label
     name = _text(tier)
     parts = [name or "standard"] if name or any(_text(v) for v in modifiers.values()) else []
     for key, value in modifiers.items():
@@ -150,6 +158,7 @@ def tier_label(tier: Any, **modifiers: Any) -> str | None:
 
 
 _DEFAULT_MODIFIER_VALUES = frozenset({"standard", "global", "default"})
+_PLAIN_LABELS: dict[str, str | None] = {}
 
 
 def _text(value: Any) -> str:

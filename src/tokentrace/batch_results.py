@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import wrapt
@@ -130,34 +130,33 @@ def _safely(stage: str, action: Any, *args: Any) -> None:
 # --------------------------------------------------------------------------- the SDK methods
 
 
-def _created(provider: str, is_async: bool) -> Any:
+Hook = Callable[[Any, Any, Any], Any]
+"""(the method's result, its args, its kwargs) -> what the caller gets: the result, or a proxy of it."""
+
+
+def _after(hook: Hook, is_async: bool) -> Any:
+    """A wrapt wrapper that hands an SDK method's result (awaited, for an async method) through ``hook``: the one
+    place the sync and async shapes differ."""
     if is_async:
         async def wrapper_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            batch = await wrapped(*args, **kwargs)
-            _safely("batch.create", created, provider, batch)
-            return batch
+            return hook(await wrapped(*args, **kwargs), args, kwargs)
         return wrapper_async
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        batch = wrapped(*args, **kwargs)
+        return hook(wrapped(*args, **kwargs), args, kwargs)
+    return wrapper
+
+
+def _on_create(provider: str) -> Hook:
+    def hook(batch: Any, args: Any, kwargs: Any) -> Any:
         _safely("batch.create", created, provider, batch)
         return batch
-    return wrapper
+    return hook
 
 
-def _openai_retrieve(is_async: bool) -> Any:
-    if is_async:
-        async def wrapper_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            batch = await wrapped(*args, **kwargs)
-            _safely("batch.retrieve", _openai_retrieved, batch)
-            return batch
-        return wrapper_async
-
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        batch = wrapped(*args, **kwargs)
-        _safely("batch.retrieve", _openai_retrieved, batch)
-        return batch
-    return wrapper
+def _on_openai_retrieve(batch: Any, args: Any, kwargs: Any) -> Any:
+    _safely("batch.retrieve", _openai_retrieved, batch)
+    return batch
 
 
 class _Results(wrapt.BaseObjectProxy[Any]):
@@ -193,15 +192,8 @@ def _batch_id(args: Any, kwargs: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _anthropic_results(is_async: bool) -> Any:
-    if is_async:
-        async def wrapper_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return _Results(await wrapped(*args, **kwargs), _batch_id(args, kwargs))
-        return wrapper_async
-
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return _Results(wrapped(*args, **kwargs), _batch_id(args, kwargs))
-    return wrapper
+def _on_anthropic_results(decoder: Any, args: Any, kwargs: Any) -> Any:
+    return _Results(decoder, _batch_id(args, kwargs))
 
 
 _OPENAI = "openai.resources.batches"
@@ -209,16 +201,16 @@ _ANTHROPIC = "anthropic.resources.messages.batches"
 
 PATCHES: dict[str, tuple[tuple[str, str, Any], ...]] = {
     "openai": (
-        (_OPENAI, "Batches.create", _created("openai", False)),
-        (_OPENAI, "AsyncBatches.create", _created("openai", True)),
-        (_OPENAI, "Batches.retrieve", _openai_retrieve(False)),
-        (_OPENAI, "AsyncBatches.retrieve", _openai_retrieve(True)),
+        (_OPENAI, "Batches.create", _after(_on_create("openai"), False)),
+        (_OPENAI, "AsyncBatches.create", _after(_on_create("openai"), True)),
+        (_OPENAI, "Batches.retrieve", _after(_on_openai_retrieve, False)),
+        (_OPENAI, "AsyncBatches.retrieve", _after(_on_openai_retrieve, True)),
     ),
     "anthropic": (
-        (_ANTHROPIC, "Batches.create", _created("anthropic", False)),
-        (_ANTHROPIC, "AsyncBatches.create", _created("anthropic", True)),
-        (_ANTHROPIC, "Batches.results", _anthropic_results(False)),
-        (_ANTHROPIC, "AsyncBatches.results", _anthropic_results(True)),
+        (_ANTHROPIC, "Batches.create", _after(_on_create("anthropic"), False)),
+        (_ANTHROPIC, "AsyncBatches.create", _after(_on_create("anthropic"), True)),
+        (_ANTHROPIC, "Batches.results", _after(_on_anthropic_results, False)),
+        (_ANTHROPIC, "AsyncBatches.results", _after(_on_anthropic_results, True)),
     ),
 }
 """Provider -> (module, ``Class.method``, wrapt wrapper function) patched with that provider's SDK."""

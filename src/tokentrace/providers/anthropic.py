@@ -42,7 +42,8 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
         captured_input=capture_messages(kwargs.get("messages"), kwargs.get("system"))
         if options.capture_content else None,
         max_searches=web_searches_allowed(kwargs.get("tools")),
-        requested_tier=tier_label(None, speed=kwargs.get("speed"), inference_geo=kwargs.get("inference_geo")),
+        requested_tier=tier_label(None, speed=kwargs.get("speed"), inference_geo=kwargs.get("inference_geo"))
+        if "speed" in kwargs or "inference_geo" in kwargs else None,
     )
     return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs),
                     capture_content=options.capture_content)
