@@ -12,6 +12,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _principal_spend
 from ._ledger_db import iso_utc
 from ._ledger_store import Db
 from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
@@ -55,7 +56,14 @@ def principal_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
 
 
 def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> list[tuple[str, float, int]]:
-    """(principal, USD, tokens) of a templated budget's ``limit`` biggest spenders since ``begin`` (rows)."""
+    """(principal, USD, tokens) of a templated budget's ``limit`` biggest spenders since ``begin`` (the
+    per-principal table when it holds the period, else the rows)."""
+    kept = _principal_spend.kept(db, budget, begin)
+    if kept is not None:
+        rows = db.execute(f"SELECT principal, charged_usd, charged_tokens FROM llm_principal_spend WHERE budget_id = ? "
+                          f"AND period_start = ? ORDER BY 2 DESC, 3 DESC LIMIT {int(limit)}",
+                          (kept, iso_utc(begin.timestamp()))).fetchall()
+        return [(str(p), float(u), int(t)) for p, u, t in rows]
     where, params = _scope_filter(db, budget)
     key, key_params = principal_sql(db, budget)
     rows = db.execute(
@@ -67,6 +75,10 @@ def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> l
 
 def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
     """How many principals of a templated budget have rows since ``begin``."""
+    kept = _principal_spend.kept(db, budget, begin)
+    if kept is not None:
+        return int(db.execute("SELECT COUNT(*) FROM llm_principal_spend WHERE budget_id = ? AND period_start = ?",
+                              (kept, iso_utc(begin.timestamp()))).fetchone()[0])
     where, params = _scope_filter(db, budget)
     key, key_params = principal_sql(db, budget)
     row = db.execute(f"SELECT COUNT(DISTINCT {key}) FROM llm_usage WHERE ts_utc >= ? AND {where}",
@@ -74,24 +86,29 @@ def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
     return int(row[0] or 0)
 
 
-def _summed_since(db: Db, budget: Budget, begin: datetime, sums: str) -> Any:
-    """One row of ``sums`` over the rows counting against ``budget`` since ``begin``: whole hours from the roll-up
-    when the scope is one the roll-up keeps (none, ``feature``, ``provider``), the rows otherwise."""
+def _summed_since(db: Db, budget: Budget, begin: datetime) -> tuple[int, float, int]:
+    """(calls, USD, tokens) counting against ``budget`` since ``begin``: a principal account's period from the
+    per-principal table when it holds it; else whole hours from the roll-up when the scope is one the roll-up keeps
+    (none, ``feature``, ``provider``), the rows otherwise."""
+    kept = _principal_spend.read(db, budget, begin)
+    if kept is not None:
+        return kept
     where, params = _scope_filter(db, budget)
     on_rollup = set(budget.scope or {}) <= {"feature", "provider"}
     source, source_params = aggregate_source(Window(begin), "''", "''" if on_rollup else None, where, params)
-    return db.execute(f"SELECT {sums} FROM ({source}) AS s", source_params).fetchone()
+    row = db.execute("SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) "
+                     f"FROM ({source}) AS s", source_params).fetchone()
+    return int(row[0]), float(row[1]), int(row[2])
 
 
 def calls_since(db: Db, budget: Budget, begin: datetime) -> int:
     """Calls (answered or failed) the ledger records for ``budget``'s scope since ``begin``."""
-    return int(_summed_since(db, budget, begin, "COALESCE(SUM(calls), 0)")[0])
+    return _summed_since(db, budget, begin)[0]
 
 
 def spent_since(db: Db, budget: Budget, begin: datetime) -> tuple[float, int]:
     """(USD, tokens) the ledger records for ``budget``'s scope since ``begin``."""
-    row = _summed_since(db, budget, begin, "COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0)")
-    return float(row[0]), int(row[1])
+    return _summed_since(db, budget, begin)[1:]
 
 
 class SpendCounter:
@@ -105,6 +122,9 @@ class SpendCounter:
         begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
         if budget.window_s is not None:  # a rolling window moves with every call: read it whole (roll-up + edges)
             return spent_since(db, budget, begin)
+        kept = _principal_spend.read(db, budget, begin)
+        if kept is not None:  # a principal's period: one row the writers keep, no running sum needed
+            return kept[1], kept[2]
         start = iso_utc(begin.timestamp())
         period, last_id, usd, tokens = self._sums.get(budget.name, (start, -1, 0.0, 0))
         if period != start or last_id < 0:  # a new period, or the first read: the whole period so far

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from . import _errors
+from . import _errors, _principal_spend
 from ._budget_spend import SpendCounter, calls_since, spent_since
 from ._ledger_store import LEASE_CHARGE, Db, abandon, open_db
 from .budgets import Budget, BudgetExceeded
@@ -55,6 +55,8 @@ LEASE_MIN_CALLS = 8
 """No lease smaller than this many of the call's estimates: closer to the limit, calls take the exact path."""
 LEASE_IDLE_S = 2.0
 """What is left of a lease unused this long goes back to the fleet."""
+BACKFILL_STEPS = 5
+"""Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
 
 
 @dataclass
@@ -132,6 +134,8 @@ class SharedBudgets:
         self._wake = threading.Event()
         self._status: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
+        self._unkept = [b for b in self.budgets if _principal_spend.signature(b) is not None]
+        """Templated budgets whose per-principal table is not yet complete in the ledger (``_keep_principals``)."""
         self._thread: threading.Thread | None = None
         self._start_thread()
 
@@ -351,6 +355,8 @@ class SharedBudgets:
                         db.execute("DELETE FROM llm_budget_reservations WHERE expires_at < ?", (now - SWEEP_AFTER_S,))
                     last_sweep = time.monotonic()
                 self._refresh(db, spend, now)
+                if self._unkept:
+                    self._keep_principals(db, now)
             except Exception as exc:
                 _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend; retrying")
                 if db is not None:
@@ -361,6 +367,11 @@ class SharedBudgets:
             self._stop.wait(0.25)  # let the ledger writer land the rows that woke us
         if db is not None:
             db.close()
+
+    def _keep_principals(self, db: Db, now: float) -> None:
+        """Register this process's templated budgets in the ledger's per-principal table and backfill it a few
+        steps; until one is complete, its principals' spend is read from the rows."""
+        self._unkept = [b for b in self._unkept if not _principal_spend.prepare(db, b, now, steps=BACKFILL_STEPS)]
 
     def _renew(self, db: Db, now: float) -> None:
         live = list(self._live)

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from . import _rollup
+from . import _principal_spend, _rollup
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class Database(Protocol):
@@ -108,12 +108,16 @@ CREATE INDEX IF NOT EXISTS llm_usage_user_ts ON llm_usage (user_id, ts_utc)
 """Version 7: a ``per="user_id"`` budget reads one user's spend in the period from this index, not by scanning the
 period's rows (the first admission of a user on a ledger of 1,000,000 rows: 17 ms before)."""
 
+_PRINCIPAL_SPEND = _principal_spend.TABLES
+"""Version 8: per-principal spend of templated budgets, kept by the writers (``_principal_spend``): a principal's
+first admission reads one row however many principals and rows the ledger holds, whatever its ``per`` key."""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
 }
 MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
-                              6: _BATCHES, 7: _PRINCIPALS}
+                              6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 

@@ -19,7 +19,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from . import _rollup
+from . import _principal_spend, _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
 from ._ledger_location import create_private, describe, is_url, url_problem
 from ._ledger_schema import SCHEMA_VERSION, migrate, schema_version
@@ -46,6 +46,9 @@ class Db:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self.sql(statement), params)
+
+    def execute_many(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(self.sql(statement), params)
 
     def json_field(self, column: str) -> str:
         """SQL reading one key (the next parameter, a plain key name) of a JSON text column."""
@@ -118,6 +121,7 @@ class Db:
                 rows = self._without_recorded_batches(rows)
             if rows:
                 _rollup.fold(self, self._insert_many(rows))
+                _principal_spend.fold(self, rows)
             if released:
                 ids = [r for r in released if isinstance(r, int)]
                 if ids:
@@ -180,6 +184,10 @@ class PostgresDb(Db):
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s")
+
+    def execute_many(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(self.sql(statement), params)
 
     def json_field(self, column: str) -> str:
         return f"(({column})::jsonb ->> ?)"

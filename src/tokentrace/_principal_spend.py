@@ -1,0 +1,233 @@
+"""Per-principal spend kept in the writer's transaction (schema 8): for each templated budget a ledger knows
+(``per=``, a calendar period), one row per principal and period with its calls, charged USD and tokens.
+
+A templated budget is *registered* once per ledger by any process that has it (``prepare``). From then on every
+writer adds its rows to the table in the transaction that appends them (``fold``, beside the roll-up), and the
+registering process adds the rows written before, from the start of the period it was registered in, in steps of
+``BACKFILL_ROWS`` rows, one transaction each (``prepare`` again). Once that is complete, a principal's spend in
+any period from then on is one primary-key read (``read``), however many principals and rows the ledger holds; until
+then, and for rolling windows, readers sum the rows (``_budget_spend``).
+
+The table is keyed by the principal exactly as admission names it (``Budget.principal_of``), and its sums equal
+the rows' because every write and every registration step holds the ledger's one write lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ._ledger_db import COLUMNS, iso_utc
+from .budgets import Budget
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS llm_principal_budgets (
+    id         {id_type},
+    signature  TEXT    NOT NULL UNIQUE,
+    kept_above BIGINT  NOT NULL,
+    filled_to  BIGINT  NOT NULL,
+    since_utc  TEXT    NOT NULL,
+    complete   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS llm_principal_spend (
+    budget_id      BIGINT NOT NULL,
+    period_start   TEXT   NOT NULL,
+    principal      TEXT   NOT NULL,
+    calls          BIGINT NOT NULL,
+    charged_usd    {real} NOT NULL,
+    charged_tokens BIGINT NOT NULL,
+    PRIMARY KEY (budget_id, period_start, principal)
+)
+"""
+"""``llm_principal_budgets``: one row per registered template. ``signature`` is the JSON of its per keys, scope,
+period and timezone; writers keep rows with ids above ``kept_above``; the backfill has covered rows with ids up to
+``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``.
+``llm_principal_spend``: per template, period start (UTC ISO) and principal, the calls and charge that count."""
+
+BACKFILL_ROWS = 20_000
+"""Rows one backfill transaction reads (the ledger's writers wait for it: tens of milliseconds)."""
+_UPSERT = ("INSERT INTO llm_principal_spend (budget_id, period_start, principal, calls, charged_usd, charged_tokens) "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (budget_id, period_start, principal) DO UPDATE SET "
+           "calls = llm_principal_spend.calls + excluded.calls, "
+           "charged_usd = llm_principal_spend.charged_usd + excluded.charged_usd, "
+           "charged_tokens = llm_principal_spend.charged_tokens + excluded.charged_tokens")
+_COLUMN = {name: COLUMNS.index(name) for name in (
+    "ts_utc", "provider", "request_model", "feature", "session_id", "user_id", "agent_id", "attributes_json",
+    "status", "cost_usd", "total_tokens", "charged_usd", "charged_tokens")}
+_OWN_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
+_COUNTED = ("ok", "error")
+
+
+def signature(budget: Budget) -> str | None:
+    """The key of a templated budget, or of one of its accounts, in the registry; None for a budget the table does
+    not keep (not templated, or a rolling window)."""
+    if budget.per is None or budget.window is not None:
+        return None
+    per = [budget.per] if isinstance(budget.per, str) else list(budget.per)
+    scope = {k: v for k, v in (budget.scope or {}).items() if budget.principal is None or k not in per}
+    return json.dumps({"per": per, "scope": scope, "period": budget.period, "timezone": budget.timezone},
+                      sort_keys=True, separators=(",", ":"))
+
+
+class _Template:
+    """A registered template as the writer applies it to rows."""
+
+    def __init__(self, budget_id: int, text: str) -> None:
+        spec = json.loads(text)
+        self.id = budget_id
+        self.budget = Budget("principal-spend", period=spec["period"], limit_usd=1.0, scope=spec["scope"] or None,
+                             timezone=spec["timezone"], per=tuple(spec["per"]))
+        self.keys = (*self.budget.per_keys, *(self.budget.scope or {}))
+        self.needs_json = any(k not in _OWN_COLUMNS and k not in ("provider", "model") for k in self.keys)
+        self._periods: dict[str, str] = {}
+        """ts_utc up to the minute -> the UTC ISO start of its period (rows come in time order: mostly one)."""
+
+    def period_of(self, ts: str) -> str:
+        minute = ts[:16]
+        start = self._periods.get(minute)
+        if start is None:
+            if len(self._periods) > 4096:
+                self._periods.clear()
+            moment = datetime.fromisoformat(ts)
+            start = self._periods[minute] = iso_utc(self.budget.period_bounds(moment)[0].timestamp())
+        return start
+
+
+_templates: dict[tuple[int, str], _Template] = {}
+
+
+def _registered(db: Any) -> list[_Template]:
+    """Every template registered in the ledger (read in the caller's transaction, so none is missed)."""
+    found = []
+    for budget_id, text in db.execute("SELECT id, signature FROM llm_principal_budgets").fetchall():
+        template = _templates.get((int(budget_id), text))
+        if template is None:
+            template = _templates[(int(budget_id), text)] = _Template(int(budget_id), text)
+        found.append(template)
+    return found
+
+
+def _add(templates: Sequence[_Template], rows: Sequence[tuple[Any, ...]], sums: dict[tuple[int, str, str], list[Any]]
+         ) -> None:
+    """Add each counted row's charge to its principal's sum under each template it falls in."""
+    col = _COLUMN
+    for row in rows:
+        if row[col["status"]] not in _COUNTED:
+            continue
+        attrs: dict[str, Any] | None = None
+        for template in templates:
+            if template.needs_json and attrs is None:
+                try:
+                    attrs = json.loads(row[col["attributes_json"]] or "{}")
+                except ValueError:
+                    attrs = {}
+            view = {k: row[col[k]] for k in _OWN_COLUMNS if row[col[k]]}
+            if attrs:
+                view = {**attrs, **view}
+            provider, model = row[col["provider"]], row[col["request_model"]]
+            budget = template.budget
+            if not budget.applies_to(view, provider, model):
+                continue
+            principal = budget.principal_of(view, provider, model)
+            if principal is None:
+                continue
+            key = (template.id, template.period_of(row[col["ts_utc"]]), principal)
+            usd = row[col["charged_usd"]]
+            if usd is None:
+                usd = row[col["cost_usd"]] or 0.0
+            tokens = row[col["charged_tokens"]]
+            if tokens is None:
+                tokens = row[col["total_tokens"]] or 0
+            entry = sums.get(key)
+            if entry is None:
+                sums[key] = [1, float(usd), int(tokens)]
+            else:
+                entry[0] += 1
+                entry[1] += usd
+                entry[2] += tokens
+
+
+def _write(db: Any, sums: dict[tuple[int, str, str], list[Any]]) -> None:
+    if sums:
+        db.execute_many(_UPSERT, [(*key, *entry) for key, entry in sums.items()])
+
+
+def fold(db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Add ``rows`` (being appended, in COLUMNS order) to every registered template's sums, in the caller's write
+    transaction."""
+    templates = _registered(db)
+    if templates:
+        sums: dict[tuple[int, str, str], list[Any]] = {}
+        _add(templates, rows, sums)
+        _write(db, sums)
+
+
+def prepare(db: Any, template: Budget, now: float, steps: int = 1) -> bool:
+    """Register ``template`` in the ledger if it is not yet, and take up to ``steps`` backfill steps (a
+    transaction each). True once the table holds every row of ``template`` from its registration period on."""
+    text = signature(template)
+    if text is None:
+        return False
+    with db.transaction():
+        row = db.execute("SELECT id, complete FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone()
+        if row is None:
+            since = iso_utc(template.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].timestamp())
+            top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
+            first = db.execute("SELECT MIN(id) FROM llm_usage WHERE ts_utc >= ?", (since,)).fetchone()[0]
+            start = top if first is None else int(first) - 1
+            db.execute("INSERT INTO llm_principal_budgets (signature, kept_above, filled_to, since_utc, complete) "
+                       "VALUES (?, ?, ?, ?, ?)", (text, top, start, since, int(start >= top)))
+            if start >= top:  # no row of this period yet: nothing to backfill
+                return True
+        elif row[1]:
+            return True
+    return any(_backfill_step(db, text) for _ in range(steps))
+
+
+def _backfill_step(db: Any, text: str) -> bool:
+    with db.transaction():
+        row = db.execute("SELECT id, kept_above, filled_to, since_utc, complete FROM llm_principal_budgets "
+                         "WHERE signature = ?", (text,)).fetchone()
+        budget_id, kept_above, filled_to, since, complete = row
+        if complete:
+            return True
+        upto = min(int(filled_to) + BACKFILL_ROWS, int(kept_above))
+        rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM llm_usage WHERE id > ? AND id <= ? AND ts_utc >= ?",
+                          (filled_to, upto, since)).fetchall()
+        template = next(t for t in _registered(db) if t.id == budget_id)
+        sums: dict[tuple[int, str, str], list[Any]] = {}
+        _add([template], [tuple(r) for r in rows], sums)
+        _write(db, sums)
+        done = upto >= int(kept_above)
+        db.execute("UPDATE llm_principal_budgets SET filled_to = ?, complete = ? WHERE id = ?",
+                   (upto, int(done), budget_id))
+        return done
+
+
+def kept(db: Any, budget: Budget, begin: datetime) -> int | None:
+    """The registry id under which the table holds ``budget``'s (a template's) period starting at ``begin`` in
+    full; None when the rows must be read instead."""
+    text = signature(budget)
+    if text is None or budget.period_bounds(begin)[0] != begin:
+        return None
+    row = db.execute("SELECT id, since_utc, complete FROM llm_principal_budgets WHERE signature = ?",
+                     (text,)).fetchone()
+    return int(row[0]) if row is not None and row[2] and iso_utc(begin.timestamp()) >= row[1] else None
+
+
+def read(db: Any, budget: Budget, begin: datetime) -> tuple[int, float, int] | None:
+    """(calls, USD, tokens) an account has used in the period starting at ``begin``, from the table (one query);
+    None when the table does not hold it (the caller reads the rows)."""
+    text = signature(budget)
+    if budget.principal is None or text is None or budget.period_bounds(begin)[0] != begin:
+        return None
+    start = iso_utc(begin.timestamp())
+    row = db.execute("SELECT b.complete, b.since_utc, s.calls, s.charged_usd, s.charged_tokens "
+                     "FROM llm_principal_budgets b LEFT JOIN llm_principal_spend s ON s.budget_id = b.id AND "
+                     "s.period_start = ? AND s.principal = ? WHERE b.signature = ?",
+                     (start, budget.principal, text)).fetchone()
+    if row is None or not row[0] or start < row[1]:
+        return None
+    return (0, 0.0, 0) if row[2] is None else (int(row[2]), float(row[3]), int(row[4]))
