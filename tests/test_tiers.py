@@ -43,7 +43,7 @@ def one_call(telemetry: Telemetry, ledger: Path, call: Any) -> tuple[Any, Any, d
 
 
 def assert_priced(telemetry: Telemetry, record: Any, span: dict[str, Any], row: dict[str, Any], expected: float,
-                  tier: str, how: str) -> None:
+                  tier: str | None, how: str) -> None:
     assert record.service_tier == row["service_tier"] == tier
     assert record.cost_usd == pytest.approx(expected, rel=1e-12)
     assert span["tokentrace.cost_usd"] == pytest.approx(expected, rel=1e-12)
@@ -286,6 +286,24 @@ def test_bedrock_priority_without_a_modifier_is_unpriced(simulator: Any, ledger:
     assert_unpriced(telemetry, record, span, row, "priority", "bedrock service_tier=priority is not in the modifier")
 
 
+@pytest.mark.parametrize(("model", "rates"), [
+    # aws.amazon.com/bedrock/pricing, Claude Sonnet 4.5 (checked 2026-12-03): a geographic (us., eu., jp., au.)
+    # inference profile is billed 10% over the global one: $3.30 / $16.50 against $3 / $15 per MTok
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", (3.3, 16.5)),
+    ("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", (3.3, 16.5)),
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", (3.0, 15.0)),
+    ("us.anthropic.claude-3-5-haiku-20241022-v1:0", (0.8, 4.0)),  # before 4.5: no regional premium
+], ids=["us", "eu", "global", "older-model"])
+def test_bedrock_regional_and_global_inference_profiles_are_priced_apart(simulator: Any, ledger: Path, model: str,
+                                                                        rates: tuple[float, float]) -> None:
+    telemetry = _telemetry(ledger)
+    record, span, row = one_call(telemetry, ledger, lambda: bedrock_client(simulator).converse(
+        modelId=model, messages=[{"role": "user", "content": [{"text": "one two"}]}]))
+    assert record.model == model and record.usage.total > 0
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, *rates), None, "genai-prices")
+    assert ("global." if model.startswith("global.") else "regional.") in row["price_source"]
+
+
 # --------------------------------------------------------------------------- what wins
 
 
@@ -422,3 +440,50 @@ def test_gemini_audio_modality_tokens_are_priced_at_the_audio_rate(simulator: An
     expected = ((usage.input - 2) * 0.3 + 2 * 1.0 + usage.output * 2.5) / 1e6
     assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)
     assert span["tokentrace.usage.input_audio_tokens"] == 2
+
+
+# --------------------------------------------------------------------------- image tokens
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_gemini_image_output_tokens_are_priced_at_the_image_rate(simulator: Any, ledger: Path, stream: bool) -> None:
+    from google import genai
+    from google.genai import types
+
+    telemetry = _telemetry(ledger)
+    client = genai.Client(api_key="AIza-test", http_options=types.HttpOptions(
+        base_url=simulator.url, headers={"x-sim-image-tokens": "1,6"}))
+
+    def call() -> None:
+        if stream:
+            for _ in client.models.generate_content_stream(model="gemini-2.5-flash-image", contents="one two three"):
+                pass
+        else:
+            client.models.generate_content(model="gemini-2.5-flash-image", contents="one two three")
+
+    record, span, row = one_call(telemetry, ledger, call)
+    usage = record.usage
+    assert (usage.input_image, usage.output_image) == (1, 6)  # of input and output: the partition is unchanged
+    assert usage.total == row["total_tokens"] == usage.input + usage.output
+    # gemini-2.5-flash-image (ai.google.dev/gemini-api/docs/pricing, checked 2026-12-03): $0.30 per MTok of text
+    # or image input, $2.50 of text output, $30 of image output
+    expected = (usage.input * 0.3 + (usage.output - 6) * 2.5 + 6 * 30.0) / 1e6
+    assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)
+    assert span["tokentrace.cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert (span["tokentrace.usage.input_image_tokens"], span["tokentrace.usage.output_image_tokens"]) == (1, 6)
+
+
+def test_an_image_rate_in_a_prices_file_prices_image_tokens(simulator: Any, ledger: Path) -> None:
+    from google import genai
+    from google.genai import types
+
+    prices = {"models": {"my-image-model": {"provider": "google", "input": 1.0, "output": 2.0,
+                                            "output_image": 40.0}}}
+    telemetry = _telemetry(ledger, prices)
+    client = genai.Client(api_key="AIza-test", http_options=types.HttpOptions(
+        base_url=simulator.url, headers={"x-sim-image-tokens": "0,5"}))
+    record, _, row = one_call(telemetry, ledger, lambda: client.models.generate_content(
+        model="my-image-model", contents="one two"))
+    usage = record.usage
+    expected = (usage.input * 1.0 + (usage.output - 5) * 2.0 + 5 * 40.0) / 1e6
+    assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)

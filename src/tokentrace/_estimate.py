@@ -59,5 +59,6 @@ def estimate(request: RequestInfo, prices: PriceTable) -> tuple[float, int]:
 def _worst(price: ModelPrice, input_tokens: int, output_tokens: int) -> float:
     """USD of the tokens at the price's highest input and output rates, over its base and prompt-size tiers."""
     rates = [price.base, *(r for _, r in price.tiers)]
-    return max((input_tokens * max(r.input, r.cache_write, r.input_audio or 0.0)
-                + output_tokens * max(r.output, r.reasoning, r.output_audio or 0.0)) / 1e6 for r in rates)
+    return max((input_tokens * max(r.input, r.cache_write, r.input_audio or 0.0, r.input_image or 0.0)
+                + output_tokens * max(r.output, r.reasoning, r.output_audio or 0.0, r.output_image or 0.0)) / 1e6
+               for r in rates)

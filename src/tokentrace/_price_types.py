@@ -26,11 +26,16 @@ class Rates:
     """Rate of audio input tokens (``Usage.input_audio``); None: the input rate."""
     output_audio: float | None = None
     """Rate of audio output tokens (``Usage.output_audio``); None: the output rate."""
+    input_image: float | None = None
+    """Rate of image input tokens (``Usage.input_image``); None: the input rate."""
+    output_image: float | None = None
+    """Rate of image output tokens (``Usage.output_image``); None: the output rate."""
 
     @classmethod
     def filled(cls, inp: float | None, out: float | None, read: float | None, write: float | None,
                reasoning: float | None, write_1h: float | None, input_audio: float | None = None,
-               output_audio: float | None = None) -> Rates | None:
+               output_audio: float | None = None, input_image: float | None = None,
+               output_image: float | None = None) -> Rates | None:
         """Rates from a price list's entries, where a missing cache rate is the input rate and a missing reasoning
         rate the output rate; None when neither input nor output has a rate."""
         if inp is None and out is None:
@@ -38,7 +43,8 @@ class Rates:
         inp, out = inp or 0.0, out or 0.0
         return cls(input=inp, cache_read=inp if read is None else read, cache_write=inp if write is None else write,
                    output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h,
-                   input_audio=input_audio, output_audio=output_audio)
+                   input_audio=input_audio, output_audio=output_audio, input_image=input_image,
+                   output_image=output_image)
 
     def cost(self, usage: Usage) -> float:
         inp, read, write, out, reasoning, write_1h = usage[:6]
@@ -51,11 +57,15 @@ class Rates:
             + out * self.output
             + reasoning * self.reasoning
         )
-        audio_in, audio_out = usage[8], usage[9]
-        if audio_in and self.input_audio is not None:  # audio at its own rate instead of the text rate
+        audio_in, audio_out, image_in, image_out = usage[8:12]
+        if audio_in and self.input_audio is not None:  # audio and images at their own rates, not the text rates
             tokens += audio_in * (self.input_audio - self.input)
         if audio_out and self.output_audio is not None:
             tokens += audio_out * (self.output_audio - self.output)
+        if image_in and self.input_image is not None:
+            tokens += image_in * (self.input_image - self.input)
+        if image_out and self.output_image is not None:
+            tokens += image_out * (self.output_image - self.output)
         return tokens / 1_000_000
 
 
@@ -110,7 +120,7 @@ def _decimal_at(value: Any, threshold: int) -> float | None:
 def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> ModelPrice | None:
     """A genai-prices ``ModelPrice`` (rates per million tokens, per thousand searches) as tokentrace's."""
     keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok",
-            "cache_write_1h_mtok", "input_audio_mtok", "output_audio_mtok")
+            "cache_write_1h_mtok", "input_audio_mtok", "output_audio_mtok", "input_image_mtok", "output_image_mtok")
     values = {key: getattr(model_price, key, None) for key in keys}
     if values["cache_write_mtok"] is None:
         values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
@@ -120,7 +130,7 @@ def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> Model
         got = {key: _decimal_at(value, threshold) for key, value in values.items()}
         return Rates.filled(got["input_mtok"], got["output_mtok"], got["cache_read_mtok"], got["cache_write_mtok"],
                             got["output_reasoning_mtok"], got["cache_write_1h_mtok"], got["input_audio_mtok"],
-                            got["output_audio_mtok"])
+                            got["output_audio_mtok"], got["input_image_mtok"], got["output_image_mtok"])
 
     base = rates(-1)
     if base is None:

@@ -46,8 +46,8 @@ period and timezone; writers keep rows with ids above ``kept_above``; the backfi
 ``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``.
 ``llm_principal_spend``: per template, period start (UTC ISO) and principal, the calls and charge that count."""
 
-BACKFILL_ROWS = 20_000
-"""Rows one backfill transaction reads (the ledger's writers wait for it: tens of milliseconds)."""
+BACKFILL_ROWS = 5_000
+"""Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: about 50 ms)."""
 _UPSERT = ("INSERT INTO llm_principal_spend (budget_id, period_start, principal, calls, charged_usd, charged_tokens) "
            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (budget_id, period_start, principal) DO UPDATE SET "
            "calls = llm_principal_spend.calls + excluded.calls, "

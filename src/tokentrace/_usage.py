@@ -45,6 +45,12 @@ class Usage(NamedTuple):
     output_audio: int = 0
     """Of ``output``, the audio tokens (OpenAI ``completion_tokens_details.audio_tokens``, Gemini's AUDIO
     modality of the candidates): still counted as output, priced at the model's audio output rate."""
+    input_image: int = 0
+    """Of ``input``, the image tokens where the provider reports them (Gemini's IMAGE modality): still counted as
+    input, priced at the model's image input rate where it has one."""
+    output_image: int = 0
+    """Of ``output``, the image tokens (Gemini image models' IMAGE modality of the candidates): still counted as
+    output, priced at the model's image output rate (gemini-2.5-flash-image: $30 per million, not $2.50)."""
 
     @property
     def total(self) -> int:
@@ -80,6 +86,8 @@ class Usage(NamedTuple):
             self.file_search_requests + other.file_search_requests,
             self.input_audio + other.input_audio,
             self.output_audio + other.output_audio,
+            self.input_image + other.input_image,
+            self.output_image + other.output_image,
         )
 
 

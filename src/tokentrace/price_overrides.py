@@ -36,6 +36,7 @@ def _num(entry: Mapping[str, Any], *names: str, scale: float = 1.0) -> float | N
 
 
 OVERRIDE_KEYS = frozenset({"input_audio", "input_audio_mtok", "output_audio", "output_audio_mtok",
+                           "input_image", "input_image_mtok", "output_image", "output_image_mtok",
                            "input", "input_mtok", "output", "output_mtok", "cache_read", "cache_read_mtok",
                            "cache_write", "cache_write_mtok", "reasoning", "output_reasoning_mtok", "reasoning_mtok",
                            "cache_write_1h", "cache_write_1h_mtok", "provider", "currency"})
@@ -60,7 +61,9 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         reasoning = _num(entry, f"output_cost_per_reasoning_token{suffix}", scale=per_token)
         write_1h = _num(entry, f"cache_creation_input_token_cost_above_1hr{suffix}", scale=per_token)
         audio = (_num(entry, f"input_cost_per_audio_token{suffix}", scale=per_token),
-                 _num(entry, f"output_cost_per_audio_token{suffix}", scale=per_token))
+                 _num(entry, f"output_cost_per_audio_token{suffix}", scale=per_token),
+                 _num(entry, f"input_cost_per_image_token{suffix}", scale=per_token),
+                 _num(entry, f"output_cost_per_image_token{suffix}", scale=per_token))
     else:
         unknown = sorted(str(key) for key in entry if key not in OVERRIDE_KEYS)
         if unknown:
@@ -71,7 +74,8 @@ def _rates_from_entry(entry: Mapping[str, Any], suffix: str = "") -> Rates | Non
         write = _num(entry, "cache_write", "cache_write_mtok")
         reasoning = _num(entry, "reasoning", "output_reasoning_mtok", "reasoning_mtok")
         write_1h = _num(entry, "cache_write_1h", "cache_write_1h_mtok")
-        audio = (_num(entry, "input_audio", "input_audio_mtok"), _num(entry, "output_audio", "output_audio_mtok"))
+        audio = (_num(entry, "input_audio", "input_audio_mtok"), _num(entry, "output_audio", "output_audio_mtok"),
+                 _num(entry, "input_image", "input_image_mtok"), _num(entry, "output_image", "output_image_mtok"))
     return Rates.filled(inp, out, read, write, reasoning, write_1h, *audio)
 
 

@@ -189,7 +189,9 @@ def _scaled(rates: Rates, factor: float) -> Rates:
                    reasoning=rates.reasoning * factor,
                    cache_write_1h=None if rates.cache_write_1h is None else rates.cache_write_1h * factor,
                    input_audio=None if rates.input_audio is None else rates.input_audio * factor,
-                   output_audio=None if rates.output_audio is None else rates.output_audio * factor)
+                   output_audio=None if rates.output_audio is None else rates.output_audio * factor,
+                   input_image=None if rates.input_image is None else rates.input_image * factor,
+                   output_image=None if rates.output_image is None else rates.output_image * factor)
 
 
 def parse_user_modifiers(entries: Any) -> dict[ModifierKey, Modifier]:

@@ -87,22 +87,25 @@ def usage_from(meta: Any) -> Usage | None:
         cached = prompt
     inputs = prompt - cached + _count(meta, "tool_use_prompt_token_count")
     output = _count(meta, "candidates_token_count")
+    prompt_details, candidates_details = field(meta, "prompt_tokens_details"), field(meta, "candidates_tokens_details")
     return Usage(
         input=inputs,
         cache_read=cached,
         output=output,
         reasoning=_count(meta, "thoughts_token_count"),
-        input_audio=min(_audio(field(meta, "prompt_tokens_details")), inputs),
-        output_audio=min(_audio(field(meta, "candidates_tokens_details")), output),
+        input_audio=min(_modality(prompt_details, "AUDIO"), inputs),
+        output_audio=min(_modality(candidates_details, "AUDIO"), output),
+        input_image=min(_modality(prompt_details, "IMAGE"), inputs),
+        output_image=min(_modality(candidates_details, "IMAGE"), output),
     )
 
 
-def _audio(details: Any) -> int:
-    """The AUDIO modality's tokens in a per-modality breakdown (``[{modality, token_count}]``)."""
+def _modality(details: Any, modality: str) -> int:
+    """One modality's tokens (``AUDIO``, ``IMAGE``) in a per-modality breakdown (``[{modality, token_count}]``)."""
     if not isinstance(details, (list, tuple)):
         return 0
     return sum(_count(d, "token_count") for d in details
-               if str(getattr(field(d, "modality"), "value", field(d, "modality"))).upper() == "AUDIO")
+               if str(getattr(field(d, "modality"), "value", field(d, "modality"))).upper() == modality)
 
 
 _str = text_or_none

@@ -153,7 +153,7 @@ def partition(
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
     return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0, 0, min(audio_in, uncached),
-                         min(audio_out, output)))
+                         min(audio_out, output), 0, 0))
 
 
 class _UsageNames(NamedTuple):

@@ -23,7 +23,8 @@ def _model(request: Request) -> str:
     return last.split(":", 1)[0]
 
 
-def usage_metadata(u: rules.SimUsage, audio: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+def usage_metadata(u: rules.SimUsage, audio: tuple[int, int] = (0, 0), image: tuple[int, int] = (0, 0)
+                   ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "promptTokenCount": u.prompt,
         "candidatesTokenCount": u.visible_output,
@@ -35,11 +36,12 @@ def usage_metadata(u: rules.SimUsage, audio: tuple[int, int] = (0, 0)) -> dict[s
         meta["thoughtsTokenCount"] = u.reasoning
     if u.tool_use_prompt:
         meta["toolUsePromptTokenCount"] = u.tool_use_prompt
-    if audio != (0, 0):  # the per-modality breakdowns
-        meta["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.prompt - audio[0]},
-                                       {"modality": "AUDIO", "tokenCount": audio[0]}]
-        meta["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.visible_output - audio[1]},
-                                           {"modality": "AUDIO", "tokenCount": audio[1]}]
+    if audio != (0, 0) or image != (0, 0):  # the per-modality breakdowns
+        sides = (("promptTokensDetails", u.prompt, 0), ("candidatesTokensDetails", u.visible_output, 1))
+        for key, total, side in sides:
+            audio_n, image_n = audio[side], min(image[side], total - audio[side])
+            meta[key] = [{"modality": "TEXT", "tokenCount": total - audio_n - image_n}] + \
+                [{"modality": name, "tokenCount": n} for name, n in (("AUDIO", audio_n), ("IMAGE", image_n)) if n]
     return meta
 
 
@@ -69,8 +71,9 @@ async def _generate(request: Request, stream: bool) -> Response:
     thoughts = " ".join(f"think{i}" for i in range(usage.reasoning))
     max_out = (body.get("generationConfig") or {}).get("maxOutputTokens")
     finish = "MAX_TOKENS" if max_out == usage.visible_output + usage.reasoning else "STOP"
-    audio = rules.audio_tokens(request.headers, usage.prompt - usage.cached, usage.visible_output)
-    meta = None if behave.error == "no-usage" else usage_metadata(usage, audio)
+    audio = rules.modality_tokens(request.headers, usage.prompt - usage.cached, usage.visible_output)
+    image = rules.modality_tokens(request.headers, usage.prompt - usage.cached, usage.visible_output, "image")
+    meta = None if behave.error == "no-usage" else usage_metadata(usage, audio, image)
     if meta is not None and (body.get("serviceTier") or request.headers.get("x-sim-served-tier")):
         meta["serviceTier"] = rules.served_tier(str(body.get("serviceTier") or "").lower(), request.headers,
                                                 "standard")

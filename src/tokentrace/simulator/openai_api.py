@@ -103,7 +103,8 @@ async def chat_completions(request: Request) -> Response:
     text = _text(body, usage.visible_output)
     has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
     finish = "length" if has_max and not text.startswith("{") else "stop"
-    audio = rules.audio_tokens(request.headers, usage.prompt - usage.cached - usage.cache_write, usage.visible_output)
+    audio = rules.modality_tokens(request.headers, usage.prompt - usage.cached - usage.cache_write,
+                                  usage.visible_output)
     usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request), audio)
     usage_body = _with_provider_cost(request, usage_body)
     tier = rules.served_tier(body.get("service_tier"), request.headers, _standard_tier(request))

@@ -17,7 +17,8 @@ Rules (documented in docs/simulator.md):
 - server-side tool calls (OpenAI Responses): ``x-sim-web-search-calls: N`` and ``x-sim-file-search-calls: N``
   add that many ``web_search_call`` / ``file_search_call`` items to the output;
 - audio: ``x-sim-audio-tokens: IN,OUT`` says that many of the prompt's and the visible output's tokens were audio
-  (OpenAI ``audio_tokens`` details, Gemini's AUDIO modality), capped at them.
+  (OpenAI ``audio_tokens`` details, Gemini's AUDIO modality), capped at them; images: ``x-sim-image-tokens: IN,OUT``
+  likewise (Gemini's IMAGE modality; image models such as gemini-2.5-flash-image answer with image tokens).
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def served_tier(requested: Any, headers: Mapping[str, str], standard: str) -> st
     return standard
 
 
-def audio_tokens(headers: Mapping[str, str], prompt: int, output: int) -> tuple[int, int]:
-    """(audio input, audio output) tokens the ``x-sim-audio-tokens`` header asks for, capped at the totals."""
-    value = headers.get("x-sim-audio-tokens")
+def modality_tokens(headers: Mapping[str, str], prompt: int, output: int, kind: str = "audio") -> tuple[int, int]:
+    """(input, output) tokens of a modality (``audio``, ``image``) its ``x-sim-<kind>-tokens`` header asks for,
+    capped at the totals."""
+    value = headers.get(f"x-sim-{kind}-tokens")
     if not value:
         return 0, 0
     audio_in, _, audio_out = value.partition(",")

@@ -198,6 +198,9 @@ class OTelSink(Sink):
             if usage[8] or usage[9]:  # audio, of the input and output tokens (priced at its own rates)
                 attributes[sc.INPUT_AUDIO_TOKENS] = usage[8]
                 attributes[sc.OUTPUT_AUDIO_TOKENS] = usage[9]
+            if usage[10] or usage[11]:  # images, likewise
+                attributes[sc.INPUT_IMAGE_TOKENS] = usage[10]
+                attributes[sc.OUTPUT_IMAGE_TOKENS] = usage[11]
         else:
             attributes = {RESPONSE_MODEL: model, USAGE_REPORTED: False}
         if response_id:
