@@ -304,6 +304,40 @@ def test_bedrock_regional_and_global_inference_profiles_are_priced_apart(simulat
     assert ("global." if model.startswith("global.") else "regional.") in row["price_source"]
 
 
+@pytest.mark.parametrize(("region", "model", "premium"), [
+    # platform.claude.com/docs/en/build-with-claude/claude-on-vertex-ai (checked 2026-12-03): from Claude Sonnet 4.5
+    # on, a regional (or multi-region) Vertex AI endpoint is billed 10% over the global one; older models are not
+    ("us-east5", "claude-sonnet-4-5@20250929", 1.1),
+    ("eu", "claude-haiku-4-5@20251001", 1.1),
+    ("global", "claude-sonnet-4-5@20250929", 1.0),
+    ("us-east5", "claude-sonnet-4@20250514", 1.0),
+], ids=["regional", "multi-region", "global", "older-model"])
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_claude_on_a_regional_vertex_endpoint_is_priced_10_percent_over_global(
+        simulator: Any, ledger: Path, region: str, model: str, premium: float, stream: bool) -> None:
+    from anthropic import AnthropicVertex
+
+    telemetry = _telemetry(ledger)
+    client = AnthropicVertex(region=region, project_id="p", access_token="t", base_url=simulator.url + "/v1")
+
+    def call() -> None:
+        answer = client.messages.create(model=model, max_tokens=6, stream=stream,
+                                        messages=[{"role": "user", "content": "one two"}])
+        if stream:
+            for _ in answer:
+                pass
+
+    record, span, row = one_call(telemetry, ledger, call)
+    assert f"/locations/{region}/publishers/anthropic/models/{model}" in simulator.served[-1]
+    inp, out = (1.0, 5.0) if "haiku" in model else (3.0, 15.0)  # Haiku 4.5 / Sonnet 4 and 4.5 standard rates
+    expected = by_hand(record.usage, inp * premium, out * premium)
+    if premium == 1.0:
+        assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)
+    else:
+        assert_priced(telemetry, record, span, row, expected, "standard+endpoint=regional",
+                      "endpoint=regional x1.1 (modifier table")
+
+
 # --------------------------------------------------------------------------- what wins
 
 

@@ -123,6 +123,9 @@ class RequestInfo(NamedTuple):
     requested_tier: str | None = None
     """The tier or modifiers the request asks for (``tier_label``: ``priority``, ``standard+speed=fast``): a
     budget estimates the call at the dearer of it and the standard price."""
+    endpoint_modifiers: str | None = None
+    """Modifiers the endpoint itself implies, whatever the response says (``endpoint=regional``: Claude through a
+    regional Vertex AI endpoint): added to the served tier label."""
 
 
 class ResponseInfo(NamedTuple):

@@ -222,7 +222,7 @@ class PriceTable:
         from datetime import datetime
 
         served, reason = tier_prices.served_price(price, provider, tier, datetime.fromtimestamp(now, tz=UTC),
-                                                  self._modifiers)
+                                                  self._modifiers, model)
         _bounded_put(self._served, key, ((now // 86400 + 1) * 86400, served, reason))
         return served, reason
 

@@ -208,6 +208,8 @@ class Call:
         recorder = self.recorder
         if response is not None:
             usage, model, response_id, reasons, output_text, reported_cost, tier = response
+            if request.endpoint_modifiers is not None:
+                tier = f"{tier or 'standard'}+{request.endpoint_modifiers}"
             model = model or request.request_model
             if not model.isascii():
                 model = encodable(model)

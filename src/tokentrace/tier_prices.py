@@ -18,6 +18,7 @@ Stdlib only; genai-prices objects are read through their attributes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,6 +57,9 @@ class Modifier:
     """Billed like this genai-prices variant of the model, when it has one (then ``multiplier`` is not used)."""
     unpriced: str = ""
     """Why a call at this value cannot be priced (when neither genai-prices nor the user prices it)."""
+    models: str = ""
+    """A regular expression the model name must match for this entry to apply (else the value bills standard);
+    empty: every model."""
     source: str = ""
     """The provider's pricing page this entry was read from."""
     checked: str = ""
@@ -75,6 +79,10 @@ _OPENAI_FLEX = "https://developers.openai.com/api/docs/guides/flex-processing"
 _ANTHROPIC = "https://platform.claude.com/docs/en/about-claude/pricing"
 _ANTHROPIC_GEO = "https://platform.claude.com/docs/en/manage-claude/data-residency"
 _ANTHROPIC_FAST = "https://platform.claude.com/docs/en/build-with-claude/fast-mode"
+_ANTHROPIC_VERTEX = "https://platform.claude.com/docs/en/build-with-claude/claude-on-vertex-ai"
+CLAUDE_4_5_AND_LATER = r"^claude-[a-z]+-(?:[5-9]|[1-9]\d+|4-[5-9])(?:[-@]|$)"
+"""Claude Sonnet 4.5 and every later model (``claude-sonnet-4-5@20250929``, ``claude-opus-5``), whose regional
+Vertex AI endpoints are billed 10% over the global one; not ``claude-sonnet-4``, ``claude-opus-4-1``, ``claude-3``."""
 _GEMINI = "https://ai.google.dev/gemini-api/docs/pricing"
 _BEDROCK = "https://aws.amazon.com/bedrock/pricing/"
 _GROQ_FLEX = "https://console.groq.com/docs/flex-processing"
@@ -98,6 +106,8 @@ BUNDLED: tuple[Modifier, ...] = (
     Modifier("anthropic", "speed", "fast", unpriced="fast mode has a per-model price and none is known for this "
              "model", source=_ANTHROPIC_FAST, checked=_CHECKED),
     Modifier("anthropic", "inference_geo", "us", multiplier=1.1, source=_ANTHROPIC_GEO, checked=_CHECKED),
+    Modifier("anthropic", "endpoint", "regional", multiplier=1.1, models=CLAUDE_4_5_AND_LATER,
+             source=_ANTHROPIC_VERTEX, checked="2026-12-03"),
     _standard("google", TIER_KEY, "standard", _GEMINI, _CHECKED),
     _standard("google", TIER_KEY, "unspecified", _GEMINI, _CHECKED),
     _standard("vertex_ai", TIER_KEY, "standard", _GEMINI, _CHECKED),
@@ -133,8 +143,8 @@ def _variant_context(entry: Any, key: str, value: str) -> bool:
 
 
 def served_price(price: ModelPrice, provider: str, tier_label: str, now: Any,
-                 user: Mapping[ModifierKey, Modifier]) -> tuple[ModelPrice | None, str | None]:
-    """``price`` (the model's standard price) at the served ``tier_label``: (price, None), or (None, why not)."""
+                 user: Mapping[ModifierKey, Modifier], model: str = "") -> tuple[ModelPrice | None, str | None]:
+    """``price`` (``model``'s standard price) at the served ``tier_label``: (price, None), or (None, why not)."""
     if tier_label.startswith(ASKED_PREFIX):
         return None, (f"unpriced: the response does not say which tier served the call (it asked for "
                       f"{tier_label[len(ASKED_PREFIX):]})")
@@ -159,7 +169,7 @@ def served_price(price: ModelPrice, provider: str, tier_label: str, now: Any,
         if rule is None:
             return None, (f"unpriced: {provider} {key}={value} is not in the modifier table; price it in the "
                           f"prices file's modifiers")
-        if rule.standard:
+        if rule.standard or (rule.models and not re.search(rule.models, model)):
             continue
         if rule.same_as is not None and entry is not None and _variant_context(entry, *rule.same_as):
             context[rule.same_as[0]] = rule.same_as[1]

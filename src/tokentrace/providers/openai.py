@@ -94,6 +94,7 @@ def prepare_request(
         max(int_or_none(kwargs.get("n")) or 1, 1),
         0,
         tier_label(tier) if (tier := kwargs.get("service_tier")) is not None else None,
+        None,  # endpoint_modifiers
     ))
     send: Mapping[str, Any] = kwargs
     hide = False

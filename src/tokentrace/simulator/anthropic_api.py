@@ -62,7 +62,7 @@ async def messages(request: Request) -> Response:
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers)
-    model = str(body.get("model", ""))
+    model = str(body.get("model") or request.url.path.rsplit("/", 1)[-1].partition(":")[0])  # Vertex: in the path
     ident = f"msg_sim{next(_ids)}"
     fmt = (body.get("output_config") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":  # structured output (messages.parse)
@@ -120,6 +120,7 @@ async def messages(request: Request) -> Response:
     return wire.sse(events, behave, done_marker=False)
 
 
-HANDLERS = {"/v1/messages": messages}
+HANDLERS = {"/v1/messages": messages, ":rawPredict": messages, ":streamRawPredict": messages}
+"""The Messages API, and Claude on Vertex AI (``.../publishers/anthropic/models/MODEL:rawPredict``)."""
 
 __all__ = ["HANDLERS"]
