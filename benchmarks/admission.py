@@ -11,12 +11,17 @@ dropped, lease charges taken off). Two paths:
 SQLite: 4 processes on one file. PostgreSQL: 3 processes on a throw-away local server (Debian's binaries, as in the
 tests), or ``--pg URL``.
 
-    python benchmarks/admission.py [--calls 2000] [--pg postgresql://...]
+    python benchmarks/admission.py [--calls 2000] [--pg postgresql://...] [--floor]
+
+``--floor`` measures the leased path alone with fewer threads and processes (1 x 1, 1 x 4, then the fleet), to show
+where its tail comes from: the admission is a lock and a subtraction; its p99 is the wait for the CPU and the GIL
+among the machine's threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import statistics
 import sys
@@ -28,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queue,  # type: ignore[type-arg]
+            threads_per_process: int = 4) -> None:
     import threading
 
     from tests.ledger_helpers import record
@@ -46,7 +52,7 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     lock = threading.Lock()
 
     def admit_calls() -> None:
-        for _ in range(calls // 4):
+        for _ in range(calls // threads_per_process):
             started = time.perf_counter()
             try:
                 if leased:
@@ -75,7 +81,7 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     done = threading.Event()
     writing = threading.Thread(target=write)
     writing.start()
-    threads = [threading.Thread(target=admit_calls) for _ in range(4)]
+    threads = [threading.Thread(target=admit_calls) for _ in range(threads_per_process)]
     for t in threads:
         t.start()
     for t in threads:
@@ -87,13 +93,13 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     queue.put(timings)
 
 
-def measure(location: str, processes: int, calls: int, leased: bool) -> tuple[float, float, int]:
+def measure(location: str, processes: int, calls: int, leased: bool, threads: int = 4) -> tuple[float, float, int]:
     from tokentrace._ledger_store import open_db
 
     open_db(location, create=True).close()
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(location, calls, leased, queue)) for _ in range(processes)]
+    workers = [ctx.Process(target=_worker, args=(location, calls, leased, queue, threads)) for _ in range(processes)]
     for w in workers:
         w.start()
     timings = [t for _ in workers for t in queue.get(timeout=600)]
@@ -111,7 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000, help="admissions per process (4 threads share them)")
     parser.add_argument("--pg", help="PostgreSQL URL (default: start a local throw-away server)")
+    parser.add_argument("--floor", action="store_true", help="the leased path with 1 x 1, 1 x 4 and the fleet")
     args = parser.parse_args()
+    if args.floor:
+        floor(args.calls, args.pg)
+        return
     print("| ledger | path | p50 | p99 | admissions |\n|---|---|---:|---:|---:|")
     for leased in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +138,24 @@ def main() -> None:
                 p50, p99, n = measure(server.url, 3, args.calls, leased)
         print(f"| PostgreSQL (local), 3 processes x 4 threads | {'leased' if leased else 'exact'} | {_us(p50)} | "
               f"{_us(p99)} | {n:,} |")
+
+
+def floor(calls: int, pg: str | None) -> None:
+    """The leased path as the machine gets busier: one thread alone, four in one process, then the fleet."""
+    print("| ledger | processes x threads | leased p50 | p99 |\n|---|---|---:|---:|")
+    shapes = ((1, 1), (1, 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        for processes, threads in (*shapes, (4, 4)):
+            p50, p99, _ = measure(str(Path(tmp) / f"usage-{processes}-{threads}.db"), processes, calls, True, threads)
+            print(f"| SQLite | {processes} x {threads} | {_us(p50)} | {_us(p99)} |", flush=True)
+    with contextlib.ExitStack() as stack:
+        if pg is None:
+            from tests.postgres_server import postgres_server
+
+            pg = stack.enter_context(postgres_server()).url
+        for processes, threads in (*shapes, (3, 4)):
+            p50, p99, _ = measure(pg, processes, calls, True, threads)
+            print(f"| PostgreSQL | {processes} x {threads} | {_us(p50)} | {_us(p99)} |", flush=True)
 
 
 if __name__ == "__main__":

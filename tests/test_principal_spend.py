@@ -17,7 +17,7 @@ from tokentrace._budget_spend import principal_count, spent_by_principal, spent_
 from tokentrace._budget_store import SharedBudgets
 from tokentrace._ledger_db import row_of
 from tokentrace._ledger_store import open_db
-from tokentrace._principal_spend import BACKFILL_ROWS, prepare, read
+from tokentrace._principal_spend import BACKFILL_ROWS, prepare, read, read_hours
 
 from .ledger_helpers import record
 
@@ -84,7 +84,8 @@ def test_the_table_is_backfilled_then_kept_by_writers_and_equals_the_rows(ledger
             assert read(db, budget.account("nobody"), begin) == (0, 0.0, 0)
             assert principal_count(db, budget, begin) == len(expected)
             top = spent_by_principal(db, budget, begin, 3)
-            assert [p for p, _, _ in top] == sorted(expected, key=lambda t: -expected[t][1])[:3]
+            assert [u for _, u, _ in top] == pytest.approx(sorted((v[1] for v in expected.values()), reverse=True)[:3])
+            assert all(expected[p][1] == pytest.approx(u) and expected[p][2] == t for p, u, t in top)
     finally:
         db.close()
 
@@ -128,4 +129,27 @@ def test_a_process_with_the_template_registers_it_and_admission_reads_the_table(
         assert store.admit([template.account("acme")], 0.002, 10, now)
     finally:
         store.close()
+        db.close()
+
+
+def test_a_rolling_window_is_read_as_whole_hours_from_the_table_plus_its_first_partial_hour(ledger: str) -> None:
+    now = time.time()
+    template = Budget("per-tenant-24h", limit_usd=1.0, per="tenant", window="24h", action="block")
+    records = [record(now - 30 * 3600 + i * 97.0, cost=0.001 * (1 + i % 4), tenant=f"t{i % 3}",
+                      status="error" if i % 9 == 0 else "ok") for i in range(30 * 3600 // 97)]
+    db = open_db(ledger, create=True)
+    try:
+        db.insert([row_of(r) for r in records[: len(records) // 2]])
+        assert prepare(db, template, now, steps=10) is True  # the last 24 h backfilled by UTC hour
+        db.insert([row_of(r) for r in records[len(records) // 2:]])  # kept by the writer from here on
+        begin = template.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+        for tenant in ("t0", "t1", "t2"):
+            account = template.account(tenant)
+            first_hour = datetime.fromtimestamp((begin.timestamp() // 3600 + 1) * 3600, tz=UTC)
+            assert read_hours(db, account, first_hour) is not None  # the table holds those hours
+            mine = [r for r in records if r.attributes["tenant"] == tenant and r.ts_utc >= begin.timestamp()]
+            usd, tokens = spent_since(db, account, begin)
+            assert usd == pytest.approx(sum(r.cost_usd for r in mine), rel=1e-12)
+            assert tokens == sum(r.usage.total for r in mine)
+    finally:
         db.close()

@@ -9,7 +9,7 @@ window moves with every call, so it is read whole: whole hours from the roll-up,
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import _principal_spend
@@ -90,7 +90,7 @@ def _summed_since(db: Db, budget: Budget, begin: datetime) -> tuple[int, float, 
     """(calls, USD, tokens) counting against ``budget`` since ``begin``: a principal account's period from the
     per-principal table when it holds it; else whole hours from the roll-up when the scope is one the roll-up keeps
     (none, ``feature``, ``provider``), the rows otherwise."""
-    kept = _principal_spend.read(db, budget, begin)
+    kept = _principal_spend.read(db, budget, begin) if budget.window is None else _window_kept(db, budget, begin)
     if kept is not None:
         return kept
     where, params = _scope_filter(db, budget)
@@ -99,6 +99,22 @@ def _summed_since(db: Db, budget: Budget, begin: datetime) -> tuple[int, float, 
     row = db.execute("SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) "
                      f"FROM ({source}) AS s", source_params).fetchone()
     return int(row[0]), float(row[1]), int(row[2])
+
+
+def _window_kept(db: Db, budget: Budget, begin: datetime) -> tuple[int, float, int] | None:
+    """A rolling-window account's (calls, USD, tokens) since ``begin``: its whole UTC hours from the per-principal
+    table, the partial first hour from the rows; None when the table does not hold those hours."""
+    first_hour = begin.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if first_hour < begin:
+        first_hour += timedelta(hours=1)
+    hours = _principal_spend.read_hours(db, budget, first_hour)
+    if hours is None:
+        return None
+    where, params = _scope_filter(db, budget)
+    edge = db.execute(f"SELECT COUNT(*), COALESCE(SUM({CHARGED_USD}), 0), COALESCE(SUM({CHARGED_TOKENS}), 0) "
+                      f"FROM llm_usage WHERE ts_utc >= ? AND ts_utc < ? AND {where}",
+                      [iso_utc(begin.timestamp()), iso_utc(first_hour.timestamp()), *params]).fetchone()
+    return hours[0] + int(edge[0]), hours[1] + float(edge[1]), hours[2] + int(edge[2])
 
 
 def calls_since(db: Db, budget: Budget, begin: datetime) -> int:

@@ -1,12 +1,14 @@
 """Per-principal spend kept in the writer's transaction (schema 8): for each templated budget a ledger knows
-(``per=``, a calendar period), one row per principal and period with its calls, charged USD and tokens.
+(``per=``), one row per principal and period with its calls, charged USD and tokens. A calendar budget's period is
+its own (a day in its zone, a month, ...); a rolling window's is the UTC hour, and a window is read as its whole
+hours from here plus the rows of its partial first hour (``_budget_spend``).
 
 A templated budget is *registered* once per ledger by any process that has it (``prepare``). From then on every
 writer adds its rows to the table in the transaction that appends them (``fold``, beside the roll-up), and the
 registering process adds the rows written before, from the start of the period it was registered in, in steps of
 ``BACKFILL_ROWS`` rows, one transaction each (``prepare`` again). Once that is complete, a principal's spend in
 any period from then on is one primary-key read (``read``), however many principals and rows the ledger holds; until
-then, and for rolling windows, readers sum the rows (``_budget_spend``).
+then readers sum the rows (``_budget_spend``).
 
 The table is keyed by the principal exactly as admission names it (``Budget.principal_of``), and its sums equal
 the rows' because every write and every registration step holds the ledger's one write lock.
@@ -14,6 +16,7 @@ the rows' because every write and every registration step holds the ledger's one
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -38,8 +41,9 @@ CREATE TABLE IF NOT EXISTS llm_principal_spend (
     calls          BIGINT NOT NULL,
     charged_usd    {real} NOT NULL,
     charged_tokens BIGINT NOT NULL,
-    PRIMARY KEY (budget_id, period_start, principal)
-)
+    PRIMARY KEY (budget_id, principal, period_start)
+);
+CREATE INDEX IF NOT EXISTS llm_principal_spend_period ON llm_principal_spend (budget_id, period_start, charged_usd)
 """
 """``llm_principal_budgets``: one row per registered template. ``signature`` is the JSON of its per keys, scope,
 period and timezone; writers keep rows with ids above ``kept_above``; the backfill has covered rows with ids up to
@@ -49,7 +53,7 @@ period and timezone; writers keep rows with ids above ``kept_above``; the backfi
 BACKFILL_ROWS = 5_000
 """Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: about 50 ms)."""
 _UPSERT = ("INSERT INTO llm_principal_spend (budget_id, period_start, principal, calls, charged_usd, charged_tokens) "
-           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (budget_id, period_start, principal) DO UPDATE SET "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (budget_id, principal, period_start) DO UPDATE SET "
            "calls = llm_principal_spend.calls + excluded.calls, "
            "charged_usd = llm_principal_spend.charged_usd + excluded.charged_usd, "
            "charged_tokens = llm_principal_spend.charged_tokens + excluded.charged_tokens")
@@ -61,24 +65,31 @@ _COUNTED = ("ok", "error")
 
 
 def signature(budget: Budget) -> str | None:
-    """The key of a templated budget, or of one of its accounts, in the registry; None for a budget the table does
-    not keep (not templated, or a rolling window)."""
-    if budget.per is None or budget.window is not None:
+    """The key of a templated budget, or of one of its accounts, in the registry (a rolling window's is its scope
+    by UTC hour); None for a budget that is not templated."""
+    if budget.per is None:
         return None
     per = [budget.per] if isinstance(budget.per, str) else list(budget.per)
     scope = {k: v for k, v in (budget.scope or {}).items() if budget.principal is None or k not in per}
-    return json.dumps({"per": per, "scope": scope, "period": budget.period, "timezone": budget.timezone},
+    period, zone = (budget.period, budget.timezone) if budget.window is None else ("hour", "UTC")
+    return json.dumps({"per": per, "scope": scope, "period": period, "timezone": zone},
                       sort_keys=True, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def _budget_of(text: str) -> Budget:
+    """The budget a signature describes (its keys, scope and period; the limit is of no use here)."""
+    spec = json.loads(text)
+    return Budget("principal-spend", period=spec["period"], limit_usd=1.0, scope=spec["scope"] or None,
+                  timezone=spec["timezone"], per=tuple(spec["per"]))
 
 
 class _Template:
     """A registered template as the writer applies it to rows."""
 
     def __init__(self, budget_id: int, text: str) -> None:
-        spec = json.loads(text)
         self.id = budget_id
-        self.budget = Budget("principal-spend", period=spec["period"], limit_usd=1.0, scope=spec["scope"] or None,
-                             timezone=spec["timezone"], per=tuple(spec["per"]))
+        self.budget = _budget_of(text)
         self.keys = (*self.budget.per_keys, *(self.budget.scope or {}))
         self.needs_json = any(k not in _OWN_COLUMNS and k not in ("provider", "model") for k in self.keys)
         self._periods: dict[str, str] = {}
@@ -173,7 +184,8 @@ def prepare(db: Any, template: Budget, now: float, steps: int = 1) -> bool:
     with db.transaction():
         row = db.execute("SELECT id, complete FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone()
         if row is None:
-            since = iso_utc(template.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0].timestamp())
+            back = template.window_s or 0.0  # a window's table is of use once it holds the whole window
+            since = iso_utc(_budget_of(text).period_bounds(datetime.fromtimestamp(now - back, tz=UTC))[0].timestamp())
             top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
             first = db.execute("SELECT MIN(id) FROM llm_usage WHERE ts_utc >= ?", (since,)).fetchone()[0]
             start = top if first is None else int(first) - 1
@@ -210,18 +222,36 @@ def kept(db: Any, budget: Budget, begin: datetime) -> int | None:
     """The registry id under which the table holds ``budget``'s (a template's) period starting at ``begin`` in
     full; None when the rows must be read instead."""
     text = signature(budget)
-    if text is None or budget.period_bounds(begin)[0] != begin:
+    if text is None or budget.window is not None or budget.period_bounds(begin)[0] != begin:
         return None
     row = db.execute("SELECT id, since_utc, complete FROM llm_principal_budgets WHERE signature = ?",
                      (text,)).fetchone()
     return int(row[0]) if row is not None and row[2] and iso_utc(begin.timestamp()) >= row[1] else None
 
 
+def read_hours(db: Any, budget: Budget, first_hour: datetime) -> tuple[int, float, int] | None:
+    """(calls, USD, tokens) a rolling-window account has used in the UTC hours from ``first_hour`` on, from the
+    table; None when the table does not hold them all."""
+    text = signature(budget)
+    if budget.principal is None or budget.window is None or text is None:
+        return None
+    start = iso_utc(first_hour.timestamp())
+    found = db.execute("SELECT id, complete, since_utc FROM llm_principal_budgets WHERE signature = ?",
+                       (text,)).fetchone()
+    if found is None or not found[1] or start < found[2]:
+        return None
+    row = db.execute("SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) "
+                     "FROM llm_principal_spend WHERE budget_id = ? AND principal = ? AND period_start >= ?",
+                     (found[0], budget.principal, start)).fetchone()
+    return int(row[0]), float(row[1]), int(row[2])
+
+
 def read(db: Any, budget: Budget, begin: datetime) -> tuple[int, float, int] | None:
     """(calls, USD, tokens) an account has used in the period starting at ``begin``, from the table (one query);
     None when the table does not hold it (the caller reads the rows)."""
     text = signature(budget)
-    if budget.principal is None or text is None or budget.period_bounds(begin)[0] != begin:
+    if budget.principal is None or budget.window is not None or text is None or \
+            budget.period_bounds(begin)[0] != begin:
         return None
     start = iso_utc(begin.timestamp())
     row = db.execute("SELECT b.complete, b.since_utc, s.calls, s.charged_usd, s.charged_tokens "
