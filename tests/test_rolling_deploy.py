@@ -1,5 +1,6 @@
-"""A rolling deploy with two real versions on one ledger: the previous release (its wheel, kept in
-``tests/data/releases/``, installed into a directory of its own) writes while this version migrates the ledger.
+"""A rolling deploy with two real versions on one ledger: an earlier release (its wheel, kept in
+``tests/data/releases/``, installed into a directory of its own: 0.2.0 at ledger schema 4, 0.3.0 at schema 7) writes
+while this version migrates the ledger.
 
 The older process must refuse to write rows in its older layout into the newer schema, loudly (logged, counted in
 its internal-error metric) and with ``flush()`` False; no row it wrote before is lost; and the roll-up every report
@@ -24,8 +25,9 @@ from tokentrace._version import __version__
 
 from .conftest import make_telemetry, openai_client
 
-PREVIOUS = Path(__file__).parent / "data" / "releases" / "tokentrace-0.2.0-py3-none-any.whl"
-PREVIOUS_SCHEMA = 4
+RELEASES = Path(__file__).parent / "data" / "releases"
+EARLIER = {"0.2.0": 4, "0.3.0": 7}
+"""Each kept release and the ledger schema it writes."""
 PRICES = {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
 
 OLD_APP = r"""
@@ -53,13 +55,15 @@ with Simulator() as sim:
 """
 
 
-@pytest.fixture(scope="module")
-def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The previous release installed (pip, no dependencies: they are this environment's) into its own directory."""
-    target = tmp_path_factory.mktemp("tokentrace-0.2.0")
+@pytest.fixture(scope="module", params=sorted(EARLIER))
+def previous_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """An earlier release installed (pip, no dependencies: they are this environment's) into its own directory,
+    and its version."""
+    version = request.param
+    target = tmp_path_factory.mktemp(f"tokentrace-{version}")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
-                    str(target), str(PREVIOUS)], check=True)
-    return target
+                    str(target), str(RELEASES / f"tokentrace-{version}-py3-none-any.whl")], check=True)
+    return target, version
 
 
 def _old_app(previous: Path, ledger: Path, before: int, after: int) -> subprocess.Popen[str]:
@@ -81,14 +85,16 @@ def _sums(ledger: Path) -> tuple[int, float, float]:
     return int(rows), float(cost), float(rolled)
 
 
-def test_the_previous_release_refuses_loudly_to_write_into_the_migrated_ledger(simulator: Any, tmp_path: Path,
-                                                                                 previous_release: Path) -> None:
-    assert __version__ != "0.2.0" and SCHEMA_VERSION > PREVIOUS_SCHEMA
+def test_the_previous_release_refuses_loudly_to_write_into_the_migrated_ledger(
+        simulator: Any, tmp_path: Path, previous_release: tuple[Path, str]) -> None:
+    release, version = previous_release
+    previous_schema = EARLIER[version]
+    assert __version__ != version and previous_schema < SCHEMA_VERSION
     ledger = tmp_path / "usage.db"
-    old = _old_app(previous_release, ledger, before=20, after=15)
+    old = _old_app(release, ledger, before=20, after=15)
     assert old.stdout is not None and old.stdin is not None
     assert old.stdout.readline().strip() == "written"
-    assert _schema(ledger) == PREVIOUS_SCHEMA and _sums(ledger)[0] == 20  # the old layout, its rows all there
+    assert _schema(ledger) == previous_schema and _sums(ledger)[0] == 20  # the old layout, its rows all there
 
     make_telemetry(ledger=ledger, prices=PRICES)  # the new version starts: it migrates, then writes its own rows
     with openai_client(simulator) as client:
@@ -99,10 +105,10 @@ def test_the_previous_release_refuses_loudly_to_write_into_the_migrated_ledger(s
 
     out, err = old.communicate("go\n", timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["version"] == "0.2.0" and result["first"] is True
+    assert result["version"] == version and result["first"] is True
     assert result["second"] is False  # its later rows were dropped: flush says so
     assert result["errors"].get("ledger.schema", 0) >= 1  # counted in tokentrace_internal_errors_total
-    assert f"newer than this tokentrace's ({PREVIOUS_SCHEMA})" in err  # and logged, saying what to do
+    assert f"newer than this tokentrace's ({previous_schema})" in err  # and logged, saying what to do
     rows, cost, rolled = _sums(ledger)
     assert rows == 30  # 20 of the old version's, 10 of the new one's: nothing under-counted, nothing mixed in
     assert rolled == pytest.approx(cost, rel=1e-12)  # reports and budgets read the same spend as the rows hold
@@ -110,12 +116,12 @@ def test_the_previous_release_refuses_loudly_to_write_into_the_migrated_ledger(s
     assert report["totals"]["calls"] == 30 and report["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-12)
 
 
-def test_the_previous_release_started_on_a_migrated_ledger_writes_nothing_and_says_so(tmp_path: Path,
-                                                                                      previous_release: Path) -> None:
+def test_the_previous_release_started_on_a_migrated_ledger_writes_nothing_and_says_so(
+        tmp_path: Path, previous_release: tuple[Path, str]) -> None:
     ledger = tmp_path / "usage.db"
     open_db(ledger, create=True).close()  # what this version does at start-up
     assert _schema(ledger) == SCHEMA_VERSION
-    old = _old_app(previous_release, ledger, before=5, after=0)
+    old = _old_app(previous_release[0], ledger, before=5, after=0)
     out, err = old.communicate("go\n", timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["first"] is False and result["errors"].get("ledger.open", 0) >= 1  # refused at open, counted
