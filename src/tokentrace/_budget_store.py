@@ -55,7 +55,7 @@ LEASE_MIN_CALLS = 8
 """No lease smaller than this many of the call's estimates: closer to the limit, calls take the exact path."""
 LEASE_IDLE_S = 2.0
 """What is left of a lease unused this long goes back to the fleet."""
-BACKFILL_STEPS = 20
+BACKFILL_STEPS = 50
 """Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
 
 

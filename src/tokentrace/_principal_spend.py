@@ -50,16 +50,20 @@ period and timezone; writers keep rows with ids above ``kept_above``; the backfi
 ``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``.
 ``llm_principal_spend``: per template, period start (UTC ISO) and principal, the calls and charge that count."""
 
-BACKFILL_ROWS = 5_000
-"""Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: about 50 ms)."""
+BACKFILL_ROWS = 2_000
+"""Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: tens of ms)."""
 _UPSERT = ("INSERT INTO llm_principal_spend (budget_id, period_start, principal, calls, charged_usd, charged_tokens) "
            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (budget_id, principal, period_start) DO UPDATE SET "
            "calls = llm_principal_spend.calls + excluded.calls, "
            "charged_usd = llm_principal_spend.charged_usd + excluded.charged_usd, "
            "charged_tokens = llm_principal_spend.charged_tokens + excluded.charged_tokens")
-_COLUMN = {name: COLUMNS.index(name) for name in (
-    "ts_utc", "provider", "request_model", "feature", "session_id", "user_id", "agent_id", "attributes_json",
-    "status", "cost_usd", "total_tokens", "charged_usd", "charged_tokens")}
+_READ = ("ts_utc", "provider", "request_model", "feature", "session_id", "user_id", "agent_id", "attributes_json",
+         "status", "cost_usd", "total_tokens", "charged_usd", "charged_tokens")
+"""The columns a row's principal and charge come from (all the backfill reads)."""
+_COLUMN = {name: COLUMNS.index(name) for name in _READ}
+"""Their positions in a row being written (COLUMNS order)."""
+_READ_COLUMN = {name: i for i, name in enumerate(_READ)}
+"""Their positions in a row the backfill read."""
 _OWN_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
 _COUNTED = ("ok", "error")
 
@@ -90,8 +94,8 @@ class _Template:
     def __init__(self, budget_id: int, text: str) -> None:
         self.id = budget_id
         self.budget = _budget_of(text)
-        self.keys = (*self.budget.per_keys, *(self.budget.scope or {}))
-        self.needs_json = any(k not in _OWN_COLUMNS and k not in ("provider", "model") for k in self.keys)
+        keys = (*self.budget.per_keys, *(self.budget.scope or {}))
+        self.needs_json = any(k not in _OWN_COLUMNS and k not in ("provider", "model") for k in keys)
         self._periods: dict[str, str] = {}
         """ts_utc up to the minute -> the UTC ISO start of its period (rows come in time order: mostly one)."""
 
@@ -120,37 +124,46 @@ def _registered(db: Any) -> list[_Template]:
     return found
 
 
-def _add(templates: Sequence[_Template], rows: Sequence[tuple[Any, ...]], sums: dict[tuple[int, str, str], list[Any]]
-         ) -> None:
-    """Add each counted row's charge to its principal's sum under each template it falls in."""
-    col = _COLUMN
+def _add(templates: Sequence[_Template], rows: Sequence[Sequence[Any]], sums: dict[tuple[int, str, str], list[Any]],
+         col: dict[str, int] = _COLUMN) -> None:
+    """Add each counted row's charge to its principal's sum under each template it falls in (``col``: where each
+    column is in a row). Runs in the writer's transaction: the row's attribution is parsed once per distinct text."""
+    status_at, attrs_at, ts_at = col["status"], col["attributes_json"], col["ts_utc"]
+    provider_at, model_at = col["provider"], col["request_model"]
+    usd_at, cost_at = col["charged_usd"], col["cost_usd"]
+    tokens_at, total_at = col["charged_tokens"], col["total_tokens"]
+    own = [(key, col[key]) for key in _OWN_COLUMNS]
+    needs_json = any(t.needs_json for t in templates)
+    last_text, last_attrs = None, {}
     for row in rows:
-        if row[col["status"]] not in _COUNTED:
+        if row[status_at] not in _COUNTED:
             continue
-        attrs: dict[str, Any] | None = None
-        for template in templates:
-            if template.needs_json and attrs is None:
+        view: dict[str, Any] = {key: row[at] for key, at in own if row[at]}
+        if needs_json:
+            text = row[attrs_at]
+            if text != last_text:
                 try:
-                    attrs = json.loads(row[col["attributes_json"]] or "{}")
+                    parsed = json.loads(text or "{}")
                 except ValueError:
-                    attrs = {}
-            view = {k: row[col[k]] for k in _OWN_COLUMNS if row[col[k]]}
-            if attrs:
-                view = {**attrs, **view}
-            provider, model = row[col["provider"]], row[col["request_model"]]
+                    parsed = {}
+                last_text, last_attrs = text, parsed if isinstance(parsed, dict) else {}
+            if last_attrs:
+                view = {**last_attrs, **view}
+        provider, model = row[provider_at], row[model_at]
+        usd = row[usd_at]
+        if usd is None:
+            usd = row[cost_at] or 0.0
+        tokens = row[tokens_at]
+        if tokens is None:
+            tokens = row[total_at] or 0
+        for template in templates:
             budget = template.budget
             if not budget.applies_to(view, provider, model):
                 continue
             principal = budget.principal_of(view, provider, model)
             if principal is None:
                 continue
-            key = (template.id, template.period_of(row[col["ts_utc"]]), principal)
-            usd = row[col["charged_usd"]]
-            if usd is None:
-                usd = row[col["cost_usd"]] or 0.0
-            tokens = row[col["charged_tokens"]]
-            if tokens is None:
-                tokens = row[col["total_tokens"]] or 0
+            key = (template.id, template.period_of(row[ts_at]), principal)
             entry = sums.get(key)
             if entry is None:
                 sums[key] = [1, float(usd), int(tokens)]
@@ -206,11 +219,11 @@ def _backfill_step(db: Any, text: str) -> bool:
         if complete:
             return True
         upto = min(int(filled_to) + BACKFILL_ROWS, int(kept_above))
-        rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM llm_usage WHERE id > ? AND id <= ? AND ts_utc >= ?",
+        rows = db.execute(f"SELECT {', '.join(_READ)} FROM llm_usage WHERE id > ? AND id <= ? AND ts_utc >= ?",
                           (filled_to, upto, since)).fetchall()
         template = next(t for t in _registered(db) if t.id == budget_id)
         sums: dict[tuple[int, str, str], list[Any]] = {}
-        _add([template], [tuple(r) for r in rows], sums)
+        _add([template], rows, sums, _READ_COLUMN)
         _write(db, sums)
         done = upto >= int(kept_above)
         db.execute("UPDATE llm_principal_budgets SET filled_to = ?, complete = ? WHERE id = ?",
