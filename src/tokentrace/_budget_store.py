@@ -126,8 +126,9 @@ class SharedBudgets:
         self._pending: dict[str, dict[int, tuple[float, int]]] = {b.name: {} for b in self.budgets}
         """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
         instead of the estimate until the writer drops the reservation with the call's row."""
-        self._leases: dict[str, Lease] = {}
-        """Budget name -> the lease calls are admitted from now (``admit_leased``)."""
+        self._leases: OrderedDict[str, Lease] = OrderedDict()
+        """Budget name -> the lease calls are admitted from now (``admit_leased``), the least recently used first (so
+        finding the idle ones reads only them, however many principals hold leases)."""
         self._lease_lock = threading.Lock()
         self._watched: OrderedDict[str, Budget] = OrderedDict()
         """Principal accounts of warn budgets (``watch``), read with the budgets so they warn once per period."""
@@ -167,6 +168,7 @@ class SharedBudgets:
                 lease.tokens_left -= tokens
                 lease.in_flight += 1
                 lease.last_used = mono
+                self._leases.move_to_end(lease.budget)
                 takes.append((lease, usd, tokens))
             return Admission((), (), tuple(takes))
 
@@ -243,8 +245,7 @@ class SharedBudgets:
         """Retire this process's leases (of ``names``, or those idle since ``idle_before``, or all) and take what
         is left of them off their reservations, inside the caller's transaction."""
         with self._lease_lock:
-            retiring = [lease for name, lease in self._leases.items()
-                        if (names is None or name in names) and (idle_before is None or lease.last_used < idle_before)]
+            retiring = self._retiring(names, idle_before)
             for lease in retiring:
                 del self._leases[lease.budget]
                 lease.retired = True
@@ -254,6 +255,26 @@ class SharedBudgets:
             db.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease_id))
             if not in_flight:  # nothing left to settle against it: let it lapse
                 self._live.discard(lease_id)
+
+    def _retiring(self, names: Iterable[str] | None, idle_before: float | None) -> list[Lease]:
+        """The leases of ``names`` (all when None), or those unused since ``idle_before``: read from the least
+        recently used end, so only the idle ones are looked at. Under ``_lease_lock``."""
+        if names is not None:
+            return [self._leases[name] for name in names if name in self._leases]
+        if idle_before is None:
+            return list(self._leases.values())
+        idle = []
+        for lease in self._leases.values():
+            if lease.last_used >= idle_before:
+                break
+            idle.append(lease)
+        return idle
+
+    def has_idle_leases(self, idle_before: float) -> bool:
+        """Whether any lease has been unused since ``idle_before`` (the oldest is first)."""
+        with self._lease_lock:
+            oldest = next(iter(self._leases.values()), None)
+            return oldest is not None and oldest.last_used < idle_before
 
     def settle(self, admission: Admission, usd: float, tokens: int) -> tuple[Settlement, ...]:
         """The call ended costing ``usd``/``tokens``: what the writer must do with its row (drop its reservations,
@@ -272,7 +293,8 @@ class SharedBudgets:
                     lease.usd_left += taken_usd - usd
                     lease.tokens_left += taken_tokens - tokens
                     settlements.append((lease.id, usd, tokens))
-        self._wake.set()
+        if not self._wake.is_set():  # read the new spend soon (a set Event needs no second set)
+            self._wake.set()
         return tuple(settlements)
 
     def _reservations(self, db: Db, budget: Budget, now: float) -> list[tuple[int, float, int, bool]]:
@@ -344,9 +366,10 @@ class SharedBudgets:
                 if db is None:
                     db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
                 now = time.time()
-                if self._leases:
+                idle_before = time.monotonic() - LEASE_IDLE_S
+                if self.has_idle_leases(idle_before):  # no write transaction when no lease is idle
                     with db.transaction():
-                        self._give_back(db, idle_before=time.monotonic() - LEASE_IDLE_S)
+                        self._give_back(db, idle_before=idle_before)
                 if self._live and time.monotonic() - last_renew >= self.ttl_s / 3:
                     self._renew(db, now)
                     last_renew = time.monotonic()
@@ -437,7 +460,7 @@ class SharedBudgets:
         self._db = None
         self._spend = SpendCounter()
         self._live = set()
-        self._leases = {}  # the parent's: never admitted from here
+        self._leases = OrderedDict()  # the parent's: never admitted from here
         self._lease_lock = threading.Lock()
         self._pending = {b.name: {} for b in self.budgets}
         self._stop = threading.Event()
