@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import tokentrace
@@ -336,6 +337,41 @@ def test_claude_on_a_regional_vertex_endpoint_is_priced_10_percent_over_global(
     else:
         assert_priced(telemetry, record, span, row, expected, "standard+endpoint=regional",
                       "endpoint=regional x1.1 (modifier table")
+
+
+class _ToSimulator(httpx.HTTPTransport):
+    """An httpx transport that sends a request for a provider's host to the simulator (the test's DNS): the
+    client, its hooks and the wire layer see the provider's real host name."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.port)
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize(("host", "premium"), [("us-east5-aiplatform.googleapis.com", 1.1),
+                                               ("aiplatform.us.rep.googleapis.com", 1.1),
+                                               ("aiplatform.googleapis.com", 1.0)],
+                         ids=["regional", "multi-region", "global"])
+@pytest.mark.parametrize("stream", [False, True], ids=["value", "stream"])
+def test_claude_on_vertex_over_raw_http_is_priced_by_its_endpoint(simulator: Any, ledger: Path, host: str,
+                                                                  premium: float, stream: bool) -> None:
+    telemetry = _telemetry(ledger)
+    model = "claude-sonnet-4-5@20250929"
+    verb = "streamRawPredict" if stream else "rawPredict"
+    url = f"https://{host}/v1/projects/p/locations/us-east5/publishers/anthropic/models/{model}:{verb}"
+    body = {"anthropic_version": "vertex-2023-10-16", "max_tokens": 6, "stream": stream,
+            "messages": [{"role": "user", "content": "one two"}]}
+    with httpx.Client(transport=_ToSimulator(simulator.port)) as client:
+        record, span, row = one_call(telemetry, ledger, lambda: client.post(url, json=body).read())
+    assert record.request_model == model and record.usage.total > 0 and record.stream is stream
+    expected = by_hand(record.usage, 3.0 * premium, 15.0 * premium)  # Sonnet 4.5: $3 / $15, +10% regional
+    assert record.cost_usd == pytest.approx(expected, rel=1e-12) and row["cost_usd"] == pytest.approx(expected)
+    assert span["tokentrace.cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert ("endpoint=regional" in (record.service_tier or "")) is (premium > 1.0)
 
 
 # --------------------------------------------------------------------------- what wins

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from .._usage import ResponseInfo
 from ..providers import Endpoint, Options, Prepared, StreamAccumulator
-from .routes import Route
+from .routes import Route, regional_vertex
 
 Shape = Callable[[Any], Any]
 
@@ -77,6 +77,10 @@ def _gemini(route: Route, body: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"model": route.path_model, "contents": contents, "config": config}
 
 
+def _vertex_anthropic(route: Route, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {**body, "model": route.path_model}  # Vertex takes the model from the path, not the body
+
+
 def _bedrock(route: Route, body: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"modelId": route.path_model, **body}
 
@@ -92,6 +96,7 @@ def _formats() -> dict[tuple[str, str], Format]:
         ("openai", "completions"): Format(openai.COMPLETIONS, _body),
         ("openai", "embeddings"): Format(openai.EMBEDDINGS, _body, stream=False),
         ("anthropic", "messages"): Format(anthropic.MESSAGES, _body),
+        ("anthropic", "vertex_messages"): Format(anthropic.MESSAGES, _vertex_anthropic),
         ("gemini", "generate"): Format(google_genai.GENERATE, _gemini, snake, stream=False),
         ("gemini", "stream"): Format(google_genai.GENERATE_STREAM, _gemini, snake, stream=True),
         ("gemini", "embed"): Format(google_genai.EMBED, _gemini, snake, stream=False),
@@ -132,6 +137,9 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
             stream = body.get("stream") is True
         request = prepared.request._replace(provider=route.provider, stream=stream, server_address=host,
                                             server_port=port)
+        if route.api == "vertex_messages" and regional_vertex(host):  # billed apart from the global endpoint
+            request = request._replace(endpoint_modifiers="endpoint=regional",
+                                       requested_tier=f"{request.requested_tier or 'standard'}+endpoint=regional")
         return Prepared(request, {}, False, False, prepared.capture_content)
     request = prepared.request._replace(provider=route.provider, server_address=host, server_port=port)
     return prepared._replace(request=request, kwargs={}, hide_usage_only_chunk=False, body_left_to_caller=False)

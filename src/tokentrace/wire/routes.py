@@ -37,13 +37,23 @@ _BEDROCK = re.compile(r"/model/(?P<model>[^/]+)/(?P<verb>converse|converse-strea
 _BEDROCK_APIS = {"converse": "converse", "converse-stream": "converse_stream", "invoke": "invoke",
                  "invoke-with-response-stream": "invoke_stream"}
 _OLLAMA = {"/api/chat": "ollama_chat", "/api/generate": "ollama_generate", "/api/embed": "ollama_embed"}
+_VERTEX_ANTHROPIC = re.compile(r"/publishers/anthropic/models/(?P<model>[^/:]+):(?:rawPredict|streamRawPredict)$")
+"""Claude on Vertex AI: the Messages API with the model in the path."""
 _ENDINGS = ("/completions", "/responses", "/embeddings", "/messages", "Content", "Contents", "/converse",
-            "-stream", "/invoke", "/chat", "/embed", "/generate")
+            "-stream", "/invoke", "/chat", "/embed", "/generate", "Predict")
 """Every recognised path ends in one of these: the first, cheapest filter."""
 
 
 def _gemini_provider(host: str) -> str:
     return "vertex_ai" if host.endswith("aiplatform.googleapis.com") else "google"
+
+
+def regional_vertex(host: str | None) -> bool:
+    """A Vertex AI host bound to a region (``us-east5-aiplatform.googleapis.com``) or multi-region
+    (``aiplatform.us.rep.googleapis.com``), not the global endpoint (``aiplatform.googleapis.com``)."""
+    if not host or host == "aiplatform.googleapis.com":
+        return False
+    return host.endswith(("-aiplatform.googleapis.com", ".rep.googleapis.com"))
 
 
 def may_be_llm(path: str) -> bool:
@@ -71,6 +81,13 @@ def recognise(method: str, host: str, path: str) -> Route | None:
             from urllib.parse import unquote
 
             return Route("bedrock", _BEDROCK_APIS[match["verb"]], "bedrock", unquote(match["model"]))
+    if path.endswith("Predict"):
+        match = _VERTEX_ANTHROPIC.search(path)
+        if match:
+            from urllib.parse import unquote
+
+            return Route("anthropic", "vertex_messages", "anthropic", unquote(match["model"]))
+        return None
     if path.endswith(("/v2/chat", "/v2/embed")):
         return Route("cohere", "chat" if path.endswith("chat") else "embed", "cohere", generic=True)
     for suffix, api in _OLLAMA.items():
