@@ -153,3 +153,27 @@ def test_a_rolling_window_is_read_as_whole_hours_from_the_table_plus_its_first_p
             assert tokens == sum(r.usage.total for r in mine)
     finally:
         db.close()
+
+
+def test_a_ledger_an_earlier_release_wrote_is_read_from_its_rows(tmp_path: Path) -> None:
+    """``tokentrace report`` / ``budget --top`` open a ledger without migrating it: one at schema 7 (0.3.0) has no
+    per-principal table, and its principals are read from the rows."""
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    now = _inside_today()
+    db = open_db(path, create=True)
+    db.insert([row_of(record(now, cost=0.25, tenant="acme")), row_of(record(now, cost=0.5, tenant="zeta"))])
+    db.close()
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE llm_principal_spend; DROP TABLE llm_principal_budgets; PRAGMA user_version = 7")
+    conn.close()
+    template = Budget("per-tenant", limit_usd=1.0, per="tenant")
+    begin = template.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+    db = open_db(path, create=False)
+    try:
+        assert principal_count(db, template, begin) == 2
+        assert [p for p, _, _ in spent_by_principal(db, template, begin, 5)] == ["zeta", "acme"]
+        assert spent_since(db, template.account("acme"), begin) == (0.25, 15)
+    finally:
+        db.close()

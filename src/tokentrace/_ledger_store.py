@@ -36,6 +36,9 @@ class Db:
 
     dialect = "sqlite"
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    version = SCHEMA_VERSION
+    """The ledger's schema when opened: an earlier one when a reader (``create=False``) opened a ledger an earlier
+    release wrote and did not migrate it."""
 
     def __init__(self, conn: Any, location: str) -> None:
         self.conn = conn
@@ -297,7 +300,9 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
             # temporary file they cost more than the rows themselves (a 10-row batch: 41 -> 19 us per row)
             conn.execute("PRAGMA temp_store = MEMORY")
             migrate(db, version)
-        elif version == 0 and conn.execute(
+        else:
+            db.version = version
+        if not create and version == 0 and conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='llm_usage'").fetchone() is None:
             raise LedgerError(f"{path} is not a tokentrace ledger")
         return db
@@ -366,7 +371,9 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
             raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
         if create:
             migrate(db, version)
-        elif version == 0:
+        else:
+            db.version = version
+        if not create and version == 0:
             raise LedgerError(f"{where} holds no tokentrace ledger (run an instrumented app against it first)")
     except psycopg.Error as exc:
         db.close()

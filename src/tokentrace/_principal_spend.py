@@ -50,6 +50,8 @@ period and timezone; writers keep rows with ids above ``kept_above``; the backfi
 ``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``.
 ``llm_principal_spend``: per template, period start (UTC ISO) and principal, the calls and charge that count."""
 
+SINCE_SCHEMA = 8
+"""The ledger schema that has these tables: a reader of a ledger an earlier release wrote reads the rows."""
 BACKFILL_ROWS = 2_000
 """Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: tens of ms)."""
 _UPSERT = ("INSERT INTO llm_principal_spend (budget_id, period_start, principal, calls, charged_usd, charged_tokens) "
@@ -235,7 +237,8 @@ def kept(db: Any, budget: Budget, begin: datetime) -> int | None:
     """The registry id under which the table holds ``budget``'s (a template's) period starting at ``begin`` in
     full; None when the rows must be read instead."""
     text = signature(budget)
-    if text is None or budget.window is not None or budget.period_bounds(begin)[0] != begin:
+    if text is None or budget.window is not None or db.version < SINCE_SCHEMA or \
+            budget.period_bounds(begin)[0] != begin:
         return None
     row = db.execute("SELECT id, since_utc, complete FROM llm_principal_budgets WHERE signature = ?",
                      (text,)).fetchone()
@@ -246,7 +249,7 @@ def read_hours(db: Any, budget: Budget, first_hour: datetime) -> tuple[int, floa
     """(calls, USD, tokens) a rolling-window account has used in the UTC hours from ``first_hour`` on, from the
     table; None when the table does not hold them all."""
     text = signature(budget)
-    if budget.principal is None or budget.window is None or text is None:
+    if budget.principal is None or budget.window is None or text is None or db.version < SINCE_SCHEMA:
         return None
     start = iso_utc(first_hour.timestamp())
     found = db.execute("SELECT id, complete, since_utc FROM llm_principal_budgets WHERE signature = ?",
@@ -263,7 +266,7 @@ def read(db: Any, budget: Budget, begin: datetime) -> tuple[int, float, int] | N
     """(calls, USD, tokens) an account has used in the period starting at ``begin``, from the table (one query);
     None when the table does not hold it (the caller reads the rows)."""
     text = signature(budget)
-    if budget.principal is None or budget.window is not None or text is None or \
+    if budget.principal is None or budget.window is not None or text is None or db.version < SINCE_SCHEMA or \
             budget.period_bounds(begin)[0] != begin:
         return None
     start = iso_utc(begin.timestamp())
