@@ -196,20 +196,25 @@ def prepare(db: Any, template: Budget, now: float, steps: int = 1) -> bool:
     text = signature(template)
     if text is None:
         return False
-    with db.transaction():
-        row = db.execute("SELECT id, complete FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone()
-        if row is None:
-            back = template.window_s or 0.0  # a window's table is of use once it holds the whole window
-            since = iso_utc(_budget_of(text).period_bounds(datetime.fromtimestamp(now - back, tz=UTC))[0].timestamp())
-            top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
+    registered = db.execute("SELECT complete FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone()
+    if registered is None:
+        back = template.window_s or 0.0  # a window's table is of use once it holds the whole window
+        since = iso_utc(_budget_of(text).period_bounds(datetime.fromtimestamp(now - back, tz=UTC))[0].timestamp())
+        # where the backfill starts, read before the write lock is taken (a scan of the period's index): a row
+        # committed later has a larger id, so it is inside the range either way
+        with db.snapshot():
             first = db.execute("SELECT MIN(id) FROM llm_usage WHERE ts_utc >= ?", (since,)).fetchone()[0]
-            start = top if first is None else int(first) - 1
-            db.execute("INSERT INTO llm_principal_budgets (signature, kept_above, filled_to, since_utc, complete) "
-                       "VALUES (?, ?, ?, ?, ?)", (text, top, start, since, int(start >= top)))
-            if start >= top:  # no row of this period yet: nothing to backfill
-                return True
-        elif row[1]:
-            return True
+            start = int(first) - 1 if first is not None else \
+                int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
+        with db.transaction():
+            if db.execute("SELECT 1 FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone() is None:
+                top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
+                db.execute("INSERT INTO llm_principal_budgets (signature, kept_above, filled_to, since_utc, "
+                           "complete) VALUES (?, ?, ?, ?, ?)", (text, top, start, since, int(start >= top)))
+                if start >= top:  # no row of this period yet: nothing to backfill
+                    return True
+    elif registered[0]:
+        return True
     return any(_backfill_step(db, text) for _ in range(steps))
 
 
