@@ -30,6 +30,7 @@ LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN
 _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
 
 class Db:
     """One connection to the ledger database; not thread-safe (each thread or component opens its own)."""
@@ -226,11 +227,13 @@ class PostgresDb(Db):
         return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
     def _begin(self) -> None:
-        self.conn.execute("BEGIN")
+        # one round trip: both statements in one simple query (no parameters), the lock taken inside the transaction
         try:
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute(_BEGIN_LOCKED)
+        except BaseException as exc:
+            if self._can_roll_back(exc):  # the BEGIN ran: leave no transaction open
+                with suppress(Exception):
+                    self.conn.execute("ROLLBACK")
             raise
 
     def _insert_many(self, rows: Sequence[tuple[Any, ...]]) -> int:
