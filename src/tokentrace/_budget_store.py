@@ -57,6 +57,8 @@ LEASE_IDLE_S = 2.0
 """What is left of a lease unused this long goes back to the fleet."""
 BACKFILL_STEPS = 50
 """Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
+BACKFILL_PAUSE_S = 0.02
+"""The least pause between two backfill steps."""
 
 
 @dataclass
@@ -393,8 +395,19 @@ class SharedBudgets:
 
     def _keep_principals(self, db: Db, now: float) -> None:
         """Register this process's templated budgets in the ledger's per-principal table and backfill it a few
-        steps; until one is complete, its principals' spend is read from the rows."""
-        self._unkept = [b for b in self._unkept if not _principal_spend.prepare(db, b, now, steps=BACKFILL_STEPS)]
+        steps; until one is complete, its principals' spend is read from the rows. After each step the thread
+        pauses as long as the step held the write lock, so the ledger's writers and exact admissions (SQLite's
+        busy handler sleeps between its tries) get the lock between steps."""
+        kept = []
+        for template in self._unkept:
+            for _ in range(BACKFILL_STEPS):
+                started = time.monotonic()
+                if _principal_spend.prepare(db, template, now, steps=1):
+                    kept.append(template)
+                    break
+                if self._stop.wait(max(time.monotonic() - started, BACKFILL_PAUSE_S)):
+                    return
+        self._unkept = [b for b in self._unkept if b not in kept]
 
     def _renew(self, db: Db, now: float) -> None:
         live = list(self._live)

@@ -113,8 +113,8 @@ _PRINCIPAL_SPEND = _principal_spend.TABLES
 first admission reads one row however many principals and rows the ledger holds, whatever its ``per`` key."""
 
 _DIALECT = {
-    "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
-    "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+    "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "without_rowid": " WITHOUT ROWID"},
+    "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "without_rowid": ""},
 }
 MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
                               6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND}
