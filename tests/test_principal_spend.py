@@ -177,3 +177,35 @@ def test_a_ledger_an_earlier_release_wrote_is_read_from_its_rows(tmp_path: Path)
         assert spent_since(db, template.account("acme"), begin) == (0.25, 15)
     finally:
         db.close()
+
+
+def test_a_template_no_process_has_used_for_a_week_is_retired_and_registered_anew_when_used(ledger: str) -> None:
+    from tokentrace._principal_spend import RETIRE_AFTER_S, retire_idle, touch
+
+    now = _inside_today()
+    template = Budget("per-tenant", limit_usd=1.0, per="tenant", action="block")
+    begin = template.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
+    first = [record(now - i, cost=0.01, tenant=f"t{i % 3}") for i in range(30)]
+    db = open_db(ledger, create=True)
+    try:
+        assert prepare(db, template, now) is True
+        db.insert([row_of(r) for r in first])
+        assert touch(db, [template], now) == []  # registered: marked as used
+        retire_idle(db, now + RETIRE_AFTER_S - 60)
+        assert read(db, template.account("t0"), begin) == (10, pytest.approx(0.1), 150)  # used a week ago: kept
+
+        retire_idle(db, now + RETIRE_AFTER_S + 60)  # a week and a minute without a process that has it
+        assert read(db, template.account("t0"), begin) is None  # admission reads the rows again
+        (kept,) = db.execute("SELECT COUNT(*) FROM llm_principal_spend").fetchone()
+        db.insert([row_of(record(now, cost=0.01, tenant="t0"))])  # writers no longer keep it
+        assert db.execute("SELECT COUNT(*) FROM llm_principal_spend").fetchone()[0] <= kept
+        retire_idle(db, now + RETIRE_AFTER_S + 120)
+        retire_idle(db, now + RETIRE_AFTER_S + 180)
+        assert db.execute("SELECT COUNT(*) FROM llm_principal_spend").fetchone()[0] == 0  # its rows are gone
+        assert db.execute("SELECT COUNT(*) FROM llm_principal_budgets").fetchone()[0] == 0
+
+        assert touch(db, [template], now) == [template]  # a process that has it finds it gone, and registers it
+        assert prepare(db, template, now, steps=5) is True
+        assert read(db, template.account("t0"), begin) == (11, pytest.approx(0.11), 165)  # backfilled anew
+    finally:
+        db.close()

@@ -57,6 +57,8 @@ LEASE_IDLE_S = 2.0
 """What is left of a lease unused this long goes back to the fleet."""
 BACKFILL_STEPS = 50
 """Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
+TOUCH_EVERY_S = 3600.0
+"""How often a process tells the ledger it still has its templated budgets (``_principal_spend.touch``)."""
 BACKFILL_PAUSE_S = 0.02
 """The least pause between two backfill steps."""
 
@@ -137,7 +139,8 @@ class SharedBudgets:
         self._wake = threading.Event()
         self._status: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
-        self._unkept = [b for b in self.budgets if _principal_spend.signature(b) is not None]
+        self._templated = [b for b in self.budgets if _principal_spend.signature(b) is not None]
+        self._unkept = list(self._templated)
         """Templated budgets whose per-principal table is not yet complete in the ledger (``_keep_principals``)."""
         self._thread: threading.Thread | None = None
         self._start_thread()
@@ -363,6 +366,7 @@ class SharedBudgets:
         spend = SpendCounter()
         last_renew = 0.0
         last_sweep = 0.0
+        last_touch = 0.0
         while not self._stop.is_set():
             try:
                 if db is None:
@@ -378,7 +382,12 @@ class SharedBudgets:
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_S:  # lapsed reservations and spent leases
                     with db.transaction():
                         db.execute("DELETE FROM llm_budget_reservations WHERE expires_at < ?", (now - SWEEP_AFTER_S,))
+                    _principal_spend.retire_idle(db, now)  # per-principal tables no process has used for a week
                     last_sweep = time.monotonic()
+                if self._templated and time.monotonic() - last_touch >= TOUCH_EVERY_S:
+                    self._unkept += [b for b in _principal_spend.touch(db, self._templated, now)
+                                     if b not in self._unkept]  # retired while no process had it: register again
+                    last_touch = time.monotonic()
                 self._refresh(db, spend, now)
                 if self._unkept:
                     self._keep_principals(db, now)

@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS llm_principal_budgets (
     kept_above BIGINT  NOT NULL,
     filled_to  BIGINT  NOT NULL,
     since_utc  TEXT    NOT NULL,
-    complete   INTEGER NOT NULL DEFAULT 0
+    complete   INTEGER NOT NULL DEFAULT 0,
+    last_used  TEXT    NOT NULL,
+    retired    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS llm_principal_spend (
     budget_id      BIGINT NOT NULL,
@@ -47,13 +49,19 @@ CREATE INDEX IF NOT EXISTS llm_principal_spend_period ON llm_principal_spend (bu
 """
 """``llm_principal_budgets``: one row per registered template. ``signature`` is the JSON of its per keys, scope,
 period and timezone; writers keep rows with ids above ``kept_above``; the backfill has covered rows with ids up to
-``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``.
+``filled_to`` whose ``ts_utc`` is at least ``since_utc``; ``complete`` once it reached ``kept_above``; ``last_used``
+when a process that has it last said so (hourly); ``retired`` once no process had for ``RETIRE_AFTER_S``.
 ``llm_principal_spend``: per template, period start (UTC ISO) and principal, the calls and charge that count. SQLite
 keeps it in its primary key's order and the period index holds no sums, so an update changes one B-tree (on
 PostgreSQL it can be a HOT update)."""
 
 SINCE_SCHEMA = 8
 """The ledger schema that has these tables: a reader of a ledger an earlier release wrote reads the rows."""
+RETIRE_AFTER_S = 7 * 86400.0
+"""A registered template no process has used this long is retired: writers stop keeping it and its rows are deleted
+(a process that has it again registers it anew)."""
+DELETE_ROWS = 5_000
+"""Rows of a retired template deleted per transaction."""
 BACKFILL_ROWS = 2_000
 """Rows one backfill transaction reads (the ledger's writers and exact admissions wait for it: about 50 ms on a
 SQLite ledger of 500,000 rows, mostly the upserts of as many principals and the WAL checkpoints they cause)."""
@@ -121,7 +129,7 @@ _templates: dict[tuple[int, str], _Template] = {}
 def _registered(db: Any) -> list[_Template]:
     """Every template registered in the ledger (read in the caller's transaction, so none is missed)."""
     found = []
-    for budget_id, text in db.execute("SELECT id, signature FROM llm_principal_budgets").fetchall():
+    for budget_id, text in db.execute("SELECT id, signature FROM llm_principal_budgets WHERE retired = 0").fetchall():
         template = _templates.get((int(budget_id), text))
         if template is None:
             template = _templates[(int(budget_id), text)] = _Template(int(budget_id), text)
@@ -213,12 +221,45 @@ def prepare(db: Any, template: Budget, now: float, steps: int = 1) -> bool:
             if db.execute("SELECT 1 FROM llm_principal_budgets WHERE signature = ?", (text,)).fetchone() is None:
                 top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM llm_usage").fetchone()[0])
                 db.execute("INSERT INTO llm_principal_budgets (signature, kept_above, filled_to, since_utc, "
-                           "complete) VALUES (?, ?, ?, ?, ?)", (text, top, start, since, int(start >= top)))
+                           "complete, last_used) VALUES (?, ?, ?, ?, ?, ?)",
+                           (text, top, start, since, int(start >= top), iso_utc(now)))
                 if start >= top:  # no row of this period yet: nothing to backfill
                     return True
     elif registered[0]:
         return True
     return any(_backfill_step(db, text) for _ in range(steps))
+
+
+def touch(db: Any, templates: Sequence[Budget], now: float) -> list[Budget]:
+    """Say that this process has ``templates`` (now); returns those the ledger no longer has registered (retired
+    while no process had them): the caller registers them again."""
+    texts = {text: budget for budget in templates if (text := signature(budget)) is not None}
+    with db.transaction():
+        found = {row[0] for row in db.execute("SELECT signature FROM llm_principal_budgets").fetchall()}
+        used = [(iso_utc(now), text) for text in texts if text in found]
+        if used:
+            db.execute_many("UPDATE llm_principal_budgets SET last_used = ? WHERE signature = ?", used)
+    return [budget for text, budget in texts.items() if text not in found]
+
+
+def retire_idle(db: Any, now: float) -> None:
+    """Retire the templates no process has used for ``RETIRE_AFTER_S`` (writers stop keeping them at once; the name
+    is freed for a new registration), then delete up to ``DELETE_ROWS`` rows of retired ones, and a retired
+    template once it has none left."""
+    with db.transaction():
+        db.execute("UPDATE llm_principal_budgets SET retired = 1, signature = signature || '#retired:' || id "
+                   "WHERE retired = 0 AND last_used < ?", (iso_utc(now - RETIRE_AFTER_S),))
+    retired = [int(row[0]) for row in db.execute("SELECT id FROM llm_principal_budgets WHERE retired = 1").fetchall()]
+    for budget_id in retired:
+        with db.transaction():
+            doomed = [row[0] for row in db.execute(
+                f"SELECT principal FROM llm_principal_spend WHERE budget_id = ? LIMIT {DELETE_ROWS}",
+                (budget_id,)).fetchall()]
+            if doomed:
+                db.execute_many("DELETE FROM llm_principal_spend WHERE budget_id = ? AND principal = ?",
+                                [(budget_id, principal) for principal in set(doomed)])
+            else:
+                db.execute("DELETE FROM llm_principal_budgets WHERE id = ?", (budget_id,))
 
 
 def _backfill_step(db: Any, text: str) -> bool:
