@@ -7,13 +7,12 @@ reservation. The writer drops the reservation in the transaction that writes the
 expire ``ttl_s`` after they were made or last renewed; a live process renews its own, so only a dead
 process's reservations lapse.
 
-Leased admission (``admit_leased``): far from its limit, a process reserves a *lease*, one reservation worth
-``LEASE_FRACTION`` of what the budget has left, and admits calls from it with no database round trip. The writer takes
+Leased admission (``admit_leased``): far from its limit, a process reserves a *lease* (its size and the in-memory
+book of leases are ``_budget_leases``'s) and admits calls from it with no database round trip. The writer takes
 each call's charge off the lease in the transaction that writes its row, so rows plus every live reservation
-(leases included) never exceed the limit. A lease smaller than ``LEASE_MIN_CALLS`` estimates is not granted: near
-the limit every call is decided by the exact per-call transaction. A process gives back what is left of a lease
-when it needs a new one, when the lease has been idle ``LEASE_IDLE_S``, and when it closes; a killed process's
-lease lapses like any reservation.
+(leases included) never exceed the limit. Near the limit no lease is granted and every call is decided by the exact
+per-call transaction. A process gives back what is left of a lease when it needs a new one, when the lease has been
+idle ``LEASE_IDLE_S``, and when it closes; a killed process's lease lapses like any reservation.
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from . import _errors, _principal_spend
+from ._budget_leases import LEASE_IDLE_S, Lease, LeaseBook, Settlement, Take, lease_size
 from ._budget_spend import SpendCounter, calls_since, spent_since
 from ._ledger_store import LEASE_CHARGE, Db, abandon, open_db
 from .budgets import Budget, BudgetExceeded
@@ -49,12 +48,6 @@ def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
 SWEEP_EVERY_S = 300.0
 SWEEP_AFTER_S = 3600.0
 """Reservations that lapsed this long ago are deleted (every SWEEP_EVERY_S, by any process): nothing reads them."""
-LEASE_FRACTION = 1 / 16
-"""A lease is this share of what its budget has left (after this call's estimate)."""
-LEASE_MIN_CALLS = 8
-"""No lease smaller than this many of the call's estimates: closer to the limit, calls take the exact path."""
-LEASE_IDLE_S = 2.0
-"""What is left of a lease unused this long goes back to the fleet."""
 BACKFILL_STEPS = 50
 """Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
 TOUCH_EVERY_S = 3600.0
@@ -63,37 +56,13 @@ BACKFILL_PAUSE_S = 0.02
 """The least pause between two backfill steps."""
 
 
-@dataclass
-class Lease:
-    """A reservation this process admits calls from without a round trip (``admit_leased``)."""
-
-    id: int
-    budget: str
-    usd_left: float
-    tokens_left: int
-    in_flight: int = 0
-    last_used: float = 0.0
-    """time.monotonic() of the last call admitted from it."""
-    retired: bool = False
-    """Given back: no more calls are admitted from it; its calls in flight still settle against it."""
-
-    def fits(self, budget: Budget, usd: float, tokens: int) -> bool:
-        return not self.retired and (budget.limit_usd is None or self.usd_left >= usd) and (
-            budget.limit_tokens is None or self.tokens_left >= tokens)
-
-
 class Admission(NamedTuple):
     """How a call was admitted: per-call reservations (``ids``, of ``budgets``) and calls taken from leases."""
 
     ids: tuple[int, ...]
     budgets: tuple[Budget, ...]
-    takes: tuple[tuple[Lease, float, int], ...]
+    takes: tuple[Take, ...]
     """(lease, USD, tokens the call's estimate took from it)."""
-
-
-Settlement = int | tuple[int, float, int]
-"""What the ledger writer does for an ended call, in the transaction that writes its row: a reservation id to drop,
-or (lease id, USD, tokens) to take off a lease."""
 
 
 LOCK_GRACE_S = 0.5
@@ -130,10 +99,7 @@ class SharedBudgets:
         self._pending: dict[str, dict[int, tuple[float, int]]] = {b.name: {} for b in self.budgets}
         """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
         instead of the estimate until the writer drops the reservation with the call's row."""
-        self._leases: OrderedDict[str, Lease] = OrderedDict()
-        """Budget name -> the lease calls are admitted from now (``admit_leased``), the least recently used first (so
-        finding the idle ones reads only them, however many principals hold leases)."""
-        self._lease_lock = threading.Lock()
+        self._leases = LeaseBook()
         self._watched: OrderedDict[str, Budget] = OrderedDict()
         """Principal accounts of warn budgets (``watch``), read with the budgets so they warn once per period."""
         self._wake = threading.Event()
@@ -155,36 +121,18 @@ class SharedBudgets:
         """Admit a call from this process's leases when each budget's lease has room (no round trip); else one
         transaction decides it exactly (BudgetExceeded) and grants a fresh lease where the budget has room for one,
         a per-call reservation where it has not. Other exceptions: the store is down."""
-        taken = self._take_from_leases(budgets, usd, tokens)
-        return taken if taken is not None else self._admit_exactly(tuple(budgets), usd, tokens, now)
-
-    def _take_from_leases(self, budgets: Sequence[Budget], usd: float, tokens: int) -> Admission | None:
-        """The call admitted from this process's leases, when every budget's has room; else None."""
-        with self._lease_lock:
-            leases = [self._leases.get(b.name) for b in budgets]
-            if not all(lease is not None and lease.fits(b, usd, tokens) for lease, b in zip(leases, budgets,
-                                                                                              strict=True)):
-                return None
-            mono = time.monotonic()
-            takes = []
-            for lease in leases:
-                assert lease is not None
-                lease.usd_left -= usd
-                lease.tokens_left -= tokens
-                lease.in_flight += 1
-                lease.last_used = mono
-                self._leases.move_to_end(lease.budget)
-                takes.append((lease, usd, tokens))
-            return Admission((), (), tuple(takes))
+        takes = self._leases.take(budgets, usd, tokens)
+        return Admission((), (), takes) if takes is not None else self._admit_exactly(tuple(budgets), usd, tokens,
+                                                                                       now)
 
     def _admit_exactly(self, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float, *,
                        lease: bool = True) -> Admission:
         if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
             raise ConnectionError("the budget store did not answer another call in time")
         with _held_lock(self._lock):
-            taken = self._take_from_leases(budgets, usd, tokens) if lease else None
+            taken = self._leases.take(budgets, usd, tokens) if lease else None
             if taken is not None:  # another thread has just leased anew
-                return taken
+                return Admission((), (), taken)
             if time.monotonic() < self._down_until:
                 raise ConnectionError("the budget store was unreachable moments ago")
             try:
@@ -205,15 +153,11 @@ class SharedBudgets:
                         used.append((used_usd, used_tokens))
                     ids: list[int] = []
                     id_budgets: list[Budget] = []
-                    takes: list[tuple[Lease, float, int]] = []
+                    takes: list[Take] = []
                     for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True):
-                        lease_usd = 0.0 if budget.limit_usd is None else \
-                            (budget.limit_usd - used_usd - usd) * LEASE_FRACTION
-                        lease_tokens = 0 if budget.limit_tokens is None else \
-                            int((budget.limit_tokens - used_tokens - tokens) * LEASE_FRACTION)
-                        if lease and budget.limit_requests is None and (  # a lease holds money and tokens, not calls
-                                budget.limit_usd is None or lease_usd >= LEASE_MIN_CALLS * usd) and (
-                                budget.limit_tokens is None or lease_tokens >= LEASE_MIN_CALLS * max(tokens, 1)):
+                        size = lease_size(budget, used_usd, used_tokens, usd, tokens) if lease else None
+                        if size is not None:
+                            lease_usd, lease_tokens = size
                             granted = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
                                             budget.name, lease_usd, lease_tokens, 1, time.monotonic())
                             takes.append((granted, usd, tokens))
@@ -226,9 +170,7 @@ class SharedBudgets:
                 self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
                 self._reset()
                 raise
-            with self._lease_lock:
-                for granted, _, _ in takes:
-                    self._leases[granted.budget] = granted
+            self._leases.add(granted for granted, _, _ in takes)
             self._live.update(ids)
             self._live.update(granted.id for granted, _, _ in takes)
             return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
@@ -249,37 +191,11 @@ class SharedBudgets:
     def _give_back(self, db: Db, names: Iterable[str] | None = None, idle_before: float | None = None) -> None:
         """Retire this process's leases (of ``names``, or those idle since ``idle_before``, or all) and take what
         is left of them off their reservations, inside the caller's transaction."""
-        with self._lease_lock:
-            retiring = self._retiring(names, idle_before)
-            for lease in retiring:
-                del self._leases[lease.budget]
-                lease.retired = True
-            left = [(lease.id, max(lease.usd_left, 0.0), max(lease.tokens_left, 0), lease.in_flight)
-                    for lease in retiring]
-        for lease_id, usd, tokens, in_flight in left:
-            db.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease_id))
-            if not in_flight:  # nothing left to settle against it: let it lapse
-                self._live.discard(lease_id)
-
-    def _retiring(self, names: Iterable[str] | None, idle_before: float | None) -> list[Lease]:
-        """The leases of ``names`` (all when None), or those unused since ``idle_before``: read from the least
-        recently used end, so only the idle ones are looked at. Under ``_lease_lock``."""
-        if names is not None:
-            return [self._leases[name] for name in names if name in self._leases]
-        if idle_before is None:
-            return list(self._leases.values())
-        idle = []
-        for lease in self._leases.values():
-            if lease.last_used >= idle_before:
-                break
-            idle.append(lease)
-        return idle
-
-    def has_idle_leases(self, idle_before: float) -> bool:
-        """Whether any lease has been unused since ``idle_before`` (the oldest is first)."""
-        with self._lease_lock:
-            oldest = next(iter(self._leases.values()), None)
-            return oldest is not None and oldest.last_used < idle_before
+        for lease in self._leases.retire(names, idle_before):  # a retired lease's leftovers no longer change
+            usd, tokens = max(lease.usd_left, 0.0), max(lease.tokens_left, 0)
+            db.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease.id))
+            if not lease.in_flight:  # nothing left to settle against it: let it lapse
+                self._live.discard(lease.id)
 
     def settle(self, admission: Admission, usd: float, tokens: int) -> tuple[Settlement, ...]:
         """The call ended costing ``usd``/``tokens``: what the writer must do with its row (drop its reservations,
@@ -287,17 +203,10 @@ class SharedBudgets:
         if admission.ids:
             self.settled(admission.ids, admission.budgets, usd, tokens)
         settlements: list[Settlement] = list(admission.ids)
-        with self._lease_lock:
-            for lease, taken_usd, taken_tokens in admission.takes:
-                lease.in_flight -= 1
-                if lease.retired:  # its leftovers went back already: take this call's whole estimate off it
-                    settlements.append((lease.id, taken_usd, taken_tokens))
-                    if not lease.in_flight:
-                        self._live.discard(lease.id)
-                else:
-                    lease.usd_left += taken_usd - usd
-                    lease.tokens_left += taken_tokens - tokens
-                    settlements.append((lease.id, usd, tokens))
+        if admission.takes:
+            from_leases, done = self._leases.settle(admission.takes, usd, tokens)
+            settlements += from_leases
+            self._live.difference_update(done)
         if not self._wake.is_set():  # read the new spend soon (a set Event needs no second set)
             self._wake.set()
         return tuple(settlements)
@@ -373,7 +282,7 @@ class SharedBudgets:
                     db = open_db(self.location, create=True, timeout=max(self.timeout_s, 2.0))
                 now = time.time()
                 idle_before = time.monotonic() - LEASE_IDLE_S
-                if self.has_idle_leases(idle_before):  # no write transaction when no lease is idle
+                if self._leases.has_idle(idle_before):  # no write transaction when no lease is idle
                     with db.transaction():
                         self._give_back(db, idle_before=idle_before)
                 if self._live and time.monotonic() - last_renew >= self.ttl_s / 3:
@@ -482,8 +391,7 @@ class SharedBudgets:
         self._db = None
         self._spend = SpendCounter()
         self._live = set()
-        self._leases = OrderedDict()  # the parent's: never admitted from here
-        self._lease_lock = threading.Lock()
+        self._leases = LeaseBook()  # the parent's: never admitted from here
         self._pending = {b.name: {} for b in self.budgets}
         self._stop = threading.Event()
         self._wake = threading.Event()
