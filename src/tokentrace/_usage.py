@@ -177,6 +177,17 @@ def _text(value: Any) -> str:
     return value.strip().lower()[:40] if isinstance(value, str) else ""
 
 
+def with_modifier(label: str | None, modifier: str) -> str:
+    """A tier label with one more ``key=value`` modifier (after ``standard`` when it named no tier)."""
+    return f"{label or 'standard'}+{modifier}"
+
+
+def at_endpoint(request: RequestInfo, modifier: str) -> RequestInfo:
+    """``request`` sent to an endpoint billed apart (``endpoint=regional``): the served tier will carry the modifier
+    whatever the response says, and a budget estimates the call with it."""
+    return request._replace(endpoint_modifiers=modifier, requested_tier=with_modifier(request.requested_tier, modifier))
+
+
 ASKED_PREFIX = "asked:"
 """A tier label of a call whose response does not say which tier served it, after the tier it asked for."""
 

@@ -10,7 +10,7 @@ from . import _errors, _forksafe
 from ._estimate import estimate
 from ._refusal import CallRefused
 from ._text import encodable
-from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build
+from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build, with_modifier
 from .context import current_attributes
 from .pricing import PriceTable
 from .sinks import Sink
@@ -209,7 +209,7 @@ class Call:
         if response is not None:
             usage, model, response_id, reasons, output_text, reported_cost, tier = response
             if request.endpoint_modifiers is not None:
-                tier = f"{tier or 'standard'}+{request.endpoint_modifiers}"
+                tier = with_modifier(tier, request.endpoint_modifiers)
             model = model or request.request_model
             if not model.isascii():
                 model = encodable(model)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _errors
-from .._usage import RequestInfo, ResponseInfo, Usage, tier_label
+from .._usage import RequestInfo, ResponseInfo, Usage, at_endpoint, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, RequestWrapper, ResultKind, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
@@ -27,7 +27,6 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
     messages = kwargs.get("messages")
     messages = messages if isinstance(messages, (list, tuple)) and options.measure_prompt else ()
     model = kwargs.get("model")
-    endpoint = vertex_endpoint(instance)
     request = RequestInfo(
         provider=PROVIDER,
         operation="chat",
@@ -43,23 +42,23 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
         captured_input=capture_messages(kwargs.get("messages"), kwargs.get("system"))
         if options.capture_content else None,
         max_searches=web_searches_allowed(kwargs.get("tools")),
-        requested_tier=tier_label(None, speed=kwargs.get("speed"), inference_geo=kwargs.get("inference_geo"),
-                                  endpoint=endpoint)
-        if "speed" in kwargs or "inference_geo" in kwargs or endpoint else None,
-        endpoint_modifiers=f"endpoint={endpoint}" if endpoint else None,
+        requested_tier=tier_label(None, speed=kwargs.get("speed"), inference_geo=kwargs.get("inference_geo"))
+        if "speed" in kwargs or "inference_geo" in kwargs else None,
     )
+    if vertex_regional(instance):  # billed apart from the global endpoint
+        request = at_endpoint(request, "endpoint=regional")
     return Prepared(request, kwargs, body_left_to_caller=streaming_response_requested(kwargs),
                     capture_content=options.capture_content)
 
 
-def vertex_endpoint(instance: Any) -> str | None:
-    """``regional`` for a client of Claude on Vertex AI (``AnthropicVertex``) bound to a region or multi-region, None
-    for its global endpoint and for every other client: a regional endpoint is billed apart (``tier_prices``)."""
+def vertex_regional(instance: Any) -> bool:
+    """A client of Claude on Vertex AI (``AnthropicVertex``) bound to a region or multi-region, not to the global
+    endpoint: billed apart (``tier_prices``)."""
     client = getattr(instance, "_client", None)
     if type(client).__name__ not in ("AnthropicVertex", "AsyncAnthropicVertex"):
-        return None
+        return False
     region = getattr(client, "region", None)
-    return "regional" if isinstance(region, str) and region and region != "global" else None
+    return isinstance(region, str) and bool(region) and region != "global"
 
 
 DEFAULT_SEARCHES = 10

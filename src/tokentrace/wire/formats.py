@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .._usage import ResponseInfo
+from .._usage import ResponseInfo, at_endpoint
 from ..providers import Endpoint, Options, Prepared, StreamAccumulator
 from .routes import Route, regional_vertex
 
@@ -138,8 +138,7 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
         request = prepared.request._replace(provider=route.provider, stream=stream, server_address=host,
                                             server_port=port)
         if route.api == "vertex_messages" and regional_vertex(host):  # billed apart from the global endpoint
-            request = request._replace(endpoint_modifiers="endpoint=regional",
-                                       requested_tier=f"{request.requested_tier or 'standard'}+endpoint=regional")
+            request = at_endpoint(request, "endpoint=regional")
         return Prepared(request, {}, False, False, prepared.capture_content)
     request = prepared.request._replace(provider=route.provider, server_address=host, server_port=port)
     return prepared._replace(request=request, kwargs={}, hide_usage_only_chunk=False, body_left_to_caller=False)
