@@ -292,9 +292,14 @@ def kept(db: Any, budget: Budget, begin: datetime) -> int | None:
     if text is None or budget.window is not None or db.version < SINCE_SCHEMA or \
             budget.period_bounds(begin)[0] != begin:
         return None
+    return _holding(db, text, iso_utc(begin.timestamp()))
+
+
+def _holding(db: Any, text: str, start: str) -> int | None:
+    """The registry id of ``text`` when its table is complete for everything from ``start`` (UTC ISO) on."""
     row = db.execute("SELECT id, since_utc, complete FROM llm_principal_budgets WHERE signature = ?",
                      (text,)).fetchone()
-    return int(row[0]) if row is not None and row[2] and iso_utc(begin.timestamp()) >= row[1] else None
+    return int(row[0]) if row is not None and row[2] and start >= row[1] else None
 
 
 def read_hours(db: Any, budget: Budget, first_hour: datetime) -> tuple[int, float, int] | None:
@@ -304,13 +309,12 @@ def read_hours(db: Any, budget: Budget, first_hour: datetime) -> tuple[int, floa
     if budget.principal is None or budget.window is None or text is None or db.version < SINCE_SCHEMA:
         return None
     start = iso_utc(first_hour.timestamp())
-    found = db.execute("SELECT id, complete, since_utc FROM llm_principal_budgets WHERE signature = ?",
-                       (text,)).fetchone()
-    if found is None or not found[1] or start < found[2]:
+    budget_id = _holding(db, text, start)
+    if budget_id is None:
         return None
     row = db.execute("SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(charged_usd), 0), COALESCE(SUM(charged_tokens), 0) "
                      "FROM llm_principal_spend WHERE budget_id = ? AND principal = ? AND period_start >= ?",
-                     (found[0], budget.principal, start)).fetchone()
+                     (budget_id, budget.principal, start)).fetchone()
     return int(row[0]), float(row[1]), int(row[2])
 
 
