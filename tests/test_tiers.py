@@ -245,14 +245,16 @@ def test_gemini_flex_asked_through_the_sdk_is_unpriced_as_its_response_type_drop
     assert_unpriced(telemetry, record, span, row, "asked:flex", "does not say which tier served the call")
 
 
-def test_gemini_flex_read_on_the_wire_is_unpriced_where_no_table_prices_it(simulator: Any, ledger: Path) -> None:
+def test_gemini_flex_read_on_the_wire_is_priced_at_half_the_standard_rates(simulator: Any, ledger: Path) -> None:
+    """The Gemini API bills its flex tier 50% under standard (ai.google.dev/gemini-api/docs/flex-inference):
+    gemini-2.5-flash's Batch rates, $0.15 / $1.25 per million (standard $0.30 / $2.50)."""
     import httpx
 
     telemetry = _telemetry(ledger)
     url = simulator.url.rstrip("/") + "/v1beta/models/gemini-2.5-flash:generateContent"
     body = {"contents": [{"role": "user", "parts": [{"text": "one two"}]}], "serviceTier": "flex"}
     record, span, row = one_call(telemetry, ledger, lambda: httpx.post(url, json=body))
-    assert_unpriced(telemetry, record, span, row, "flex", "google service_tier=flex is not in the modifier table")
+    assert_priced(telemetry, record, span, row, by_hand(record.usage, 0.15, 1.25), "flex", "service_tier=flex")
 
 
 NOVA = {"models": {"amazon.nova-lite-v1:0": {"provider": "bedrock", "input": 0.06, "output": 0.24}}}

@@ -30,12 +30,14 @@ class Rates:
     """Rate of image input tokens (``Usage.input_image``); None: the input rate."""
     output_image: float | None = None
     """Rate of image output tokens (``Usage.output_image``); None: the output rate."""
+    cache_read_audio: float | None = None
+    """Rate of cached audio input tokens (``Usage.cache_read_audio``); None: the cache_read rate."""
 
     @classmethod
     def filled(cls, inp: float | None, out: float | None, read: float | None, write: float | None,
                reasoning: float | None, write_1h: float | None, input_audio: float | None = None,
                output_audio: float | None = None, input_image: float | None = None,
-               output_image: float | None = None) -> Rates | None:
+               output_image: float | None = None, cache_read_audio: float | None = None) -> Rates | None:
         """Rates from a price list's entries, where a missing cache rate is the input rate and a missing reasoning
         rate the output rate; None when neither input nor output has a rate."""
         if inp is None and out is None:
@@ -44,7 +46,7 @@ class Rates:
         return cls(input=inp, cache_read=inp if read is None else read, cache_write=inp if write is None else write,
                    output=out, reasoning=out if reasoning is None else reasoning, cache_write_1h=write_1h,
                    input_audio=input_audio, output_audio=output_audio, input_image=input_image,
-                   output_image=output_image)
+                   output_image=output_image, cache_read_audio=cache_read_audio)
 
     def cost(self, usage: Usage) -> float:
         inp, read, write, out, reasoning, write_1h = usage[:6]
@@ -57,7 +59,7 @@ class Rates:
             + out * self.output
             + reasoning * self.reasoning
         )
-        audio_in, audio_out, image_in, image_out = usage[8:12]
+        audio_in, audio_out, image_in, image_out, cached_audio = usage[8:13]
         if audio_in and self.input_audio is not None:  # audio and images at their own rates, not the text rates
             tokens += audio_in * (self.input_audio - self.input)
         if audio_out and self.output_audio is not None:
@@ -66,6 +68,8 @@ class Rates:
             tokens += image_in * (self.input_image - self.input)
         if image_out and self.output_image is not None:
             tokens += image_out * (self.output_image - self.output)
+        if cached_audio and self.cache_read_audio is not None:
+            tokens += cached_audio * (self.cache_read_audio - self.cache_read)
         return tokens / 1_000_000
 
 
@@ -83,6 +87,9 @@ class ModelPrice:
     """USD per server-side file search (``Usage.file_search_requests``)."""
     entry: Any = field(default=None, compare=False, repr=False)
     """The genai-prices model entry the price came from (its tier variants price a served tier); None otherwise."""
+    priced_as: str = ""
+    """The tokentrace provider whose price this is, when it is not the call's own (a price inferred at an unknown
+    host from OpenAI's entry: ``openai``): its tier and modifier rules price the served tier. Empty: the call's."""
 
     def rates_for(self, usage: Usage) -> Rates:
         rates = self.base
@@ -120,7 +127,8 @@ def _decimal_at(value: Any, threshold: int) -> float | None:
 def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> ModelPrice | None:
     """A genai-prices ``ModelPrice`` (rates per million tokens, per thousand searches) as tokentrace's."""
     keys = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok",
-            "cache_write_1h_mtok", "input_audio_mtok", "output_audio_mtok", "input_image_mtok", "output_image_mtok")
+            "cache_write_1h_mtok", "input_audio_mtok", "output_audio_mtok", "input_image_mtok", "output_image_mtok",
+            "cache_audio_read_mtok")
     values = {key: getattr(model_price, key, None) for key in keys}
     if values["cache_write_mtok"] is None:
         values["cache_write_mtok"] = getattr(model_price, "cache_write_5m_mtok", None)
@@ -130,7 +138,8 @@ def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> Model
         got = {key: _decimal_at(value, threshold) for key, value in values.items()}
         return Rates.filled(got["input_mtok"], got["output_mtok"], got["cache_read_mtok"], got["cache_write_mtok"],
                             got["output_reasoning_mtok"], got["cache_write_1h_mtok"], got["input_audio_mtok"],
-                            got["output_audio_mtok"], got["input_image_mtok"], got["output_image_mtok"])
+                            got["output_audio_mtok"], got["input_image_mtok"], got["output_image_mtok"],
+                            got["cache_audio_read_mtok"])
 
     base = rates(-1)
     if base is None:

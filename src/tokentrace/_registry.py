@@ -105,6 +105,9 @@ LITELLM_ALIASES: Mapping[str, str] = MappingProxyType(
     {alias: p.id for p in PROVIDERS for alias in p.litellm_aliases})
 ACCEPTS_STREAM_OPTIONS: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.accepts_stream_options)
 REASONING_ON_TOP: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.reasoning_on_top)
+MAKER_PROVIDERS: Mapping[str, str] = MappingProxyType(
+    {genai: p.id for p in reversed(PROVIDERS) if (genai := p.genai_prices_id) is not None})
+"""genai-prices provider id -> the tokentrace provider it is (the first registered: ``google`` -> ``google``)."""
 LOCAL: frozenset[str] = frozenset(p.id for p in PROVIDERS if p.local)
 HOSTS: tuple[tuple[str, str], ...] = tuple((host, p.id) for p in PROVIDERS for host in p.hosts)
 

@@ -51,6 +51,9 @@ class Usage(NamedTuple):
     output_image: int = 0
     """Of ``output``, the image tokens (Gemini image models' IMAGE modality of the candidates): still counted as
     output, priced at the model's image output rate (gemini-2.5-flash-image: $30 per million, not $2.50)."""
+    cache_read_audio: int = 0
+    """Of ``cache_read``, the audio tokens (Gemini's ``cache_tokens_details`` AUDIO modality): still counted as
+    cache reads, priced at the model's cached-audio rate where it has one."""
 
     @property
     def total(self) -> int:
@@ -88,6 +91,7 @@ class Usage(NamedTuple):
             self.output_audio + other.output_audio,
             self.input_image + other.input_image,
             self.output_image + other.output_image,
+            self.cache_read_audio + other.cache_read_audio,
         )
 
 
@@ -168,7 +172,9 @@ def tier_label(tier: Any, **modifiers: Any) -> str | None:
     return "+".join(parts) if parts else None
 
 
-_DEFAULT_MODIFIER_VALUES = frozenset({"standard", "global", "default"})
+_DEFAULT_MODIFIER_VALUES = frozenset({"standard", "global", "default", "not_available"})
+"""Modifier values that name no surcharge (Anthropic's ``inference_geo: "not_available"`` on models without data
+residency pricing is billed at standard): left out of the label."""
 _PLAIN_LABELS: dict[str, str | None] = {}
 
 

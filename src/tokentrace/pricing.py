@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 from . import _forksafe, price_refresh, tier_prices
 from ._price_types import ModelPrice, Rates, from_genai_prices
-from ._registry import GENAI_PRICES_IDS, LOCAL
+from ._registry import GENAI_PRICES_IDS, LOCAL, MAKER_PROVIDERS
 
 __all__ = ["LOCAL_PRICE", "ModelPrice", "PriceTable", "Rates", "clock"]
 
@@ -69,6 +70,29 @@ LOCAL_PRICE = ModelPrice(base=Rates(0.0, 0.0, 0.0, 0.0, 0.0), source="local")
 
 MAX_CACHED_PRICES = 4096
 """(provider, model) prices kept; one more forgets the oldest, so memory stays bounded whatever names arrive."""
+
+
+_SNAPSHOT_SUFFIXES = (
+    re.compile(r"-v\d+(?::\d+)?$"),  # Bedrock's version: anthropic.claude-3-haiku-20240307-v1:0
+    re.compile(r"(?:-|@)(?:19|20)\d\d-?[01]\d-?[0-3]\d$"),  # -2024-07-18, -20241022, @20250929
+    re.compile(r"-(?:0[1-9]|1[0-2]|2[3-9])\d\d$"),  # -0613 (MMDD), -2407 (YYMM)
+    re.compile(r"-[01]\d-[0-3]\d$"),  # -05-20 (a preview's MM-DD)
+)
+"""Date and version suffixes of model snapshots, stripped one after another to find an undated name. Each pattern
+is anchored and has no nested repetition (linear time on any name)."""
+
+
+def undated_names(model: str) -> list[str]:
+    """The names a dated snapshot is also known by, most specific first: ``anthropic.claude-3-haiku-20240307-v1:0``
+    -> [``anthropic.claude-3-haiku-20240307``, ``anthropic.claude-3-haiku``]; an undated name -> []."""
+    found: list[str] = []
+    name = model[:200]
+    for pattern in _SNAPSHOT_SUFFIXES:
+        shorter = pattern.sub("", name)
+        if shorter != name and shorter:
+            found.append(shorter)
+            name = shorter
+    return found
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -208,6 +232,25 @@ class PriceTable:
         _bounded_put(self._cache, key, (min(changes), price))
         return price
 
+    def price_for(self, provider: str, model: str, tier: str | None = None) -> tuple[ModelPrice | None, str | None]:
+        """What a call of ``model`` at ``provider``, served at ``tier``, is charged by: (price, None), or (None, why
+        no price applies). The one path of a real call (the recorder) and of ``tokentrace prices --explain``."""
+        if tier:
+            return self.lookup_served(provider, model, tier)
+        price = self.lookup(provider, model)
+        if price is None:
+            return None, self.why_unpriced(provider, model)
+        return price, None
+
+    def why_unpriced(self, provider: str, model: str) -> str:
+        """Why no price applies to ``model`` at ``provider`` (no override, no table entry, no single inference)."""
+        provider_id = GENAI_PRICES_IDS.get(provider, provider)
+        where = (f"no genai-prices {self.genai_prices_version} entry of {provider_id} matches it"
+                 if provider_id is not None else
+                 "the host is unknown and no single genai-prices entry prices the name" if self._infer else
+                 "the host is unknown")
+        return f"unpriced: no override names {model!r} and {where}; add it with instrument(prices=...)"
+
     def lookup_served(self, provider: str, model: str, tier: str | None) -> tuple[ModelPrice | None, str | None]:
         """The price of ``model`` at the tier that served the call (``tier_prices``): (price, None), or (None, why
         it is unpriced). A standard or unnamed tier is ``lookup``'s price."""
@@ -221,8 +264,8 @@ class PriceTable:
             return cached[1], cached[2]
         from datetime import datetime
 
-        served, reason = tier_prices.served_price(price, provider, tier, datetime.fromtimestamp(now, tz=UTC),
-                                                  self._modifiers, model)
+        served, reason = tier_prices.served_price(price, price.priced_as or provider, tier,
+                                                  datetime.fromtimestamp(now, tz=UTC), self._modifiers, model)
         _bounded_put(self._served, key, ((now // 86400 + 1) * 86400, served, reason))
         return served, reason
 
@@ -255,7 +298,7 @@ class PriceTable:
         provider_id, model_id = min(entries, key=rank)
         source = f"inferred from genai-prices {self.genai_prices_version}:{provider_id}/{model_id} (host unknown)"
         searches = WEB_SEARCH_USD.get(provider_id, 0.0)
-        return replace(found_price[(base, tiers)], source=source,
+        return replace(found_price[(base, tiers)], source=source, priced_as=MAKER_PROVIDERS.get(provider_id, ""),
                        web_search_usd=found_price[(base, tiers)].web_search_usd or searches)
 
     def _compiled_matches(self) -> list[tuple[Any, Any, Any]]:
@@ -279,12 +322,26 @@ class PriceTable:
                            "over a year ago; run `tokentrace prices --refresh` or upgrade genai-prices",
                            provider, model, dated)
 
+    def override_for(self, provider: str, model: str) -> tuple[ModelPrice, str] | None:
+        """The user's override that prices ``model`` at ``provider``, with the name it was given under: the exact
+        name first (this provider's, then any provider's), then the undated name of a dated snapshot
+        (``gpt-4o-mini`` prices ``gpt-4o-mini-2024-07-18``), so a dated override wins over an undated one."""
+        if not self._overrides:
+            return None
+        for name in (model, *undated_names(model.lower())):
+            for key in ((provider, name), (provider, name.lower()), (None, name), (None, name.lower())):
+                found = self._overrides.get(key)
+                if found is not None:
+                    return found, key[1]
+        return None
+
     def _resolve(self, provider: str, model: str, now: Any, changes: list[float]) -> ModelPrice | None:
         """The price in effect at ``now`` (a UTC datetime); adds to ``changes`` when a time-of-day price ends."""
-        lowered = model.lower()
-        for key in ((provider, model), (provider, lowered), (None, model), (None, lowered)):
-            if key in self._overrides:
-                return self._overrides[key]
+        override = self.override_for(provider, model)
+        if override is not None:
+            price, name = override
+            return price if name == model.lower() or name == model else replace(
+                price, source=f"{price.source} ({name!r} covers {model!r})")
         if provider in LOCAL:  # a model on the user's own machine: no bill, unless an override prices it
             return LOCAL_PRICE
         snapshot = self._load_snapshot()

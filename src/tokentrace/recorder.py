@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import _errors, _forksafe
-from ._estimate import estimate
+from ._estimate import estimate, unpriced_estimate_usd
 from ._refusal import CallRefused
 from ._text import encodable
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build, with_modifier
@@ -19,6 +19,8 @@ _perf = time.perf_counter
 _wall = time.time
 
 Listener = Callable[[UsageRecord], None]
+MAX_MODEL_NAMES = 4096
+"""(provider, requested model) -> answered model names kept; past it the map starts again."""
 WARN_UNPRICED_MODELS = 20
 """Unpriced (provider, model) pairs warned about one by one; beyond them, one warning a minute at most."""
 
@@ -40,6 +42,10 @@ class Recorder:
         _forksafe.register(self)
         self._warned_unpriced: set[tuple[str, str]] = set()
         self._unpriced_said_at = -60.0
+        self.answered_as: dict[tuple[str, str], str] = {}
+        """(provider, requested model) -> the model name the provider answered it under (its dated snapshot):
+        a call that gets no answer (refused by a budget, failed) is recorded under that name too, so one model is
+        one name in the ledger, the metrics and the reports. Bounded (``MAX_MODEL_NAMES``)."""
 
     def _after_fork_in_child(self) -> None:
         self._listeners_lock = threading.Lock()
@@ -71,37 +77,26 @@ class Recorder:
                 _errors.report("listener", exc, "a usage listener failed")
 
     def price(self, record_provider: str, model: str, tier: str | None = None) -> tuple[Any, str | None]:
-        """(price at the served tier, None), or (None, why unpriced: None for an unknown model)."""
-        price, reason = self.prices.lookup_served(record_provider, model, tier) if tier else (
-            self.prices.lookup(record_provider, model), None)
-        if reason is not None:
-            key = (record_provider, f"{model}@{tier}")
-            if key not in self._warned_unpriced and len(self._warned_unpriced) < WARN_UNPRICED_MODELS:
-                self._warned_unpriced.add(key)
-                _errors.logger.warning("%s model %r served at %r is %s", record_provider, model, tier,
-                                       reason)
+        """(price at the served tier, None), or (None, why unpriced); warns once per unpriced model."""
+        price, reason = self.prices.price_for(record_provider, model, tier)
+        if price is not None:
+            return price, None
+        key = (record_provider, f"{model}@{tier}" if tier else model)
+        if key in self._warned_unpriced:
             return None, reason
-        if price is None:
-            key = (record_provider, model)
-            if key in self._warned_unpriced:
-                return price, None
-            if len(self._warned_unpriced) >= WARN_UNPRICED_MODELS:  # a host inventing names: no flood of warnings
-                now = _perf()
-                if now - self._unpriced_said_at >= 60.0:  # llm_unpriced_requests_total counts every such call
-                    self._unpriced_said_at = now
-                    _errors.logger.warning(
-                        "no price known for %s model %r either; more than %d models are unpriced, so "
-                        "further ones are logged at most once a minute (see llm_unpriced_requests_total)",
-                        record_provider, model, WARN_UNPRICED_MODELS)
-            else:
-                self._warned_unpriced.add(key)
+        if len(self._warned_unpriced) >= WARN_UNPRICED_MODELS:  # a host inventing names: no flood of warnings
+            now = _perf()
+            if now - self._unpriced_said_at >= 60.0:  # llm_unpriced_requests_total counts every such call
+                self._unpriced_said_at = now
                 _errors.logger.warning(
-                    "no price known for %s model %r; its cost is recorded as unknown. "
-                    "Add it with instrument(prices=...) or TOKENTRACE_PRICES.",
-                    record_provider,
-                    model,
-                )
-        return price, None
+                    "%s model %r is %s too; more than %d models are unpriced, so further ones are logged at most "
+                    "once a minute (see llm_unpriced_requests_total)", record_provider, model, reason,
+                    WARN_UNPRICED_MODELS)
+        else:
+            self._warned_unpriced.add(key)
+            _errors.logger.warning("%s model %r%s is %s; its cost is recorded as unknown", record_provider, model,
+                                   f" served at {tier!r}" if tier else "", reason)
+        return None, reason
 
 
 class Call:
@@ -202,6 +197,20 @@ class Call:
         except Exception as err:
             _errors.report("recorder.fail", err, "failed to record a failed call")
 
+    def _answered_name(self, request: RequestInfo) -> str:
+        """The name this call's model was last answered under (else the requested name)."""
+        names = self.recorder.answered_as
+        return names.get((request.provider, request.request_model), request.request_model) if names else \
+            request.request_model
+
+    def _remember_answer(self, request: RequestInfo, model: str) -> None:
+        names = self.recorder.answered_as
+        key = (request.provider, request.request_model)
+        if names.get(key) != model:
+            if len(names) >= MAX_MODEL_NAMES:
+                names.clear()  # names without end (a host inventing them): start again, never grow
+            names[key] = model
+
     def _finish(self, response: ResponseInfo | None, status: str, error_type: str | None) -> None:
         now = _perf()
         request = self.request
@@ -210,7 +219,9 @@ class Call:
             usage, model, response_id, reasons, output_text, reported_cost, tier = response
             if request.endpoint_modifiers is not None:
                 tier = with_modifier(tier, request.endpoint_modifiers)
-            model = model or request.request_model
+            if model and model != request.request_model:
+                self._remember_answer(request, model)
+            model = model or self._answered_name(request)
             if not model.isascii():
                 model = encodable(model)
             if response_id is not None and not response_id.isascii():
@@ -219,7 +230,7 @@ class Call:
                 reasons = tuple(map(encodable, reasons))
         else:
             usage = response_id = output_text = reported_cost = tier = None
-            model, reasons = request.request_model, ()
+            model, reasons = self._answered_name(request), ()
         usage_reported = usage is not None
         cost: float | None = None
         fees: float | None = None
@@ -241,10 +252,12 @@ class Call:
         charged_tokens: int | None = None
         if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
             charged_usd, charged_tokens = estimate(request, recorder.prices)
-        elif cost is None and usage is not None and tier is not None and source is not None:
-            standard = recorder.prices.lookup(request.provider, model)  # a tier nobody prices: budgets count
-            if standard is not None:  # the standard price, the ledger's cost stays unknown
-                charged_usd, charged_tokens = standard.cost(usage), usage.total
+        elif cost is None and usage is not None and status == "ok":
+            standard = recorder.prices.lookup(request.provider, model) if tier is not None else None
+            if standard is not None:  # a tier nobody prices: budgets count the standard price, the ledger's cost
+                charged_usd, charged_tokens = standard.cost(usage), usage.total  # stays unknown
+            else:  # no price applies at all: budgets count the floor a reservation holds, never $0
+                charged_usd, charged_tokens = unpriced_estimate_usd(), usage.total
         first = self.first_chunk_at
         recorder.emit(build(UsageRecord, (  # every field, in order
             self.started_wall, request.provider, model, request.request_model, request.operation,

@@ -86,6 +86,8 @@ Vertex AI endpoints are billed 10% over the global one; not ``claude-sonnet-4``,
 _GEMINI = "https://ai.google.dev/gemini-api/docs/pricing"
 _BEDROCK = "https://aws.amazon.com/bedrock/pricing/"
 _GROQ_FLEX = "https://console.groq.com/docs/flex-processing"
+_VERTEX_FLEX = "https://docs.cloud.google.com/vertex-ai/generative-ai/docs/flex-paygo"
+_GEMINI_FLEX = "https://ai.google.dev/gemini-api/docs/flex-inference"
 _CHECKED = "2026-12-02"
 
 BUNDLED: tuple[Modifier, ...] = (
@@ -108,7 +110,14 @@ BUNDLED: tuple[Modifier, ...] = (
     Modifier("anthropic", "inference_geo", "us", multiplier=1.1, source=_ANTHROPIC_GEO, checked=_CHECKED),
     Modifier("anthropic", "endpoint", "regional", multiplier=1.1, models=CLAUDE_4_5_AND_LATER,
              source=_ANTHROPIC_VERTEX, checked="2026-12-03"),
+    _standard("anthropic", "inference_geo", "global", _ANTHROPIC_GEO, "2026-12-06"),
+    _standard("anthropic", "inference_geo", "not_available", _ANTHROPIC_GEO, "2026-12-06"),
     _standard("google", TIER_KEY, "standard", _GEMINI, _CHECKED),
+    Modifier("google", TIER_KEY, "flex", multiplier=0.5, same_as=BATCH, source=_GEMINI_FLEX, checked="2026-12-06"),
+    Modifier("vertex_ai", TIER_KEY, "flex", multiplier=0.5, same_as=BATCH, source=_VERTEX_FLEX,
+             checked="2026-12-06"),
+    Modifier("vertex_ai", TIER_KEY, "provisioned_throughput", unpriced="provisioned throughput is billed by its "
+             "commitment", source=_VERTEX_FLEX, checked="2026-12-06"),
     _standard("google", TIER_KEY, "unspecified", _GEMINI, _CHECKED),
     _standard("vertex_ai", TIER_KEY, "standard", _GEMINI, _CHECKED),
     _standard("vertex_ai", TIER_KEY, "unspecified", _GEMINI, _CHECKED),
@@ -119,6 +128,7 @@ BUNDLED: tuple[Modifier, ...] = (
     _standard("groq", TIER_KEY, "flex", _GROQ_FLEX, _CHECKED),
     _standard("*", TIER_KEY, "standard", "", _CHECKED),
     _standard("*", TIER_KEY, "default", "", _CHECKED),
+    _standard("*", TIER_KEY, "on_demand", "", "2026-12-06"),
 )
 """The bundled modifier table. A value not here (Gemini flex, Bedrock priority, ...) is priced only where
 genai-prices or the user prices it; else the call is unpriced, with the reason."""
@@ -201,7 +211,8 @@ def _scaled(rates: Rates, factor: float) -> Rates:
                    input_audio=None if rates.input_audio is None else rates.input_audio * factor,
                    output_audio=None if rates.output_audio is None else rates.output_audio * factor,
                    input_image=None if rates.input_image is None else rates.input_image * factor,
-                   output_image=None if rates.output_image is None else rates.output_image * factor)
+                   output_image=None if rates.output_image is None else rates.output_image * factor,
+                   cache_read_audio=None if rates.cache_read_audio is None else rates.cache_read_audio * factor)
 
 
 def parse_user_modifiers(entries: Any) -> dict[ModifierKey, Modifier]:

@@ -228,6 +228,13 @@ def prices(
                                                                  "genai-prices' published table).")] = None,
     allow_http: Annotated[bool, typer.Option(
         "--allow-http", help="Let --refresh fetch from a plain http:// URL (a trusted local mirror).")] = False,
+    explain: Annotated[tuple[str, str] | None, typer.Option(
+        "--explain", metavar="PROVIDER MODEL",
+        help="Say which entry, override or modifier a call of MODEL at PROVIDER would be charged by, and why "
+             "(the model as the response names it, e.g. gpt-4o-mini-2024-07-18).")] = None,
+    tier: Annotated[str | None, typer.Option(
+        "--tier", metavar="T", help="With --explain: the tier the response says served the call (flex, priority, "
+                                    "standard+inference_geo=us, ...).")] = None,
     ledger: LedgerOption = None,
 ) -> None:
     """List a provider's prices, or show MODEL's rates (USD per million tokens) and where they come from.
@@ -256,6 +263,14 @@ def prices(
                   + (f" (newest price change in it: {dated})" if dated else "")
                   + (f" + overrides from {source}" if source else ""))
     names = TOKEN_TYPES
+    if tier is not None and explain is None:
+        fail("--tier goes with --explain PROVIDER MODEL")
+    if explain is not None:
+        explained, why = explain
+        if explained not in BY_ID:
+            fail(f"unknown provider {explained!r}; known: {', '.join(BY_ID)}")
+        render.explanation(console, explained, why, tier, *table.price_for(explained, why, tier))
+        return
     if model is None:  # list the provider's models
         named = provider is not None
         provider = provider or "openai"

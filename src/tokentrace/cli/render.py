@@ -303,3 +303,33 @@ def budget_table(console: Console, rows: list[dict[str, Any]]) -> None:
                       "would pass the limit, so it can refuse calls while under 100%. Refused calls cost nothing "
                       "and show as blocked in `tokentrace report`.",
                       highlight=False, soft_wrap=False)
+
+
+def explanation(console: Any, provider: str, model: str, tier: str | None, price: Any, reason: str | None) -> None:
+    """``tokentrace prices --explain``: what a call would be charged by (the price and where it came from, with
+    every modifier applied), or why no price applies."""
+    from rich.table import Table
+
+    from .._usage import TOKEN_TYPES
+
+    console.print(f"a call of {provider} model {model!r}" + (f" served at {tier!r}" if tier else "")
+                  + " is charged by:", highlight=False, soft_wrap=True)
+    if price is None:
+        console.print(f"  nothing: {reason}", highlight=False, soft_wrap=True)
+        return
+    source, _, applied = price.source.partition(" @ ")
+    kind = ("your override" if source.startswith("override:") else "an inferred genai-prices entry"
+            if source.startswith("inferred") else "the local price ($0)" if source == "local"
+            else "the genai-prices entry")
+    console.print(f"  {kind}: {source}", highlight=False, soft_wrap=True)
+    for note in applied.split("; ") if applied else ():
+        console.print(f"  modifier: {note}", highlight=False, soft_wrap=True)
+    if tier and not applied:
+        console.print(f"  the tier {tier!r} names no surcharge: standard rates", highlight=False, soft_wrap=True)
+    out = Table(title="USD per million tokens")
+    out.add_column("applies when all input >")
+    for name in TOKEN_TYPES:
+        out.add_column(name, justify="right")
+    for threshold, rates in ((0, price.base), *price.tiers):
+        out.add_row(f"{threshold:,}", *(rate(getattr(rates, n)) for n in TOKEN_TYPES))
+    console.print(out)

@@ -88,15 +88,18 @@ def usage_from(meta: Any) -> Usage | None:
     inputs = prompt - cached + _count(meta, "tool_use_prompt_token_count")
     output = _count(meta, "candidates_token_count")
     prompt_details, candidates_details = field(meta, "prompt_tokens_details"), field(meta, "candidates_tokens_details")
+    cache_details = field(meta, "cache_tokens_details")  # the cached share of each prompt modality
+    cached_audio = min(_modality(cache_details, "AUDIO"), cached)
     return Usage(
         input=inputs,
         cache_read=cached,
         output=output,
         reasoning=_count(meta, "thoughts_token_count"),
-        input_audio=min(_modality(prompt_details, "AUDIO"), inputs),
+        input_audio=min(max(_modality(prompt_details, "AUDIO") - cached_audio, 0), inputs),
         output_audio=min(_modality(candidates_details, "AUDIO"), output),
-        input_image=min(_modality(prompt_details, "IMAGE"), inputs),
+        input_image=min(max(_modality(prompt_details, "IMAGE") - _modality(cache_details, "IMAGE"), 0), inputs),
         output_image=min(_modality(candidates_details, "IMAGE"), output),
+        cache_read_audio=cached_audio,
     )
 
 
@@ -130,9 +133,22 @@ def _candidate_text(candidates: Any) -> str | None:
     return "".join(t for p in parts if not field(p, "thought") and isinstance(t := field(p, "text"), str))
 
 
+TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex", "ON_DEMAND_PRIORITY": "priority",
+                 "PROVISIONED_THROUGHPUT": "provisioned_throughput", "ON_DEMAND_OFFPEAK": "offpeak"}
+"""Vertex AI's ``usageMetadata.trafficType`` as the tier it bills (Vertex AI sends no ``serviceTier``): Flex PayGo is
+billed 50% under Standard PayGo; provisioned throughput by its commitment."""
+
+
 def served_tier(meta: Any) -> str | None:
-    """The tier label of ``usage_metadata``: the Gemini API's ``service_tier`` (standard, flex, priority)."""
-    tier = field(meta, "service_tier") if meta is not None else None
+    """The tier label of ``usage_metadata``: the Gemini API's ``service_tier`` (standard, flex, priority), else
+    Vertex AI's ``traffic_type`` (``ON_DEMAND_FLEX`` -> flex)."""
+    if meta is None:
+        return None
+    tier = field(meta, "service_tier")
+    if tier is None:
+        traffic = field(meta, "traffic_type")
+        traffic = getattr(traffic, "value", traffic)
+        tier = TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
     return tier_label(tier) if tier is not None else None
 
 

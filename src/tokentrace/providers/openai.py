@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable, Mapping, NamedTuple
 
 from .. import _errors
@@ -154,7 +156,7 @@ def partition(
         _errors.report(f"usage.{provider}", None, "provider usage details exceed their totals")
         output, uncached = max(output, 0), max(uncached, 0)
     return build(Usage, (uncached, cached, cache_write, output, reasoning, 0, 0, 0, min(audio_in, uncached),
-                         min(audio_out, output), 0, 0))
+                         min(audio_out, output), 0, 0, 0))
 
 
 class _UsageNames(NamedTuple):
@@ -217,17 +219,29 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
     return tuple(r for c in choices if (r := _str(fields_of(c).get("finish_reason"))))
 
 
+USD_PER_TICK = 1e-10
+"""xAI reports what it billed in ticks of 1e-10 USD (``cost_in_usd_ticks``)."""
+REPORTED_BILL_FIELDS: tuple[tuple[str, float], ...] = (("cost", 1.0), ("cost_in_usd_ticks", USD_PER_TICK),
+                                                      ("estimated_cost", 1.0))
+"""Where a host says what it billed in a ``usage`` object, and its unit in USD: OpenRouter's ``cost``, xAI's
+``cost_in_usd_ticks``, DeepInfra's ``estimated_cost``. Read in every API of the host (chat, completions,
+embeddings, Responses); the figure wins over any price table."""
+
+
 def _reported(values: Mapping[str, Any]) -> float | None:
-    """OpenRouter reports what it billed in ``usage.cost`` (USD), read from the usage object's fields."""
-    cost = values.get("cost")
-    if cost is None:
-        return None
-    cost = number_or_none(cost)
-    return cost if cost is not None and cost >= 0 else None
+    """What the host reports it billed for the call (``REPORTED_BILL_FIELDS``), in USD; None when it does not."""
+    for name, unit in REPORTED_BILL_FIELDS:
+        raw = values.get(name)
+        if raw is None:
+            continue
+        cost = number_or_none(raw)
+        if cost is not None and 0 <= cost < math.inf:
+            return cost * unit
+    return None
 
 
 def reported_cost(usage: Any) -> float | None:
-    """OpenRouter reports what it billed in ``usage.cost`` (USD); any other host: None."""
+    """What the host reports it billed (``REPORTED_BILL_FIELDS``); None for a host that does not say."""
     return None if usage is None else _reported(fields_of(usage))
 
 
@@ -257,12 +271,14 @@ def responses_response(result: Any, provider: str, capture: bool = False) -> Res
     """A Responses API response."""
     status = _str(field(result, "status"))
     text = field(result, "output_text") if capture else None
-    usage = usage_from_response_usage(field(result, "usage"), provider)
+    raw_usage = field(result, "usage")
+    usage = usage_from_response_usage(raw_usage, provider)
     if usage is not None:
         usage = _with_tool_calls(usage, field(result, "output"))
     tier = field(result, "service_tier")
     return ResponseInfo(
         usage=usage,
+        reported_cost_usd=reported_cost(raw_usage),
         service_tier=tier_label(tier) if tier is not None else None,
         response_model=_str(field(result, "model")),
         response_id=_str(field(result, "id")),

@@ -16,10 +16,9 @@ from ._capture import capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import count, int_or_none, number_or_none, text_or_none, usage_reader
 from ._kinds import model_or_generator
-from .openai import partition
+from .openai import USD_PER_TICK, partition
 
 PROVIDER = "xai"
-USD_PER_TICK = 1e-10
 
 
 def _has(message: Any, name: str) -> bool:
