@@ -245,6 +245,11 @@ class BodyReader(StreamAccumulator):
         value = framing.loads(b"".join(self.parts))
         if value is None:
             return ResponseInfo()
+        if isinstance(value, list) and self.prepared.request.stream:  # a stream sent as one JSON array (Gemini's
+            self._start_stream()                                       # streamGenerateContent without alt=sse)
+            self._payloads(value)
+            assert self.accumulator is not None
+            return self.accumulator.result()
         return formats.extract(self.route, self.prepared, value, self.headers)
 
 
