@@ -91,9 +91,9 @@ def test_http_false_and_the_environment_turn_the_wire_layer_off(simulator: Any,
 
 
 def test_a_block_budget_refuses_a_raw_request_before_it_is_sent(simulator: Any) -> None:
-
+    """The simulator's host is named an LLM host, so its calls may be refused from the first one."""
     budget = tokentrace.Budget("none-left", limit_usd=1e-12, action="block")
-    make_telemetry(budgets=[budget])
+    make_telemetry(budgets=[budget], llm_hosts=["127.0.0.1"])
     case = CASES[0]
     seen_before = len(simulator.served)
     with capture_usage() as records:
@@ -109,7 +109,7 @@ def test_errors_and_odd_bodies_reach_the_caller_as_they_were(simulator: Any) -> 
 
     case = CASES[0]
     url = simulator.url.rstrip("/") + case.path
-    make_telemetry()
+    make_telemetry(llm_hosts=["127.0.0.1"])  # an LLM host: its errors and odd answers are calls from the first one
     _errors.reset()
     with capture_usage() as records:
         answered = httpx.post(url, json=case.body, headers={"x-sim-error": "429"})
@@ -236,10 +236,10 @@ def test_odd_answers_reach_the_caller_unchanged_and_are_counted(httpserver: Any,
         "empty": (b"", {"Content-Type": "application/json"}, False, False),
     }[answer]
     url = _serve(httpserver, body, headers)
-    case = WireCase("openai-chat", "", {"model": "gpt-4o-mini", "messages": [], "stream": stream}, stream,
-                    "openai_compatible", "chat")
+    case = WireCase("openai-chat", "", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                        "stream": stream}, stream, "openai_compatible", "chat")
     uninstrumented = fetch(client, url, case)
-    make_telemetry()
+    make_telemetry(llm_hosts=["localhost"])  # named an LLM host: an odd answer is still a call
     with capture_usage() as records:
         instrumented = fetch(client, url, case)
         gc.collect()
@@ -260,7 +260,7 @@ def test_a_connection_error_is_the_callers_and_recorded_as_an_error(client: str)
     url = f"http://127.0.0.1:{free_port()}{case.path}"  # nothing listens there
     with pytest.raises(Exception) as uninstrumented:
         fetch(client, url, case)
-    make_telemetry()
+    make_telemetry(llm_hosts=["127.0.0.1"])
     with capture_usage() as records, pytest.raises(Exception) as instrumented:
         fetch(client, url, case)
     assert type(instrumented.value) is type(uninstrumented.value)
@@ -332,16 +332,82 @@ def test_a_wire_call_gets_the_same_span_metrics_ledger_row_and_attribution_as_an
 
 @pytest.mark.parametrize("path", ["/api/chat", "/api/generate", "/v2/chat", "/v2/embed"])
 def test_an_apps_own_api_on_a_generic_path_is_not_taken_for_an_llm_call(httpserver: Any, path: str) -> None:
-    """Ollama's and Cohere's paths are common in ordinary web APIs: without a ``model`` in the JSON body the
-    request is not an LLM call (no record, nothing read); with one, it is."""
+    """Ollama's and Cohere's paths are common in ordinary web APIs: a body that is not an LLM request of the format
+    is not an LLM call (no record, nothing read); nor is an LLM-shaped request an unknown host answers without usage,
+    id or model. A host named in ``llm_hosts`` is an LLM host: such an answer is a call whose usage is unknown."""
     import httpx
 
     httpserver.expect_request(path, method="POST").respond_with_json({"reply": "hello"})
     make_telemetry()
+    body = {"model": "command-a", "messages": [{"role": "user", "content": "hi"}], "texts": ["hi"],
+            "prompt": "hi", "input": "hi"}
     with capture_usage() as records:
         httpx.post(httpserver.url_for(path), json={"message": "hi", "user": "u1"})
         httpx.post(httpserver.url_for(path), content=b"not json")
-    assert records == []
-    with capture_usage() as records:
         httpx.post(httpserver.url_for(path), json={"model": "llama3.2", "messages": []})
+        httpx.post(httpserver.url_for(path), json=body)
+    assert records == []
+    tokentrace.uninstrument()
+    make_telemetry(llm_hosts=["localhost"])
+    with capture_usage() as records:
+        httpx.post(httpserver.url_for(path), json=body)
     assert len(records) == 1 and not records[0].usage_reported
+
+
+APP_OWN_POSTS = [
+    ("/forms/42/responses", {"answers": [{"question": 1, "value": "yes"}], "email": "a@example.com"}),
+    ("/v1/messages", {"to": "+15550100", "from": "+15550199", "body": "your code is 1234"}),
+    ("/api/tasks/7/completions", {"completed_by": "u1", "note": "done"}),
+    ("/collections/docs/embeddings", {"vectors": [[0.1, 0.2]], "ids": ["d1"]}),
+    ("/api/chat", {"model": "support-bot", "message": "where is my order?"}),
+    ("/v1/chat/completions", {"model": "house-bot", "messages": [{"role": "user", "content": "hi"}]}),
+]
+"""The app's own API on paths LLM APIs use too; the last is LLM-shaped, but the host answers like no LLM API."""
+
+
+@pytest.mark.parametrize("path, body", APP_OWN_POSTS, ids=[p for p, _ in APP_OWN_POSTS])
+@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp"])
+def test_the_apps_own_posts_are_never_counted_charged_or_refused(httpserver: Any, tmp_path: Any, path: str,
+                                                                 body: dict[str, Any], client: str) -> None:
+    """A $1 daily block budget and the $0.10 unpriced floor: 12 of the app's own POSTs each reach its server, leave
+    no record and no spend, and the caller reads what it read uninstrumented."""
+    httpserver.expect_request(path, method="POST").respond_with_json({"ok": True, "reply": "noted"})
+    case = WireCase("own", "", body, False, "openai_compatible", "chat")
+    url = httpserver.url_for(path)
+    uninstrumented = fetch(client, url, case)
+    make_telemetry(ledger=str(tmp_path / "u.db"), budgets=[tokentrace.Budget("d", limit_usd=1.0, action="block")])
+    served = len(httpserver.log)
+    with capture_usage() as records:
+        answers = [fetch(client, url, case) for _ in range(12)]
+    assert answers == [uninstrumented] * 12
+    assert len(httpserver.log) - served == 12
+    assert records == []
+    assert tokentrace.flush()
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "u.db").execute("SELECT COUNT(*) FROM llm_usage").fetchone() == (0,)
+
+
+def test_an_unknown_host_that_answers_like_an_llm_api_is_refused_from_then_on(simulator: Any) -> None:
+    """The first LLM request to an unknown host is counted, never refused; its LLM answer proves the host, and the
+    next call meets the budget like any other."""
+    import httpx
+
+    case = CASES[0]
+    make_telemetry(budgets=[tokentrace.Budget("none-left", limit_usd=1e-12, action="block")])
+    url = simulator.url.rstrip("/") + case.path
+    with capture_usage() as records:
+        assert httpx.post(url, json=case.body).status_code == 200
+        with pytest.raises(tokentrace.BudgetExceeded):
+            httpx.post(url, json=case.body)
+    assert [r.status for r in records] == ["ok", "blocked"]
+    assert records[0].usage_reported
+
+
+def test_llm_hosts_come_from_the_environment_and_bad_ones_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokentrace.config import ConfigError, resolve
+
+    monkeypatch.setenv("TOKENTRACE_LLM_HOSTS", "llm.internal.example, GW.example.com")
+    assert resolve(ledger=False).llm_hosts == ("llm.internal.example", "gw.example.com")
+    with pytest.raises(ConfigError, match="not a host name"):
+        resolve(ledger=False, llm_hosts=["https://gw.example.com/v1"])

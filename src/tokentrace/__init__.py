@@ -59,6 +59,7 @@ def instrument(
     flush_on_sigterm: bool | None = None,
     infer_prices: bool | None = None,
     http: bool | None = None,
+    llm_hosts: Iterable[str] | None = None,
     usage_token: str | None = None,
     usage_by_identity: bool | None = None,
     tracer_provider: Any = None,
@@ -75,7 +76,10 @@ def instrument(
     with ``price_source`` starting ``inferred``; False leaves such calls unpriced.
 
     ``http`` (default: ``TOKENTRACE_HTTP``, on): also measure LLM calls that no patched SDK method made, seen on
-    the wire in httpx, requests/urllib3 and aiohttp (LiteLLM, raw HTTP, other SDKs). ``usage_token`` (default:
+    the wire in httpx, requests/urllib3 and aiohttp (LiteLLM, raw HTTP, other SDKs). On a host that is not a known
+    provider, only a request whose body is an LLM request of its format is measured, and budgets refuse it only
+    once the host has answered one like an LLM API, or when ``llm_hosts`` (default: ``TOKENTRACE_LLM_HOSTS``)
+    names it. ``usage_token`` (default:
     ``TOKENTRACE_USAGE_TOKEN``): the bearer token ``GET /usage`` on the metrics server asks for; without one,
     ``/usage`` answers 403 when ``metrics_addr`` is not a loopback address. ``usage_by_identity`` (default:
     ``TOKENTRACE_USAGE_BY_IDENTITY``, off): let ``GET /usage`` group by user or session.
@@ -99,7 +103,7 @@ def instrument(
         metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
         namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
         budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm, infer_prices=infer_prices,
-        http=http, usage_token=usage_token, usage_by_identity=usage_by_identity,
+        http=http, usage_token=usage_token, usage_by_identity=usage_by_identity, llm_hosts=llm_hosts,
     )
     handle = _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry

@@ -252,7 +252,9 @@ def instrument(
                 wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
         if settings.http:
             from . import wire
+            from .wire import hosts
 
+            hosts.configure(settings.llm_hosts)
             wire.install()
         threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
         return handle
@@ -279,8 +281,10 @@ def uninstrument() -> None:
         _unpatch_all(handle)
         if "tokentrace.wire" in sys.modules:
             from . import wire
+            from .wire import hosts
 
             wire.uninstall()
+            hosts.forget()
         _sigterm.uninstall()
         if handle.metrics_server is not None:
             handle.metrics_server.close()

@@ -6,6 +6,13 @@ through. ``BudgetExceeded`` is one. Stdlib only, so nothing needs to import a co
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 
 class CallRefused(Exception):  # noqa: N818 - a refusal, not an error of tokentrace's
     """A call was refused before its request left the process: nothing was sent, nothing was spent."""
+
+
+counted_only: ContextVar[bool] = ContextVar("tokentrace_counted_only", default=False)
+"""True while a call is started that sinks must count but never refuse (a request to a host not yet seen to answer
+like an LLM API, ``wire.hosts``)."""

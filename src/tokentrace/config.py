@@ -38,6 +38,9 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("TOKENTRACE_NAMESPACE", "metric name prefix (`instrument(namespace=...)`)"),
     ("TOKENTRACE_STREAM_USAGE", "`0`: do not add `stream_options.include_usage` to OpenAI-format streams"),
     ("TOKENTRACE_HTTP", "`0`: do not measure calls on the wire (httpx, requests, aiohttp; `instrument(http=False)`)"),
+    ("TOKENTRACE_LLM_HOSTS", "comma-separated host names whose LLM-shaped requests budgets may refuse from the first "
+                             "call (`instrument(llm_hosts=...)`; other unknown hosts: once they answered like an LLM "
+                             "API)"),
     ("TOKENTRACE_USAGE_TOKEN", "bearer token `GET /usage` asks for (required beyond loopback; "
                                "`instrument(usage_token=...)`)"),
     ("TOKENTRACE_USAGE_BY_IDENTITY", "`1`: let `GET /usage` group by user or session "
@@ -145,6 +148,9 @@ class Settings:
     """GET /usage answers by=user and by=session (TOKENTRACE_USAGE_BY_IDENTITY)."""
     http: bool = True
     """Measure LLM calls seen on the wire (httpx, requests, aiohttp) too (TOKENTRACE_HTTP)."""
+    llm_hosts: tuple[str, ...] = ()
+    """Hosts that are not known providers but serve LLM APIs (a gateway, a self-hosted server): their LLM-shaped
+    requests may be refused by budgets from the first call (TOKENTRACE_LLM_HOSTS)."""
 
 
 def _port(value: Any, source: str) -> int | None:
@@ -189,6 +195,7 @@ def resolve(
     usage_token: str | None = None,
     usage_by_identity: bool | None = None,
     http: bool | None = None,
+    llm_hosts: Any = None,
 ) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
     chosen: tuple[str, ...]
@@ -230,7 +237,13 @@ def resolve(
                 "provider", "model", "operation", "token_type", "status"):
             raise ConfigError(f"metric label {label!r} is not allowed")
 
+    hosts = _names(llm_hosts, "llm_hosts must be host names such as ('llm.internal.example',)") \
+        if llm_hosts is not None else tuple(h.strip() for h in os.environ.get("TOKENTRACE_LLM_HOSTS", "").split(","))
+    for host in hosts:
+        if not isinstance(host, str) or any(c in host for c in "/: ") or not host.isprintable():
+            raise ConfigError(f"llm_hosts: {host!r} is not a host name (no scheme, port or path)")
     return Settings(
+        llm_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
         providers=chosen,
         price_overrides=_overrides(price_source),
         ledger=ledger_location(ledger),

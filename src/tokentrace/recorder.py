@@ -176,6 +176,11 @@ class Call:
                     except Exception as exc:
                         _errors.report(f"sink.{sink.name}.detach", exc)
 
+    def discard(self) -> None:
+        """What was taken for an LLM call was not one (``wire.hosts``): no record is made. Sinks that started it
+        hold nothing to give back (such calls are counted only, never reserved)."""
+        self.done = True
+
     def stop(self, response: ResponseInfo | None, status: str = "ok") -> None:
         """The call succeeded (or the stream ended/was abandoned): record it. Idempotent, never raises."""
         if self.done:

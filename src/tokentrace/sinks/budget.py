@@ -28,6 +28,7 @@ from typing import Any
 from .. import _errors, _forksafe
 from .._budget_store import SharedBudgets
 from .._estimate import estimate
+from .._refusal import counted_only
 from .._text import usd
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import LIMIT_REFRESH_S, Budget, BudgetExceeded, BudgetUnavailable
@@ -205,8 +206,8 @@ class BudgetSink(Sink):
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
         if request.cached:
             return None
-        if request.operation == "batch":  # a batch result lands: counted, never refused (it was submitted)
-            return self._batch_result(request, attributes, started_wall)
+        if request.operation == "batch" or counted_only.get():  # a batch result lands (it was submitted), or a
+            return self._batch_result(request, attributes, started_wall)  # host not yet proven: counted, never refused
         accounts = [a for a in self._accounts if a.budget.applies_to(attributes, request.provider,
                                                                       request.request_model)]
         if self._templates:

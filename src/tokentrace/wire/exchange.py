@@ -12,11 +12,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from typing import Any
 
 from .. import _errors
+from .._refusal import counted_only
 from .._usage import RequestInfo, ResponseInfo
 from .._wrappers import _inside, _StreamState, active
 from ..providers import Options, Prepared, StreamAccumulator
 from ..recorder import Call
-from . import formats, framing
+from . import formats, framing, hosts
 from .routes import Route, recognise
 
 MAX_JSON_BODY = 16 * 1024 * 1024
@@ -49,10 +50,13 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
         recorder = active.recorder
         if recorder is None or _inside.get():  # uninstrumented, or a patched SDK method is measuring this call
             return None
+        request_json = _json_of(body)
+        proving = None if hosts.trusted(host) else host
+        if proving is not None and not hosts.is_llm_request(route, request_json):
+            return None  # the app's own API on a path an LLM API uses too: passed on untouched, never counted
+        if route.generic and not (isinstance(request_json, Mapping) and isinstance(request_json.get("model"), str)):
+            return None  # an /api/chat or /v2/chat without a model: not an LLM API request
         try:
-            request_json = _json_of(body)
-            if route.generic and not (isinstance(request_json, Mapping) and isinstance(request_json.get("model"), str)):
-                return None  # an app's own /api/chat or /v2/chat: not an LLM API request, passed on unmeasured
             prepared = formats.prepare(route, request_json, host or None, port, _options())
         except Exception as exc:
             _errors.report("wire.request", exc, "could not read an LLM request on the wire")
@@ -60,7 +64,13 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
     except Exception as exc:  # an odd request object: it goes out unmeasured, never broken
         _errors.report("wire.request", exc, "could not look at an HTTP request")
         return None
-    return Exchange(route, prepared, Call(recorder, prepared.request))  # Call() may refuse: a block budget
+    if proving is None:
+        return Exchange(route, prepared, Call(recorder, prepared.request))  # Call() may refuse: a block budget
+    token = counted_only.set(True)  # a host not yet seen to answer like an LLM API: never refused
+    try:
+        return Exchange(route, prepared, Call(recorder, prepared.request), proving)
+    finally:
+        counted_only.reset(token)
 
 
 _wire_options: tuple[Options, Options] | None = None
@@ -93,13 +103,15 @@ def _json_of(body: Any) -> Any:
 class Exchange:
     """The measured call of one request; the adapter reports its outcome exactly once."""
 
-    __slots__ = ("call", "prepared", "route", "token")
+    __slots__ = ("call", "prepared", "proving", "route", "token")
 
-    def __init__(self, route: Route, prepared: Prepared, call: Call) -> None:
+    def __init__(self, route: Route, prepared: Prepared, call: Call, proving: str | None = None) -> None:
         self.route = route
         self.prepared = prepared
         self.call = call
         self.token: Any = None
+        self.proving = proving
+        """The host, while it has not answered an LLM request like an LLM API (``hosts``); else None."""
 
     def sending(self) -> None:
         """The request goes out now: clients below (and SDKs above) must not measure it again."""
@@ -133,17 +145,24 @@ class Exchange:
     def failed(self, exc: BaseException) -> None:
         """Sending raised ``exc`` (connection refused, timeout, ...): the caller gets it as it was."""
         self.sent()
-        self.call.fail(exc)
+        if self.proving is not None:
+            self.call.discard()  # nothing says the host is an LLM API: no record
+        else:
+            self.call.fail(exc)
 
     def answered(self, status: int, headers: Mapping[str, str]) -> _StreamState | None:
         """The response's status line and headers arrived; returns the state the body's bytes are fed to, or None
         when the body need not be read (an HTTP error: recorded now, as the SDKs record their error)."""
         self.sent()
         if status >= 400:
-            self.call.fail(HTTPStatusError(status), error_type=str(status))  # semconv: the status code
+            if self.proving is not None:
+                self.call.discard()  # the app's own error, or an LLM host's: unproven either way, no record
+            else:
+                self.call.fail(HTTPStatusError(status), error_type=str(status))  # semconv: the status code
             return None
         try:
-            reader = BodyReader(self.route, self.prepared, headers)
+            reader = BodyReader(self.route, self.prepared, headers, self.call if self.proving else None,
+                                self.proving)
         except Exception as exc:
             _errors.report("wire.response", exc, "could not start reading an LLM response")
             self.call.stop(None)
@@ -172,9 +191,13 @@ class BodyReader(StreamAccumulator):
     """Reads a response body as the caller reads it: stream payloads go to the provider's accumulator one by one;
     a JSON answer is kept (up to MAX_JSON_BODY) and read once it is complete. ``feed`` never raises."""
 
-    __slots__ = ("accumulator", "framing", "headers", "parts", "prepared", "route", "shape", "size")
+    __slots__ = ("accumulator", "framing", "headers", "parts", "prepared", "proving", "route", "shape", "size",
+                 "unproven_call")
 
-    def __init__(self, route: Route, prepared: Prepared, headers: Mapping[str, str]) -> None:
+    def __init__(self, route: Route, prepared: Prepared, headers: Mapping[str, str], unproven_call: Call | None = None,
+                 proving: str | None = None) -> None:
+        self.unproven_call = unproven_call
+        self.proving = proving
         self.route = route
         self.prepared = prepared
         self.headers = headers
@@ -234,6 +257,15 @@ class BodyReader(StreamAccumulator):
         return False
 
     def result(self) -> ResponseInfo:
+        response = self._result()
+        if self.proving is not None:  # a host not yet proven: an LLM answer proves it, anything else is no call
+            if response.usage is not None or (response.response_id and response.response_model):
+                hosts.prove(self.proving)
+            elif self.unproven_call is not None:
+                self.unproven_call.discard()
+        return response
+
+    def _result(self) -> ResponseInfo:
         if self.framing is not None:
             if self.accumulator is None:
                 self._start_stream()

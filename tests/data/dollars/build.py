@@ -34,7 +34,7 @@ def _text(body: object, encoding: list[str] | None) -> str:
     if isinstance(raw, str):
         return raw
     assert isinstance(raw, bytes)
-    if encoding and "gzip" in encoding or raw[:2] == b"\x1f\x8b":
+    if (encoding and "gzip" in encoding) or raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     return raw.decode("utf-8")
 
