@@ -151,13 +151,15 @@ def budget_status(**principal: str) -> list[dict[str, Any]]:
     app's own "your usage" page. Fleet-wide with a ledger (read now), this process's own without one; [] when
     tokentrace is not instrumented or no templated budget names these keys."""
     from . import _instrumentor
+    from ._text import bounded
     from .reports import budget_row
 
     handle = _instrumentor.current()
     sink = handle.sink("budget") if handle is not None else None
     if sink is None:
         return []
-    return [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in sink.principal_status(**principal)]
+    named = {key: bounded(str(value)) for key, value in principal.items() if value is not None}  # as attributes()
+    return [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in sink.principal_status(**named)]
 
 
 def usage_app(ledger: str | os.PathLike[str] | None = None) -> Callable[..., Awaitable[None]]:

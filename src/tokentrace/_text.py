@@ -10,8 +10,10 @@ from __future__ import annotations
 
 
 def encodable(value: str) -> str:
-    """``value`` itself when it encodes as UTF-8 (the fast, usual case), else with the offending code points
-    written as backslash escapes."""
+    """``value`` itself when it encodes as UTF-8 and holds no NUL (the fast, usual case), else with the offending
+    code points written as backslash escapes (a NUL as ``\\x00``: PostgreSQL text and JSON columns cannot hold one)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
     if value.isascii():
         return value
     try:
@@ -19,6 +21,24 @@ def encodable(value: str) -> str:
     except UnicodeEncodeError:
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
+
+
+MAX_ATTRIBUTE_CHARS = 512
+"""An attribution value (``user_id``, ``session_id``, ``tenant``, ...) longer than this is stored as its first
+characters and a hash of the whole: every database index, label and key can hold it (PostgreSQL's B-tree entries
+stop at 8,191 bytes), and two long values stay distinct."""
+
+
+def bounded(value: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
+    """``encodable(value)`` of at most ``limit`` characters: a longer one keeps its start and ``~`` + 16 hex digits
+    of its SHA-256, so distinct values stay distinct."""
+    value = encodable(value)
+    if len(value) <= limit:
+        return value
+    import hashlib
+
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return f"{value[:limit - 17]}~{digest}"
 
 
 def encodable_or_none(value: str | None) -> str | None:

@@ -306,7 +306,7 @@ def bounded_principal(value: str) -> str:
     if len(value) <= MAX_PRINCIPAL_CHARS:
         return value
     digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-    return f"{value[:MAX_PRINCIPAL_CHARS - 18]}~{digest}"
+    return f"{value[:MAX_PRINCIPAL_CHARS - 18]}~{digest}"  # (kept as it was: principals already stored use it)
 
 
 def load_budgets(source: str | os.PathLike[str]) -> list[Budget]:

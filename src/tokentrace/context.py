@@ -8,7 +8,7 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import Any, Callable, Mapping, TypeVar
 
-from ._text import encodable
+from ._text import bounded
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -44,7 +44,7 @@ class attributes:  # noqa: N801 - used like a function: `with tokentrace.attribu
         for key in given:
             if not key.isidentifier():
                 raise ValueError(f"attribute key {key!r} must be an identifier")
-        self._values = {k: encodable(str(v)) for k, v in given.items() if v is not None}
+        self._values = {k: bounded(str(v)) for k, v in given.items() if v is not None}
         self._tokens: list[Token[Mapping[str, str]]] = []
 
     def __enter__(self) -> attributes:

@@ -36,6 +36,11 @@ NUDGE_WAIT_S = 0.002
 """At most this long the calling thread waits for a late writer's drain (it returns as soon as the drain ends)."""
 
 MAX_BACKOFF_S = 30.0
+TRANSIENT_SQLSTATES = ("08", "53", "57", "40", "55P03", "58")
+"""PostgreSQL errors worth retrying the batch for: a connection lost (08), resources short (53), the server
+shutting down (57), a serialization failure or deadlock (40), a lock not available (55P03), a system error (58).
+Anything else (a value the database refuses, ``program_limit_exceeded`` 54000: an index entry over 8,191 bytes) is
+that row's problem: the batch is written row by row and only the refused row is dropped (counted)."""
 LATE_WRITER_PATIENCE_S = 60.0
 CLOSE_WAIT_S = 5.0
 """close() waits at most this for the writer thread, and as long again for a write in progress."""
@@ -279,7 +284,10 @@ class LedgerSink(Sink):
                 return "cannot connect" in text
             import psycopg
 
-            return isinstance(exc, psycopg.OperationalError)
+            if not isinstance(exc, psycopg.OperationalError):
+                return False
+            state = getattr(exc, "sqlstate", None)  # None: the client lost the server (no answer to classify)
+            return state is None or state.startswith(TRANSIENT_SQLSTATES)
         return False
 
     def _reset_connection(self) -> None:

@@ -1,0 +1,118 @@
+"""Hardening, fourth round (issue 38): one bad value must not switch budgets off, stop the ledger, or let spend
+through. Each test reproduces a finding against a real PostgreSQL server (the session fixture) and SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import tokentrace
+from tokentrace import _errors
+from tokentrace._text import MAX_ATTRIBUTE_CHARS, bounded, encodable
+
+from .conftest import make_telemetry, openai_client
+from .ledger_helpers import query_ledger
+from .test_principal_budgets import CALL_USD, PRICES, _call
+
+
+def test_a_nul_is_kept_visible_and_a_long_value_bounded_where_values_enter() -> None:
+    assert encodable("a\x00b") == "a\\x00b"
+    long = "é" * 3000
+    assert len(bounded(long)) == MAX_ATTRIBUTE_CHARS and bounded(long) != bounded(long + "x")
+    assert bounded("alice") == "alice"
+    with tokentrace.attributes(user_id="u\x00", session_id=long):
+        from tokentrace.context import current_attributes
+
+        values = current_attributes()
+        assert values["user_id"] == "u\\x00" and len(values["session_id"]) == MAX_ATTRIBUTE_CHARS
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_nul_in_one_users_id_limits_that_user_and_leaves_every_other_user_checked(
+        simulator: Any, tmp_path: Any, backend: str, request: pytest.FixtureRequest) -> None:
+    """Finding 1: a per-user block budget and a user id with a NUL byte. The NUL user is limited like any user, the
+    ordinary users interleaved with it are checked (never sent unchecked as if the store were down), and
+    budget_status answers for it."""
+    ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
+    limit = 18 * CALL_USD
+    make_telemetry(prices={"models": PRICES}, ledger=ledger, budget_unavailable="allow",
+                   budgets=[tokentrace.Budget("per-user", limit_usd=limit, per="user_id", action="block")])
+    client = openai_client(simulator)
+    _errors.reset()
+    outcomes: dict[str, list[str]] = {"evil\x00user": [], **{f"u{i}": [] for i in range(40)}}
+    for _ in range(40):
+        outcomes["evil\x00user"].append(_call(client, user_id="evil\x00user"))
+    for name in list(outcomes)[1:]:
+        outcomes[name].append(_call(client, user_id=name))
+        outcomes["evil\x00user"].append(_call(client, user_id="evil\x00user"))
+    sent = outcomes["evil\x00user"].count("sent")
+    assert 15 <= sent <= 18, sent  # the NUL user stopped at its limit (about 18 calls), not 80 of 80
+    assert all(v == ["sent"] for k, v in outcomes.items() if k != "evil\x00user")
+    assert not _errors.counts().get("budget.unavailable")
+    (status,) = tokentrace.budget_status(user_id="evil\x00user")
+    assert status["spent_usd"] == pytest.approx(sent * CALL_USD, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_nul_in_session_or_feature_drops_no_row_and_a_block_budget_still_refuses(
+        simulator: Any, tmp_path: Any, backend: str, request: pytest.FixtureRequest) -> None:
+    ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
+    make_telemetry(prices={"models": PRICES}, ledger=ledger,
+                   budgets=[tokentrace.Budget("tiny", limit_usd=5 * CALL_USD, action="block")])
+    client = openai_client(simulator)
+    _errors.reset()
+    outcomes = [_call(client, session_id="s\x00", feature="f\x00eature") for _ in range(12)]
+    assert tokentrace.flush()
+    assert outcomes.count("sent") <= 5 and outcomes.count("refused") >= 7
+    rows = query_ledger(ledger, "SELECT session_id, feature, status FROM llm_usage")
+    assert len(rows) == 12 and {tuple(r[:2]) for r in rows} == {("s\\x00", "f\\x00eature")}
+    assert not _errors.counts().get("ledger.write") and not _errors.counts().get("ledger.unavailable")
+
+
+UNCOMPRESSIBLE = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(3000))
+"""3,000 CJK characters in no repeating order (9,000 bytes of UTF-8 that PostgreSQL cannot compress under 8,191)."""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_3000_character_attribute_neither_stops_the_ledger_nor_splits_an_account(
+        simulator: Any, tmp_path: Any, backend: str, request: pytest.FixtureRequest) -> None:
+    """Finding 2: an attribute of ~2,800+ characters made PostgreSQL refuse the row's index entry (over 8,191
+    bytes), and the batch was retried as if the server were away, for good. Values are bounded where they enter
+    (512 characters, the start and a hash of the whole), so every row is written and flush() is True."""
+    ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
+    make_telemetry(prices={"models": PRICES}, ledger=ledger)
+    client = openai_client(simulator)
+    _errors.reset()
+    for i in range(36):
+        _call(client, user_id=UNCOMPRESSIBLE + str(i % 3), session_id=UNCOMPRESSIBLE[::-1], feature="f")
+    assert tokentrace.flush(10)
+    rows = query_ledger(ledger, "SELECT user_id, session_id FROM llm_usage")
+    assert len(rows) == 36 and {len(r[0]) for r in rows} == {MAX_ATTRIBUTE_CHARS} and len({r[0] for r in rows}) == 3
+    assert not _errors.counts().get("ledger.unavailable") and not _errors.counts().get("ledger.write")
+
+
+def test_a_row_postgresql_refuses_is_dropped_alone_and_the_batch_is_not_retried_for_ever(pg_ledger: str) -> None:
+    """A row the server refuses for its own sake (an index entry over 8,191 bytes: ``program_limit_exceeded``, an
+    OperationalError, here from a record built past the entry checks) costs that row only: the batch is written
+    row by row, the refused row dropped and counted, the others written; nothing is retried as if the server were
+    away."""
+    import secrets
+    import time
+
+    from tokentrace.sinks.ledger import LedgerSink
+
+    from .ledger_helpers import record as ledger_record
+
+    sink = LedgerSink(pg_ledger)
+    _errors.reset()
+    try:
+        good = [ledger_record(time.time()) for _ in range(4)]
+        bad = ledger_record(time.time(), user_id=secrets.token_urlsafe(12_000))  # incompressible: 16,000 chars
+        for record in (*good[:2], bad, *good[2:]):
+            sink.end(record, None)
+        assert not sink.flush(10)  # one row could not be written: flush says so
+        assert sink.written == 4 and sink.dropped == 1
+        assert not _errors.counts().get("ledger.unavailable")
+    finally:
+        sink.close()
