@@ -116,3 +116,106 @@ def test_a_row_postgresql_refuses_is_dropped_alone_and_the_batch_is_not_retried_
         assert not _errors.counts().get("ledger.unavailable")
     finally:
         sink.close()
+
+
+CUT_LIMIT = 0.09
+"""About 4.5 estimates of the calls below (max_tokens=1000 at $20 per million output: $0.020 each)."""
+
+
+def _cut_sdk(simulator: Any) -> None:
+    client = openai_client(simulator)
+    stream = client.chat.completions.create(model="gpt-4o-mini", max_tokens=1000, stream=True,
+                                            messages=[{"role": "user", "content": "one two three"}],
+                                            extra_headers={"x-sim-error": "cut"})
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for a dropped connection
+        for _ in stream:
+            pass
+
+
+def _cut_httpx(simulator: Any) -> None:
+    import httpx
+
+    body = {"model": "gpt-4o-mini", "max_tokens": 1000, "stream": True,
+            "messages": [{"role": "user", "content": "one two three"}]}
+    with pytest.raises(httpx.HTTPError), httpx.Client() as http, http.stream(
+            "POST", simulator.url.rstrip("/") + "/v1/chat/completions", json=body,
+            headers={"x-sim-error": "cut"}) as response:
+        for _ in response.iter_bytes():
+            pass
+
+
+def _cut_on_the_wire(client: str) -> Any:
+    def cut(simulator: Any) -> None:
+        from .wire_cases import WireCase, fetch
+
+        body = {"model": "gpt-4o-mini", "max_tokens": 1000, "stream": True,
+                "messages": [{"role": "user", "content": "one two three"}]}
+        url = _CUTTING.url.rstrip("/") + "/v1/chat/completions"  # a simulator that cuts every stream half-way
+        try:
+            fetch(client, url, WireCase("cut", "", body, True, "openai_compatible", "chat"))
+        except tokentrace.BudgetExceeded:
+            raise
+        except Exception:  # each client's own error for a dropped connection
+            return
+        raise AssertionError("the stream was not cut")
+    return cut
+
+
+class _Cutting:
+    """A simulator started on first use whose every stream is cut half-way (``error="cut"``)."""
+
+    _sim: Any = None
+
+    @property
+    def url(self) -> str:
+        if _Cutting._sim is None:
+            from tokentrace.simulator import Simulator
+
+            _Cutting._sim = Simulator(error="cut").__enter__()
+        return str(_Cutting._sim.url)
+
+
+_CUTTING = _Cutting()
+
+
+def _cancelled_sdk(simulator: Any) -> None:
+    import asyncio
+
+    from .conftest import openai_async_client
+
+    async def read_all() -> None:
+        client = openai_async_client(simulator)
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=1000, stream=True, messages=[{"role": "user", "content": "one two"}],
+            extra_headers={"x-sim-chunk-delay-ms": "200"})
+        async for _ in stream:
+            pass
+
+    async def press_stop() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(read_all(), timeout=0.3)  # the user pressed "stop" after the first chunks
+
+    asyncio.run(press_stop())
+
+
+@pytest.mark.parametrize("cut", [_cut_sdk, _cut_httpx, _cut_on_the_wire("requests"), _cut_on_the_wire("aiohttp"),
+                                 _cancelled_sdk], ids=["sdk-cut", "httpx-cut", "requests-cut", "aiohttp-cut",
+                                                       "sdk-cancel"])
+def test_a_cut_or_cancelled_stream_is_charged_its_estimate_so_a_block_budget_stops_it(simulator: Any,
+                                                                                      cut: Any) -> None:
+    """Finding 3: a stream the server cut or the caller cancelled was recorded as an error charged $0, so a block
+    budget never refused the next one. Its answer had begun: the provider bills it, so budgets count its
+    estimate (the ledger's cost stays unknown)."""
+    make_telemetry(prices={"models": {"gpt-4o-mini": {"input": 5.0, "output": 20.0}}}, llm_hosts=["127.0.0.1"],
+                   budgets=[tokentrace.Budget("stop", limit_usd=CUT_LIMIT, action="block")])
+    outcomes = []
+    with tokentrace.testing.capture_usage() as records:
+        for _ in range(8):
+            try:
+                cut(simulator)
+                outcomes.append("sent")
+            except tokentrace.BudgetExceeded:
+                outcomes.append("refused")
+    assert outcomes == ["sent"] * 4 + ["refused"] * 4
+    cut_records = [r for r in records if r.status == "error"]
+    assert len(cut_records) == 4 and all(r.cost_usd is None and r.charged()[0] > 0.019 for r in cut_records)

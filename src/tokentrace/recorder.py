@@ -99,6 +99,22 @@ class Recorder:
         return None, reason
 
 
+_TIMEOUTS = frozenset({"TimeoutError", "CancelledError", "ReadTimeout", "TimeoutException", "PoolTimeout",
+                       "WriteTimeout", "ServerTimeoutError", "ReadTimeoutError", "APITimeoutError", "Timeout"})
+"""Exceptions of a call cancelled or timed out while it waited for its answer: the request had gone out."""
+
+
+def _may_be_billed(exc: BaseException, call: Call) -> bool:
+    """Whether the provider may bill a call that failed with ``exc``: its answer had begun (a stream cut off, or
+    cancelled by the caller), or it was cancelled or timed out after sending. Not an HTTP error answer, nor a
+    request that never left (a refused connection, an SDK refusing its own arguments)."""
+    if call.first_chunk_at is not None:
+        return True
+    if getattr(exc, "status_code", None) is not None or getattr(exc, "status", None) is not None:
+        return False
+    return any(kind.__name__ in _TIMEOUTS for kind in type(exc).__mro__)
+
+
 class Call:
     """An LLM call in flight. Providers only report chunks and the outcome; the Call does the rest."""
 
@@ -193,12 +209,13 @@ class Call:
 
     def fail(self, exc: BaseException, response: ResponseInfo | None = None, error_type: str | None = None) -> None:
         """The call raised ``exc`` (``error_type``: its name, else the exception's class): record it with status
-        ``error``. Idempotent, never raises."""
+        ``error``. A call the provider may have billed (its answer had begun, or it was cancelled or timed out
+        while waiting for one) is charged its estimate: budgets never count it as $0. Idempotent, never raises."""
         if self.done:
             return
         self.done = True
         try:
-            self._finish(response, "error", error_type or type(exc).__qualname__)
+            self._finish(response, "error", error_type or type(exc).__qualname__, _may_be_billed(exc, self))
         except Exception as err:
             _errors.report("recorder.fail", err, "failed to record a failed call")
 
@@ -216,7 +233,8 @@ class Call:
                 names.clear()  # names without end (a host inventing them): start again, never grow
             names[key] = model
 
-    def _finish(self, response: ResponseInfo | None, status: str, error_type: str | None) -> None:
+    def _finish(self, response: ResponseInfo | None, status: str, error_type: str | None,
+                cut: bool = False) -> None:
         now = _perf()
         request = self.request
         recorder = self.recorder
@@ -251,12 +269,15 @@ class Call:
                 if usage is not None:
                     cost = price.cost(usage)
                     fees = price.fees(usage) if usage.web_search_requests or usage.file_search_requests else 0.0
-                elif status in ("error", "blocked"):
+                elif status in ("error", "blocked") and not cut:
                     cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         charged_usd: float | None = None
         charged_tokens: int | None = None
-        if status == "ok" and not usage_reported and cost is None:  # answered, but what it used is unknown
+        if (status == "ok" or cut) and not usage_reported and cost is None:  # what it used is unknown
             charged_usd, charged_tokens = estimate(request, recorder.prices)
+        elif cut and usage is not None:  # a stream cut off: its usage so far may be a placeholder (message_start)
+            charged_usd, charged_tokens = estimate(request, recorder.prices)
+            charged_usd, charged_tokens = max(charged_usd, cost or 0.0), max(charged_tokens, usage.total)
         elif cost is None and usage is not None and status == "ok":
             standard = recorder.prices.lookup(request.provider, model) if tier is not None else None
             if standard is not None:  # a tier nobody prices: budgets count the standard price, the ledger's cost
