@@ -45,7 +45,9 @@ def test_a_block_budget_refuses_the_call_that_would_pass_the_limit(simulator: An
     assert sent == expected
     assert [r.status for r in records] == ["ok"] * sent + ["blocked"]
     assert records[-1].cost_usd == 0 and records[-1].usage.total == 0
-    labels = {"provider": "openai", "model": "gpt-4o-mini", "operation": "chat", "feature": ""}
+    # the refused call carries the name its model was answered under: one model, one label
+    assert records[-1].model == records[0].model == "gpt-4o-mini-2024-07-18"
+    labels = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "operation": "chat", "feature": ""}
     assert telemetry.sample("llm_requests_total", **labels, status="blocked") == 1
     assert telemetry.sample("llm_budget_limit_usd", budget="daily") == budget.limit_usd
     # a ledger's budget gauges are the fleet-wide reading the background thread keeps (a scrape never queries)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .budgets import Budget
@@ -45,9 +45,26 @@ class Lease:
 
 Take = tuple[Lease, float, int]
 """A call's estimate taken from a lease: (lease, USD, tokens)."""
-Settlement = int | tuple[int, float, int]
+class Beyond:
+    """What calls admitted from leases cost beyond the estimate they took, by budget: counted by admission until the
+    writer has their rows (``after_write``: the writer calls it once the transaction that wrote them is over, or the
+    rows were dropped)."""
+
+    __slots__ = ("after_write", "charges")
+
+    def __init__(self, charges: tuple[tuple[str, float, int], ...],
+                 after_write: Callable[[Beyond], None] | None = None) -> None:
+        self.charges = charges
+        self.after_write = after_write
+
+    def written(self) -> None:
+        if self.after_write is not None:
+            self.after_write(self)
+
+
+Settlement = int | tuple[int, float, int] | Beyond
 """What the ledger writer does for an ended call, in the transaction that writes its row: a reservation id to drop,
-or (lease id, USD, tokens) to take off a lease."""
+(lease id, USD, tokens) to take off a lease, or a ``Beyond`` to hand back once the row is written."""
 
 
 def lease_size(budget: Budget, used_usd: float, used_tokens: int, usd: float, tokens: int) -> tuple[float, int] | None:

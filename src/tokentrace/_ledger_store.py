@@ -27,6 +27,9 @@ from ._ledger_schema import SCHEMA_VERSION, migrate, schema_version
 LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
                  "tokens = CASE WHEN tokens > ? THEN tokens - ? ELSE 0 END WHERE id = ?")
 """A call's charge taken off the lease it was admitted from (never below 0), with its row."""
+LEASE_OVERSPENT = "UPDATE llm_budget_reservations SET usd = usd + ?, tokens = tokens + ? WHERE id = ?"
+"""A retired lease whose ended calls cost more than it held: the overspend added to its reservation (each of those
+calls' rows takes its charge off again when written)."""
 _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
@@ -130,7 +133,7 @@ class Db:
                 ids = [r for r in released if isinstance(r, int)]
                 if ids:
                     self._delete_reservations(ids)
-                for lease_id, usd, tokens in (r for r in released if not isinstance(r, int)):
+                for lease_id, usd, tokens in (r for r in released if isinstance(r, tuple)):
                     self.execute(LEASE_CHARGE, (usd, usd, tokens, tokens, lease_id))
 
     def _without_recorded_batches(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -236,7 +236,8 @@ class PriceTable:
         """What a call of ``model`` at ``provider``, served at ``tier``, is charged by: (price, None), or (None, why
         no price applies). The one path of a real call (the recorder) and of ``tokentrace prices --explain``."""
         if tier:
-            return self.lookup_served(provider, model, tier)
+            price, reason = self.lookup_served(provider, model, tier)
+            return (price, None) if price is not None else (None, reason or self.why_unpriced(provider, model))
         price = self.lookup(provider, model)
         if price is None:
             return None, self.why_unpriced(provider, model)

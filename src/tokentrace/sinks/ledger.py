@@ -55,6 +55,17 @@ class _Release:
         self.ids = ids
 
 
+def _handed_back(released: list[Any]) -> None:
+    """Settlements that wait for their rows to be written (``Beyond``: what leased calls cost past their
+    estimate) are told the rows are in the ledger, or will never be."""
+    for item in released:
+        if not isinstance(item, (int, tuple)):
+            try:
+                item.written()
+            except Exception as exc:
+                _errors.report("ledger.settle", exc, "a written row's budget bookkeeping failed")
+
+
 def _file_identity(path: Any) -> tuple[int, int] | None:
     """(device, inode) of a SQLite ledger file, None when it is gone."""
     try:
@@ -253,6 +264,7 @@ class LedgerSink(Sink):
                 self._reset_connection()
                 return False
             self.dropped += len(batch)
+            _handed_back(released)  # the rows are gone: nothing will bring them into the ledger any more
             if opened:
                 _errors.report("ledger.write", exc, f"cannot write the ledger at {describe(self.path)}: {exc}")
             else:
@@ -261,6 +273,7 @@ class LedgerSink(Sink):
             return False
         self._backoff = 0.0
         self.written += len(batch)
+        _handed_back(released)
         return True
 
     def _write_each(self, batch: list[UsageRecord], released: list[Any]) -> bool:
