@@ -240,3 +240,47 @@ def test_a_refused_call_is_recorded_under_the_name_its_model_was_answered_under(
                                                       ("blocked", "gpt-4o-mini-2024-07-18")]
     assert telemetry.sample("llm_requests_total", provider="openai", model="gpt-4o-mini-2024-07-18",
                             operation="chat", status="blocked", feature="") == 1
+
+
+@pytest.mark.parametrize("base_url, model", [("https://router.huggingface.co/novita/v3/openai", "MiniMaxAI/MiniMax-M2"),
+                                             ("https://router.huggingface.co/v1", "MiniMaxAI/MiniMax-M2:novita")])
+def test_the_hugging_face_router_is_priced_at_the_backend_that_served_it(httpserver: Any, base_url: str,
+                                                                         model: str) -> None:
+    """The router names the serving backend in its path (or the model's ``:backend`` suffix); genai-prices prices
+    those backends as ``huggingface_<backend>``: the reference is genai-prices' own price for that provider."""
+    import genai_prices
+    from genai_prices.types import Usage as GenaiUsage
+
+    path = base_url.split("huggingface.co", 1)[1] + "/chat/completions"
+    _serve(httpserver, path, _chat("MiniMaxAI/MiniMax-M2", prompt=1200, completion=300))
+    make_telemetry(prices=None)
+    client = _openai(httpserver, base_url)
+    record = _one(lambda: client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]))
+    expected = genai_prices.calc_price(GenaiUsage(input_tokens=1200, output_tokens=300), "MiniMaxAI/MiniMax-M2",
+                                       provider_id="huggingface_novita").total_price
+    assert record.provider == "openai_compatible"
+    assert record.cost_usd == pytest.approx(float(expected), rel=1e-12)
+    assert "huggingface_novita" in (record.price_source or "")
+
+
+def test_the_hugging_face_router_on_the_wire_is_priced_at_its_backend(httpserver: Any) -> None:
+    import genai_prices
+    import httpx
+    from genai_prices.types import Usage as GenaiUsage
+
+    _serve(httpserver, "/novita/v3/openai/chat/completions", _chat("MiniMaxAI/MiniMax-M2", prompt=50, completion=7))
+    make_telemetry(prices=None)
+    transport = httpx.HTTPTransport()
+
+    class ToLocal(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=httpserver.port)
+            return transport.handle_request(request)
+
+    with httpx.Client(transport=ToLocal()) as http:
+        record = _one(lambda: http.post("https://router.huggingface.co/novita/v3/openai/chat/completions",
+                                        json={"model": "MiniMaxAI/MiniMax-M2",
+                                              "messages": [{"role": "user", "content": "hi"}]}))
+    expected = genai_prices.calc_price(GenaiUsage(input_tokens=50, output_tokens=7), "MiniMaxAI/MiniMax-M2",
+                                       provider_id="huggingface_novita").total_price
+    assert record.cost_usd == pytest.approx(float(expected), rel=1e-12)

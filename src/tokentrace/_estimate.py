@@ -45,12 +45,13 @@ def estimate(request: RequestInfo, prices: PriceTable) -> tuple[float, int]:
     every output token at the highest output or reasoning rate, over the model's base and tier rates, plus every
     web search its tools allow at the per-search fee. A model without a price: ``unpriced_estimate_usd()``."""
     input_tokens, output_tokens = estimate_tokens(request)
-    price = prices.lookup(request.provider, request.request_model) if request.request_model else None
+    model = request.priced_name(request.request_model)
+    price = prices.lookup(request.price_provider, model) if model else None
     if price is None:
         return unpriced_estimate_usd(), input_tokens + output_tokens
     usd = _worst(price, input_tokens, output_tokens)
     if request.requested_tier is not None:  # a dearer tier asked for (priority, fast mode): never below standard
-        served, reason = prices.lookup_served(request.provider, request.request_model, request.requested_tier)
+        served, reason = prices.lookup_served(request.price_provider, model, request.requested_tier)
         usd = max(usd, _worst(served, input_tokens, output_tokens) if served is not None
                   else unpriced_estimate_usd() if reason else usd)
     return usd + request.max_searches * price.web_search_usd, input_tokens + output_tokens

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,9 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider("ollama", "ollama", ("ollama",), None, ("ollama", "ollama_chat"), local=True),
 )
 
-STREAM_USAGE_UNASKED_HOSTS: frozenset[str] = frozenset({"router.huggingface.co"})
+HF_ROUTER = "router.huggingface.co"
+"""Hugging Face's inference router: an OpenAI-compatible host in front of many serving backends."""
+STREAM_USAGE_UNASKED_HOSTS: frozenset[str] = frozenset({HF_ROUTER})
 """OpenAI-compatible hosts that end every stream with a usage-only chunk whether or not the request asked: tokentrace
 does not add ``stream_options`` there (so it has nothing to hide, and the caller reads what it always read)."""
 
@@ -126,3 +128,19 @@ def provider_for_host(host: str) -> str:
         elif host == suffix or host.endswith("." + suffix):
             return provider
     return OPENAI_COMPATIBLE
+
+
+def router_backend(host: str | None, path: str, model: Any) -> str | None:
+    """The genai-prices provider of the backend a Hugging Face router call is served by: the path's first part
+    (``/novita/v3/openai/chat/completions`` -> ``huggingface_novita``), else the model's ``:backend`` suffix
+    (``deepseek-ai/DeepSeek-V3-0324:novita``); None when neither names one (``:fastest`` picks at serving time)."""
+    if host != HF_ROUTER:
+        return None
+    first = path.strip("/").split("/", 1)[0].lower()
+    if first and first not in ("v1", "chat", "responses", "completions", "embeddings"):
+        return f"huggingface_{first}"
+    if isinstance(model, str) and ":" in model:
+        suffix = model.rsplit(":", 1)[1].lower()
+        if suffix and suffix not in ("fastest", "cheapest", "preferred"):
+            return f"huggingface_{suffix}"
+    return None

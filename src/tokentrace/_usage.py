@@ -130,6 +130,18 @@ class RequestInfo(NamedTuple):
     endpoint_modifiers: str | None = None
     """Modifiers the endpoint itself implies, whatever the response says (``endpoint=regional``: Claude through a
     regional Vertex AI endpoint): added to the served tier label."""
+    priced_at: str | None = None
+    """The genai-prices provider whose prices apply when the endpoint names one other than the call's provider (the
+    Hugging Face router's ``/novita/v1/...`` path: ``huggingface_novita``); None: the provider's own."""
+
+    @property
+    def price_provider(self) -> str:
+        """Who the call's price is looked up at: ``priced_at``, else the provider."""
+        return self.priced_at or self.provider
+
+    def priced_name(self, model: str) -> str:
+        """The name ``model`` is priced by: a router's ``:backend`` suffix is not part of it."""
+        return model.rsplit(":", 1)[0] if self.priced_at is not None and ":" in model else model
 
 
 class ResponseInfo(NamedTuple):

@@ -263,7 +263,7 @@ class Call:
         elif reported_cost is not None:  # the provider's own figure beats any price table
             cost, source = reported_cost, f"reported by {request.provider}"
         elif model:
-            price, source = recorder.price(request.provider, model, tier)
+            price, source = recorder.price(request.price_provider, request.priced_name(model), tier)
             if price is not None:
                 source = price.source
                 if usage is not None:
@@ -279,7 +279,7 @@ class Call:
             charged_usd, charged_tokens = estimate(request, recorder.prices)
             charged_usd, charged_tokens = max(charged_usd, cost or 0.0), max(charged_tokens, usage.total)
         elif cost is None and usage is not None and status == "ok":
-            standard = recorder.prices.lookup(request.provider, model) if tier is not None else None
+            standard = recorder.prices.lookup(request.price_provider, model) if tier is not None else None
             if standard is not None:  # a tier nobody prices: budgets count the standard price, the ledger's cost
                 charged_usd, charged_tokens = standard.cost(usage), usage.total  # stays unknown
             else:  # no price applies at all: budgets count the floor a reservation holds, never $0

@@ -8,10 +8,12 @@ from typing import Any, Callable, Mapping, NamedTuple
 from .. import _errors
 from .._registry import (
     ACCEPTS_STREAM_OPTIONS,
+    HF_ROUTER,
     OPENAI_COMPATIBLE,
     REASONING_ON_TOP,
     STREAM_USAGE_UNASKED_HOSTS,
     provider_for_host,
+    router_backend,
 )
 from .._usage import RequestInfo, ResponseInfo, Usage, build, tier_label
 from ._capture import capture_messages, capture_output
@@ -39,6 +41,13 @@ def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
 
 
 _client_cache: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
+
+
+def _client_path(instance: Any) -> str:
+    """The path of the client's base URL (``/novita/v3/openai``), or empty."""
+    client = getattr(instance, "_client", None)
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    return str(getattr(base_url, "path", "") or "")
 
 
 def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
@@ -96,6 +105,7 @@ def prepare_request(
         0,
         tier_label(tier) if (tier := kwargs.get("service_tier")) is not None else None,
         None,  # endpoint_modifiers
+        router_backend(address, _client_path(instance), model) if address == HF_ROUTER else None,
     ))
     send: Mapping[str, Any] = kwargs
     hide = False

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _errors
 from .._refusal import counted_only
+from .._registry import HF_ROUTER, router_backend
 from .._usage import RequestInfo, ResponseInfo
 from .._wrappers import _inside, _StreamState, active
 from ..providers import Options, Prepared, StreamAccumulator
@@ -58,6 +59,9 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
             return None  # an /api/chat or /v2/chat without a model: not an LLM API request
         try:
             prepared = formats.prepare(route, request_json, host or None, port, _options())
+            if host == HF_ROUTER:  # the router's path names the backend whose prices apply
+                prepared = prepared._replace(request=prepared.request._replace(priced_at=router_backend(
+                    host, path, prepared.request.request_model)))
         except Exception as exc:
             _errors.report("wire.request", exc, "could not read an LLM request on the wire")
             prepared = Prepared(RequestInfo(route.provider, "chat", "", False, host or None, port), {})
