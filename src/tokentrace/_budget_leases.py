@@ -37,10 +37,15 @@ class Lease:
     """time.monotonic() of the last call admitted from it."""
     retired: bool = False
     """Given back: no more calls are admitted from it; its calls in flight still settle against it."""
+    debt_usd: float = 0.0
+    """What calls of the budget's earlier leases cost beyond their estimates after this one was granted: not the
+    ledger's (those calls' own rows and ``Beyond`` count it there), but no call is admitted from this lease until
+    it is covered, so a process that learns its spend ran past its estimates decides the next call exactly."""
+    debt_tokens: int = 0
 
     def fits(self, budget: Budget, usd: float, tokens: int) -> bool:
-        return not self.retired and (budget.limit_usd is None or self.usd_left >= usd) and (
-            budget.limit_tokens is None or self.tokens_left >= tokens)
+        return not self.retired and (budget.limit_usd is None or self.usd_left - self.debt_usd >= usd) and (
+            budget.limit_tokens is None or self.tokens_left - self.debt_tokens >= tokens)
 
 
 Take = tuple[Lease, float, int]
@@ -155,6 +160,10 @@ class LeaseBook:
                     settlements.append((lease.id, taken_usd, taken_tokens))
                     if not lease.in_flight:
                         done.append(lease.id)
+                    current = self._leases.get(lease.budget)
+                    if current is not None and (usd > taken_usd or tokens > taken_tokens):
+                        current.debt_usd += max(usd - taken_usd, 0.0)
+                        current.debt_tokens += max(tokens - taken_tokens, 0)
                 else:
                     lease.usd_left += taken_usd - usd
                     lease.tokens_left += taken_tokens - tokens
