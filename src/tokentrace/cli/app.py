@@ -305,6 +305,63 @@ def prices(
     console.print(out)
 
 
+class ReconcileProvider(StrEnum):
+    openai = "openai"
+    anthropic = "anthropic"
+
+
+class ReconcileFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def reconcile(
+    provider: Annotated[ReconcileProvider, typer.Option(
+        help="Whose bill: its admin key is read from OPENAI_ADMIN_KEY / ANTHROPIC_ADMIN_KEY (never printed).")],
+    since: SinceOption = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    by: Annotated[list[str] | None, typer.Option(
+        metavar="day|model|project|api_key", help="Group by these (repeat the option); default: day and model. "
+                                                  "project and api_key are read from the ledger's attribution keys "
+                                                  "of those names.")] = None,
+    fmt: Annotated[ReconcileFormat, typer.Option("--format", help="Output format.")] = ReconcileFormat.table,
+    base_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="The provider's API (default: its public one; the simulator's URL for a try-out).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        min=0, max=100, metavar="PCT", help="A row matches when the dollars differ by at most this share of the "
+                                            "bill (or half a cent).")] = 1.0,
+    fail_over: Annotated[float | None, typer.Option(
+        min=0, max=100, metavar="PCT", help="Exit 3 when the unseen share of the bill is above PCT (nightly jobs)."
+    )] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Set the provider's own usage and cost reports beside the ledger, by UTC day and model: matched, unseen,
+    ledger_only, mismatch or pending per row."""
+    from .. import reconcile as reconciliation
+    from ..reports import window
+
+    since = _since(since, start, "30d")
+    begin, stop = guarded(lambda: window(since, start, end))
+    try:
+        data = reconciliation.reconcile(provider.value, begin, stop, by=tuple(by or ("day", "model")),
+                                        tolerance_pct=tolerance, base_url=base_url, ledger=ledger)
+    except reconciliation.ReconcileError as exc:
+        fail(str(exc))
+    if fmt is ReconcileFormat.json:
+        _print_json(data)
+    elif fmt is ReconcileFormat.csv:
+        from ..reports import to_csv
+
+        sys.stdout.write(to_csv(data["rows"]))
+    else:
+        render.reconciliation(console, data)
+    if fail_over is not None and data["totals"]["gap_pct"] > fail_over:
+        raise typer.Exit(3)
+
+
 MAKERS = ("openai", "anthropic", "google", "xai", "mistral", "deepseek", "cohere")
 """Providers that make models: a name several providers price is shown at its maker first."""
 

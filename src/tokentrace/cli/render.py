@@ -333,3 +333,26 @@ def explanation(console: Any, provider: str, model: str, tier: str | None, price
     for threshold, rates in ((0, price.base), *price.tiers):
         out.add_row(f"{threshold:,}", *(rate(getattr(rates, n)) for n in TOKEN_TYPES))
     console.print(out)
+
+
+def reconciliation(console: Any, data: dict[str, Any]) -> None:
+    """``tokentrace reconcile``'s table: one row per group with both sides and the verdict, then the totals."""
+    from rich.table import Table
+
+    by = data["by"]
+    out = Table(title=f"{data['provider']} bill vs ledger, {data['from']} to {data['to']} (UTC days, end exclusive)")
+    for name in by:
+        out.add_column(name, no_wrap=True)
+    for name in ("ledger $", "provider $", "ledger tokens", "provider tokens"):
+        out.add_column(name, justify="right")
+    out.add_column("verdict")
+    for row in data["rows"]:
+        out.add_row(*(str(row[name] if row[name] is not None else "") for name in by), usd(row["ledger_usd"]),
+                    usd(row["provider_usd"]), f"{row['ledger_tokens']:,}", f"{row['provider_tokens']:,}",
+                    row["verdict"])
+    console.print(out)
+    totals = data["totals"]
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in totals["rows"].items() if n)
+    console.print(f"ledger {usd(totals['ledger_usd'])}, provider {usd(totals['provider_usd'])}, unseen "
+                  f"{usd(totals['unseen_usd'])} ({totals['gap_pct']:.2f}% of the bill); rows: {counts or 'none'}",
+                  highlight=False, soft_wrap=True)

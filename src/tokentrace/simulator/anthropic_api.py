@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import rules, wire
+from . import billing, rules, wire
 
 _ids = itertools.count(1)
 
@@ -63,6 +63,9 @@ async def messages(request: Request) -> Response:
         return failure
     usage = rules.usage_for(body, request.headers)
     model = str(body.get("model") or request.url.path.rsplit("/", 1)[-1].partition(":")[0])  # Vertex: in the path
+    if request.url.path.endswith("/v1/messages"):  # Anthropic's own API (not Vertex): in its usage reports
+        billing.bill(request, "anthropic", "messages", model, usage.prompt, usage.cached, usage.cache_write,
+                     usage.visible_output + usage.reasoning)
     ident = f"msg_sim{next(_ids)}"
     fmt = (body.get("output_config") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":  # structured output (messages.parse)

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import rules, wire
+from . import billing, rules, wire
 
 _ids = itertools.count(1)
 
@@ -53,6 +53,12 @@ def _final_chunk_usage(request: Request, ident: str, usage: dict[str, Any] | Non
     if host == "api.mistral.ai":
         return {"usage": usage}
     return {}
+
+
+def _bill(request: Request, kind: str, model: str, u: rules.SimUsage, output: int) -> None:
+    """A call to OpenAI itself is counted in its organisation's usage and cost reports (``billing``)."""
+    if _host(request) == "api.openai.com":
+        billing.bill(request, "openai", kind, model, u.prompt, u.cached, u.cache_write, output)
 
 
 def chat_usage(u: rules.SimUsage, on_top: bool, audio: tuple[int, int] = (0, 0)) -> dict[str, Any]:
@@ -99,6 +105,7 @@ async def chat_completions(request: Request) -> Response:
         return failure
     usage = rules.usage_for(body, request.headers)
     model = rules.response_model(str(body.get("model", "")))
+    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
     ident, created = f"chatcmpl-sim{next(_ids)}", int(time.time())
     text = _text(body, usage.visible_output)
     has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
@@ -141,6 +148,7 @@ async def completions(request: Request) -> Response:
         return failure
     usage = rules.usage_for(body, request.headers)
     model = rules.response_model(str(body.get("model", "")))
+    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
     ident, created = f"cmpl-sim{next(_ids)}", int(time.time())
     text = _text(body, usage.visible_output)
     finish = "length" if "max_tokens" in body else "stop"
@@ -169,6 +177,7 @@ async def embeddings(request: Request) -> Response:
     if failure is not None:
         return failure
     usage = rules.usage_for(body, request.headers, embeddings=True)
+    _bill(request, "embeddings", rules.response_model(str(body.get("model"))), usage, 0)
     inputs = body.get("input")
     count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
     dims = int(body.get("dimensions") or 8)
@@ -212,6 +221,7 @@ async def responses(request: Request) -> Response:
         return failure
     usage = rules.usage_for(body, request.headers)
     model = rules.response_model(str(body.get("model", "")))
+    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
     ident, created = f"resp_sim{next(_ids)}", int(time.time())
     text = _text(body, usage.visible_output)
     usage_body = None if behave.error == "no-usage" else response_usage(usage)

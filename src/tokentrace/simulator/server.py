@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import anthropic_api, batches_api, bedrock_api, cohere_api, gemini_api, ollama_api, openai_api
+from . import anthropic_api, batches_api, bedrock_api, billing, cohere_api, gemini_api, ollama_api, openai_api
 
 # path suffix -> handler, most specific first; any prefix is accepted
 _HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HANDLERS, **cohere_api.HANDLERS,
@@ -34,10 +34,12 @@ async def _dispatch(request: Request) -> Response:
 
 def build_app(**defaults: Any) -> Starlette:
     """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
-    app = Starlette(routes=[*batches_api.routes(), Route("/{path:path}", _dispatch, methods=["POST"])])
+    app = Starlette(routes=[*batches_api.routes(), *billing.routes(),
+                            Route("/{path:path}", _dispatch, methods=["POST"])])
     app.state.defaults = defaults
     app.state.batches = {}  # batch id -> (its create body, when it was created)
     app.state.served = []  # the path of every request received, in order (tests: what reached the provider)
+    app.state.billed = []  # the calls served to OpenAI's and Anthropic's own APIs, as their reports count them
     return app
 
 
@@ -56,6 +58,8 @@ class Simulator:
         self.defaults: dict[str, Any] = app.state.defaults
         self.served: list[str] = app.state.served
         """The path of every HTTP request the simulator received, in order."""
+        self.billed: list[billing.BilledCall] = app.state.billed
+        """Every call to OpenAI's or Anthropic's own API, as their usage and cost reports count it."""
         self._grpc: Any = None
 
     def start(self, timeout: float = 10.0) -> Simulator:
