@@ -134,55 +134,48 @@ def _grouped(calls: list[BilledCall], keys: list[str],
 _OPENAI_GROUPS = {"model": "model", "project_id": "project_id", "api_key_id": "api_key_id"}
 
 
-async def openai_usage(request: Request) -> Response:
+def _openai_page(request: Request, kind: str | None, names: dict[str, str],
+                 result_of: Any) -> Response:
+    """One page of an OpenAI organisation report: day buckets of the calls of ``kind`` (all kinds: None), one
+    result per group (``result_of(group, calls)``)."""
     refused = _refused(request, "openai")
     if refused is not None:
         return refused
-    kind = request.path_params["kind"]
     start = datetime.fromtimestamp(int(request.query_params["start_time"]), tz=UTC)
     end = datetime.fromtimestamp(int(request.query_params.get("end_time") or time.time() + 1), tz=UTC)
     keys = _group_keys(request)
     buckets, next_page = _page(request, _days(start, end), 7)
-    data = []
-    for day, day_end in buckets:
-        results = []
-        for values, calls in _grouped(_calls(request, "openai", kind, day, day_end), keys, _OPENAI_GROUPS).items():
-            result: dict[str, Any] = {"object": f"organization.usage.{kind}.result",
-                                      "num_model_requests": len(calls),
-                                      "input_tokens": sum(c.input_tokens for c in calls),
-                                      "output_tokens": sum(c.output_tokens for c in calls),
-                                      "input_cached_tokens": sum(c.cached_tokens for c in calls),
-                                      "input_cache_write_tokens": sum(c.cache_write_tokens for c in calls),
-                                      "model": None, "project_id": None, "api_key_id": None, "batch": None}
-            result.update(dict(zip(keys, values, strict=True)))
-            results.append(result)
-        data.append({"object": "bucket", "start_time": int(day.timestamp()), "end_time": int(day_end.timestamp()),
-                     "results": results})
+    data = [{"object": "bucket", "start_time": int(day.timestamp()), "end_time": int(day_end.timestamp()),
+             "results": [result_of(dict(zip(keys, values, strict=True)), calls) for values, calls in
+                         _grouped(_calls(request, "openai", kind, day, day_end), keys, names).items()]}
+            for day, day_end in buckets]
     return JSONResponse({"object": "page", "data": data, "has_more": next_page is not None, "next_page": next_page})
+
+
+async def openai_usage(request: Request) -> Response:
+    kind = request.path_params["kind"]
+
+    def result(group: dict[str, Any], calls: list[BilledCall]) -> dict[str, Any]:
+        return {"object": f"organization.usage.{kind}.result", "num_model_requests": len(calls),
+                "input_tokens": sum(c.input_tokens for c in calls),
+                "output_tokens": sum(c.output_tokens for c in calls),
+                "input_cached_tokens": sum(c.cached_tokens for c in calls),
+                "input_cache_write_tokens": sum(c.cache_write_tokens for c in calls),
+                "model": None, "project_id": None, "api_key_id": None, "batch": None, **group}
+
+    return _openai_page(request, kind, _OPENAI_GROUPS, result)
 
 
 async def openai_costs(request: Request) -> Response:
-    refused = _refused(request, "openai")
-    if refused is not None:
-        return refused
-    start = datetime.fromtimestamp(int(request.query_params["start_time"]), tz=UTC)
-    end = datetime.fromtimestamp(int(request.query_params.get("end_time") or time.time() + 1), tz=UTC)
-    keys = _group_keys(request)
-    buckets, next_page = _page(request, _days(start, end), 7)
-    data = []
-    for day, day_end in buckets:
-        results = []
-        names = {"project_id": "project_id", "api_key_id": "api_key_id", "line_item": "model"}
-        for values, calls in _grouped(_calls(request, "openai", None, day, day_end), keys, names).items():
-            labels = dict(zip(keys, values, strict=True))
-            if "line_item" in labels:  # OpenAI's line items read "<model>, <what>"
-                labels["line_item"] = f"{labels['line_item']}, tokens"
-            results.append({"object": "organization.costs.result",
-                            "amount": {"value": sum(c.usd for c in calls), "currency": "usd"},
-                            "line_item": None, "project_id": None, "api_key_id": None, **labels})
-        data.append({"object": "bucket", "start_time": int(day.timestamp()), "end_time": int(day_end.timestamp()),
-                     "results": results})
-    return JSONResponse({"object": "page", "data": data, "has_more": next_page is not None, "next_page": next_page})
+    def result(group: dict[str, Any], calls: list[BilledCall]) -> dict[str, Any]:
+        if "line_item" in group:  # OpenAI's line items read "<model>, <what>"
+            group["line_item"] = f"{group['line_item']}, tokens"
+        return {"object": "organization.costs.result", "amount": {"value": sum(c.usd for c in calls),
+                                                                  "currency": "usd"},
+                "line_item": None, "project_id": None, "api_key_id": None, **group}
+
+    return _openai_page(request, None, {"project_id": "project_id", "api_key_id": "api_key_id", "line_item": "model"},
+                        result)
 
 
 def _rfc3339(moment: datetime) -> str:
