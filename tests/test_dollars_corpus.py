@@ -46,19 +46,60 @@ def _gemini_final(body: str) -> dict[str, Any]:
     return {"modelVersion": final.get("modelVersion"), "usageMetadata": final["usageMetadata"]}
 
 
+def _sse_payloads(body: str) -> list[dict[str, Any]]:
+    return [json.loads(line[5:]) for line in body.splitlines()
+            if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]")]
+
+
+def _openai_final(recording: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The answer the provider billed, and genai-prices' API flavour for it: a whole answer as it is; a chat stream's
+    usage chunk; a Responses stream's ``response.completed`` response."""
+    flavor = "responses" if recording["path"].endswith("/responses") else "chat"
+    if not recording["body"].lstrip().startswith(("data:", "event:")):
+        return json.loads(recording["body"]), flavor
+    payloads = _sse_payloads(recording["body"])
+    if flavor == "responses":
+        return next(p["response"] for p in payloads if p.get("type") == "response.completed"), flavor
+    return next(p for p in reversed(payloads) if p.get("usage")), flavor
+
+
 def reference_usd(recording: dict[str, Any]) -> float:
-    """genai-prices' own extraction and price of the provider's final usage."""
+    """genai-prices' own extraction and price of the provider's final usage, or the bill the host reported in it
+    (OpenRouter's ``usage.cost``: some recordings of OpenAI-format answers came from it)."""
     import genai_prices
 
     if recording["provider"] == "anthropic":
         extracted = genai_prices.extract_usage(_anthropic_final(recording["body"]), provider_id="anthropic")
-    else:
+    elif recording["provider"] == "google":
         extracted = genai_prices.extract_usage(_gemini_final(recording["body"]), provider_id="google")
+    else:
+        final, flavor = _openai_final(recording)
+        if final["usage"].get("cost") is not None:
+            return float(final["usage"]["cost"])
+        extracted = genai_prices.extract_usage(final, provider_id="openai", api_flavor=flavor)
     return float(extracted.calc_price().total_price)
 
 
+def _sdk_kwargs(method: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The recorded request as the SDK method takes it: its own parameters, the rest as the body it was sent with."""
+    accepted = inspect.signature(method).parameters
+    kwargs = {k: v for k, v in request.items() if k in accepted}
+    extra = {k: v for k, v in request.items() if k not in accepted}
+    return {**kwargs, "extra_body": extra} if extra else kwargs
+
+
 def _replay(recording: dict[str, Any], url: str) -> None:
-    if recording["provider"] == "anthropic":
+    if recording["provider"] == "openai":
+        import openai
+
+        client = openai.OpenAI(api_key="sk-test", base_url=url + "/v1", max_retries=0)
+        method = client.responses.create if recording["path"].endswith("/responses") else \
+            client.chat.completions.create
+        answer = method(**_sdk_kwargs(method, recording["request"]))
+        if recording["request"].get("stream"):
+            for _ in answer:
+                pass
+    elif recording["provider"] == "anthropic":
         import anthropic
 
         request = recording["request"]
@@ -93,6 +134,6 @@ def test_recorded_call_costs_what_genai_prices_says(recording: dict[str, Any], h
 
 
 def test_corpus_keeps_its_sources_and_licences() -> None:
-    assert len(RECORDINGS) >= 40
+    assert len(RECORDINGS) >= 68 and {r["provider"] for r in RECORDINGS} == {"openai", "anthropic", "google"}
     for recording in RECORDINGS:
         assert recording["source"]["licence"] and len(recording["source"]["commit"]) == 40

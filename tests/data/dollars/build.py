@@ -4,8 +4,8 @@ dollars corpus test replays through the real SDKs.
     python tests/data/dollars/build.py CHECKOUT [CHECKOUT ...]
 
 Each CHECKOUT is a clone of a repository listed in ``SOURCES`` (at the commit named there). Only answered calls to
-the providers' generation APIs are kept (Anthropic ``/v1/messages``, Gemini ``generateContent`` /
-``streamGenerateContent``); bodies are stored decompressed, as text, exactly as recorded otherwise. Each recording
+the providers' generation APIs are kept (OpenAI chat completions and Responses, Anthropic
+``/v1/messages``, Gemini ``generateContent`` / ``streamGenerateContent``); bodies are stored decompressed, as text, exactly as recorded otherwise. Each recording
 keeps its repository, path, commit and licence: the recordings are that project's test data, under its licence.
 """
 
@@ -20,12 +20,14 @@ from pathlib import Path
 import yaml
 
 SOURCES = {
+    "simonw/llm": ("Apache-2.0", "tests/cassettes"),
     "simonw/llm-anthropic": ("Apache-2.0", "tests/cassettes"),
     "simonw/llm-gemini": ("Apache-2.0", "tests/cassettes"),
 }
 """Repository -> (licence, folder of cassettes). Not traceloop/openllmetry, opentelemetry-python-contrib,
 pydantic-ai or vercel/ai: the acceptance checks outside the project replay those."""
-HOSTS = {"api.anthropic.com": "anthropic", "generativelanguage.googleapis.com": "google"}
+HOSTS = {"api.anthropic.com": "anthropic", "generativelanguage.googleapis.com": "google", "api.openai.com": "openai"}
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/responses")
 OUT = Path(__file__).with_name("recordings.json")
 
 
@@ -54,6 +56,8 @@ def recordings(checkout: Path, repo: str) -> list[dict[str, object]]:
                 continue
             uri = request["uri"].split("?")[0]
             if provider == "google" and "enerateContent" not in uri:
+                continue
+            if provider == "openai" and not uri.endswith(OPENAI_PATHS):
                 continue
             headers = {k.lower(): v for k, v in response["headers"].items()}
             found.append({
