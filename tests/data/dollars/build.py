@@ -3,9 +3,9 @@ dollars corpus test replays through the real SDKs.
 
     python tests/data/dollars/build.py CHECKOUT [CHECKOUT ...]
 
-Each CHECKOUT is a clone of a repository listed in ``SOURCES`` (at the commit named there). Only answered calls to
-the providers' generation APIs are kept (OpenAI chat completions and Responses, Anthropic
-``/v1/messages``, Gemini ``generateContent`` / ``streamGenerateContent``); bodies are stored decompressed, as text, exactly as recorded otherwise. Each recording
+Each CHECKOUT is a clone of a repository listed in ``SOURCES``. Only answered calls to the providers' generation
+APIs are kept (OpenAI chat completions and Responses, Anthropic ``/v1/messages``, Gemini ``generateContent`` /
+``streamGenerateContent``); bodies are stored decompressed, as text, exactly as recorded otherwise. Each recording
 keeps its repository, path, commit and licence: the recordings are that project's test data, under its licence.
 """
 
