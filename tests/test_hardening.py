@@ -219,3 +219,49 @@ def test_a_cut_or_cancelled_stream_is_charged_its_estimate_so_a_block_budget_sto
     assert outcomes == ["sent"] * 4 + ["refused"] * 4
     cut_records = [r for r in records if r.status == "error"]
     assert len(cut_records) == 4 and all(r.cost_usd is None and r.charged()[0] > 0.019 for r in cut_records)
+
+
+def test_stream_framing_keeps_bounded_memory_on_an_endless_event_and_an_endless_line() -> None:
+    """Finding 5: SSE ``data:`` lines with no blank line between them, and one line that never ends, are fed as a
+    caller reads them: what the reader keeps stays within one MAX_FRAME (a 200 MB stream peaked at 2.3 GB), and the
+    next event after them is read as usual. Timings: ``benchmarks/wire_framing.py``."""
+    import tracemalloc
+
+    from tokentrace.wire import framing
+
+    piece = b"data: " + b"x" * 4090 + b"\n"
+    endless_event, endless_line = framing.SSE(), framing.SSE()
+    tracemalloc.start()
+    try:
+        for _ in range(12_000):  # 50 MB of one event's data lines
+            assert endless_event.feed(piece) == []
+        for _ in range(50 * 1024 * 1024 // 4096):  # 50 MB of one line, in 4 KiB pieces
+            endless_line.feed(b"y" * 4096)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * framing.MAX_FRAME + (1 << 20), f"peak {peak / 2**20:.1f} MiB"
+    after = b'\n\ndata: {"type": "done", "usage": {"output_tokens": 3}}\n\n'
+    assert endless_event.feed(after) == [{"type": "done", "usage": {"output_tokens": 3}}]
+    assert endless_line.feed(after) == [{"type": "done", "usage": {"output_tokens": 3}}]
+
+
+def test_an_event_stream_body_of_40000_frames_read_whole_is_parsed_at_once() -> None:
+    import struct
+    import zlib
+
+    from tokentrace.wire import framing
+
+    def frame(payload: bytes) -> bytes:
+        name, value = b":event-type", b"contentBlockDelta"
+        headers = bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
+        total = 12 + len(headers) + len(payload) + 4
+        prelude = struct.pack(">II", total, len(headers))
+        body = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+        return body + struct.pack(">I", zlib.crc32(body))
+
+    body = b"".join(frame(b'{"delta": {"text": "t%d"}}' % i) for i in range(40_000))
+    reader = framing.EventStream()
+    events = reader.feed(body)
+    assert len(events) == 40_000 and events[-1] == {"contentBlockDelta": {"delta": {"text": "t39999"}}}
+    assert reader.buffer == b""
