@@ -163,10 +163,11 @@ def test_malformed_usage_never_raises_and_counts_stay_non_negative_integers(payl
 
 
 @pytest.mark.parametrize("odd", [-5, "12", True, {"a": 1}, [1]])
-def test_an_odd_usage_field_is_counted_as_an_internal_error(odd: Any) -> None:
+def test_an_odd_usage_field_means_usage_not_reported_and_is_counted(odd: Any) -> None:
+    """Issue 38, finding 6: such a count used to read as 0, and the call was charged $0 with its usage 'reported'."""
     _errors.reset()
     usage = openai_provider.usage_from_completion_usage({"prompt_tokens": odd, "completion_tokens": 2}, "openai")
-    assert usage == Usage(output=2)
+    assert usage is None
     assert _errors.counts()["usage.openai"] == 1
 
 

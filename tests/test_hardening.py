@@ -265,3 +265,47 @@ def test_an_event_stream_body_of_40000_frames_read_whole_is_parsed_at_once() -> 
     events = reader.feed(body)
     assert len(events) == 40_000 and events[-1] == {"contentBlockDelta": {"delta": {"text": "t39999"}}}
     assert reader.buffer == b""
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": -5, "completion_tokens": 2, "total_tokens": -3},
+                                   {"prompt_tokens": "7", "completion_tokens": "5", "total_tokens": "12"},
+                                   {"prompt_tokens": True, "completion_tokens": False, "total_tokens": 1},
+                                   {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+                                   [7, 5, 12]], ids=["negative", "strings", "booleans", "nulls", "list"])
+def test_an_answer_with_odd_usage_counts_is_not_reported_and_charged_its_estimate(httpserver: Any,
+                                                                                  usage: Any) -> None:
+    """Finding 6: such an answer was recorded with its usage 'reported', 0 tokens and $0 charged. Read on the wire
+    (the raw JSON); the openai SDK's own model turns "7" and True into ints, and tokentrace reads what it says."""
+    import httpx
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json({
+        "id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": usage})
+    make_telemetry(prices=None, llm_hosts=["localhost"])
+    with tokentrace.testing.capture_usage() as records:
+        httpx.post(httpserver.url_for("/v1/chat/completions"),
+                   json={"model": "gpt-4o-mini", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
+    (record,) = records
+    assert not record.usage_reported and record.cost_usd is None
+    assert record.charged()[0] > 0 and record.charged()[1] >= 100
+
+
+def test_a_batch_result_with_an_impossible_count_still_lands_charged_its_estimate(simulator: Any, tmp_path: Any,
+                                                                                   httpserver: Any) -> None:
+    """Finding 6: a completed batch whose usage says 2**70 input tokens left no record at all."""
+    import openai
+
+    from tokentrace.simulator import sync_client
+
+    httpserver.expect_request("/v1/batches/batch_1", method="GET").respond_with_json({
+        "id": "batch_1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "f",
+        "completion_window": "24h", "status": "completed", "created_at": 1, "model": "gpt-4o-mini",
+        "usage": {"input_tokens": 2**70, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 2**70 + 5}})
+    make_telemetry(prices=None)
+    client = openai.OpenAI(api_key="sk-test", http_client=sync_client(httpserver.port), max_retries=0)
+    with tokentrace.testing.capture_usage() as records:
+        client.batches.retrieve("batch_1")
+    (record,) = records
+    assert record.operation == "batch" and not record.usage_reported and record.charged()[0] > 0

@@ -86,12 +86,21 @@ def test_usage_payload_is_partitioned_and_sums_to_the_providers_total(
 
 @pytest.mark.parametrize("extract", [_chat("openai"), _responses("openai"), anthropic.usage_from,
                                      google_genai.usage_from])
-def test_missing_or_odd_fields_count_zero_and_never_raise(extract: Callable[[Any], Usage | None]) -> None:
+def test_missing_fields_count_zero_and_odd_ones_mean_usage_not_reported(
+        extract: Callable[[Any], Usage | None]) -> None:
+    """A missing or null count is 0; a count that is negative, a string, a boolean or a list cannot be one, and a
+    usage that counts nothing at all (empty, a list) was not reported: never 0 tokens and $0 (issue 38, finding 6)."""
     assert extract(None) is None
-    assert extract({}) == Usage()
-    odd = extract({"prompt_tokens": "12", "input_tokens": -3, "output_tokens": "2.5", "prompt_token_count": True,
-                   "completion_tokens": None, "candidates_token_count": [1]})
-    assert odd == Usage()
+    assert extract({}) is None and extract([]) is None  # type: ignore[arg-type]
+    for odd in ({"prompt_tokens": "12", "input_tokens": "12", "prompt_token_count": "12"},
+                {"prompt_tokens": -3, "input_tokens": -3, "prompt_token_count": -3},
+                {"prompt_tokens": True, "input_tokens": True, "prompt_token_count": True},
+                {"prompt_tokens": [1], "input_tokens": [1], "prompt_token_count": [1]},
+                {"prompt_tokens": None, "input_tokens": None, "prompt_token_count": None}):
+        assert extract(odd) is None, odd
+    present = extract({"prompt_tokens": 3, "input_tokens": 3, "prompt_token_count": 3, "completion_tokens": None,
+                       "output_tokens": None, "candidates_token_count": None})
+    assert present is not None and present.total == 3
 
 
 def test_usage_fields_start_with_the_five_token_types_in_order() -> None:

@@ -91,7 +91,7 @@ def record(provider: str, batch_id: str, key: str, model: str, usage: Any) -> No
     """One batch result: a record at batch prices, attributed as its batch was; once per ``key`` here (the
     ledger keeps it once everywhere)."""
     recorder = _wrappers.active.recorder
-    if recorder is None or usage is None or key in _recorded:
+    if recorder is None or key in _recorded:  # a result whose usage cannot be read still lands: its estimate
         return
     _remember(_recorded, key, None)
     with attributes(**_attribution_of(batch_id)):

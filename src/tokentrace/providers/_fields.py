@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any, Mapping, ParamSpec, TypeVar
@@ -105,10 +104,11 @@ class UnreadableCountError(ValueError):
 
 
 def count(obj: Any, name: str, stage: str) -> int:
-    """A token count field: a non-negative int, else 0 (and, when the field held something odd, counted).
+    """A token count field: a non-negative int; 0 when absent.
 
-    An integral float (``3000.0``, as some hosts send) is that int. A number that cannot be a count (``3000.5``,
-    ``2**63``, NaN) raises UnreadableCountError, which ``usage_reader`` turns into "usage not reported".
+    An integral float (``3000.0``, as some hosts send) is that int; an absent or null field is 0. Anything else
+    (``3000.5``, ``2**63``, NaN, ``-5``, ``"12"``, ``True``, a list) raises UnreadableCountError, which
+    ``usage_reader`` turns into "usage not reported".
     """
     return count_in(fields_of(obj), name, stage)
 
@@ -122,12 +122,10 @@ def count_in(values: Mapping[str, Any], name: str, stage: str) -> int:
         return 0
     if type(value) is float and value.is_integer() and 0 <= value <= MAX_COUNT:
         return int(value)
-    if type(value) in (int, float) and (value > MAX_COUNT or not math.isfinite(value) or value != int(value)):
-        _errors.report(stage, None, f"usage field {name!r} holds {value!r}, which cannot be a token count; "
-                                    "the call's usage is treated as not reported")
-        raise UnreadableCountError(name)
-    _errors.report(stage, None, f"usage field {name!r} is not a non-negative integer")
-    return 0
+    shown = repr(value) if type(value) in (int, float, bool) else type(value).__name__
+    _errors.report(stage, None, f"usage field {name!r} holds {shown}, which cannot be a token count; the call's "
+                                "usage is treated as not reported")
+    raise UnreadableCountError(name)  # negative, fractional, huge, NaN, a string, a boolean, a list: not a count
 
 
 def counts_in(values: Mapping[str, Any], names: tuple[str, ...], stage: str) -> list[int]:
@@ -155,11 +153,32 @@ def usage_reader(read: Callable[P, R]) -> Callable[P, R | None]:
     @functools.wraps(read)
     def reader(*args: P.args, **kwargs: P.kwargs) -> R | None:
         try:
-            return read(*args, **kwargs)
+            usage = read(*args, **kwargs)
         except UnreadableCountError:
             return None
+        if usage is not None and not getattr(usage, "total", 1) and args and not _holds_a_count(args[0]):
+            return None  # a usage that counts nothing at all (a list, every count null): not reported, never 0
+        return usage
 
     return reader
+
+
+def _holds_a_count(usage: Any) -> bool:
+    """Whether a usage object (or its fields) holds at least one number: read only for a usage that adds up to 0.
+    An object whose fields cannot be listed (a protobuf message) is taken to hold what was read from it."""
+    if isinstance(usage, _AttributeFields):
+        usage = usage.obj
+    if isinstance(usage, Mapping):
+        values: Any = usage.values()
+    elif usage is None or isinstance(usage, (list, tuple, str, bytes, bool, int, float)):
+        return False
+    else:
+        fields = getattr(usage, "__dict__", None)
+        if fields is None:
+            return True
+        values = fields.values()
+    return any(type(v) in (int, float) or (v is not None and not isinstance(v, (str, list, tuple, bool))
+                                          and _holds_a_count(v)) for v in values)
 
 
 def text_or_none(value: Any) -> str | None:
