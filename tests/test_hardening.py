@@ -309,3 +309,37 @@ def test_a_batch_result_with_an_impossible_count_still_lands_charged_its_estimat
         client.batches.retrieve("batch_1")
     (record,) = records
     assert record.operation == "batch" and not record.usage_reported and record.charged()[0] > 0
+
+
+def _table(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"id": "openai", "name": "OpenAI", "api_pattern": r"https://api\.openai\.com", "models": [model]}]
+
+
+CATASTROPHIC = {"id": "gpt-4o-mini", "match": {"regex": "^([a-z0-9.-]+)*@$"},
+                "prices": [{"constraint": {"start_date": "2026-11-01"},
+                            "prices": {"input_mtok": 0.15, "output_mtok": 0.6}}]}
+FREE = {"id": "gpt-4o-mini", "match": {"equals": "gpt-4o-mini"},
+        "prices": [{"constraint": {"start_date": "2026-11-01"}, "prices": {"input_mtok": 0, "output_mtok": 0}}]}
+
+
+@pytest.mark.parametrize("model, problem", [(CATASTROPHIC, "backtrack"), (FREE, "would cost nothing")],
+                         ids=["backtracking-regex", "paid-model-made-free"])
+def test_a_refreshed_table_that_could_stall_or_zero_calls_is_refused_and_ignored_when_stored(
+        tmp_path: Any, httpserver: Any, model: dict[str, Any], problem: str) -> None:
+    """Finding 7: such a table was accepted; the first call per model name per day then blocked its thread (27
+    characters: 4 s), or every call of a paid model was charged $0."""
+    import json
+
+    from tokentrace.price_refresh import RefreshError, refresh_table
+    from tokentrace.pricing import PriceTable
+
+    stored = tmp_path / "prices.json"
+    httpserver.expect_request("/bad.json").respond_with_json(_table(model))
+    with pytest.raises(RefreshError, match=problem):
+        refresh_table(httpserver.url_for("/bad.json"), stored, allow_http=True)
+    assert not stored.exists()
+    stored.write_text(json.dumps(_table(model)))  # written by hand, or by an older release: not used either
+    table = PriceTable(refreshed=stored)
+    price = table.lookup("openai", "gpt-4o-mini")
+    assert price is not None and price.base.input == 0.15 and "refreshed" not in price.source
+    assert table.lookup("openai_compatible", "a" * 40 + "!") is None  # inferred over the bundled table: no stall

@@ -45,14 +45,97 @@ def _check_prices(value: Any, where: str = "") -> None:
             raise RefreshError(f"price {where} is {value!r}: prices must be finite, >= 0 and <= {MAX_PRICE:,.0f}")
 
 
+def _check_patterns(value: Any, where: str = "") -> None:
+    """Every ``regex`` match clause: one that can backtrack catastrophically (a repeat inside a repeat, or over
+    alternatives) is refused: a model name is matched on the first call of each day, on the caller's thread."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key == "regex" and isinstance(item, str):
+                problem = backtracking(item)
+                if problem:
+                    raise RefreshError(f"model match {here} = {item[:80]!r}: {problem}; refused")
+            else:
+                _check_patterns(item, here)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_patterns(item, f"{where}[{index}]")
+
+
+def backtracking(pattern: str) -> str | None:
+    """Why ``pattern`` can take exponential time on some name (a quantified group that holds a quantifier or
+    alternatives, as in ``^([a-z0-9.-]+)*@$``), or None. Patterns longer than 1,000 characters are refused too."""
+    import re._parser as sre_parse  # the standard library's own parser of regular expressions
+
+    if len(pattern) > 1000:
+        return "longer than 1,000 characters"
+    try:
+        parsed = sre_parse.parse(pattern)
+    except Exception as exc:
+        return f"not a regular expression ({exc})"
+    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
+
+    def nested(items: Any, inside_repeat: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                _, high, body = arg
+                unbounded = high == sre_parse.MAXREPEAT or high > 16
+                if inside_repeat and unbounded:
+                    return True
+                if nested(body, inside_repeat or unbounded):
+                    return True
+            elif op is sre_parse.SUBPATTERN:
+                if nested(arg[-1], inside_repeat):
+                    return True
+            elif op is sre_parse.BRANCH:
+                if inside_repeat and len(arg[1]) > 1:
+                    return True
+                if any(nested(branch, inside_repeat) for branch in arg[1]):
+                    return True
+        return False
+
+    return "a repeat inside a repeat can backtrack without end" if nested(parsed, False) else None
+
+
+def _check_no_paid_model_turned_free(snapshot: Any) -> None:
+    """A refreshed table may not make a model free that the bundled table charges for (one zero would turn every
+    call of it into $0 and let it past every budget)."""
+    from datetime import UTC, datetime
+
+    from genai_prices import data_snapshot
+
+    now = datetime.now(UTC)
+    bundled = {(p.id, m.id): m for p in data_snapshot.get_snapshot().providers for m in p.models}
+    for provider in snapshot.providers:
+        for model in provider.models:
+            before = bundled.get((provider.id, model.id))
+            if before is None:
+                continue
+            try:
+                old, new = before.get_prices(now), model.get_prices(now)
+            except Exception:
+                continue
+            if _charges(old) and not _charges(new):
+                raise RefreshError(f"model {provider.id}/{model.id} would cost nothing (the bundled table charges "
+                                   "for it); refused")
+
+
+def _charges(price: Any) -> bool:
+    return any(getattr(price, name, None) for name in ("input_mtok", "output_mtok"))
+
+
 def snapshot_from_raw(raw: Any) -> Any:
-    """A genai-prices snapshot from the JSON genai-prices publishes (a list of providers), its prices checked."""
+    """A genai-prices snapshot from the JSON genai-prices publishes (a list of providers), its prices checked, its
+    match patterns checked, and no paid model made free."""
     from genai_prices import data_snapshot, types
 
     if not isinstance(raw, list) or not raw:
         raise RefreshError("a price table must be a non-empty JSON list of providers")
     _check_prices(raw)
-    return data_snapshot.DataSnapshot(types._providers_from_raw(raw), from_auto_update=True)
+    _check_patterns(raw)
+    snapshot = data_snapshot.DataSnapshot(types._providers_from_raw(raw), from_auto_update=True)
+    _check_no_paid_model_turned_free(snapshot)
+    return snapshot
 
 
 def _download(source: str, timeout: float) -> bytes:
