@@ -343,3 +343,23 @@ def test_a_refreshed_table_that_could_stall_or_zero_calls_is_refused_and_ignored
     price = table.lookup("openai", "gpt-4o-mini")
     assert price is not None and price.base.input == 0.15 and "refreshed" not in price.source
     assert table.lookup("openai_compatible", "a" * 40 + "!") is None  # inferred over the bundled table: no stall
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+def test_a_pair_of_keys_names_one_account_per_pair_whatever_the_values_hold(
+        simulator: Any, tmp_path: Any, backend: str, request: pytest.FixtureRequest) -> None:
+    """Finding 8: ``per=("tenant", "feature")`` joined the values with "/", so tenant ``acme/chat`` + feature
+    ``summary`` and tenant ``acme`` + feature ``chat/summary`` shared one account: one's spend refused the other."""
+    ledger: Any = False if backend == "memory" else str(tmp_path / "u.db") if backend == "sqlite" else \
+        request.getfixturevalue("pg_ledger")
+    make_telemetry(prices={"models": PRICES}, ledger=ledger,
+                   budgets=[tokentrace.Budget("pair", limit_usd=3 * CALL_USD, per=("tenant", "feature"),
+                                              action="block")])
+    client = openai_client(simulator)
+    first = [_call(client, tenant="acme/chat", feature="summary") for _ in range(5)]
+    second = _call(client, tenant="acme", feature="chat/summary")
+    assert first.count("sent") == 2 and first[-1] == "refused" and second == "sent"  # 2 fit beside an estimate
+    assert tokentrace.flush()
+    if backend != "memory":
+        (status,) = tokentrace.budget_status(tenant="acme", feature="chat/summary")
+        assert status["spent_usd"] == pytest.approx(CALL_USD, rel=1e-9)

@@ -45,14 +45,28 @@ def _scope_filter(db: Db, budget: Budget) -> tuple[str, list[Any]]:
 
 
 def principal_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
-    """SQL (and parameters) of a row's principal under a templated budget: its ``per`` key values joined."""
+    """SQL (and parameters) of a row's principal under a templated budget: its ``per`` key values joined as
+    ``budgets.join_principal`` joins them (a backslash and a ``/`` inside a value escaped, for two keys or more)."""
     parts: list[str] = []
+    params: list[Any] = []
+    several = len(budget.per_keys) > 1
+    for key in budget.per_keys:
+        column, key_params = _key_sql(db, key)
+        value = f"COALESCE({column}, '')"
+        parts.append(f"REPLACE(REPLACE({value}, '\\', '\\\\'), '/', '\\/')" if several else value)
+        params += key_params
+    return " || '/' || ".join(parts), params
+
+
+def _present_sql(db: Db, budget: Budget) -> tuple[str, list[Any]]:
+    """SQL (and parameters): the row has a non-empty value for every ``per`` key (else it belongs to no principal)."""
+    where: list[str] = []
     params: list[Any] = []
     for key in budget.per_keys:
         column, key_params = _key_sql(db, key)
-        parts.append(f"COALESCE({column}, '')")
+        where.append(f"COALESCE({column}, '') <> ''")
         params += key_params
-    return " || '/' || ".join(parts), params
+    return " AND ".join(where), params
 
 
 def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> list[tuple[str, float, int]]:
@@ -66,11 +80,12 @@ def spent_by_principal(db: Db, budget: Budget, begin: datetime, limit: int) -> l
         return [(str(p), float(u), int(t)) for p, u, t in rows]
     where, params = _scope_filter(db, budget)
     key, key_params = principal_sql(db, budget)
+    present, present_params = _present_sql(db, budget)
     rows = db.execute(
         f"SELECT {key} AS p, SUM({CHARGED_USD}), SUM({CHARGED_TOKENS}) FROM llm_usage "
-        f"WHERE ts_utc >= ? AND {where} GROUP BY p ORDER BY 2 DESC, 3 DESC LIMIT {int(limit)}",
-        [*key_params, iso_utc(begin.timestamp()), *params]).fetchall()
-    return [(str(p), float(u or 0.0), int(t or 0)) for p, u, t in rows if p and "//" not in f"/{p}/"]
+        f"WHERE ts_utc >= ? AND {where} AND {present} GROUP BY p ORDER BY 2 DESC, 3 DESC LIMIT {int(limit)}",
+        [*key_params, iso_utc(begin.timestamp()), *params, *present_params]).fetchall()
+    return [(str(p), float(u or 0.0), int(t or 0)) for p, u, t in rows if p]
 
 
 def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
@@ -81,8 +96,9 @@ def principal_count(db: Db, budget: Budget, begin: datetime) -> int:
                               (kept, iso_utc(begin.timestamp()))).fetchone()[0])
     where, params = _scope_filter(db, budget)
     key, key_params = principal_sql(db, budget)
-    row = db.execute(f"SELECT COUNT(DISTINCT {key}) FROM llm_usage WHERE ts_utc >= ? AND {where}",
-                     [*key_params, iso_utc(begin.timestamp()), *params]).fetchone()
+    present, present_params = _present_sql(db, budget)
+    row = db.execute(f"SELECT COUNT(DISTINCT {key}) FROM llm_usage WHERE ts_utc >= ? AND {where} AND {present}",
+                     [*key_params, iso_utc(begin.timestamp()), *params, *present_params]).fetchone()
     return int(row[0] or 0)
 
 

@@ -210,7 +210,7 @@ class Budget:
             if not value:
                 return None
             values.append(value)
-        return bounded_principal(PRINCIPAL_SEPARATOR.join(values))
+        return bounded_principal(join_principal(values))
 
     def limit_of(self, principal: str) -> float | None:
         """The principal's own limit, from ``limits`` or ``limit_for``; None: the budget's default. Raises what
@@ -230,8 +230,7 @@ class Budget:
     def account(self, principal: str, limit: float | None = None) -> Budget:
         """This templated budget narrowed to one principal: an ordinary budget named ``name[principal]``, scoped to
         the principal's key values, with the principal's limit (``limit``, else the default)."""
-        values = principal.split(PRINCIPAL_SEPARATOR, len(self.per_keys) - 1) if len(self.per_keys) > 1 \
-            else [principal]
+        values = split_principal(principal) if len(self.per_keys) > 1 else [principal]
         scope = {**(self.scope or {}), **dict(zip(self.per_keys, values, strict=False))}
         usd_limit, token_limit = self.limit_usd, self.limit_tokens
         if limit is not None:
@@ -297,6 +296,33 @@ def window_seconds(text: Any) -> float | None:
 
 LIMIT_REFRESH_S = 60.0
 """How long a principal's limit from ``limit_for`` holds before it is asked again."""
+
+
+def join_principal(values: list[str]) -> str:
+    """The principal of a pair or more of key values: joined by ``/``, each ``\\`` and ``/`` inside a value escaped
+    with a backslash, so ``acme/chat`` + ``summary`` and ``acme`` + ``chat/summary`` are two principals. One value is
+    its own principal, unescaped."""
+    if len(values) == 1:
+        return values[0]
+    return PRINCIPAL_SEPARATOR.join(v.replace("\\", "\\\\").replace("/", "\\/") for v in values)
+
+
+def split_principal(principal: str) -> list[str]:
+    """The key values ``join_principal`` joined."""
+    values, current, escaped = [], [], False
+    for char in principal:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == PRINCIPAL_SEPARATOR:
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    values.append("".join(current))
+    return values
 
 
 def bounded_principal(value: str) -> str:
