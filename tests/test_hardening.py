@@ -363,3 +363,33 @@ def test_a_pair_of_keys_names_one_account_per_pair_whatever_the_values_hold(
     if backend != "memory":
         (status,) = tokentrace.budget_status(tenant="acme", feature="chat/summary")
         assert status["spent_usd"] == pytest.approx(CALL_USD, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("skew_s", [-90.0, -3600.0, 3600.0], ids=["90s-behind", "1h-behind", "1h-ahead"])
+def test_a_process_whose_clock_is_off_holds_its_reservations_by_the_stores_clock(
+        tmp_path: Any, backend: str, skew_s: float, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    """Finding 9: reservations were stamped with each process's own clock, so one 90 s behind made its
+    reservations look lapsed to the others (each user ended at 101% of a per-user limit). They are stamped and
+    judged by the store's clock: a reservation made by a skewed process holds for every other."""
+    import time as real_time
+
+    from tokentrace import _budget_store
+    from tokentrace.budgets import Budget, BudgetExceeded
+
+    ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
+    budget = Budget("shared", limit_usd=1.0, action="block")
+    skewed, fair = (_budget_store.SharedBudgets(ledger, [budget], ttl_s=60.0) for _ in range(2))
+    try:
+        clock = real_time.time
+        monkeypatch.setattr(_budget_store.time, "time", lambda: clock() + skew_s)
+        held = skewed.admit([budget], 0.7, 0, real_time.time())  # the skewed process's call, in flight
+        monkeypatch.undo()
+        assert held
+        with pytest.raises(BudgetExceeded):
+            fair.admit([budget], 0.4, 0, real_time.time())  # 0.7 held + 0.4 > 1.0, whatever the skew
+        fair.admit([budget], 0.3, 0, real_time.time())
+    finally:
+        skewed.close()
+        fair.close()

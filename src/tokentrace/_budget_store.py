@@ -40,9 +40,10 @@ RETRY_AFTER_FAILURE_S = 5.0
 
 
 def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
-    """(id, USD, tokens) of every live reservation of ``budget``, any process's."""
-    return list(db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
-                           (budget.name, now)).fetchall())
+    """(id, USD, tokens) of every live reservation of ``budget``, any process's (by the store's clock: a process
+    whose clock is behind or ahead neither drops other processes' reservations nor keeps lapsed ones)."""
+    return list(db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > "
+                           f"{db.clock_sql}", (budget.name,)).fetchall())
 
 
 SWEEP_EVERY_S = 300.0
@@ -186,14 +187,14 @@ class SharedBudgets:
         """Calls counted against a request limit: the ledger's rows in the period or window, plus every live
         per-call reservation (a call in flight, or ended and not yet written)."""
         begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
-        live = db.execute("SELECT COUNT(*) FROM llm_budget_reservations WHERE budget = ? AND expires_at > ?",
-                          (budget.name, now)).fetchone()
+        live = db.execute("SELECT COUNT(*) FROM llm_budget_reservations WHERE budget = ? AND expires_at > "
+                          f"{db.clock_sql}", (budget.name,)).fetchone()
         return calls_since(db, budget, begin) + int(live[0])
 
     def _reserve(self, db: Db, budget: Budget, usd: float, tokens: int, now: float) -> int:
-        return db.insert_returning_id(
-            "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) VALUES (?, ?, ?, ?, ?)",
-            (budget.name, usd, tokens, now + self.ttl_s, self.owner))
+        return db.insert_returning_id(  # stamped by the store's clock, which every process shares
+            "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) VALUES "
+            f"(?, ?, ?, {db.clock_sql} + ?, ?)", (budget.name, usd, tokens, self.ttl_s, self.owner))
 
     def _give_back(self, db: Db, names: Iterable[str] | None = None, idle_before: float | None = None) -> None:
         """Retire this process's leases (of ``names``, or those idle since ``idle_before``, or all) and take what
@@ -323,7 +324,8 @@ class SharedBudgets:
                     last_renew = time.monotonic()
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_S:  # lapsed reservations and spent leases
                     with db.transaction():
-                        db.execute("DELETE FROM llm_budget_reservations WHERE expires_at < ?", (now - SWEEP_AFTER_S,))
+                        db.execute(f"DELETE FROM llm_budget_reservations WHERE expires_at < {db.clock_sql} - ?",
+                                   (SWEEP_AFTER_S,))
                     _principal_spend.retire_idle(db, now)  # per-principal tables no process has used for a week
                     last_sweep = time.monotonic()
                 if self._templated and time.monotonic() - last_touch >= TOUCH_EVERY_S:
@@ -365,8 +367,8 @@ class SharedBudgets:
         for start in range(0, len(live), 500):
             chunk = live[start:start + 500]
             with db.transaction():
-                db.execute(f"UPDATE llm_budget_reservations SET expires_at = ? WHERE id IN "
-                           f"({', '.join('?' * len(chunk))})", [now + self.ttl_s, *chunk])
+                db.execute(f"UPDATE llm_budget_reservations SET expires_at = {db.clock_sql} + ? WHERE id IN "
+                           f"({', '.join('?' * len(chunk))})", [self.ttl_s, *chunk])
 
     def _ended_not_written(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
         """What this process's ended calls cost while their rows are still queued (their reservations live)."""

@@ -57,6 +57,9 @@ class Db:
     def execute_many(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
         self.conn.executemany(self.sql(statement), params)
 
+    clock_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    """SQL of the store's own clock, in Unix seconds: what reservations are stamped and judged by."""
+
     def json_field(self, column: str) -> str:
         """SQL reading one key (the next parameter, a plain key name) of a JSON text column."""
         return f"json_extract({column}, '$.' || ?)"
@@ -195,6 +198,9 @@ class PostgresDb(Db):
     def execute_many(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
         with self.conn.cursor() as cursor:
             cursor.executemany(self.sql(statement), params)
+
+    clock_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+    """The PostgreSQL server's clock: one for every host of the fleet, whatever their own clocks say."""
 
     def json_field(self, column: str) -> str:
         return f"(({column})::jsonb ->> ?)"
