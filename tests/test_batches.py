@@ -130,16 +130,20 @@ def test_another_process_or_a_restart_retrieving_the_batch_adds_no_row_and_knows
     client = openai_client(simulator)
     with tokentrace.attributes(feature="evals"):
         batch = _openai_batch(client)
-    client.batches.retrieve(batch.id)
     assert tokentrace.flush()
     tokentrace.uninstrument()
-    for _ in range(2):  # two more processes read the same completed batch
+    seen = []
+    for _ in range(3):  # three other processes read the same completed batch, one after another
         result = subprocess.run([sys.executable, "-c", RETRIEVE_AGAIN, str(ledger), str(simulator.port), batch.id],
                                 capture_output=True, text=True, timeout=120, cwd=ROOT,
                                 env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
         assert result.returncode == 0, result.stderr
         attributed, flushed = result.stdout.strip().splitlines()
-        assert json.loads(attributed) == [{"feature": "evals"}] and flushed == "True"  # from the ledger's record
+        assert flushed == "True"
+        seen.append(json.loads(attributed))
+    # the first knows the batch's attribution from the ledger's record of its creation, and records it; the others
+    # find its row written and record nothing, so sum() of a counter over the fleet counts it once (issue 38, #10)
+    assert seen == [[{"feature": "evals"}], [], []]
     rows = _rows(ledger)
     assert len(rows) == 1 and rows[0]["response_id"] == batch.id
 

@@ -33,6 +33,8 @@ MAX_REMEMBERED = 10_000
 _attribution: OrderedDict[str, dict[str, str]] = OrderedDict()
 _recorded: OrderedDict[str, None] = OrderedDict()
 ledger_location: Any = None
+_written: OrderedDict[str, Any] = OrderedDict()
+"""batch id -> the keys of its results already in the ledger when this process first looked (bounded)."""
 """Where the ledger is (set by ``instrument()``): the batch attribution table lives there."""
 
 
@@ -84,6 +86,28 @@ def _attribution_of(batch_id: str) -> Mapping[str, str]:
     return attrs
 
 
+def _in_ledger(batch_id: str) -> frozenset[str]:
+    """The results of ``batch_id`` the ledger already holds (read once per batch and process): their row was written
+    by the process that first retrieved them, which counted them in its metrics; no other process counts them again."""
+    found = _written.get(batch_id)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    keys: frozenset[str] = frozenset()
+    if ledger_location is not None:
+        from ._ledger_store import open_db
+
+        db = open_db(ledger_location, create=True, timeout=1.0)
+        try:
+            prefix = batch_id + "/"  # an Anthropic batch's results are keyed "<batch id>/<custom id>"
+            rows = db.execute("SELECT response_id FROM llm_usage WHERE operation = 'batch' AND (response_id = ? OR "
+                              "substr(response_id, 1, ?) = ?)", (batch_id, len(prefix), prefix)).fetchall()
+        finally:
+            db.close()
+        keys = frozenset(str(r[0]) for r in rows)
+    _remember(_written, batch_id, keys)
+    return keys
+
+
 # --------------------------------------------------------------------------- recording a result
 
 
@@ -94,6 +118,8 @@ def record(provider: str, batch_id: str, key: str, model: str, usage: Any) -> No
     if recorder is None or key in _recorded:  # a result whose usage cannot be read still lands: its estimate
         return
     _remember(_recorded, key, None)
+    if key in _in_ledger(batch_id):  # another process (or a restart) wrote it: counted there, not again here
+        return
     with attributes(**_attribution_of(batch_id)):
         call = recorder.start(RequestInfo(provider=provider, operation="batch", request_model=model))
     call.detach()
