@@ -42,8 +42,9 @@ def test_the_metrics_server_serves_the_report_at_usage_on_the_port_it_bound(simu
     status, kind, body = _get(f"http://127.0.0.1:{port}/usage?since=1d&by=feature")
     assert status == 200 and kind == "application/json"
     data = json.loads(body)
-    assert data == json.loads(json.dumps(tokentrace.report(since="1d", by="feature", ledger=ledger))) | {
-        "from": data["from"], "to": data["to"]}
+    reported = json.loads(json.dumps(tokentrace.report(since="1d", by="feature", ledger=ledger)))
+    assert "ledger" not in data  # where the ledger lives is not the reader's business (issue 38, finding 11)
+    assert data == {k: v for k, v in reported.items() if k != "ledger"} | {"from": data["from"], "to": data["to"]}
     assert [(r["key"], r["calls"]) for r in data["rows"]] == [("summarize", 3)]
     assert _get(f"http://127.0.0.1:{port}/metrics")[0] == 200
     for query, message in (("by=colour", "by must be one of"), ("since=forever", "since must look like"),
@@ -252,3 +253,49 @@ def test_200_concurrent_scrapes_are_all_answered_quickly() -> None:
     durations = sorted(d for _, d in results)
     assert [s for s, _ in results] == [200] * 200
     assert durations[int(len(durations) * 0.9)] < 4.0, durations[-20:]  # the slowest tenth: was >= 4.4 s
+
+
+def test_loopback_usage_answers_only_requests_to_a_loopback_name(simulator: Any, tmp_path: Path) -> None:
+    """Issue 38, finding 11: the loopback /usage answered any Host, so a web page on this machine could read it
+    through a DNS name pointed at 127.0.0.1 (DNS rebinding)."""
+    import http.client
+
+    telemetry = make_telemetry(metrics_port=0, ledger=tmp_path / "usage.db")
+    port = telemetry.handle.metrics_server.port
+    _calls(simulator, 1)
+
+    def get(host: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/usage?since=1d", headers={"Host": host})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    assert get(f"127.0.0.1:{port}") == 200 and get(f"localhost:{port}") == 200 and get("[::1]") == 200
+    assert get("attacker.example") == 403 and get(f"rebind.attacker.example:{port}") == 403
+    assert get("127.0.0.1.nip.io") == 403
+
+
+async def test_usage_app_takes_a_token_the_environment_and_the_instrumented_ledger(
+        simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 38, finding 11: ``usage_app(token=...)`` raised TypeError, the app ignored TOKENTRACE_USAGE_TOKEN, and
+    without ``ledger=`` it read the default path, not the ledger instrument() was given."""
+    import httpx
+
+    ledger = tmp_path / "mine.db"
+    make_telemetry(ledger=ledger)
+    _calls(simulator, 2)
+    assert tokentrace.flush()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))  # the default ledger: empty
+    for app, token in ((tokentrace.usage_app(token="t" * 20), "t" * 20),
+                       (_with_env(monkeypatch, "e" * 20), "e" * 20)):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+            assert (await client.get("/usage?since=1d")).status_code == 401
+            answer = await client.get("/usage?since=1d", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["totals"]["calls"] == 2
+
+
+def _with_env(monkeypatch: pytest.MonkeyPatch, token: str) -> Any:
+    monkeypatch.setenv("TOKENTRACE_USAGE_TOKEN", token)
+    return tokentrace.usage_app()

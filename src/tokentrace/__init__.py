@@ -162,15 +162,18 @@ def budget_status(**principal: str) -> list[dict[str, Any]]:
     return [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in sink.principal_status(**named)]
 
 
-def usage_app(ledger: str | os.PathLike[str] | None = None) -> Callable[..., Awaitable[None]]:
+def usage_app(ledger: str | os.PathLike[str] | None = None, *, token: str | None = None,
+              by_identity: bool = False) -> Callable[..., Awaitable[None]]:
     """An ASGI app answering ``GET /usage`` (query ``since``, ``from``, ``to``, ``by``) with the report as JSON.
 
     Mount it in a web app, e.g. ``app.mount("/usage", tokentrace.usage_app())`` in Starlette or FastAPI.
-    Bad parameters answer 400 with one line of text. ``ledger``: as for ``report()``.
+    Bad parameters answer 400 with one line of text. ``ledger``: None reads the ledger ``instrument()`` was given
+    (else the default one). ``token`` (default: ``TOKENTRACE_USAGE_TOKEN``): requests must carry
+    ``Authorization: Bearer <token>``. ``by_identity``: allow ``by=user`` / ``by=session``.
     """
     from .usage_http import usage_app as make
 
-    return make(ledger)
+    return make(ledger, token=token, by_identity=by_identity)
 
 
 def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:

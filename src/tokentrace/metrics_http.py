@@ -103,7 +103,8 @@ class MetricsServer:
         if refuse:
             _errors.logger.warning("/metrics listens on %s, beyond loopback, and no usage token is set: "
                                    "GET /usage answers 403 (set usage_token= or TOKENTRACE_USAGE_TOKEN)", addr)
-        policy = UsagePolicy(token=usage_token, refuse_without_token=refuse, by_identity=usage_by_identity)
+        policy = UsagePolicy(token=usage_token, refuse_without_token=refuse, by_identity=usage_by_identity,
+                             loopback_hosts_only=usage_token is None and is_loopback(addr))
         try:
             self._server = _serve(port, addr, registry or REGISTRY, ledger, policy)
         except OSError as exc:

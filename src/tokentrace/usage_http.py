@@ -51,6 +51,9 @@ class UsagePolicy:
     """Bound to a non-loopback address with no token: every request answers 403."""
     by_identity: bool = False
     """``by=user`` and ``by=session`` allowed (their rows are user and session ids)."""
+    loopback_hosts_only: bool = False
+    """Served on a loopback address with no token: a request whose ``Host`` is not a loopback name answers 403 (a
+    web page on this machine cannot read it through a DNS name it points at 127.0.0.1: DNS rebinding)."""
     time_limit_s: float = 10.0
     """A report that takes longer answers 503."""
     wait_s: float = 2.0
@@ -71,12 +74,27 @@ def _one_line(status: int, text: str) -> Answer:
     return status, _TEXT, f"{text}\n".encode()
 
 
-def authorize(policy: UsagePolicy, authorization: str | None) -> Answer | None:
+def _loopback_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine (``localhost``, ``127.0.0.1``, ``[::1]``, with any port)."""
+    if not host:
+        return False
+    name = host.strip()
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    return is_loopback(name.lower())
+
+
+def authorize(policy: UsagePolicy, authorization: str | None, host: str | None = None) -> Answer | None:
     """None when the request may be answered; else the refusal."""
     if policy.refuse_without_token:
         return _one_line(403, "GET /usage is off: the server listens beyond loopback and no usage_token (or "
                               "TOKENTRACE_USAGE_TOKEN) is set")
     if policy.token is None:
+        if policy.loopback_hosts_only and not _loopback_host(host):
+            return _one_line(403, "GET /usage answers requests to localhost only (Host header); set a usage token "
+                                  "to read it under another name")
         return None
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), policy.token.encode()):
@@ -137,7 +155,19 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None,
         return _one_line(500, "cannot read the ledger; see the application's log")
     finally:
         _one_report.release()
+    data.pop("ledger", None)  # where the ledger lives is the server's business, not the reader's
     return 200, "application/json", json.dumps(data, indent=2).encode() + b"\n"
+
+
+def instrumented_ledger() -> Any:
+    """The ledger ``instrument()`` was given (False when it was given none), or None when not instrumented."""
+    from . import _instrumentor
+
+    handle = _instrumentor.current()
+    settings = getattr(handle, "settings", None)
+    if settings is None:
+        return None
+    return settings.ledger if settings.ledger is not None else False
 
 
 budgets: Any = None
@@ -178,15 +208,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def usage_app(ledger: str | os.PathLike[str] | None = None, *, token: str | None = None,
               by_identity: bool = False) -> ASGIApp:
-    """An ASGI app answering ``GET /usage`` (also ``/`` when mounted at a prefix) with the report as JSON."""
+    """An ASGI app answering ``GET /usage`` (also ``/`` when mounted at a prefix) with the report as JSON.
+
+    ``ledger``: None reads the ledger ``instrument()`` was given (else the default one), at each request.
+    ``token``: None takes ``TOKENTRACE_USAGE_TOKEN`` (unset: no token asked; the app's own auth applies)."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
+    if token is None:
+        token = os.environ.get("TOKENTRACE_USAGE_TOKEN") or None
     policy = UsagePolicy(token=token, by_identity=by_identity)
     executor: list[ThreadPoolExecutor] = []  # made on first use: one thread, never the app's default executor
 
     def run(query: str) -> Answer:
-        return usage_response(query, ledger, policy)
+        chosen = ledger if ledger is not None else instrumented_ledger()
+        if chosen is False:
+            return _one_line(404, "no ledger: instrument() was given ledger=False")
+        return usage_response(query, chosen, policy)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -232,7 +270,7 @@ def with_usage_route(metrics: WSGIApp, ledger: str | os.PathLike[str] | None,
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/usage":
             return metrics(environ, start_response)
-        refusal = authorize(policy, environ.get("HTTP_AUTHORIZATION"))
+        refusal = authorize(policy, environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_HOST"))
         if refusal is not None:
             status, kind, body = refusal
         elif ledger is None:
