@@ -393,3 +393,71 @@ def test_a_process_whose_clock_is_off_holds_its_reservations_by_the_stores_clock
     finally:
         skewed.close()
         fair.close()
+
+
+@pytest.mark.parametrize("prices, problem", [
+    ({"models": {"gpt-x": {"provider": "opnai", "input": 0.3, "output": 1.2}}}, "did you mean 'openai'"),
+    ({"models": {"gpt-x": 0.3}}, "must be a table of prices"),
+    ({"models": {"gpt-x": {"input": "0.30", "output": 1.2}}}, "must be a number (not quoted)"),
+    ({"models": {"gpt-x": {"input": 1e308, "output": 1.2}}}, "from 0 to 1,000,000"),
+], ids=["misspelt-provider", "bare-number", "quoted-number", "absurd-price"])
+def test_a_prices_mapping_that_cannot_mean_what_it_says_is_refused(prices: dict[str, Any], problem: str) -> None:
+    """Finding 12: each was accepted silently (a misspelt provider or a bare number priced nothing, "0.30" was kept
+    as text, 1e308 refused every call as costing infinity)."""
+    with pytest.raises(tokentrace.ConfigError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        tokentrace.instrument(prices=prices, ledger=False)
+
+
+def test_a_prices_file_over_32_mib_is_refused_before_it_is_read(tmp_path: Any) -> None:
+    huge = tmp_path / "prices.json"
+    with huge.open("wb") as out:
+        out.truncate(33 * 1024 * 1024)
+    with pytest.raises(tokentrace.ConfigError, match="larger than 32 MiB"):
+        tokentrace.instrument(prices=str(huge), ledger=False)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "0", "inf"])
+def test_an_unpriced_estimate_that_is_not_a_positive_amount_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                                      value: str) -> None:
+    monkeypatch.setenv("TOKENTRACE_UNPRICED_ESTIMATE_USD", value)
+    with pytest.raises(tokentrace.ConfigError, match="TOKENTRACE_UNPRICED_ESTIMATE_USD must be"):
+        tokentrace.instrument(ledger=False)
+
+
+@pytest.mark.parametrize("value", ["no", "No", "false", "off", "0"])
+def test_every_documented_false_turns_the_ledger_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                     value: str) -> None:
+    from tokentrace.config import ledger_location
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOKENTRACE_LEDGER", value)
+    assert ledger_location() is None and list(tmp_path.iterdir()) == []
+
+
+def test_a_ledger_path_that_names_a_directory_is_refused(tmp_path: Any) -> None:
+    for path in (f"{tmp_path}/ledgers/", str(tmp_path)):
+        with pytest.raises(tokentrace.ConfigError, match="is a directory"):
+            tokentrace.instrument(ledger=path)
+    assert not (tmp_path / "ledgers").exists()
+
+
+def test_a_scope_with_several_values_is_refused_not_matched_against_their_text(tmp_path: Any) -> None:
+    """Finding 12: ``scope = { feature = ["chat", "search"] }`` was stored as the text "['chat', 'search']" and
+    matched nothing, in a budgets file as in code."""
+    with pytest.raises(tokentrace.BudgetError, match="a scope value must be one text value"):
+        tokentrace.Budget("b", limit_usd=1.0, scope={"feature": ["chat", "search"]})
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "b"\nlimit_usd = 1.0\nscope = { feature = ["chat", "search"] }\n')
+    with pytest.raises(tokentrace.ConfigError, match="a scope value must be one text value"):
+        tokentrace.instrument(budgets=str(budgets), ledger=False)
+
+
+def test_budget_status_takes_any_value_and_names_a_key_no_budget_is_keyed_by(simulator: Any) -> None:
+    make_telemetry(prices={"models": PRICES},
+                   budgets=[tokentrace.Budget("per-user", limit_usd=1.0, per="user_id", action="block")])
+    _call(openai_client(simulator), user_id="123")
+    (status,) = tokentrace.budget_status(user_id=123)  # a number, as attributes(user_id=123) accepts
+    assert status["spent_usd"] == pytest.approx(CALL_USD, rel=1e-9)
+    with pytest.raises(tokentrace.ConfigError, match="no budget with per= is keyed by user; the per= keys are "
+                                                     "user_id"):
+        tokentrace.budget_status(user="a")

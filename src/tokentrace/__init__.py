@@ -159,6 +159,11 @@ def budget_status(**principal: str) -> list[dict[str, Any]]:
     if sink is None:
         return []
     named = {key: bounded(str(value)) for key, value in principal.items() if value is not None}  # as attributes()
+    templates = tuple(getattr(sink, "templates", ()))
+    if named and templates and not any(set(t.per_keys) <= set(named) for t in templates):
+        keys = sorted({" + ".join(t.per_keys) for t in templates})
+        raise ConfigError(f"budget_status({', '.join(f'{k}=...' for k in named)}): no budget with per= is keyed by "
+                          f"{', '.join(sorted(named))}; the per= keys are {'; '.join(keys)}")
     return [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in sink.principal_status(**named)]
 
 

@@ -30,14 +30,29 @@ def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
 
 def unpriced_estimate_usd() -> float:
     """What a budget reserves for a call to a model without a known price (``TOKENTRACE_UNPRICED_ESTIMATE_USD``,
-    default UNPRICED_ESTIMATE_USD): never $0, so such calls cannot pass a USD limit unseen."""
-    import os
-
+    default UNPRICED_ESTIMATE_USD): never $0, so such calls cannot pass a USD limit unseen. ``instrument()`` refuses
+    a value that is not a positive finite number (``check_unpriced_estimate``); here a bad one falls back."""
     try:
-        value = float(os.environ.get("TOKENTRACE_UNPRICED_ESTIMATE_USD") or UNPRICED_ESTIMATE_USD)
+        return check_unpriced_estimate()
     except ValueError:
         return UNPRICED_ESTIMATE_USD
-    return value if math.isfinite(value) and value >= 0 else UNPRICED_ESTIMATE_USD
+
+
+def check_unpriced_estimate() -> float:
+    """``TOKENTRACE_UNPRICED_ESTIMATE_USD`` (default UNPRICED_ESTIMATE_USD), or ValueError naming the bad value."""
+    import os
+
+    text = os.environ.get("TOKENTRACE_UNPRICED_ESTIMATE_USD", "").strip()
+    if not text:
+        return UNPRICED_ESTIMATE_USD
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 1000:
+        raise ValueError(f"TOKENTRACE_UNPRICED_ESTIMATE_USD must be a number of dollars above 0 (at most 1000), "
+                         f"not {text[:40]!r}")
+    return value
 
 
 def estimate(request: RequestInfo, prices: PriceTable) -> tuple[float, int]:

@@ -143,6 +143,10 @@ class Budget:
         except (ZoneInfoNotFoundError, ValueError):
             raise BudgetError(f"budget {self.name!r}: unknown time zone {self.timezone!r}") from None
         if self.scope is not None:
+            for key, value in self.scope.items():
+                if not isinstance(value, (str, int)) or isinstance(value, bool):
+                    raise BudgetError(f"budget {self.name!r}: scope {key} = {value!r}: a scope value must be one "
+                                      f"text value (one budget per value, or per={key!r} for one per value)")
             object.__setattr__(self, "scope", {str(k): str(v) for k, v in self.scope.items()})
             for key in self.scope:
                 self._check_key(key, "scope key", identifier=False)

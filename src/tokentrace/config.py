@@ -18,7 +18,7 @@ from .price_overrides import PriceError, parse_overrides
 from .pricing import ModelPrice
 
 KNOWN_PROVIDERS = SDK_NAMES
-_OFF = {"off", "0", "false", "none"}
+_OFF = {"off", "0", "false", "none", "no"}
 _FALSE = {"0", "false", "no", "off", ""}
 _TRUE = {"1", "true", "yes", "on"}
 CAPTURING = {"true", "1", "span_only", "event_only", "span_and_event"}
@@ -119,6 +119,10 @@ def _location(value: str | os.PathLike[str]) -> Path | str:
         if problem:
             raise ConfigError(problem)
         return value
+    text = os.fspath(value)
+    if not text or text.endswith(("/", os.sep)) or (os.path.isdir(text)):
+        raise ConfigError(f"ledger {text!r} is a directory; give the ledger file's path (e.g. {text.rstrip('/')}"
+                          f"/usage.db) or a postgresql:// URL")
     return Path(value)
 
 
@@ -228,6 +232,12 @@ def resolve(
     if namespace is not None and (not isinstance(namespace, str) or (namespace and not namespace.isidentifier())):
         raise ConfigError(f"namespace must be an identifier such as 'acme', not {namespace!r}")
 
+    from ._estimate import check_unpriced_estimate
+
+    try:
+        check_unpriced_estimate()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if budget_unavailable not in ("allow", "block"):
         raise ConfigError(f"budget_unavailable must be 'allow' or 'block', not {budget_unavailable!r}")
 

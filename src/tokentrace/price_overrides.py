@@ -4,6 +4,7 @@ per-token file) read and checked into ``{(provider or None, model): ModelPrice}`
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import tier_prices
-from ._registry import LITELLM_ALIASES
+from ._registry import BY_ID, LITELLM_ALIASES
 from .pricing import ModelPrice, Rates
 
 
@@ -19,19 +20,24 @@ class PriceError(ValueError):
     """A price override file or mapping that cannot be read."""
 
 
+MAX_PRICE_MTOK = 1_000_000.0
+"""No model costs more than this many USD per million tokens: a larger price is a typo (``1e308`` would refuse every
+call under a block budget as costing infinity)."""
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""A prices file larger than this is refused before it is read (LiteLLM's whole table is about 1 MB)."""
+
+
 def _num(entry: Mapping[str, Any], *names: str, scale: float = 1.0) -> float | None:
     for name in names:
         value = entry.get(name)
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise PriceError(f"price {name!r} must be a number, got {value!r}")
-            try:
-                number = float(value)
-            except ValueError:
-                raise PriceError(f"price {name!r} must be a number, got {value!r}") from None
-            if not math.isfinite(number) or number < 0:
-                raise PriceError(f"price {name!r} must be a finite number >= 0, got {value!r}")
-            return number * scale
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise PriceError(f"price {name!r} must be a number (not quoted), got {value!r}")
+            number = float(value) * scale
+            if not math.isfinite(number) or number < 0 or number > MAX_PRICE_MTOK:
+                raise PriceError(f"price {name!r} must be a finite number from 0 to {MAX_PRICE_MTOK:,.0f} USD per "
+                                 f"million tokens, got {value!r}")
+            return number
     return None
 
 
@@ -94,6 +100,9 @@ def _price_from_entry(entry: Mapping[str, Any], source: str) -> ModelPrice | Non
 
 def _load_file(path: Path) -> Mapping[str, Any]:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PriceError(f"price file {path} is {size >> 20} MiB, larger than {MAX_FILE_BYTES >> 20} MiB; refused")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PriceError(f"cannot read price file {path}: {exc.strerror}") from None
@@ -154,8 +163,11 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> Overr
         except ValueError as exc:
             raise PriceError(f"{label}: {exc}") from None
     for name, entry in models.items():
-        if name == "sample_spec" or (models is data and name == "modifiers") or not isinstance(entry, Mapping):
+        if name == "sample_spec" or (models is data and name in ("modifiers", "currency")):
             continue  # LiteLLM's documentation entry, or metadata (such as a file-wide currency)
+        if not isinstance(entry, Mapping):
+            raise PriceError(f"{label}: model {name!r} must be a table of prices such as {{input = 0.3, output = "
+                             f"1.2}} (USD per million tokens), not {entry!r}")
         _check_currency(entry, f"{label} {name}")
         try:
             price = _price_from_entry(entry, label)
@@ -164,6 +176,10 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> Overr
         if price is None:
             continue
         provider = entry.get("provider") or entry.get("litellm_provider")
+        if entry.get("provider") is not None and entry["provider"] not in BY_ID:
+            close = difflib.get_close_matches(str(entry["provider"]), list(BY_ID), n=1)
+            raise PriceError(f"{label}: model {name!r}: unknown provider {entry['provider']!r}"
+                             + (f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(BY_ID)}"))
         provider = LITELLM_ALIASES.get(str(provider), str(provider)) if provider else None
         model = str(name).lower()
         if provider and model.startswith(f"{entry.get('litellm_provider', '')}/"):
