@@ -461,3 +461,37 @@ def test_budget_status_takes_any_value_and_names_a_key_no_budget_is_keyed_by(sim
     with pytest.raises(tokentrace.ConfigError, match="no budget with per= is keyed by user; the per= keys are "
                                                      "user_id"):
         tokentrace.budget_status(user="a")
+
+
+def test_an_applications_own_database_given_as_the_ledger_is_refused_and_left_as_it_was(simulator: Any,
+                                                                                       tmp_path: Any) -> None:
+    """Finding 13: tokentrace added eight tables to it, switched it to WAL and chmodded it 600 (breaking the app's
+    other readers); a file that is not a database was chmodded before it was found not to be one."""
+    import os
+    import sqlite3
+
+    from tokentrace._ledger_db import LedgerError
+    from tokentrace._ledger_store import open_db
+
+    app_db = tmp_path / "app.db"
+    conn = sqlite3.connect(app_db)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('acme')")
+    conn.commit()
+    conn.close()
+    os.chmod(app_db, 0o644)
+    before = (app_db.read_bytes(), os.stat(app_db).st_mode)
+    with pytest.raises(LedgerError, match=r"holds tables that are not tokentrace's \(customers\)"):
+        open_db(app_db, create=True)
+    assert (app_db.read_bytes(), os.stat(app_db).st_mode) == before
+    assert not (tmp_path / "app.db-wal").exists()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database at all\n" * 100)
+    os.chmod(notes, 0o644)
+    with pytest.raises(LedgerError, match="is not a SQLite database"):
+        open_db(notes, create=True)
+    assert os.stat(notes).st_mode & 0o777 == 0o644
+    make_telemetry(prices={"models": PRICES}, ledger=str(app_db))  # through instrument(), with a call to write
+    assert _call(openai_client(simulator)) == "sent"  # the app's call goes on; its row cannot be written
+    assert tokentrace.flush() is False  # and flush() says so
+    assert (app_db.read_bytes(), os.stat(app_db).st_mode) == before

@@ -39,17 +39,31 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def create_private(path: Path) -> None:
-    """Create the file (and its directory) readable by its owner only, if it does not exist yet; an existing one must
-    be a regular file of this user, not a link (SQLite would follow it and create the target, its ``-wal`` and
-    ``-shm`` with the umask's mode), and is tightened to owner-only with its journal files."""
+def create_private(path: Path) -> bool:
+    """Create the file (and its directory) readable by its owner only, if it does not exist yet (True); an existing
+    one must be a regular file of this user, not a link (SQLite would follow it and create the target, its ``-wal``
+    and ``-shm`` with the umask's mode): nothing about it is changed here (``tighten`` does, once the caller has
+    found it to be a ledger)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
         _check_existing(path)
-        return
+        return False
     os.close(fd)
+    return True
+
+
+def tighten(path: Path) -> None:
+    """Make a ledger file and its journal files their owner's only (warned about, once each)."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = os.lstat(name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o077:
+            os.chmod(name, stat.S_IMODE(mode) & 0o700)
+            _warn_tightened(name, stat.S_IMODE(mode))
 
 
 def _check_existing(path: Path) -> None:
@@ -62,14 +76,6 @@ def _check_existing(path: Path) -> None:
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise LedgerError(f"{path} belongs to another user (uid {info.st_uid}); tokentrace writes usage only into "
                           "a ledger of its own user")
-    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            mode = os.lstat(name).st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(mode) and mode & 0o077:
-            os.chmod(name, stat.S_IMODE(mode) & 0o700)
-            _warn_tightened(name, stat.S_IMODE(mode))
 
 
 def _warn_tightened(path: Path, mode: int) -> None:

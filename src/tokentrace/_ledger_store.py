@@ -21,7 +21,7 @@ from typing import Any
 
 from . import _principal_spend, _rollup
 from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
-from ._ledger_location import create_private, describe, is_url, url_problem
+from ._ledger_location import create_private, describe, is_url, tighten, url_problem
 from ._ledger_schema import SCHEMA_VERSION, migrate, schema_version
 
 LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
@@ -295,9 +295,11 @@ def open_db(location: str | os.PathLike[str], *, create: bool, timeout: float = 
 def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
     if not create and not path.exists():
         raise LedgerError(f"no ledger at {path} (run an instrumented app or `tokentrace demo` first)")
-    if create:
-        create_private(path)
+    existing = create and not create_private(path) and path.stat().st_size > 0
     try:
+        if existing:  # someone's file: a ledger, or nothing is changed in it (not its mode, not its journal)
+            _refuse_foreign(path, timeout)
+            tighten(path)
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         db = Db(conn, str(path))
         _ensure_math_functions(conn)
@@ -320,6 +322,29 @@ def _open_sqlite(path: Path, *, create: bool, timeout: float) -> Db:
         return db
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+
+
+FOREIGN_TABLES_ALLOWED = ("llm_", "sqlite_")
+"""The tables a ledger may hold: tokentrace's own (``llm_*``) and SQLite's internal ones."""
+
+
+def _refuse_foreign(path: Path, timeout: float) -> None:
+    """An existing file that is not a SQLite database, or one that holds tables that are not tokentrace's (an app's
+    own database given as the ledger by mistake), is refused before anything in it is changed."""
+    try:
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+        try:
+            names = [str(r[0]) for r in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            reader.close()
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"{path} is not a SQLite database ({exc}); give tokentrace a ledger file of its own") \
+            from None
+    foreign = sorted(n for n in names if not n.startswith(FOREIGN_TABLES_ALLOWED))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise LedgerError(f"{path} holds tables that are not tokentrace's ({shown}): it looks like an application's "
+                          "own database; give tokentrace a ledger file of its own (nothing in this one was changed)")
 
 
 def _ensure_math_functions(conn: sqlite3.Connection) -> None:
