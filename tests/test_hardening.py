@@ -495,3 +495,31 @@ def test_an_applications_own_database_given_as_the_ledger_is_refused_and_left_as
     assert _call(openai_client(simulator)) == "sent"  # the app's call goes on; its row cannot be written
     assert tokentrace.flush() is False  # and flush() says so
     assert (app_db.read_bytes(), os.stat(app_db).st_mode) == before
+
+
+def test_a_ledger_that_cannot_heal_says_why_once_and_is_not_retried(postgres_url: str, simulator: Any,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Finding 14: a missing database (or a wrong password) was logged only as "locked or unreachable; retrying",
+    and retried for ever. The server's reason is said once, in the log (never a password), and no connection is
+    tried again: the rows are dropped, counted, and flush() says so."""
+    import logging
+
+    from tokentrace.sinks.ledger import LedgerSink
+
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    make_telemetry(prices={"models": PRICES}, ledger=missing)
+    client = openai_client(simulator)
+    _errors.reset()
+    with caplog.at_level(logging.WARNING, logger="tokentrace"):
+        for _ in range(3):
+            assert _call(client) == "sent"
+            assert tokentrace.flush(5) is False
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert 'database "no_such_database_here" does not exist' in messages
+    assert "locked or unreachable" not in messages and not _errors.counts().get("ledger.unavailable")
+    from tokentrace import _instrumentor
+
+    handle = _instrumentor.current()
+    assert handle is not None
+    sink = handle.sink("ledger")
+    assert isinstance(sink, LedgerSink) and sink._cannot_heal is not None and sink.dropped == 3

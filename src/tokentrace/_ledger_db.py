@@ -25,6 +25,11 @@ COLUMNS: tuple[str, ...] = (
 class LedgerError(Exception):
     """The ledger file cannot be opened or read (missing, corrupt, newer schema)."""
 
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        """Retrying cannot heal it (a wrong password, a database that does not exist): say so once, stop."""
+
 
 class NewerSchemaError(LedgerError):
     """The ledger was migrated by a newer tokentrace while this process was writing to it: this process must not

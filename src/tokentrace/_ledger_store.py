@@ -383,6 +383,23 @@ def _bounded_connection_class() -> Any:
     return BoundedConnection
 
 
+UNHEALING_SQLSTATES = ("28000", "28P01", "3D000", "42501")
+"""Connection errors no retry heals: authorization refused, wrong password, no such database, no privilege."""
+UNHEALING_WORDS = ("password authentication failed", "no password supplied", "does not exist",
+                   "permission denied", "role")
+
+
+def _cause(exc: BaseException) -> str:
+    """The server's own words for a failure, last line first (psycopg puts the FATAL reason there)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+def _cannot_heal(exc: BaseException, cause: str) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return (state is not None and state in UNHEALING_SQLSTATES) or any(w in cause for w in UNHEALING_WORDS[:3])
+
+
 def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
     try:
         import psycopg
@@ -397,7 +414,9 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
                                                    options=f"-c statement_timeout={int(timeout * 1000)}", **KEEPALIVE)
         conn.io_timeout = timeout + IO_GRACE_S
     except psycopg.Error as exc:
-        raise LedgerError(f"cannot connect to the ledger at {where}: {str(exc).strip().splitlines()[0]}") from None
+        cause = _cause(exc)
+        raise LedgerError(f"cannot connect to the ledger at {where}: {cause}", permanent=_cannot_heal(exc, cause)) \
+            from None
     db = PostgresDb(conn, where)
     try:
         if create:

@@ -93,6 +93,8 @@ class LedgerSink(Sink):
         self._conn: Db | None = None
         self._identity: tuple[int, int] | None = None
         self._retry_at = 0.0
+        self._cannot_heal: LedgerError | None = None
+        """Why the ledger can never be opened by this process (say it once, stop connecting)."""
         self._backoff = 0.0
         self._drained_at = time.monotonic()
         self._drained = threading.Event()
@@ -201,7 +203,17 @@ class LedgerSink(Sink):
             _errors.report("ledger.replaced", None, f"the ledger file {self.path} was deleted or replaced; reopening")
             self._reset_connection()
         if self._conn is None:
-            self._conn = open_db(self.path, create=True)  # raises LedgerError
+            if self._cannot_heal is not None:  # a wrong password or a missing database: no connection is tried again
+                raise self._cannot_heal
+            try:
+                self._conn = open_db(self.path, create=True)  # raises LedgerError
+            except LedgerError as exc:
+                if exc.permanent:
+                    self._cannot_heal = exc
+                    _errors.logger.error("the ledger at %s cannot be used: %s; usage rows are dropped (counted in "
+                                         "tokentrace_internal_errors_total) until the process is restarted with a "
+                                         "working ledger", describe(self.path), exc)
+                raise
             self._identity = None if self.remote else _file_identity(self.path)
         return self._conn
 
@@ -259,8 +271,9 @@ class LedgerSink(Sink):
                 self._queue.extendleft(reversed(taken))
                 self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_S)
                 self._retry_at = time.monotonic() + self._backoff
+                cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
                 _errors.report("ledger.unavailable" if self.remote else "ledger.locked", exc,
-                               f"the ledger at {describe(self.path)} is locked or unreachable; retrying")
+                               f"the ledger at {describe(self.path)} is locked or unreachable ({cause}); retrying")
                 self._reset_connection()
                 return False
             self.dropped += len(batch)
@@ -294,7 +307,7 @@ class LedgerSink(Sink):
             return True
         if self.remote:
             if isinstance(exc, LedgerError):
-                return "cannot connect" in text
+                return "cannot connect" in text and not exc.permanent
             import psycopg
 
             if not isinstance(exc, psycopg.OperationalError):
