@@ -523,3 +523,32 @@ def test_a_ledger_that_cannot_heal_says_why_once_and_is_not_retried(postgres_url
     assert handle is not None
     sink = handle.sink("ledger")
     assert isinstance(sink, LedgerSink) and sink._cannot_heal is not None and sink.dropped == 3
+
+
+def test_a_slow_limit_for_holds_a_call_no_longer_than_the_budget_timeout(simulator: Any) -> None:
+    """Finding 15: a limit_for taking 10 s stalled each affected call 10 s, at first use and at every refresh. The
+    call waits at most the budget timeout (1 s), then goes on with the default limit; the answer, when it comes,
+    applies to the next calls."""
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def slow_plans(user: str) -> float:
+        release.wait(10)
+        return 2 * CALL_USD + 0.000165  # room for 2 calls beside an estimate
+
+    make_telemetry(prices={"models": PRICES}, budgets=[
+        tokentrace.Budget("per-user", limit_usd=100.0, per="user_id", action="block", limit_for=slow_plans)])
+    client = openai_client(simulator)
+    started = time.monotonic()
+    assert _call(client, user_id="alice") == "sent"  # the default ($100) while the plans service is slow
+    first = time.monotonic() - started
+    assert first < 3.0, f"the first call waited {first:.1f} s"
+    started = time.monotonic()
+    assert _call(client, user_id="alice") == "sent"
+    assert time.monotonic() - started < 3.0
+    release.set()  # the plans service answers
+    time.sleep(1.2)  # past the short re-ask interval
+    outcomes = [_call(client, user_id="alice") for _ in range(3)]
+    assert outcomes[-1] == "refused"  # its answer (two calls' worth) now applies

@@ -28,6 +28,7 @@ from typing import Any
 from .. import _errors, _forksafe
 from .._budget_store import SharedBudgets
 from .._estimate import estimate
+from .._limit_lookup import LimitLookup
 from .._refusal import counted_only
 from .._text import usd
 from .._usage import RequestInfo, UsageRecord
@@ -114,6 +115,7 @@ class BudgetSink(Sink):
         self.templates = self._templates
         """The budgets with ``per=`` (one account per principal)."""
         self._principals: OrderedDict[tuple[str, str], _PrincipalAccount] = OrderedDict()
+        self._limits = LimitLookup()
         self._release = release
         self._unavailable = unavailable
         self.shared: SharedBudgets | None = None
@@ -184,13 +186,19 @@ class BudgetSink(Sink):
         """Ask the principal's limit (``limits``, ``limit_for``) and make or update its account. A ``limit_for``
         that fails is decided by ``budget_unavailable``: the call is refused, or this budget skips it."""
         try:
-            limit = template.limit_of(principal)
+            answered, limit = self._limits.ask(template, principal)
         except Exception as exc:
             _errors.report("budget.limit_for", exc, f"budget {template.name!r}: the principal's limit could not be "
                            f"read; calls are {'refused' if self._unavailable == 'block' else 'sent unchecked'}")
             if self._unavailable == "block":
                 raise BudgetUnavailable(template, f"limit_for failed ({type(exc).__name__})") from None
             return None
+        if not answered:  # limit_for is slow: this call goes on with the limit the account has (else the default)
+            _errors.report("budget.limit_for", None, f"budget {template.name!r}: limit_for took longer than "
+                           f"{self._limits.timeout_s:g} s; the last limit (or the default) applies until it answers")
+            if entry is not None:
+                entry.limit_until = now + self._limits.timeout_s
+                return entry
         budget = template.account(principal, limit)
         with self._lock:
             entry = self._principals.get(key)
@@ -201,6 +209,8 @@ class BudgetSink(Sink):
                     self._principals.popitem(last=False)
             else:
                 entry.account.budget, entry.limit_until = budget, now + LIMIT_REFRESH_S
+            if not answered:  # ask again soon: the answer is on its way
+                entry.limit_until = now + self._limits.timeout_s
         return entry
 
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
@@ -364,7 +374,7 @@ class BudgetSink(Sink):
             if name is None:
                 continue
             try:
-                budget = template.account(name, template.limit_of(name))
+                budget = template.account(name, self._limits.ask(template, name)[1])
             except Exception as exc:
                 _errors.report("budget.limit_for", exc, f"budget {template.name!r}: the principal's limit could "
                                "not be read")
