@@ -329,7 +329,9 @@ def test_folded_label_values_share_one_cache_entry(simulator: Any) -> None:
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_ledger_file_deleted_or_replaced_while_running_is_reopened(simulator: Any, tmp_path: Path,
                                                                      how: str) -> None:
-    """Item 7: rows written after the file is deleted (or replaced by another) land in the file at the path."""
+    """Item 7: rows written after the file is deleted (or replaced by another ledger: a restore from a backup) land
+    in the file at the path. (A file replaced by an application's own database is refused, nothing in it changed:
+    test_hardening.)"""
     ledger = tmp_path / "usage.db"
     script = f"""
         tokentrace.instrument(ledger=ledger)
@@ -340,7 +342,10 @@ def test_a_ledger_file_deleted_or_replaced_while_running_is_reopened(simulator: 
                 os.remove(ledger + suffix)
         if {how == "replaced"!r}:
             import sqlite3
-            sqlite3.connect(ledger).execute("CREATE TABLE unrelated (x)").connection.commit()
+            restored = sqlite3.connect(ledger)  # a ledger restored from an (empty) backup
+            restored.execute("CREATE TABLE llm_usage_restored_marker (x)")
+            restored.commit()
+            restored.close()
         for _ in range(3):
             call()
         assert tokentrace.flush()

@@ -238,10 +238,10 @@ def instrument(
                                            capture_content=settings.capture_content)
         _wrappers.active.recorder = recorder
         batch_results.ledger_location = settings.ledger
-        if handle.sink("budget") is not None:
-            from . import usage_http
+        from . import usage_http  # stdlib only: what GET /usage reads for this process
 
-            usage_http.budgets = handle.sink("budget")
+        usage_http.instrumented_ledger_location = settings.ledger if settings.ledger is not None else False
+        usage_http.budgets = handle.sink("budget")
         _current = handle
         for provider in settings.providers:
             sdk = SDK_BY_NAME[provider].import_name
@@ -275,6 +275,7 @@ def uninstrument() -> None:
             from . import usage_http
 
             usage_http.budgets = None
+            usage_http.instrumented_ledger_location = None
         if handle is None:
             return
         _retired = handle

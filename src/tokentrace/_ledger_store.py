@@ -34,6 +34,9 @@ _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
+SCHEMA_LOCK_KEY = ADVISORY_LOCK_KEY + 1
+"""Held (per session) while a process creates or migrates the ledger's tables: CREATE TABLE IF NOT EXISTS races on
+PostgreSQL's catalog when two processes run it at once."""
 
 class Db:
     """One connection to the ledger database; not thread-safe (each thread or component opens its own)."""
@@ -419,16 +422,23 @@ def _open_postgres(url: str, *, create: bool, timeout: float) -> Db:
             from None
     db = PostgresDb(conn, where)
     try:
-        if create:
-            conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
-        version = schema_version(db) if row and row[0] else 0
-        if version > SCHEMA_VERSION:
-            raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace ({SCHEMA_VERSION})")
-        if create:
-            migrate(db, version)
-        else:
-            db.version = version
+        if create:  # processes starting at once on a new database: one creates, the others wait and find it made
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            if create:
+                conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
+            version = schema_version(db) if row and row[0] else 0
+            if version > SCHEMA_VERSION:
+                raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace "
+                                  f"({SCHEMA_VERSION})")
+            if create:
+                migrate(db, version)
+            else:
+                db.version = version
+        finally:
+            if create:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
         if not create and version == 0:
             raise LedgerError(f"{where} holds no tokentrace ledger (run an instrumented app against it first)")
     except psycopg.Error as exc:

@@ -159,15 +159,13 @@ def usage_response(query: str, ledger: str | os.PathLike[str] | None,
     return 200, "application/json", json.dumps(data, indent=2).encode() + b"\n"
 
 
+instrumented_ledger_location: Any = None
+"""The ledger ``instrument()`` was given (False: none; None: not instrumented); ``instrument()`` sets it."""
+
+
 def instrumented_ledger() -> Any:
     """The ledger ``instrument()`` was given (False when it was given none), or None when not instrumented."""
-    from . import _instrumentor
-
-    handle = _instrumentor.current()
-    settings = getattr(handle, "settings", None)
-    if settings is None:
-        return None
-    return settings.ledger if settings.ledger is not None else False
+    return instrumented_ledger_location
 
 
 budgets: Any = None
