@@ -45,9 +45,9 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     from tests.ledger_helpers import record
 
     from tokentrace import Budget
-    from tokentrace._budget_store import SharedBudgets
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
+    from tokentrace.budgets.store import SharedBudgets
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     class CountingStore(SharedBudgets):
         exact = 0
@@ -119,9 +119,9 @@ def _populate(location: str, principals: int) -> None:
     """A ledger whose per-principal table holds ``principals`` tenants this month (one call each)."""
     from tests.ledger_helpers import record
 
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
-    from tokentrace._principal_spend import prepare
+    from tokentrace.budgets.principal_spend import prepare
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     db = open_db(location, create=True)
     prepare(db, _template(), time.time())  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ def _populate(location: str, principals: int) -> None:
 def measure(location: str, processes: int, calls: int, leased: bool, threads: int = 4, hot: int = 0
             ) -> tuple[float, float, int, int]:
     """p50 and p99 (us) of the admissions, how many, and how many of them went through a transaction."""
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.store import open_db
 
     open_db(location, create=True).close()
     ctx = multiprocessing.get_context("spawn")

@@ -22,8 +22,8 @@ from typing import Any
 import wrapt
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from tokentrace._ledger_db import INSERT_SQL
-from tokentrace._ledger_store import open_db
+from tokentrace.ledger.db import INSERT_SQL
+from tokentrace.ledger.store import open_db
 
 RATE = (0.15e-6, 0.6e-6)
 """USD per input and output token (fixed: the floor looks no price up)."""

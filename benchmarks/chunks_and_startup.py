@@ -18,7 +18,7 @@ def per_chunk_ns(chunks: int) -> tuple[float, float]:
     from openai.types.chat import ChatCompletionChunk
 
     from tokentrace._usage import RequestInfo
-    from tokentrace._wrappers import SyncStreamProxy, _StreamState
+    from tokentrace.instrumentation.wrappers import SyncStreamProxy, _StreamState
     from tokentrace.pricing import PriceTable
     from tokentrace.providers import Prepared
     from tokentrace.providers.openai import ChatAccumulator

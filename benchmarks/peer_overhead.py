@@ -474,7 +474,7 @@ def otel_part(sdks: list[str], rounds: int, block: int) -> dict[str, Any]:
     recorders in random order: every sink, every sink but the OTel one, and every sink with the OTel one replaced by
     a sink doing only ``_FloorWork`` (the bare SDK span and histogram records). The part is the first minus the
     second, the floor the third minus the second, paired by round."""
-    from tokentrace import _wrappers
+    from tokentrace.instrumentation import wrappers as _wrappers
     from tokentrace.recorder import Recorder
     from tokentrace.sinks import Sink
 

@@ -42,9 +42,9 @@ def _template(per: str, timezone: str = "UTC") -> Any:
 def build(location: str, rows: int, principals: int, per: str) -> float:
     from tests.ledger_helpers import record
 
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
-    from tokentrace._principal_spend import prepare
+    from tokentrace.budgets.principal_spend import prepare
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     db = open_db(location, create=True)
     now = time.time()
@@ -70,7 +70,7 @@ def first_admissions(location: str, principals: int, samples: int, per: str, tim
                      ) -> tuple[float, float, float, int]:
     """p50 and p99 (ms) of a never-seen principal's first admission, the KiB one process holds per principal, and
     how many admissions failed (the store's 1 s timeout: in an application, ``budget_unavailable`` decides them)."""
-    from tokentrace._budget_store import SharedBudgets
+    from tokentrace.budgets.store import SharedBudgets
 
     template = _template(per, timezone)
     store = SharedBudgets(location, [], refresh_s=3600)
@@ -102,8 +102,8 @@ def first_admissions(location: str, principals: int, samples: int, per: str, tim
 def backfill(location: str, per: str) -> tuple[float, float]:
     """Seconds to backfill a template registered after the rows (another zone: another signature), and the
     longest step's."""
-    from tokentrace._ledger_store import open_db
-    from tokentrace._principal_spend import prepare
+    from tokentrace.budgets.principal_spend import prepare
+    from tokentrace.ledger.store import open_db
 
     db = open_db(location, create=True)
     template = _template(per, "Europe/Paris")

@@ -32,7 +32,7 @@ started = time.perf_counter()
 kind, ledger, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 if kind == "usage":
     import urllib.request
-    from tokentrace.metrics_http import MetricsServer
+    from tokentrace.serving.metrics import MetricsServer
     server = MetricsServer(0, "127.0.0.1", None, ledger)
     started = time.perf_counter()
     body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/usage?since=30d&by=feature", timeout=60).read()
@@ -51,8 +51,8 @@ print(json.dumps({"s": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_SEL
 def rows(count: int, seed: int = 1) -> list[tuple[object, ...]]:
     """``count`` ledger rows over the last 30 days, oldest first."""
     from tokentrace import Usage
-    from tokentrace._ledger_db import row_of
     from tokentrace._usage import UsageRecord
+    from tokentrace.ledger.db import row_of
 
     rng = random.Random(seed)
     now = time.time()
@@ -78,7 +78,7 @@ def rows(count: int, seed: int = 1) -> list[tuple[object, ...]]:
 
 def build(location: str, count: int) -> float:
     """Write ``count`` rows the way the ledger writer does (batches, roll-up folded in each). Seconds taken."""
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.store import open_db
 
     started = time.perf_counter()
     db = open_db(location, create=True, timeout=60)

@@ -264,7 +264,7 @@ class Patches:
 def timed_stream_proxies(clock: list[float]) -> Iterator[None]:
     """Stream proxies whose chunk generator (``_wrappers._items``) adds its time to ``clock[0]`` less the time inside
     the SDK's own iteration."""
-    from tokentrace import _wrappers
+    from tokentrace.instrumentation import wrappers as _wrappers
 
     original_items = _wrappers._items
 
@@ -341,7 +341,7 @@ def main() -> None:
     from prometheus_client import CollectorRegistry
 
     import tokentrace
-    from tokentrace import _instrumentor
+    from tokentrace.instrumentation import instrumentor as _instrumentor
 
     sim = RemoteSimulator()
     try:

@@ -132,7 +132,8 @@ def main() -> None:
     from prometheus_client import CollectorRegistry
 
     import tokentrace
-    from tokentrace import _wrappers, wire
+    from tokentrace import wire
+    from tokentrace.instrumentation import wrappers as _wrappers
     from tokentrace.providers import openai as openai_support
     from tokentrace.wire import httpx_hook, requests_hook
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tokentrace._ledger_db import row_of
-from tokentrace._ledger_store import open_db
 from tokentrace._usage import Usage, UsageRecord
+from tokentrace.ledger.db import row_of
+from tokentrace.ledger.store import open_db
 
 
 def record(ts: float, *, provider: str = "openai", model: str = "gpt-4o-mini", operation: str = "chat",

@@ -60,7 +60,7 @@ def test_web_search_fees_are_in_the_estimate_so_32_threads_stay_under_the_limit(
 
 
 def test_n_completions_are_each_in_the_estimate(simulator: Any) -> None:
-    from tokentrace._estimate import estimate_tokens
+    from tokentrace.budgets.estimate import estimate_tokens
 
     make_telemetry()
     estimates: list[Any] = []
@@ -90,7 +90,7 @@ def test_n_completions_are_each_in_the_estimate(simulator: Any) -> None:
 def test_a_model_without_a_price_reserves_a_floor_never_zero(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """openrouter/auto has no table price (OpenRouter reports the cost afterwards): the estimate is the documented
     floor, so a USD limit below it refuses the call instead of admitting it on a $0 estimate."""
-    from tokentrace import _estimate
+    from tokentrace.budgets import estimate as _estimate
 
     monkeypatch.setenv("TOKENTRACE_UNPRICED_ESTIMATE_USD", "0.05")
     assert _estimate.unpriced_estimate_usd() == 0.05

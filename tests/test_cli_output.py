@@ -181,7 +181,7 @@ def test_errors_name_the_option_of_the_interface_used(tmp_path: Path) -> None:
         tokentrace.report(start="2026-11-08", end="2026-11-01", ledger=ledger)
     with pytest.raises(tokentrace.ReportError, match=r"^by must be one of"):
         tokentrace.report(by="colour", ledger=ledger)
-    from tokentrace.usage_http import usage_response
+    from tokentrace.serving.usage import usage_response
 
     status, _, body = usage_response("from=2026-11-08&to=2026-11-01", ledger)
     assert status == 400 and body.startswith(b"from must be before")
@@ -192,8 +192,8 @@ def test_examples_load(tmp_path: Path) -> None:
     root = Path(__file__).parents[1] / "examples"
     budgets = tokentrace.budgets.load_budgets(root / "budgets.toml")
     assert [b.name for b in budgets] == ["monthly-total", "chat-daily", "summarize-daily-eu"]
-    from tokentrace.price_overrides import parse_overrides
     from tokentrace.pricing import PriceTable
+    from tokentrace.pricing.overrides import parse_overrides
 
     table = PriceTable(parse_overrides(str(root / "prices.toml")))
     price = table.lookup("openai_compatible", "acme-private-7b")
@@ -243,7 +243,7 @@ def test_hostile_attribution_values_cannot_drive_the_terminal_or_break_a_markdow
 
 
 def test_since_and_from_together_are_refused_and_months_are_mo(tmp_path: Path) -> None:
-    from tokentrace.reports import parse_since
+    from tokentrace.ledger.reports import parse_since
 
     ledger = write_ledger(tmp_path / "usage.db", [record(time.time() - 60, feature="chat", cost=0.001)])
     both = run_cli("report", "--since", "7d", "--from", "2026-11-01", "--ledger", str(ledger), tmp=tmp_path)

@@ -57,7 +57,7 @@ def _import_graph() -> dict[str, set[str]]:
 
 def test_no_import_cycle_in_the_package_type_checking_and_lazy_imports_included() -> None:
     graph = _import_graph()
-    assert len(graph) > 40 and "tokentrace.sinks.otel" in graph["tokentrace._instrumentor"]
+    assert len(graph) > 40 and "tokentrace.sinks.otel" in graph["tokentrace.instrumentation.instrumentor"]
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
     path: list[str] = []
@@ -79,15 +79,66 @@ def test_no_import_cycle_in_the_package_type_checking_and_lazy_imports_included(
     assert cycles == []
 
 
-def test_layering_sinks_and_providers_never_import_the_recorder_or_each_other() -> None:
+PACKAGES = ("budgets", "ledger", "pricing", "providers", "wire", "sinks", "cli", "simulator", "serving",
+            "instrumentation", "reconcile")
+ALLOWED: dict[str, set[str]] = {
+    "pricing": {"_usage", "_registry", "_forksafe", "_errors", "_text"},
+    "providers": {"_usage", "_errors", "_registry"},
+    "budgets": {"ledger", "pricing", "_config_error", "_errors", "_text", "_usage", "_forksafe", "_registry"},
+    "ledger": {"budgets", "config", "_config_error", "_usage", "_errors", "_text", "_forksafe"},
+    "sinks": {"budgets", "ledger", "pricing", "config", "_errors", "_forksafe", "_registry", "_text", "_usage",
+              "_version"},
+    "wire": {"budgets", "instrumentation", "providers", "recorder", "_errors", "_registry", "_usage"},
+    "serving": {"ledger", "budgets", "_errors"},
+    "reconcile": {"ledger", "pricing"},
+    "simulator": set(),
+    "recorder": {"budgets", "pricing", "sinks", "context", "_errors", "_forksafe", "_text", "_usage"},
+}
+"""Which package (or top-level module) may import which: the layout's dependency rules, read on every run from the
+imports anywhere in each module (top level, TYPE_CHECKING blocks, functions). ``instrumentation`` (the composition
+root) may import any package but ``cli``; ``cli`` may import anything; nothing else imports ``cli`` or
+``instrumentation`` (the wire layer's hooks read the active recorder from ``instrumentation.wrappers``)."""
+SINK_HELPERS = {"tokentrace.sinks", "tokentrace.sinks.semconv", "tokentrace.sinks.cardinality",
+                "tokentrace.sinks.prometheus_values"}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_each_package_imports_only_what_the_layout_allows() -> None:
+    graph = _import_graph()
+    assert {_part(m) for m in graph} >= set(PACKAGES)
+    problems = []
+    for module, targets in graph.items():
+        here = _part(module)
+        for target in targets:
+            there = _part(target)
+            if there == here:
+                continue
+            if there == "cli" and here not in ("cli", "__main__"):
+                problems.append(f"{module} imports the CLI ({target})")
+            if there == "instrumentation" and here not in ("instrumentation", "wire", "", "testing"):
+                problems.append(f"{module} imports the composition root ({target})")
+            if here in ALLOWED and there not in ALLOWED[here]:
+                problems.append(f"{module} ({here}) may not import {target} ({there})")
+            if there == "simulator" and here not in ("cli", "simulator"):
+                problems.append(f"{module} imports the simulator ({target})")
+    assert problems == []
+
+
+def test_sinks_and_providers_never_import_the_recorder_or_each_other() -> None:
     graph = _import_graph()
     for module, targets in graph.items():
-        if module.startswith("tokentrace.sinks."):
-            assert not {t for t in targets if t.startswith(("tokentrace.sinks.", "tokentrace.providers"))}, module
+        if module.startswith("tokentrace.sinks.") and module not in SINK_HELPERS:
+            assert not {t for t in targets if t.startswith(("tokentrace.sinks.", "tokentrace.providers"))
+                        and t not in SINK_HELPERS}, module
             assert "tokentrace.recorder" not in targets, module
         if module.startswith("tokentrace.providers."):
             assert not {t for t in targets if t.startswith("tokentrace.") and not t.startswith(
                 "tokentrace.providers") and t not in ("tokentrace._usage", "tokentrace._errors",
                                                       "tokentrace._registry")}, module
-    assert {"tokentrace.budgets", "tokentrace.sinks.budget"}.isdisjoint(graph["tokentrace.recorder"])
-    assert {"tokentrace.budgets", "tokentrace.sinks.budget"}.isdisjoint(graph["tokentrace._wrappers"])
+    concrete = {"tokentrace.budgets", "tokentrace.sinks.budget", "tokentrace.budgets.store"}
+    assert concrete.isdisjoint(graph["tokentrace.recorder"])
+    assert concrete.isdisjoint(graph["tokentrace.instrumentation.wrappers"])

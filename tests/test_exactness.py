@@ -201,7 +201,7 @@ def test_a_price_older_than_a_year_is_warned_about_once(tmp_path: Path, caplog: 
 ])
 def test_a_refreshed_table_out_of_bounds_is_refused_and_the_last_one_kept(tmp_path: Path, httpserver: Any,
                                                                             body: str, problem: str) -> None:
-    from tokentrace.price_refresh import RefreshError, refresh_table
+    from tokentrace.pricing.refresh import RefreshError, refresh_table
 
     stored = tmp_path / "data" / "prices.json"
     httpserver.expect_request("/good.json").respond_with_json(_raw_table(0.11, "2026-11-01"))
@@ -214,7 +214,7 @@ def test_a_refreshed_table_out_of_bounds_is_refused_and_the_last_one_kept(tmp_pa
 
 
 def test_a_refresh_over_plain_http_is_refused_unless_asked(tmp_path: Path) -> None:
-    from tokentrace.price_refresh import RefreshError, refresh_table
+    from tokentrace.pricing.refresh import RefreshError, refresh_table
 
     for url in ("http://prices.example/data.json", "file:///etc/passwd", "ftp://x/y"):
         with pytest.raises(RefreshError, match="https://"):

@@ -41,7 +41,7 @@ def _chat(client: Any, **kwargs: Any) -> Any:
 
 def test_disk_full_drops_rows_counts_them_and_the_call_is_unaffected(simulator: Any, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokentrace._ledger_store import Db
+    from tokentrace.ledger.store import Db
 
     def disk_full(db: Any, rows: Any, released: Any = ()) -> None:
         raise sqlite3.OperationalError("database or disk is full")

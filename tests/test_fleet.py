@@ -176,9 +176,9 @@ def test_3_processes_x_4_threads_on_postgresql_never_overshoot_and_the_cli_match
 
 
 def test_reports_agree_on_sqlite_and_postgresql_for_the_same_rows(tmp_path: Path, pg_ledger: str) -> None:
-    from tokentrace import reports
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger import reports
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     from .ledger_helpers import record
 

@@ -330,8 +330,8 @@ def test_a_refreshed_table_that_could_stall_or_zero_calls_is_refused_and_ignored
     characters: 4 s), or every call of a paid model was charged $0."""
     import json
 
-    from tokentrace.price_refresh import RefreshError, refresh_table
     from tokentrace.pricing import PriceTable
+    from tokentrace.pricing.refresh import RefreshError, refresh_table
 
     stored = tmp_path / "prices.json"
     httpserver.expect_request("/bad.json").respond_with_json(_table(model))
@@ -375,8 +375,8 @@ def test_a_process_whose_clock_is_off_holds_its_reservations_by_the_stores_clock
     judged by the store's clock: a reservation made by a skewed process holds for every other."""
     import time as real_time
 
-    from tokentrace import _budget_store
     from tokentrace.budgets import Budget, BudgetExceeded
+    from tokentrace.budgets import store as _budget_store
 
     ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
     budget = Budget("shared", limit_usd=1.0, action="block")
@@ -470,8 +470,8 @@ def test_an_applications_own_database_given_as_the_ledger_is_refused_and_left_as
     import os
     import sqlite3
 
-    from tokentrace._ledger_db import LedgerError
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.db import LedgerError
+    from tokentrace.ledger.store import open_db
 
     app_db = tmp_path / "app.db"
     conn = sqlite3.connect(app_db)
@@ -517,7 +517,7 @@ def test_a_ledger_that_cannot_heal_says_why_once_and_is_not_retried(postgres_url
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert 'database "no_such_database_here" does not exist' in messages
     assert "locked or unreachable" not in messages and not _errors.counts().get("ledger.unavailable")
-    from tokentrace import _instrumentor
+    from tokentrace.instrumentation import instrumentor as _instrumentor
 
     handle = _instrumentor.current()
     assert handle is not None

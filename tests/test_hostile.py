@@ -293,8 +293,8 @@ def test_instrument_again_with_other_arguments_says_which_are_ignored(caplog: An
 def test_a_full_disk_is_reported_as_such_and_not_as_a_rollback_failure(tmp_path: Path) -> None:
     import pytest
 
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     from .ledger_helpers import record
 
@@ -395,7 +395,7 @@ def test_a_ledger_locked_at_start_up_loses_no_row_and_keeps_its_past_spend(simul
             for i in range(20):  # allowed while the store cannot be read (budget_unavailable="allow")
                 call(i)
             print("flushed", tokentrace.flush(timeout=20))
-            from tokentrace._budget_store import RETRY_AFTER_FAILURE_S
+            from tokentrace.budgets.store import RETRY_AFTER_FAILURE_S
             time.sleep(RETRY_AFTER_FAILURE_S + 0.5)  # calls are unchecked this long after the store was unreachable
             try:
                 call()
@@ -570,7 +570,8 @@ def test_instrument_with_any_arguments_works_or_refuses_and_leaves_nothing_behin
     from prometheus_client import CollectorRegistry
 
     import tokentrace
-    from tokentrace import BudgetError, ConfigError, _instrumentor
+    from tokentrace import BudgetError, ConfigError
+    from tokentrace.instrumentation import instrumentor as _instrumentor
 
     arguments.pop("metrics_port", None)  # a real port would be bound: covered by resolve() above
     threads = {t.name for t in threading.enumerate()}
@@ -632,7 +633,7 @@ def test_a_child_forked_while_another_thread_holds_a_metric_lock_records_its_cal
                                  "postgresql://tt:S3cret?x@h/db"])
 def test_a_password_with_an_unencoded_slash_is_refused_and_never_printed(url: str, tmp_path: Path,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from tokentrace._ledger_location import describe
+    from tokentrace.ledger.location import describe
 
     assert "S3cret" not in describe(url)
     with pytest.raises(tokentrace.ConfigError, match="percent-encode the password") as refused:
@@ -672,8 +673,8 @@ def test_hundreds_of_unknown_model_names_log_a_bounded_number_of_warnings_and_ca
 # ---- issue 32, finding 7: ledger file permissions
 
 def test_a_dangling_symlink_as_the_ledger_is_refused_not_followed(tmp_path: Path) -> None:
-    from tokentrace._ledger_db import LedgerError
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.db import LedgerError
+    from tokentrace.ledger.store import open_db
 
     target = tmp_path / "elsewhere" / "usage.db"
     target.parent.mkdir()
@@ -686,7 +687,7 @@ def test_a_dangling_symlink_as_the_ledger_is_refused_not_followed(tmp_path: Path
 
 def test_a_ledger_open_to_others_is_tightened_with_its_journal_files(tmp_path: Path,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.store import open_db
 
     ledger = tmp_path / "usage.db"
     open_db(ledger, create=True).close()
@@ -709,8 +710,8 @@ def test_a_ledger_open_to_others_is_tightened_with_its_journal_files(tmp_path: P
 def test_a_ledger_of_another_user_is_refused(tmp_path: Path) -> None:
     import pwd
 
-    from tokentrace._ledger_db import LedgerError
-    from tokentrace._ledger_store import open_db
+    from tokentrace.ledger.db import LedgerError
+    from tokentrace.ledger.store import open_db
 
     if os.geteuid() != 0:
         pytest.skip("needs root to give a file to another user")

@@ -18,9 +18,9 @@ import pytest
 
 import tokentrace
 from tokentrace import _errors
-from tokentrace._ledger_db import COLUMNS, LedgerError
-from tokentrace._ledger_schema import SCHEMA_VERSION
-from tokentrace._ledger_store import open_db
+from tokentrace.ledger.db import COLUMNS, LedgerError
+from tokentrace.ledger.schema import SCHEMA_VERSION
+from tokentrace.ledger.store import open_db
 from tokentrace.sinks.ledger import LedgerSink
 
 from .cases import MESSAGES
@@ -318,7 +318,7 @@ def test_attributes_json_is_what_json_gives(attributes: dict[str, Any]) -> None:
     import json
     from types import MappingProxyType
 
-    from tokentrace._ledger_db import attributes_json
+    from tokentrace.ledger.db import attributes_json
 
     assert attributes_json(MappingProxyType(attributes)) == json.dumps(attributes, separators=(",", ":"),
                                                                        sort_keys=True)
@@ -332,7 +332,7 @@ def test_a_writer_whose_ledger_a_newer_version_migrated_refuses_loudly_and_flush
     import sqlite3
 
     from tokentrace import _errors
-    from tokentrace._ledger_schema import SCHEMA_VERSION
+    from tokentrace.ledger.schema import SCHEMA_VERSION
 
     from .conftest import make_telemetry, openai_client
 

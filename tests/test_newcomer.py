@@ -16,9 +16,9 @@ import pytest
 from rich.console import Console
 
 import tokentrace
-from tokentrace import reports
 from tokentrace._text import usd
 from tokentrace.cli import render
+from tokentrace.ledger import reports
 
 from .conftest import make_telemetry, openai_client
 from .ledger_helpers import record, write_ledger

@@ -11,8 +11,8 @@ import genai_prices
 import pytest
 
 from tokentrace import Usage
-from tokentrace.price_overrides import PriceError, parse_overrides
 from tokentrace.pricing import PriceTable
+from tokentrace.pricing.overrides import PriceError, parse_overrides
 from tokentrace.testing import capture_usage
 
 from .conftest import make_telemetry, openai_client
@@ -163,7 +163,7 @@ def test_compiled_model_matches_answer_as_genai_prices_does_for_every_entry() ->
     each compiled predicate answers exactly as genai-prices' own ``is_match``."""
     from genai_prices import data_snapshot
 
-    from tokentrace._model_match import compile_snapshot
+    from tokentrace.pricing.model_match import compile_snapshot
 
     compiled = compile_snapshot(data_snapshot.get_snapshot())
     ids = sorted({candidate.id for _, candidate, _ in compiled})

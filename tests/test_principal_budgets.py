@@ -294,7 +294,7 @@ def test_4_processes_x_4_threads_200_principals_each_within_its_own_limit_on_pos
 
 
 def test_get_usage_answers_one_principals_standing_when_identities_are_enabled(simulator: Any) -> None:
-    from tokentrace.usage_http import UsagePolicy, usage_response
+    from tokentrace.serving.usage import UsagePolicy, usage_response
 
     limit = 3 * CALL_USD + 0.00004
     make_telemetry(budgets=[Budget("per-user", limit_usd=limit, per="user_id", action="block")], prices=PRICES)

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from tokentrace import Budget
-from tokentrace._budget_spend import principal_count, spent_by_principal, spent_since
-from tokentrace._budget_store import SharedBudgets
-from tokentrace._ledger_db import row_of
-from tokentrace._ledger_store import open_db
-from tokentrace._principal_spend import BACKFILL_ROWS, prepare, read, read_hours
+from tokentrace.budgets.principal_spend import BACKFILL_ROWS, prepare, read, read_hours
+from tokentrace.budgets.spend import principal_count, spent_by_principal, spent_since
+from tokentrace.budgets.store import SharedBudgets
+from tokentrace.ledger.db import row_of
+from tokentrace.ledger.store import open_db
 
 from .ledger_helpers import record
 
@@ -180,7 +180,7 @@ def test_a_ledger_an_earlier_release_wrote_is_read_from_its_rows(tmp_path: Path)
 
 
 def test_a_template_no_process_has_used_for_a_week_is_retired_and_registered_anew_when_used(ledger: str) -> None:
-    from tokentrace._principal_spend import RETIRE_AFTER_S, retire_idle, touch
+    from tokentrace.budgets.principal_spend import RETIRE_AFTER_S, retire_idle, touch
 
     now = _inside_today()
     template = Budget("per-tenant", limit_usd=1.0, per="tenant", action="block")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import tokentrace
-from tokentrace import _semconv
+from tokentrace.sinks import semconv as _semconv
 
 from .conftest import free_port, make_telemetry, openai_client
 from .missing import missing
@@ -121,7 +121,7 @@ def test_capture_usage_stops_capturing_when_the_block_ends(simulator: Any) -> No
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert len(inside) == 1
-    assert tokentrace._instrumentor.current().recorder._listeners == ()
+    assert tokentrace.instrumentation.instrumentor.current().recorder._listeners == ()
 
 
 def test_capture_usage_needs_instrument() -> None:

@@ -42,7 +42,7 @@ def test_every_shell_command_in_the_readme_is_one_ci_runs() -> None:
 
 @pytest.mark.parametrize("block", re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S))
 def test_every_toml_snippet_in_the_readme_is_a_prices_file_tokentrace_accepts(block: str, tmp_path: Path) -> None:
-    from tokentrace.price_overrides import parse_overrides
+    from tokentrace.pricing.overrides import parse_overrides
 
     path = tmp_path / "prices.toml"
     path.write_text(block, encoding="utf-8")

@@ -16,7 +16,7 @@ import pytest
 
 import tokentrace
 from tokentrace import Usage
-from tokentrace.reports import ReportError
+from tokentrace.ledger.reports import ReportError
 
 from .conftest import make_telemetry
 from .ledger_helpers import record, write_ledger
@@ -113,7 +113,7 @@ def test_report_on_a_missing_ledger(tmp_path: Path) -> None:
 
 
 def test_stats_percentiles_and_cache_ratios(known_ledger: Path) -> None:
-    from tokentrace.reports import stats
+    from tokentrace.ledger.reports import stats
 
     data = stats("7d", known_ledger)
     # ok calls with usage: tokens 150, 140, 300, 200, 35, 20, 2 ; latency ms 100, 200, 50, 70, 900, 400, 500
@@ -159,7 +159,7 @@ def test_cli_stats(known_ledger: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_cli_export_round_trips(known_ledger: Path, fmt: str, tmp_path: Path) -> None:
-    from tokentrace.reports import export_rows
+    from tokentrace.ledger.reports import export_rows
 
     out = tmp_path / f"export.{fmt}"
     result = run_cli("export", "--format", fmt, "--since", "60d", "--output", str(out), "--ledger",

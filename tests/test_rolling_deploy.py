@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 import tokentrace
-from tokentrace import reports
-from tokentrace._ledger_schema import SCHEMA_VERSION
-from tokentrace._ledger_store import open_db
 from tokentrace._version import __version__
+from tokentrace.ledger import reports
+from tokentrace.ledger.schema import SCHEMA_VERSION
+from tokentrace.ledger.store import open_db
 
 from .conftest import make_telemetry, openai_client
 

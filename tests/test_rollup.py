@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokentrace import Budget, Usage, reports
-from tokentrace._ledger_db import row_of
-from tokentrace._ledger_schema import SCHEMA_VERSION
-from tokentrace._ledger_store import open_db
+from tokentrace import Budget, Usage
+from tokentrace.ledger import reports
+from tokentrace.ledger.db import row_of
+from tokentrace.ledger.schema import SCHEMA_VERSION
+from tokentrace.ledger.store import open_db
 
 from .ledger_helpers import record, write_ledger
 

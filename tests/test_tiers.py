@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import tokentrace
-from tokentrace import reports
+from tokentrace.ledger import reports
 from tokentrace.testing import capture_usage
 
 from .cases import bedrock_client
@@ -397,7 +397,7 @@ def test_a_refreshed_genai_prices_table_wins_over_the_bundled_modifier_table(
                     "price_variants": [{"when": {"service_tier": "flex"},
                                         "prices": {"input_mtok": 0.05, "output_mtok": 0.2}}]}]}]))
     monkeypatch.setenv("XDG_DATA_HOME", str(data))
-    from tokentrace import price_refresh
+    from tokentrace.pricing import refresh as price_refresh
 
     assert price_refresh.refreshed_table_path() == data / "tokentrace" / "prices.json"
     telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4o-mini", service_tier="flex")

@@ -102,9 +102,9 @@ def _ledger_with_people(path: Path, people: int) -> None:
     """A ledger with one call per distinct user and session (ids like e-mail addresses), written directly."""
     import time as clock
 
-    from tokentrace._ledger_db import row_of
-    from tokentrace._ledger_store import open_db
     from tokentrace._usage import Usage, UsageRecord
+    from tokentrace.ledger.db import row_of
+    from tokentrace.ledger.store import open_db
 
     now = clock.time()
     rows = [row_of(UsageRecord(now - 60, "openai", "gpt-4o-mini", "gpt-4o-mini", "chat", Usage(input=5, output=7),
@@ -185,7 +185,7 @@ def test_usage_beyond_loopback_needs_a_bearer_token(tmp_path: Path, caplog: pyte
 
 
 def test_one_report_at_a_time_a_second_waits_then_answers_503(tmp_path: Path) -> None:
-    from tokentrace import usage_http
+    from tokentrace.serving import usage as usage_http
 
     ledger = tmp_path / "usage.db"
     _ledger_with_people(ledger, 3)
@@ -200,7 +200,7 @@ def test_one_report_at_a_time_a_second_waits_then_answers_503(tmp_path: Path) ->
 
 
 def test_a_report_over_its_time_limit_gives_up(tmp_path: Path) -> None:
-    from tokentrace.reports import ReportError, report
+    from tokentrace.ledger.reports import ReportError, report
 
     ledger = tmp_path / "usage.db"
     _ledger_with_people(ledger, 2000)
@@ -221,7 +221,7 @@ def test_the_asgi_usage_app_keeps_off_the_apps_default_executor(simulator: Any,
 def test_the_metrics_server_bounds_its_threads_under_idle_clients(tmp_path: Path) -> None:
     import socket
 
-    from tokentrace import metrics_http
+    from tokentrace.serving import metrics as metrics_http
 
     port = make_telemetry(metrics_port=0).handle.metrics_server.port
     before = threading.active_count()

@@ -13,9 +13,9 @@ from .config import ConfigError, env_flag
 from .context import attributes
 
 if TYPE_CHECKING:
-    from ._instrumentor import Instrumentation
-    from .price_overrides import PriceError
-    from .reports import ReportError
+    from .instrumentation.instrumentor import Instrumentation
+    from .ledger.reports import ReportError
+    from .pricing.overrides import PriceError
 
 
 __all__ = [
@@ -84,7 +84,8 @@ def instrument(
     ``/usage`` answers 403 when ``metrics_addr`` is not a loopback address. ``usage_by_identity`` (default:
     ``TOKENTRACE_USAGE_BY_IDENTITY``, off): let ``GET /usage`` group by user or session.
     """
-    from . import _instrumentor, config
+    from . import config
+    from .instrumentation import instrumentor as _instrumentor
 
     given = {name: value for name, value in locals().items() if name not in ("_instrumentor", "config")}
     existing = _instrumentor.current()
@@ -114,7 +115,7 @@ def instrument(
 
 def uninstrument() -> None:
     """Restore every patched SDK method and stop serving metrics. Safe to call twice."""
-    from . import _instrumentor
+    from .instrumentation import instrumentor as _instrumentor
 
     _instrumentor.uninstrument()
 
@@ -124,7 +125,7 @@ def flush(timeout: float = 5.0) -> bool:
 
     Also writes the ledger rows of calls that were still in flight at the last ``uninstrument()``.
     """
-    from . import _instrumentor
+    from .instrumentation import instrumentor as _instrumentor
 
     handle = _instrumentor.current()
     flushed = handle.flush(timeout) if handle is not None else True
@@ -139,7 +140,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     The same dict ``tokentrace report --format json`` prints. Raises ``tokentrace.ReportError`` (a ValueError)
     for bad options or a missing ledger. Rows still queued in this process are written first.
     """
-    from . import reports
+    from .ledger import reports
 
     flush()
     return reports.report(since, by, ledger, start=start, end=end, limit=limit)
@@ -150,9 +151,9 @@ def budget_status(**principal: str) -> list[dict[str, Any]]:
     a list of ``{name, period, spent_usd, limit_usd, used, ...}`` (what ``tokentrace budget`` shows), for the
     app's own "your usage" page. Fleet-wide with a ledger (read now), this process's own without one; [] when
     tokentrace is not instrumented or no templated budget names these keys."""
-    from . import _instrumentor
     from ._text import bounded
-    from .reports import budget_row
+    from .instrumentation import instrumentor as _instrumentor
+    from .ledger.reports import budget_row
 
     handle = _instrumentor.current()
     sink = handle.sink("budget") if handle is not None else None
@@ -176,15 +177,15 @@ def usage_app(ledger: str | os.PathLike[str] | None = None, *, token: str | None
     (else the default one). ``token`` (default: ``TOKENTRACE_USAGE_TOKEN``): requests must carry
     ``Authorization: Bearer <token>``. ``by_identity``: allow ``by=user`` / ``by=session``.
     """
-    from .usage_http import usage_app as make
+    from .serving.usage import usage_app as make
 
     return make(ledger, token=token, by_identity=by_identity)
 
 
 def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:
     """Record an app-level response-cache hit (no provider call): status ``cached``, cost 0, every sink."""
-    from . import _instrumentor
     from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo
+    from .instrumentation import instrumentor as _instrumentor
 
     handle = _instrumentor.current()
     if handle is None or handle.recorder is None:
@@ -203,19 +204,19 @@ def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "Instrumentation":
-        from ._instrumentor import Instrumentation
+        from .instrumentation.instrumentor import Instrumentation
 
         return Instrumentation
     if name == "ReportError":
-        from .reports import ReportError
+        from .ledger.reports import ReportError
 
         return ReportError
     if name == "PriceError":
-        from .price_overrides import PriceError
+        from .pricing.overrides import PriceError
 
         return PriceError
-    if name == "testing":
+    if name in ("testing", "reports"):  # public submodules, loaded when first used
         import importlib
 
-        return importlib.import_module(".testing", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tokentrace' has no attribute {name!r}")

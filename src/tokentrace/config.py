@@ -14,8 +14,8 @@ from typing import Any, Iterable, Mapping
 from ._config_error import ConfigError as ConfigError  # re-exported: tokentrace.config.ConfigError
 from ._registry import SDK_NAMES
 from .budgets import Budget, resolve_budgets
-from .price_overrides import PriceError, parse_overrides
 from .pricing import ModelPrice
+from .pricing.overrides import PriceError, parse_overrides
 
 KNOWN_PROVIDERS = SDK_NAMES
 _OFF = {"off", "0", "false", "none", "no"}
@@ -113,7 +113,7 @@ def ledger_location(ledger: Any = None, *, reading: bool = False) -> Path | str 
 
 def _location(value: str | os.PathLike[str]) -> Path | str:
     if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
-        from ._ledger_location import url_problem
+        from .ledger.location import url_problem
 
         problem = url_problem(value)
         if problem:
@@ -232,7 +232,7 @@ def resolve(
     if namespace is not None and (not isinstance(namespace, str) or (namespace and not namespace.isidentifier())):
         raise ConfigError(f"namespace must be an identifier such as 'acme', not {namespace!r}")
 
-    from ._estimate import check_unpriced_estimate
+    from .budgets.estimate import check_unpriced_estimate
 
     try:
         check_unpriced_estimate()

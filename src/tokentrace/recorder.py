@@ -7,10 +7,10 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import _errors, _forksafe
-from ._estimate import estimate, unpriced_estimate_usd
-from ._refusal import CallRefused
 from ._text import encodable
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build, with_modifier
+from .budgets.estimate import estimate, unpriced_estimate_usd
+from .budgets.refusal import CallRefused
 from .context import current_attributes
 from .pricing import PriceTable
 from .sinks import Sink

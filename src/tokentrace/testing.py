@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from ._instrumentor import current
 from ._usage import UsageRecord
+from .instrumentation.instrumentor import current
 
 __all__ = ["capture_usage"]
 

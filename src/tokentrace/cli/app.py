@@ -96,9 +96,9 @@ def _since(since: str | None, start: str | None, default: str) -> str:
 def guarded(action: Callable[[], T]) -> T:
     """Run a report action; a bad option or ledger becomes one line on stderr and exit code 2."""
     from ..budgets import BudgetError
-    from ..price_overrides import PriceError
-    from ..price_refresh import RefreshError
-    from ..reports import CLI_NAMES, ReportError
+    from ..ledger.reports import CLI_NAMES, ReportError
+    from ..pricing.overrides import PriceError
+    from ..pricing.refresh import RefreshError
 
     try:
         return action()
@@ -130,7 +130,7 @@ def report(
     ledger: LedgerOption = None,
 ) -> None:
     """Spend, tokens and calls from the ledger, grouped by a key, with a daily cost trend."""
-    from .. import reports
+    from ..ledger import reports
 
     since = _since(since, start, "7d")
     data = guarded(lambda: reports.report(since, by.value, ledger, start=start, end=end))
@@ -153,7 +153,7 @@ def stats(
     ledger: LedgerOption = None,
 ) -> None:
     """Totals, per-call tokens and latency p50/p95/p99, and cache hit ratios."""
-    from .. import reports
+    from ..ledger import reports
 
     since = _since(since, start, "7d")
     data = guarded(lambda: reports.stats(since, ledger, start=start, end=end))
@@ -174,7 +174,7 @@ def export(
     ledger: LedgerOption = None,
 ) -> None:
     """Every ledger row in the window, as CSV or JSON lines."""
-    from .. import reports
+    from ..ledger import reports
 
     since = _since(since, start, "30d")
     rows = guarded(lambda: list(reports.export_rows(since, ledger, start=start, end=end)))
@@ -199,8 +199,8 @@ def budget(
     ledger: LedgerOption = None,
 ) -> None:
     """Each budget's spend in its current period, from the ledger, against its limit."""
-    from .. import reports
     from ..budgets import load_budgets
+    from ..ledger import reports
 
     source = budgets or os.environ.get("TOKENTRACE_BUDGETS")
     if not source:
@@ -245,13 +245,13 @@ def prices(
 
     from .._registry import BY_ID
     from .._usage import TOKEN_TYPES
-    from ..price_overrides import parse_overrides
     from ..pricing import PriceTable
+    from ..pricing.overrides import parse_overrides
 
     if provider is not None and provider not in BY_ID:
         fail(f"unknown provider {provider!r}; known: {', '.join(BY_ID)}")
     if refresh:
-        from ..price_refresh import refresh_table
+        from ..pricing.refresh import refresh_table
 
         stored, count = guarded(lambda: refresh_table(url, allow_http=allow_http))
         err_console.print(f"stored {count:,} model prices in {stored}", highlight=False, soft_wrap=True)
@@ -341,7 +341,7 @@ def reconcile(
     """Set the provider's own usage and cost reports beside the ledger, by UTC day and model: matched, unseen,
     ledger_only, mismatch or pending per row."""
     from .. import reconcile as reconciliation
-    from ..reports import window
+    from ..ledger.reports import window
 
     since = _since(since, start, "30d")
     begin, stop = guarded(lambda: window(since, start, end))
@@ -353,7 +353,7 @@ def reconcile(
     if fmt is ReconcileFormat.json:
         _print_json(data)
     elif fmt is ReconcileFormat.csv:
-        from ..reports import to_csv
+        from ..ledger.reports import to_csv
 
         sys.stdout.write(to_csv(data["rows"]))
     else:

@@ -333,8 +333,8 @@ def run_demo(*, calls: int, serve: bool, metrics_port: int, metrics_addr: str, l
 
     import tokentrace
 
-    from .. import reports
-    from .._ledger_location import describe
+    from ..ledger import reports
+    from ..ledger.location import describe
     from . import render
 
     if ledger is None:
@@ -386,7 +386,7 @@ def _provider_table(console: Any, data: dict[str, Any]) -> None:
 
 def _inferred_prices(console: Any, ledger: Any) -> None:
     """Say which calls to unknown hosts were priced from a matching price-table entry."""
-    from .. import reports
+    from ..ledger import reports
 
     db, _ = reports.open_ledger(ledger)
     try:

@@ -247,7 +247,7 @@ def report_markdown(data: dict[str, Any]) -> str:
 
 def report_csv_rows(data: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """(CSV header, rows) of a report; the header is there for an empty window too."""
-    from ..reports import REPORT_ROW_FIELDS
+    from ..ledger.reports import REPORT_ROW_FIELDS
 
     fields = [data["by"], *REPORT_ROW_FIELDS]
     return fields, [{data["by"]: r["key"], **{k: v for k, v in r.items() if k != "key"}} for r in data["rows"]]

@@ -1,7 +1,8 @@
 """What a provider module supplies: a PATCHES table of ``Patch`` entries, each naming an ``Endpoint``.
 
 An endpoint is a set of pure functions over SDK objects: prepare the request, extract a response, accumulate a
-stream, classify what the SDK returned. The wrappers in ``_wrappers`` drive them for every provider alike.
+stream, classify what the SDK returned. The wrappers in ``instrumentation.wrappers`` drive them for every
+provider alike.
 """
 
 from __future__ import annotations

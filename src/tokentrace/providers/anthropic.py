@@ -53,7 +53,7 @@ def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepa
 
 def vertex_regional(instance: Any) -> bool:
     """A client of Claude on Vertex AI (``AnthropicVertex``) bound to a region or multi-region, not to the global
-    endpoint: billed apart (``tier_prices``)."""
+    endpoint: billed apart (``pricing.tiers``)."""
     client = getattr(instance, "_client", None)
     if type(client).__name__ not in ("AnthropicVertex", "AsyncAnthropicVertex"):
         return False

@@ -59,7 +59,7 @@ def reconcile(provider: str, window_start: datetime, window_end: datetime, *, by
 def _ledger_rows(provider: str, window: Window, extra: tuple[str, ...],
                  ledger: str | os.PathLike[str] | None) -> list[ProviderRow]:
     """The ledger's calls to ``provider`` in the window, summed by UTC day, model and the asked dimensions."""
-    from ..reports import ReportError, open_ledger
+    from ..ledger.reports import ReportError, open_ledger
 
     try:
         db, where = open_ledger(ledger)

@@ -2,10 +2,10 @@
 
 A ``block`` budget refuses a call (BudgetExceeded, before any request leaves the process) when spent +
 in-flight reservations + this call's estimate would pass its limit, so concurrent calls cannot overshoot.
-The estimate is deliberately high (``_estimate``). An answered call whose usage never came counts its estimate
+The estimate is deliberately high (``budgets.estimate``). An answered call whose usage never came counts its estimate
 (``UsageRecord.charged_usd``/``charged_tokens``, kept in the ledger so a restart counts the same).
 
-With a ledger the accounts are the ledger's (``_budget_store.SharedBudgets``: every process sharing the ledger
+With a ledger the accounts are the ledger's (``budgets.store.SharedBudgets``: every process sharing the ledger
 decides against the same spend and reservations); without one they are this process's own.
 
 A templated budget (``per="user_id"``) has one account per principal, made on the principal's first call as an
@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _errors, _forksafe
-from .._budget_store import SharedBudgets
-from .._estimate import estimate
-from .._limit_lookup import LimitLookup
-from .._refusal import counted_only
 from .._text import usd
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import LIMIT_REFRESH_S, Budget, BudgetExceeded, BudgetUnavailable
+from ..budgets.estimate import estimate
+from ..budgets.limit_lookup import LimitLookup
+from ..budgets.refusal import counted_only
+from ..budgets.store import SharedBudgets
 from ..pricing import PriceTable
 from . import Sink
 

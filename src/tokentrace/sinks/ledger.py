@@ -19,10 +19,10 @@ from collections import deque
 from typing import Any
 
 from .. import _errors, _forksafe
-from .._ledger_db import LedgerError, NewerSchemaError, row_of
-from .._ledger_location import describe, is_url
-from .._ledger_store import Db, abandon, open_db
 from .._usage import UsageRecord
+from ..ledger.db import LedgerError, NewerSchemaError, row_of
+from ..ledger.location import describe, is_url
+from ..ledger.store import Db, abandon, open_db
 from . import Sink
 
 DEFAULT_QUEUE_SIZE = 100_000

@@ -16,10 +16,13 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode, set_span_in_context
 
-from .. import _semconv as sc
-from .._cardinality import LabelGuard
 from .._registry import semconv_name
-from .._semconv import (
+from .._usage import RequestInfo, UsageRecord
+from .._version import __version__
+from . import Sink
+from . import semconv as sc
+from .cardinality import LabelGuard
+from .semconv import (
     CONTENT_EVENT,
     COST_FEES_USD,
     COST_TOKENS_USD,
@@ -43,9 +46,6 @@ from .._semconv import (
     USAGE_REASONING_OUTPUT_TOKENS,
     USAGE_REPORTED,
 )
-from .._usage import RequestInfo, UsageRecord
-from .._version import __version__
-from . import Sink
 
 _OPENAI_PROVIDERS = frozenset({"openai", "azure_openai"})
 """Providers whose served tier is ``openai.response.service_tier`` (the semantic conventions' name)."""

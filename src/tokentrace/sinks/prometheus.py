@@ -1,7 +1,7 @@
 """Prometheus sink: the contract's counters and histograms on a prometheus_client registry, created once per
 (registry, namespace), fork-safe, with the internal-error and budget collectors.
 
-How a call's numbers reach the series is ``_prometheus_values``' job; serving ``/metrics`` is ``metrics_http``'s.
+How a call's numbers reach the series is ``prometheus_values``' job; serving ``/metrics`` is ``serving.metrics``'s.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import _errors, _forksafe
-from .._cardinality import LabelGuard
-from .._prometheus_values import Children, Metrics
 from .._usage import UsageRecord
 from . import Sink
+from .cardinality import LabelGuard
+from .prometheus_values import Children, Metrics
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import wrapt
 
-from .. import _patching
+from ..instrumentation import patching as _patching
 from .exchange import switch
 
 logger = logging.getLogger("tokentrace")

@@ -13,7 +13,7 @@ from typing import Any
 import wrapt
 
 from .. import _errors
-from .._wrappers import _StreamState
+from ..instrumentation.wrappers import _StreamState
 from .exchange import Exchange, begin, seen
 
 MODULE = "aiohttp"

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from typing import Any
 
 from .. import _errors
-from .._refusal import counted_only
 from .._registry import HF_ROUTER, router_backend
 from .._usage import RequestInfo, ResponseInfo
-from .._wrappers import _inside, _StreamState, active
+from ..budgets.refusal import counted_only
+from ..instrumentation.wrappers import _inside, _StreamState, active
 from ..providers import Options, Prepared, StreamAccumulator
 from ..recorder import Call
 from . import formats, framing, hosts

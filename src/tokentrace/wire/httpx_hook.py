@@ -14,7 +14,7 @@ import weakref
 from typing import Any
 
 from .. import _errors
-from .._wrappers import _StreamState
+from ..instrumentation.wrappers import _StreamState
 from .exchange import DEFAULT_PORTS, Exchange, atee, begin, feed_all, tee
 from .routes import may_be_llm
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._refusal import CallRefused
+from ..budgets.refusal import CallRefused
 
 MODULE = "litellm"
 

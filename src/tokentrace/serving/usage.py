@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import _errors
+from .. import _errors
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -117,7 +117,7 @@ def _limit(text: str | None) -> int | str:
 def usage_response(query: str, ledger: str | os.PathLike[str] | None,
                    policy: UsagePolicy = UsagePolicy(by_identity=True)) -> Answer:
     """(HTTP status, content type, body) of ``GET /usage?{query}`` over ``ledger`` (authorization already done)."""
-    from .reports import HTTP_NAMES, ReportError, report
+    from ..ledger.reports import HTTP_NAMES, ReportError, report
 
     try:
         values = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
@@ -182,7 +182,7 @@ def _principal_answer(principal: dict[str, str], policy: UsagePolicy) -> Answer:
     if not policy.by_identity:
         return _one_line(403, "a principal's standing names people and is off over HTTP; enable it with "
                               "usage_by_identity=True (or TOKENTRACE_USAGE_BY_IDENTITY=1)")
-    from .reports import budget_row
+    from ..ledger.reports import budget_row
 
     try:
         standing = [budget_row(s.budget, s.spent_usd, s.spent_tokens) for s in budgets.principal_status(**principal)]

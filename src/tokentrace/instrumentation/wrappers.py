@@ -15,11 +15,11 @@ from typing import Any, Callable
 
 import wrapt
 
-from . import _errors
-from ._refusal import CallRefused
-from ._usage import ResponseInfo
-from .providers import Endpoint, Options, Prepared, StreamAccumulator
-from .recorder import Call, Recorder
+from .. import _errors
+from .._usage import ResponseInfo
+from ..budgets.refusal import CallRefused
+from ..providers import Endpoint, Options, Prepared, StreamAccumulator
+from ..recorder import Call, Recorder
 
 
 class _Active:

@@ -1,6 +1,6 @@
 """Prices: the dated genai-prices table plus user overrides, resolved once per (provider, model); cost of a Usage.
 
-Reading override files and mappings into ``ModelPrice`` is ``price_overrides``' job.
+Reading override files and mappings into ``ModelPrice`` is ``pricing.overrides``' job.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import _forksafe, price_refresh, tier_prices
-from ._price_types import ModelPrice, Rates, from_genai_prices
-from ._registry import GENAI_PRICES_IDS, LOCAL, MAKER_PROVIDERS
+from .. import _forksafe
+from .._registry import GENAI_PRICES_IDS, LOCAL, MAKER_PROVIDERS
+from . import refresh as price_refresh
+from . import tiers as tier_prices
+from .types import ModelPrice, Rates, from_genai_prices
 
 __all__ = ["LOCAL_PRICE", "ModelPrice", "PriceTable", "Rates", "clock"]
 
@@ -253,7 +255,7 @@ class PriceTable:
         return f"unpriced: no override names {model!r} and {where}; add it with instrument(prices=...)"
 
     def lookup_served(self, provider: str, model: str, tier: str | None) -> tuple[ModelPrice | None, str | None]:
-        """The price of ``model`` at the tier that served the call (``tier_prices``): (price, None), or (None, why
+        """The price of ``model`` at the tier that served the call (``pricing.tiers``): (price, None), or (None, why
         it is unpriced). A standard or unnamed tier is ``lookup``'s price."""
         price = self.lookup(provider, model)
         if price is None or tier is None or price.source == "local":
@@ -303,10 +305,10 @@ class PriceTable:
                        web_search_usd=found_price[(base, tiers)].web_search_usd or searches)
 
     def _compiled_matches(self) -> list[tuple[Any, Any, Any]]:
-        """Every model entry of the table with its name match compiled once (``_model_match``)."""
+        """Every model entry of the table with its name match compiled once (``pricing.model_match``)."""
         compiled = self._matches
         if compiled is None:
-            from ._model_match import compile_snapshot
+            from .model_match import compile_snapshot
 
             compiled = self._matches = compile_snapshot(self._load_snapshot())
         return compiled

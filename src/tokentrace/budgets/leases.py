@@ -3,7 +3,7 @@ settling an ended call against them, and finding the ones to give back.
 
 A *lease* is one reservation in the ledger worth ``LEASE_FRACTION`` of what its budget had left; while it has room,
 the process admits calls from it with no database round trip (``LeaseBook.take``). The ledger side (reserving a
-lease, taking what is left of it off the reservation) is ``_budget_store``'s. Stdlib only; thread-safe.
+lease, taking what is left of it off the reservation) is ``budgets.store``'s. Stdlib only; thread-safe.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .budgets import Budget
+from . import Budget
 
 LEASE_FRACTION = 1 / 16
 """A lease is this share of what its budget has left (after this call's estimate)."""

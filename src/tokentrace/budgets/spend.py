@@ -12,11 +12,11 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import _principal_spend
-from ._ledger_db import iso_utc
-from ._ledger_store import Db
-from ._rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
-from .budgets import Budget
+from ..ledger.db import iso_utc
+from ..ledger.rollup import CHARGED_TOKENS, CHARGED_USD, Window, aggregate_source
+from ..ledger.store import Db
+from . import Budget
+from . import principal_spend as _principal_spend
 
 SCOPE_COLUMNS = ("feature", "session_id", "user_id", "agent_id")
 MAX_RUNNING_SUMS = 100_000

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from prometheus_client.values import MutexValue
 
-from ._usage import TOKEN_TYPES, UsageRecord
+from .._usage import TOKEN_TYPES, UsageRecord
 
 
 @dataclass(frozen=True)

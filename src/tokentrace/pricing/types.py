@@ -1,6 +1,6 @@
 """The shape of a price: ``Rates`` (USD per million tokens of each type), ``ModelPrice`` (a model's rates, prompt-size
 tiers and per-request fees) and reading a genai-prices price into them. Stdlib only; no lookups (``pricing``) and
-no tier rules (``tier_prices``) here.
+no tier rules (``pricing.tiers``) here.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._usage import Usage
+from .._usage import Usage
 
 
 @dataclass(frozen=True, slots=True)

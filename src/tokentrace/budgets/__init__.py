@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ._config_error import ConfigError
-from ._refusal import CallRefused
-from ._text import encodable, usd
+from .._config_error import ConfigError
+from .._text import encodable, usd
+from .refusal import CallRefused
 
 PERIODS = ("hour", "day", "week", "month")
 ACTIONS = ("warn", "block")

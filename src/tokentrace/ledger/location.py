@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from ._ledger_db import LedgerError
+from .db import LedgerError
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:

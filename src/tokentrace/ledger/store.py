@@ -4,7 +4,7 @@ Owns the connection, transactions (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: ``BEGIN`` plus one advisory lock, so writes and budget admission are
 serialized the same way on both), and the few SQL spellings that differ. Callers write SQL with ``?``
 placeholders. psycopg is imported only when a PostgreSQL ledger is opened. The tables and their migrations are
-``_ledger_schema``'s.
+``ledger.schema``'s.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from . import _principal_spend, _rollup
-from ._ledger_db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
-from ._ledger_location import create_private, describe, is_url, tighten, url_problem
-from ._ledger_schema import SCHEMA_VERSION, migrate, schema_version
+from ..budgets import principal_spend as _principal_spend
+from . import rollup as _rollup
+from .db import COLUMNS, INSERT_SQL, LedgerError, NewerSchemaError
+from .location import create_private, describe, is_url, tighten, url_problem
+from .schema import SCHEMA_VERSION, migrate, schema_version
 
 LEASE_CHARGE = ("UPDATE llm_budget_reservations SET usd = CASE WHEN usd > ? THEN usd - ? ELSE 0 END, "
                  "tokens = CASE WHEN tokens > ? THEN tokens - ? ELSE 0 END WHERE id = ?")

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._price_types import ModelPrice, Rates, from_genai_prices
-from ._usage import ASKED_PREFIX
+from .._usage import ASKED_PREFIX
+from .types import ModelPrice, Rates, from_genai_prices
 
 TIER_KEY = "service_tier"
 """The modifier key of the tier name itself (the label's first part)."""

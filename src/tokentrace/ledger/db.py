@@ -1,6 +1,6 @@
 """The usage ledger's row: one append-only row per call in ``llm_usage``, its columns and how a record becomes one.
 
-The schema, migrations and the connection to either backend (SQLite or PostgreSQL) live in ``_ledger_store``.
+The schema, migrations and the connection to either backend (SQLite or PostgreSQL) live in ``ledger.store``.
 Stdlib only.
 """
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Mapping
 
-from ._usage import TOKEN_COLUMNS, UsageRecord
+from .._usage import TOKEN_COLUMNS, UsageRecord
 
 COLUMNS: tuple[str, ...] = (
     "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id", "user_id", "agent_id",
@@ -104,4 +104,4 @@ _NO_ATTRIBUTION = ("", None, None, None, "{}")
 
 
 INSERT_SQL = f"INSERT INTO llm_usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-"""With ``?`` placeholders; ``_ledger_store.Db`` turns them into the backend's own."""
+"""With ``?`` placeholders; ``ledger.store.Db`` turns them into the backend's own."""

@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from . import _principal_spend, _rollup
+from ..budgets import principal_spend as _principal_spend
+from . import rollup as _rollup
 
 SCHEMA_VERSION = 8
 
 
 class Database(Protocol):
-    """What a migration needs of ``_ledger_store.Db``."""
+    """What a migration needs of ``ledger.store.Db``."""
 
     dialect: str
 
@@ -100,7 +101,7 @@ CREATE TABLE IF NOT EXISTS llm_batches (
 )
 """
 """Version 6: a batch result is one row, once (its ``response_id`` is the batch id, or batch id/custom id), and
-what a batch was attributed to when it was created (``batch_results``)."""
+what a batch was attributed to when it was created (``instrumentation.batch_results``)."""
 
 _PRINCIPALS = """
 CREATE INDEX IF NOT EXISTS llm_usage_user_ts ON llm_usage (user_id, ts_utc)
@@ -109,7 +110,7 @@ CREATE INDEX IF NOT EXISTS llm_usage_user_ts ON llm_usage (user_id, ts_utc)
 period's rows (the first admission of a user on a ledger of 1,000,000 rows: 17 ms before)."""
 
 _PRINCIPAL_SPEND = _principal_spend.TABLES
-"""Version 8: per-principal spend of templated budgets, kept by the writers (``_principal_spend``): a principal's
+"""Version 8: per-principal spend of templated budgets, kept by the writers (``budgets.principal_spend``): a principal's
 first admission reads one row however many principals and rows the ledger holds, whatever its ``per`` key."""
 
 _DIALECT = {

@@ -14,14 +14,18 @@ from typing import Any
 
 import wrapt
 
-from . import _errors, _forksafe, _patching, _sigterm, _wrappers, batch_results
-from ._cardinality import LabelGuard
-from ._registry import SDK_BY_NAME
-from .config import Settings
-from .pricing import PriceTable
-from .providers import Options, Patch
-from .recorder import Recorder
-from .sinks import Sink
+from .. import _errors, _forksafe
+from .._registry import SDK_BY_NAME
+from ..config import Settings
+from ..pricing import PriceTable
+from ..providers import Options, Patch
+from ..recorder import Recorder
+from ..sinks import Sink
+from ..sinks.cardinality import LabelGuard
+from . import batch_results
+from . import patching as _patching
+from . import sigterm as _sigterm
+from . import wrappers as _wrappers
 
 logger = logging.getLogger("tokentrace")
 
@@ -175,9 +179,9 @@ def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, trac
                  meter_provider: Any, registry: Any) -> None:
     """Append the sinks to ``sinks`` (so a failure can close those already built), in the order they see a call:
     OTel first (its span covers a blocked call too), budgets last."""
-    from .sinks.calllog import CallLogSink
-    from .sinks.otel import OTelSink
-    from .sinks.prometheus import PrometheusSink
+    from ..sinks.calllog import CallLogSink
+    from ..sinks.otel import OTelSink
+    from ..sinks.prometheus import PrometheusSink
 
     guard = LabelGuard(settings.max_label_values)
     sinks.append(OTelSink(tracer_provider, meter_provider, guard))
@@ -186,12 +190,12 @@ def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, trac
     sinks.append(CallLogSink())
     ledger_sink = None
     if settings.ledger is not None:
-        from .sinks.ledger import LedgerSink
+        from ..sinks.ledger import LedgerSink
 
         ledger_sink = LedgerSink(settings.ledger, queue_size=settings.ledger_queue_size)
         sinks.append(ledger_sink)
     if settings.budgets:
-        from .sinks.budget import BudgetSink
+        from ..sinks.budget import BudgetSink
 
         budget_sink = BudgetSink(list(settings.budgets), prices, settings.ledger,
                                  release=ledger_sink.release if ledger_sink is not None else None,
@@ -226,7 +230,7 @@ def instrument(
         recorder = Recorder(prices, sinks)
         server = None
         if settings.metrics_port is not None:
-            from .metrics_http import MetricsServer
+            from ..serving.metrics import MetricsServer
 
             server = MetricsServer(settings.metrics_port, settings.metrics_addr, registry, settings.ledger,
                                    usage_token=settings.usage_token, usage_by_identity=settings.usage_by_identity)
@@ -238,7 +242,7 @@ def instrument(
                                            capture_content=settings.capture_content)
         _wrappers.active.recorder = recorder
         batch_results.ledger_location = settings.ledger
-        from . import usage_http  # stdlib only: what GET /usage reads for this process
+        from ..serving import usage as usage_http  # stdlib only: what GET /usage reads for this process
 
         usage_http.instrumented_ledger_location = settings.ledger if settings.ledger is not None else False
         usage_http.budgets = handle.sink("budget")
@@ -251,8 +255,8 @@ def instrument(
                 _hooks_registered.add(sdk)
                 wrapt.register_post_import_hook(_on_sdk_import(provider), sdk)
         if settings.http:
-            from . import wire
-            from .wire import hosts
+            from .. import wire
+            from ..wire import hosts
 
             hosts.configure(settings.llm_hosts)
             wire.install()
@@ -271,8 +275,8 @@ def uninstrument() -> None:
         _current = None
         _wrappers.active.recorder = None
         batch_results.ledger_location = None
-        if "tokentrace.usage_http" in sys.modules:
-            from . import usage_http
+        if "tokentrace.serving.usage" in sys.modules:
+            from ..serving import usage as usage_http
 
             usage_http.budgets = None
             usage_http.instrumented_ledger_location = None
@@ -281,8 +285,8 @@ def uninstrument() -> None:
         _retired = handle
         _unpatch_all(handle)
         if "tokentrace.wire" in sys.modules:
-            from . import wire
-            from .wire import hosts
+            from .. import wire
+            from ..wire import hosts
 
             wire.uninstall()
             hosts.forget()

@@ -11,8 +11,8 @@ from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import _errors
-from .usage_http import UsagePolicy, is_loopback
+from .. import _errors
+from .usage import UsagePolicy, is_loopback
 
 MAX_CONNECTIONS = 32
 """Connections served at once (a thread each); the next waits for a slot, further ones in the listen backlog."""
@@ -78,7 +78,7 @@ def _serve(port: int, addr: str, registry: CollectorRegistry, ledger: str | os.P
 
     from prometheus_client import make_wsgi_app
 
-    from .usage_http import with_usage_route
+    from .usage import with_usage_route
 
     family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
     server: Any = make_server(addr, port, with_usage_route(make_wsgi_app(registry), ledger, policy),

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import tier_prices
-from ._registry import BY_ID, LITELLM_ALIASES
-from .pricing import ModelPrice, Rates
+from .._registry import BY_ID, LITELLM_ALIASES
+from . import ModelPrice, Rates
+from . import tiers as tier_prices
 
 
 class PriceError(ValueError):
@@ -130,7 +130,7 @@ def _load_file(path: Path) -> Mapping[str, Any]:
 
 
 class Overrides(dict[tuple[str | None, str], ModelPrice]):
-    """{(provider or None, lower-case model): price}, and the file's tier ``modifiers`` (``tier_prices``)."""
+    """{(provider or None, lower-case model): price}, and the file's tier ``modifiers`` (``pricing.tiers``)."""
 
     modifiers: dict[tier_prices.ModifierKey, tier_prices.Modifier]
 
@@ -145,7 +145,7 @@ def parse_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> Overr
     Accepted shapes: ``{model: {input, output, cache_read, cache_write, reasoning}}`` in USD per
     million tokens (optionally under a ``models`` key, each entry optionally with ``provider``),
     and LiteLLM's ``model_prices_and_context_window.json`` (USD per token; known fields only). A top-level
-    ``modifiers`` list prices served tiers (``tier_prices.parse_user_modifiers``).
+    ``modifiers`` list prices served tiers (``pricing.tiers.parse_user_modifiers``).
     """
     if isinstance(source, Mapping):
         data, label = source, "override:mapping"

@@ -1,6 +1,6 @@
 """Budgets shared by every process that writes one ledger: admission, reservations and fleet-wide spend.
 
-Spend is always derived from ledger rows (``_budget_spend``: the SQL, and each process's running sums). A ``block``
+Spend is always derived from ledger rows (``budgets.spend``: the SQL, and each process's running sums). A ``block``
 budget admits a call inside one ledger transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL one advisory lock)
 when spend + every live reservation + this call's estimate stays within the limit, and then inserts a
 reservation. The writer drops the reservation in the transaction that writes the call's row. Reservations
@@ -8,7 +8,7 @@ expire ``ttl_s`` after they were made or last renewed; a live process renews its
 process's reservations lapse.
 
 Leased admission (``admit_leased``): far from its limit, a process reserves a *lease* (its size and the in-memory
-book of leases are ``_budget_leases``'s) and admits calls from it with no database round trip. The writer takes
+book of leases are ``budgets.leases``'s) and admits calls from it with no database round trip. The writer takes
 each call's charge off the lease in the transaction that writes its row, so rows plus every live reservation
 (leases included) never exceed the limit. Near the limit no lease is granted and every call is decided by the exact
 per-call transaction. A process gives back what is left of a lease when it needs a new one, when the lease has been
@@ -27,11 +27,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from . import _errors, _principal_spend
-from ._budget_leases import LEASE_IDLE_S, Beyond, Lease, LeaseBook, Settlement, Take, lease_size
-from ._budget_spend import SpendCounter, calls_since, spent_since
-from ._ledger_store import LEASE_CHARGE, Db, abandon, open_db
-from .budgets import Budget, BudgetExceeded
+from .. import _errors
+from ..ledger.store import LEASE_CHARGE, Db, abandon, open_db
+from . import Budget, BudgetExceeded
+from . import principal_spend as _principal_spend
+from .leases import LEASE_IDLE_S, Beyond, Lease, LeaseBook, Settlement, Take, lease_size
+from .spend import SpendCounter, calls_since, spent_since
 
 MAX_WATCHED = 1000
 """Principal accounts of warn budgets the background thread reads each cycle (the most recently used)."""
@@ -50,9 +51,9 @@ SWEEP_EVERY_S = 300.0
 SWEEP_AFTER_S = 3600.0
 """Reservations that lapsed this long ago are deleted (every SWEEP_EVERY_S, by any process): nothing reads them."""
 BACKFILL_STEPS = 50
-"""Per-principal table backfill steps (``_principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
+"""Per-principal table backfill steps (``budgets.principal_spend.BACKFILL_ROWS`` rows each) per background cycle."""
 TOUCH_EVERY_S = 3600.0
-"""How often a process tells the ledger it still has its templated budgets (``_principal_spend.touch``)."""
+"""How often a process tells the ledger it still has its templated budgets (``budgets.principal_spend.touch``)."""
 BACKFILL_PAUSE_S = 0.02
 """The least pause between two backfill steps."""
 

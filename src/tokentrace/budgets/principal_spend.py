@@ -1,14 +1,14 @@
 """Per-principal spend kept in the writer's transaction (schema 8): for each templated budget a ledger knows
 (``per=``), one row per principal and period with its calls, charged USD and tokens. A calendar budget's period is
 its own (a day in its zone, a month, ...); a rolling window's is the UTC hour, and a window is read as its whole
-hours from here plus the rows of its partial first hour (``_budget_spend``).
+hours from here plus the rows of its partial first hour (``budgets.spend``).
 
 A templated budget is *registered* once per ledger by any process that has it (``prepare``). From then on every
 writer adds its rows to the table in the transaction that appends them (``fold``, beside the roll-up), and the
 registering process adds the rows written before, from the start of the period it was registered in, in steps of
 ``BACKFILL_ROWS`` rows, one transaction each (``prepare`` again). Once that is complete, a principal's spend in
 any period from then on is one primary-key read (``read``), however many principals and rows the ledger holds; until
-then readers sum the rows (``_budget_spend``).
+then readers sum the rows (``budgets.spend``).
 
 The table is keyed by the principal exactly as admission names it (``Budget.principal_of``), and its sums equal
 the rows' because every write and every registration step holds the ledger's one write lock.
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ._ledger_db import COLUMNS, iso_utc
-from .budgets import Budget
+from ..ledger.db import COLUMNS, iso_utc
+from . import Budget
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS llm_principal_budgets (

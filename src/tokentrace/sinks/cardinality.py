@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from . import _errors, _forksafe
+from .. import _errors, _forksafe
 
 OTHER = "other"
 DEFAULT_CAP = 1000

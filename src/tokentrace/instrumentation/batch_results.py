@@ -4,7 +4,7 @@
 - Anthropic ``messages.batches.results``: one record per succeeded result, as the caller iterates the results
   (errored, canceled and expired requests are not billed and not recorded).
 
-Each record has operation ``batch``, the served tier ``batch`` (priced by ``tier_prices``: the model's Batch
+Each record has operation ``batch``, the served tier ``batch`` (priced by ``pricing.tiers``: the model's Batch
 rates), and as ``response_id`` the batch id (OpenAI) or ``batch id/custom id`` (Anthropic); the ledger keeps
 one row per ``response_id`` whoever retrieves it, in any process, after any restart. The attribution is the one in
 force when the batch was *created*: kept in this process and in the ledger's ``llm_batches`` table by batch id.
@@ -23,9 +23,10 @@ from typing import Any
 
 import wrapt
 
-from . import _errors, _wrappers
-from ._usage import RequestInfo, ResponseInfo
-from .context import attributes, current_attributes
+from .. import _errors
+from .._usage import RequestInfo, ResponseInfo
+from ..context import attributes, current_attributes
+from . import wrappers as _wrappers
 
 MAX_REMEMBERED = 10_000
 """Batches (their attribution) and recorded result keys kept in this process; the ledger keeps them all."""
@@ -56,7 +57,7 @@ def created(provider: str, batch: Any) -> None:
     attrs = dict(current_attributes())
     _remember(_attribution, batch_id, attrs)
     if ledger_location is not None:
-        from ._ledger_store import open_db
+        from ..ledger.store import open_db
 
         db = open_db(ledger_location, create=True, timeout=1.0)
         try:
@@ -74,7 +75,7 @@ def _attribution_of(batch_id: str) -> Mapping[str, str]:
     found = _attribution.get(batch_id)
     if found is not None or ledger_location is None:
         return found or {}
-    from ._ledger_store import open_db
+    from ..ledger.store import open_db
 
     db = open_db(ledger_location, create=True, timeout=1.0)
     try:
@@ -94,7 +95,7 @@ def _in_ledger(batch_id: str) -> frozenset[str]:
         return found  # type: ignore[no-any-return]
     keys: frozenset[str] = frozenset()
     if ledger_location is not None:
-        from ._ledger_store import open_db
+        from ..ledger.store import open_db
 
         db = open_db(ledger_location, create=True, timeout=1.0)
         try:
@@ -127,7 +128,7 @@ def record(provider: str, batch_id: str, key: str, model: str, usage: Any) -> No
 
 
 def _openai_retrieved(batch: Any) -> None:
-    from .providers.openai import usage_from_response_usage
+    from ..providers.openai import usage_from_response_usage
 
     if getattr(batch, "status", None) != "completed" or getattr(batch, "usage", None) is None:
         return
@@ -136,7 +137,7 @@ def _openai_retrieved(batch: Any) -> None:
 
 
 def _anthropic_result(batch_id: str, item: Any) -> None:
-    from .providers.anthropic import usage_from
+    from ..providers.anthropic import usage_from
 
     result: Any = getattr(item, "result", None)
     if getattr(result, "type", None) != "succeeded":

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._ledger_db import iso_utc
-from ._usage import TOKEN_COLUMNS
+from .._usage import TOKEN_COLUMNS
+from .db import iso_utc
 
 HOUR_OF_ROW = "substr(ts_utc, 1, 13)"
 """The roll-up's hour key of a row: ``2026-11-23T02`` (UTC)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from ._usage import RequestInfo
-from .pricing import ModelPrice, PriceTable
+from .._usage import RequestInfo
+from ..pricing import ModelPrice, PriceTable
 
 DEFAULT_OUTPUT_ESTIMATE = 4096
 UNPRICED_ESTIMATE_USD = 0.10
