@@ -62,13 +62,17 @@ SDKS: tuple[SDK, ...] = (
 )
 
 _OPENAI = ("openai",)
+AZURE_OPENAI = "azure_openai"
+"""The provider id of Azure OpenAI (an AzureOpenAI client whose host the registry does not name is one too)."""
+MODEL_MAKERS: tuple[str, ...] = ("openai", "anthropic", "google", "xai", "mistral", "deepseek", "cohere")
+"""Providers that make models: a name several providers price is shown at (and inferred from) its maker first."""
 
 PROVIDERS: tuple[Provider, ...] = (
     Provider("openai", "openai", _OPENAI, "openai", ("openai", "text-completion-openai"),
              hosts=("api.openai.com",), accepts_stream_options=True),
     Provider("xai", "x_ai", ("openai", "xai"), "x-ai", ("xai",), hosts=("api.x.ai",), accepts_stream_options=True,
              reasoning_on_top=True),
-    Provider("azure_openai", "azure.ai.openai", _OPENAI, "azure", ("azure",),
+    Provider(AZURE_OPENAI, "azure.ai.openai", _OPENAI, "azure", ("azure",),
              hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
              accepts_stream_options=True),
     Provider("groq", "groq", ("openai", "groq"), "groq", ("groq",), hosts=("api.groq.com",),
@@ -96,6 +100,7 @@ does not add ``stream_options`` there (so it has nothing to hide, and the caller
 
 OPENAI_COMPATIBLE = "openai_compatible"
 """The provider id of an OpenAI-compatible endpoint whose host is not in the registry."""
+
 
 BY_ID: Mapping[str, Provider] = MappingProxyType({p.id: p for p in PROVIDERS})
 SDK_BY_NAME: Mapping[str, SDK] = MappingProxyType({s.name: s for s in SDKS})

@@ -362,16 +362,14 @@ def reconcile(
         raise typer.Exit(3)
 
 
-MAKERS = ("openai", "anthropic", "google", "xai", "mistral", "deepseek", "cohere")
-"""Providers that make models: a name several providers price is shown at its maker first."""
 
 
 def _pricing_providers(table: Any, model: str) -> list[str]:
     """Provider ids whose price table has ``model`` (local servers, which price everything at $0, left out)."""
-    from .._registry import BY_ID, LOCAL
+    from .._registry import BY_ID, LOCAL, MODEL_MAKERS
 
     found = [p for p in BY_ID if p != "openai_compatible" and p not in LOCAL and table.lookup(p, model) is not None]
-    return sorted(found, key=lambda p: MAKERS.index(p) if p in MAKERS else len(MAKERS))
+    return sorted(found, key=lambda p: MODEL_MAKERS.index(p) if p in MODEL_MAKERS else len(MODEL_MAKERS))
 
 
 @app.command()

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from .. import _forksafe
 from .._registry import GENAI_PRICES_IDS, LOCAL, MAKER_PROVIDERS
+from .._registry import MODEL_MAKERS as MODEL_MAKER_IDS
 from . import refresh as price_refresh
 from . import tiers as tier_prices
 from .types import ModelPrice, Rates, from_genai_prices
@@ -33,7 +34,7 @@ WEB_SEARCH_USD: dict[str, float] = {"anthropic": 10.0 / 1000}
 Anthropic bills $10 per 1,000 searches on top of tokens (anthropic.com/pricing, web search tool; checked 2026-11)."""
 INFERRED_HOSTS = frozenset({"openai_compatible"})
 """Providers whose host is unknown: a model name that one price-table entry matches is priced from it."""
-MODEL_MAKERS = ("openai", "anthropic", "google", "x-ai", "mistral", "deepseek", "cohere")
+MODEL_MAKERS = tuple(genai for p in MODEL_MAKER_IDS if (genai := GENAI_PRICES_IDS.get(p)) is not None)
 """genai-prices ids of the companies that make models; an inferred price names one of them when it can."""
 STALE_AFTER_DAYS = 365
 """A price table whose newest price change is older than this gets a warning (once per model)."""

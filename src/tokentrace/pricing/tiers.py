@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .._registry import AZURE_OPENAI
 from .._usage import ASKED_PREFIX
 from .types import ModelPrice, Rates, from_genai_prices
 
@@ -99,8 +100,8 @@ BUNDLED: tuple[Modifier, ...] = (
     Modifier("openai", TIER_KEY, "scale", unpriced="Scale Tier is billed by reserved units, not per token",
              source=_OPENAI, checked=_CHECKED),
     Modifier("openai", *BATCH, multiplier=0.5, source=_OPENAI, checked=_CHECKED),
-    _standard("azure_openai", TIER_KEY, "default", _OPENAI, _CHECKED),
-    _standard("azure_openai", TIER_KEY, "auto", _OPENAI, _CHECKED),
+    _standard(AZURE_OPENAI, TIER_KEY, "default", _OPENAI, _CHECKED),
+    _standard(AZURE_OPENAI, TIER_KEY, "auto", _OPENAI, _CHECKED),
     _standard("anthropic", TIER_KEY, "standard", _ANTHROPIC, _CHECKED),
     Modifier("anthropic", *BATCH, multiplier=0.5, source=_ANTHROPIC, checked=_CHECKED),
     Modifier("anthropic", TIER_KEY, "priority", unpriced="Priority Tier is billed by a capacity commitment",

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 from .. import _errors
 from .._registry import (
     ACCEPTS_STREAM_OPTIONS,
+    AZURE_OPENAI,
     HF_ROUTER,
     OPENAI_COMPATIBLE,
     REASONING_ON_TOP,
@@ -58,7 +59,7 @@ def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
         return cached[1]
     target = provider_for_url(str(base_url)) if base_url is not None else (OPENAI_COMPATIBLE, None, None)
     if target[0] == OPENAI_COMPATIBLE and "azure" in type(client).__name__.lower():
-        target = ("azure_openai", target[1], target[2])
+        target = (AZURE_OPENAI, target[1], target[2])
     if len(_client_cache) > 1024:
         _client_cache.clear()
     _client_cache[id(base_url)] = (base_url, target)

@@ -16,7 +16,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode, set_span_in_context
 
-from .._registry import semconv_name
+from .._registry import AZURE_OPENAI, semconv_name
 from .._usage import RequestInfo, UsageRecord
 from .._version import __version__
 from . import Sink
@@ -47,7 +47,7 @@ from .semconv import (
     USAGE_REPORTED,
 )
 
-_OPENAI_PROVIDERS = frozenset({"openai", "azure_openai"})
+_OPENAI_PROVIDERS = frozenset({"openai", AZURE_OPENAI})
 """Providers whose served tier is ``openai.response.service_tier`` (the semantic conventions' name)."""
 _CLIENT = SpanKind.CLIENT
 """Bound once: an enum member read through its class costs ~90 ns per call on Python 3.11."""
