@@ -10,20 +10,9 @@ Prints one markdown table.
 from __future__ import annotations
 
 import argparse
-import struct
 import time
 import tracemalloc
-import zlib
 from collections.abc import Callable
-
-
-def _frame(payload: bytes) -> bytes:
-    name, value = b":event-type", b"contentBlockDelta"
-    headers = bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
-    total = 12 + len(headers) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(headers))
-    body = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
-    return body + struct.pack(">I", zlib.crc32(body))
 
 
 def measure(work: Callable[[], None]) -> tuple[float, float]:
@@ -62,7 +51,9 @@ def main() -> None:
         for _ in range(args.event_mb * 1024 * 1024 // 4096):
             reader.feed(piece)
 
-    body = b"".join(_frame(b'{"delta": {"text": "t%d"}}' % i) for i in range(args.frames))
+    from tokentrace.simulator.bedrock_api import event_message
+
+    body = b"".join(event_message("contentBlockDelta", {"delta": {"text": f"t{i}"}}) for i in range(args.frames))
 
     def event_stream() -> None:
         framing.EventStream().feed(body)

@@ -247,20 +247,10 @@ def test_stream_framing_keeps_bounded_memory_on_an_endless_event_and_an_endless_
 
 
 def test_an_event_stream_body_of_40000_frames_read_whole_is_parsed_at_once() -> None:
-    import struct
-    import zlib
-
+    from tokentrace.simulator.bedrock_api import event_message
     from tokentrace.wire import framing
 
-    def frame(payload: bytes) -> bytes:
-        name, value = b":event-type", b"contentBlockDelta"
-        headers = bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
-        total = 12 + len(headers) + len(payload) + 4
-        prelude = struct.pack(">II", total, len(headers))
-        body = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
-        return body + struct.pack(">I", zlib.crc32(body))
-
-    body = b"".join(frame(b'{"delta": {"text": "t%d"}}' % i) for i in range(40_000))
+    body = b"".join(event_message("contentBlockDelta", {"delta": {"text": f"t{i}"}}) for i in range(40_000))
     reader = framing.EventStream()
     events = reader.feed(body)
     assert len(events) == 40_000 and events[-1] == {"contentBlockDelta": {"delta": {"text": "t39999"}}}

@@ -1,5 +1,6 @@
 """The leases one process admits calls from, in memory: how big a lease is, taking a call's estimate from them,
-settling an ended call against them, and finding the ones to give back.
+settling an ended call against them, finding the ones to give back, and what their calls cost past their estimates
+until the ledger holds their rows.
 
 A *lease* is one reservation in the ledger worth ``LEASE_FRACTION`` of what its budget had left; while it has room,
 the process admits calls from it with no database round trip (``LeaseBook.take``). The ledger side (reserving a
@@ -94,6 +95,8 @@ class LeaseBook:
     def __init__(self) -> None:
         self._leases: OrderedDict[str, Lease] = OrderedDict()
         self._lock = threading.Lock()
+        self._unwritten: dict[str, list[float]] = {}
+        """By budget: (USD, tokens) ended leased calls cost past their estimates, their rows still queued."""
 
     def __bool__(self) -> bool:
         return bool(self._leases)
@@ -146,6 +149,38 @@ class LeaseBook:
         with self._lock:
             oldest = next(iter(self._leases.values()), None)
             return oldest is not None and oldest.last_used < idle_before
+
+    def beyond(self, takes: Sequence[Take], usd: float, tokens: int) -> Beyond | None:
+        """What a call taken from leases cost past the estimates it took, by budget (fees no estimate could know):
+        counted by ``unwritten`` until the writer has the call's row (the returned ``Beyond`` rides with it)."""
+        found = tuple((lease.budget, usd - taken_usd, tokens - taken_tokens) for lease, taken_usd, taken_tokens in takes
+                      if usd > taken_usd or tokens > taken_tokens)
+        if not found:
+            return None
+        with self._lock:
+            for name, over_usd, over_tokens in found:
+                counted = self._unwritten.setdefault(name, [0.0, 0])
+                counted[0] += max(over_usd, 0.0)
+                counted[1] += max(over_tokens, 0)
+        return Beyond(found, self._written)
+
+    def unwritten(self, name: str) -> tuple[float, int]:
+        """(USD, tokens) this process's ended leased calls of budget ``name`` cost past their estimates and the
+        ledger does not hold yet: exact admission adds them to what the ledger says."""
+        with self._lock:
+            counted = self._unwritten.get(name)
+            return (counted[0], int(counted[1])) if counted else (0.0, 0)
+
+    def _written(self, beyond: Beyond) -> None:
+        """The rows of the calls ``beyond`` counted are in the ledger (or dropped): no longer added."""
+        with self._lock:
+            for name, over_usd, over_tokens in beyond.charges:
+                counted = self._unwritten.get(name)
+                if counted is not None:
+                    counted[0] = max(counted[0] - max(over_usd, 0.0), 0.0)
+                    counted[1] = max(counted[1] - max(over_tokens, 0), 0)
+                    if counted[0] <= 1e-15 and not counted[1]:
+                        del self._unwritten[name]
 
     def settle(self, takes: Iterable[Take], usd: float, tokens: int) -> tuple[list[Settlement], list[int]]:
         """A call taken from leases ended costing ``usd``/``tokens``: the settlements its row carries (the unused

@@ -31,7 +31,7 @@ from .. import _errors
 from ..ledger.store import LEASE_CHARGE, Db, abandon, open_db
 from . import Budget, BudgetExceeded
 from . import principal_spend as _principal_spend
-from .leases import LEASE_IDLE_S, Beyond, Lease, LeaseBook, Settlement, Take, lease_size
+from .leases import LEASE_IDLE_S, Lease, LeaseBook, Settlement, Take, lease_size
 from .spend import SpendCounter, calls_since, spent_since
 
 MAX_WATCHED = 1000
@@ -102,11 +102,6 @@ class SharedBudgets:
         """Own reservations whose call has ended, by budget: id -> the call's actual (USD, tokens), counted
         instead of the estimate until the writer drops the reservation with the call's row."""
         self._leases = LeaseBook()
-        self._unwritten: dict[str, list[float]] = {}
-        """By budget: what this process's ended calls admitted from leases cost beyond the estimate their lease
-        gave them (fees no estimate could know), while their rows are still queued: (USD, tokens). The ledger
-        sees none of it until the rows are written, so admission adds it (``written`` takes it off)."""
-        self._unwritten_lock = threading.Lock()
         self._watched: OrderedDict[str, Budget] = OrderedDict()
         """Principal accounts of warn budgets (``watch``), read with the budgets so they warn once per period."""
         self._wake = threading.Event()
@@ -150,7 +145,7 @@ class SharedBudgets:
                     for budget in budgets:
                         spent_usd, spent_tokens = self._spend.spent(db, budget, now)
                         held_usd, held_tokens = self._held(db, budget, now)
-                        beyond_usd, beyond_tokens = self._unwritten.get(budget.name) or (0.0, 0)
+                        beyond_usd, beyond_tokens = self._leases.unwritten(budget.name)
                         used_usd = spent_usd + held_usd + beyond_usd
                         used_tokens = spent_tokens + held_tokens + int(beyond_tokens)
                         calls = self._calls(db, budget, now) if budget.limit_requests is not None else None
@@ -217,34 +212,12 @@ class SharedBudgets:
             from_leases, done = self._leases.settle(admission.takes, usd, tokens)
             settlements += from_leases
             self._live.difference_update(done)
-            beyond = self._beyond(admission.takes, usd, tokens)
-            if beyond:
-                settlements.append(Beyond(beyond, self.written))
+            beyond = self._leases.beyond(admission.takes, usd, tokens)
+            if beyond is not None:
+                settlements.append(beyond)
         if not self._wake.is_set():  # read the new spend soon (a set Event needs no second set)
             self._wake.set()
         return tuple(settlements)
-
-    def _beyond(self, takes: Sequence[Take], usd: float, tokens: int) -> tuple[tuple[str, float, int], ...]:
-        found = tuple((lease.budget, usd - taken_usd, tokens - taken_tokens) for lease, taken_usd, taken_tokens in takes
-                      if usd > taken_usd or tokens > taken_tokens)
-        if found:
-            with self._unwritten_lock:
-                for name, over_usd, over_tokens in found:
-                    counted = self._unwritten.setdefault(name, [0.0, 0])
-                    counted[0] += max(over_usd, 0.0)
-                    counted[1] += max(over_tokens, 0)
-        return found
-
-    def written(self, beyond: Beyond) -> None:
-        """The rows of calls counted in ``beyond`` are in the ledger (or dropped): admission stops adding them."""
-        with self._unwritten_lock:
-            for name, over_usd, over_tokens in beyond.charges:
-                counted = self._unwritten.get(name)
-                if counted is not None:
-                    counted[0] = max(counted[0] - max(over_usd, 0.0), 0.0)
-                    counted[1] = max(counted[1] - max(over_tokens, 0), 0)
-                    if counted[0] <= 1e-15 and not counted[1]:
-                        del self._unwritten[name]
 
     def _reservations(self, db: Db, budget: Budget, now: float) -> list[tuple[int, float, int, bool]]:
         """Live reservations of ``budget``: (id, USD, tokens, own ended call), with the actual cost of this process's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any, Mapping, ParamSpec, TypeVar
@@ -179,6 +180,32 @@ def _holds_a_count(usage: Any) -> bool:
         values = fields.values()
     return any(type(v) in (int, float) or (v is not None and not isinstance(v, (str, list, tuple, bool))
                                           and _holds_a_count(v)) for v in values)
+
+
+USD_PER_TICK = 1e-10
+"""xAI reports what it billed in ticks of 1e-10 USD (``cost_in_usd_ticks``)."""
+REPORTED_BILL_FIELDS: tuple[tuple[str, float], ...] = (("cost", 1.0), ("cost_in_usd_ticks", USD_PER_TICK),
+                                                      ("estimated_cost", 1.0))
+"""Where a host says what it billed in a ``usage`` object, and its unit in USD: OpenRouter's ``cost``, xAI's
+``cost_in_usd_ticks``, DeepInfra's ``estimated_cost``. Read in every API of the host (chat, completions,
+embeddings, Responses); the figure wins over any price table."""
+
+
+def reported_in(values: Mapping[str, Any]) -> float | None:
+    """What the host reports it billed for the call (``REPORTED_BILL_FIELDS``), in USD; None when it does not."""
+    for name, unit in REPORTED_BILL_FIELDS:
+        raw = values.get(name)
+        if raw is None:
+            continue
+        cost = number_or_none(raw)
+        if cost is not None and 0 <= cost < math.inf:
+            return cost * unit
+    return None
+
+
+def reported_cost(usage: Any) -> float | None:
+    """What the host reports it billed (``REPORTED_BILL_FIELDS``); None for a host that does not say."""
+    return None if usage is None else reported_in(fields_of(usage))
 
 
 def text_or_none(value: Any) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping, NamedTuple
 
 from .. import _errors
@@ -26,9 +25,13 @@ from ._fields import (
     fields_of,
     int_or_none,
     number_or_none,
+    reported_cost,
     server_of,
     text_or_none,
     usage_reader,
+)
+from ._fields import (
+    reported_in as _reported,
 )
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
@@ -227,32 +230,6 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
         reason = _str(fields_of(choices[0]).get("finish_reason"))
         return (reason,) if reason else ()
     return tuple(r for c in choices if (r := _str(fields_of(c).get("finish_reason"))))
-
-
-USD_PER_TICK = 1e-10
-"""xAI reports what it billed in ticks of 1e-10 USD (``cost_in_usd_ticks``)."""
-REPORTED_BILL_FIELDS: tuple[tuple[str, float], ...] = (("cost", 1.0), ("cost_in_usd_ticks", USD_PER_TICK),
-                                                      ("estimated_cost", 1.0))
-"""Where a host says what it billed in a ``usage`` object, and its unit in USD: OpenRouter's ``cost``, xAI's
-``cost_in_usd_ticks``, DeepInfra's ``estimated_cost``. Read in every API of the host (chat, completions,
-embeddings, Responses); the figure wins over any price table."""
-
-
-def _reported(values: Mapping[str, Any]) -> float | None:
-    """What the host reports it billed for the call (``REPORTED_BILL_FIELDS``), in USD; None when it does not."""
-    for name, unit in REPORTED_BILL_FIELDS:
-        raw = values.get(name)
-        if raw is None:
-            continue
-        cost = number_or_none(raw)
-        if cost is not None and 0 <= cost < math.inf:
-            return cost * unit
-    return None
-
-
-def reported_cost(usage: Any) -> float | None:
-    """What the host reports it billed (``REPORTED_BILL_FIELDS``); None for a host that does not say."""
-    return None if usage is None else _reported(fields_of(usage))
 
 
 def chat_response(result: Any, provider: str, capture: bool = False) -> ResponseInfo:

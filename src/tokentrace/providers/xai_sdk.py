@@ -14,9 +14,9 @@ from typing import Any, Mapping
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
-from ._fields import count, int_or_none, number_or_none, text_or_none, usage_reader
+from ._fields import USD_PER_TICK, count, int_or_none, number_or_none, text_or_none, usage_reader
 from ._kinds import model_or_generator
-from .openai import USD_PER_TICK, partition
+from .openai import partition
 
 PROVIDER = "xai"
 
