@@ -368,7 +368,10 @@ def test_a_process_whose_clock_is_off_holds_its_reservations_by_the_stores_clock
     from tokentrace.budgets import Budget, BudgetExceeded
     from tokentrace.budgets import store as _budget_store
 
+    from tokentrace.ledger.store import open_db
+
     ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
+    open_db(ledger, create=True, timeout=10).close()  # made before the two stores' threads start on it
     budget = Budget("shared", limit_usd=1.0, action="block")
     skewed, fair = (_budget_store.SharedBudgets(ledger, [budget], ttl_s=60.0) for _ in range(2))
     try:

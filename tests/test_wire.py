@@ -411,3 +411,40 @@ def test_llm_hosts_come_from_the_environment_and_bad_ones_are_refused(monkeypatc
     assert resolve(ledger=False).llm_hosts == ("llm.internal.example", "gw.example.com")
     with pytest.raises(ConfigError, match="not a host name"):
         resolve(ledger=False, llm_hosts=["https://gw.example.com/v1"])
+
+
+@pytest.mark.parametrize("ledger", [False, "sqlite"])
+def test_a_request_the_sdk_refuses_before_sending_is_no_call(simulator: Any, tmp_path: Any, ledger: Any) -> None:
+    """Issue 40, item 2: anthropic's SDK raises "Streaming is required" for a long non-streamed request before any
+    byte is sent (pydantic-ai then retries as a stream). It was recorded as a failed call, so such users saw a 50%
+    error rate. Nothing reached the provider: no record, no request counted, the budget's reservation given back."""
+    import anthropic
+
+    telemetry = make_telemetry(ledger=str(tmp_path / "u.db") if ledger else False,
+                               budgets=[tokentrace.Budget("small", limit_usd=0.7, action="block")])  # 2 estimates
+    client = anthropic.Anthropic(api_key="sk-ant-test", base_url=simulator.url, max_retries=0)
+    served = len(simulator.served)
+    with capture_usage() as records:
+        for _ in range(3):  # each would hold a large estimate if its reservation were kept
+            with pytest.raises(ValueError, match="Streaming is required"):
+                client.messages.create(model="claude-haiku-4-5", max_tokens=64000,
+                                       messages=[{"role": "user", "content": "hi"}])
+        client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert len(simulator.served) - served == 1
+    assert [r.status for r in records] == ["ok"]
+    assert telemetry.sample("llm_requests_total", provider="anthropic", model="claude-haiku-4-5", operation="chat",
+                            status="error", feature="") in (None, 0.0)
+
+
+def test_an_answer_the_sdk_cannot_read_is_still_a_failed_call(httpserver: Any) -> None:
+    """The other side of the rule: a request that went out and whose answer the SDK could not parse (a ValueError
+    too) is a call, recorded as failed."""
+    import openai
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_data(
+        "not json", content_type="application/json")
+    make_telemetry()
+    client = openai.OpenAI(api_key="sk-test", base_url=httpserver.url_for("/v1"), max_retries=0)
+    with capture_usage() as records, pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for it
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert [r.status for r in records] == ["error"]

@@ -193,9 +193,20 @@ class Call:
                         _errors.report(f"sink.{sink.name}.detach", exc)
 
     def discard(self) -> None:
-        """What was taken for an LLM call was not one (``wire.hosts``): no record is made. Sinks that started it
-        hold nothing to give back (such calls are counted only, never reserved)."""
+        """What was taken for an LLM call was not one (an unproven host's non-LLM answer, ``wire.hosts``; an SDK
+        refusing its own arguments before sending): no record is made, and each sink that started it gives back
+        what it took (a budget's reservation). Idempotent, never raises."""
+        if self.done:
+            return
         self.done = True
+        states = self.states
+        if states:
+            for index, sink in self.recorder._indexed:
+                if index in states:
+                    try:
+                        sink.abandon(states[index])
+                    except Exception as exc:
+                        _errors.report(f"sink.{sink.name}.abandon", exc)
 
     def stop(self, response: ResponseInfo | None, status: str = "ok") -> None:
         """The call succeeded (or the stream ended/was abandoned): record it. Idempotent, never raises."""

@@ -260,6 +260,7 @@ def instrument(
 
             hosts.configure(settings.llm_hosts)
             wire.install()
+            _wrappers.active.wire = True
         threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
         return handle
 
@@ -274,6 +275,7 @@ def uninstrument() -> None:
         handle = _current
         _current = None
         _wrappers.active.recorder = None
+        _wrappers.active.wire = False
         batch_results.ledger_location = None
         if "tokentrace.serving.usage" in sys.modules:
             from ..serving import usage as usage_http

@@ -27,11 +27,34 @@ class _Active:
 
     recorder: Recorder | None = None
     options: Options = Options()
+    wire: bool = False
+    """The HTTP clients are hooked: a patched SDK method's requests are seen going out (``Measuring.sent``)."""
+
+
+class Measuring:
+    """What ``_inside`` holds while a patched SDK method runs (truthy): the wire layer's hooks note on it that a
+    request went out, so an exception the SDK raised before sending anything is told from a failed call."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _never_sent(exc: BaseException, measuring: Measuring) -> bool:
+    """The SDK refused its own arguments before any request left (anthropic's "Streaming is required" ValueError,
+    a TypeError): not an LLM request, so not recorded. Only where the HTTP clients are hooked to tell."""
+    return active.wire and not measuring.sent and isinstance(exc, (ValueError, TypeError)) and \
+        getattr(exc, "status_code", None) is None
 
 
 active = _Active()
 _END = object()
-_inside: ContextVar[bool] = ContextVar("tokentrace_inside_call", default=False)
+_inside: ContextVar[Any] = ContextVar("tokentrace_inside_call", default=False)
+"""Truthy while a patched SDK method (``Measuring``) or the wire layer (True) measures the current call."""
 
 
 def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -381,13 +404,13 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
             if begun is None:
                 return await wrapped(*args, **kwargs)
             call, prepared = begun
-            token = _inside.set(True)
+            token = _inside.set(measuring := Measuring())
             try:
                 result = await wrapped(*args, **prepared.kwargs)
             except BaseException as exc:
                 _inside.reset(token)
                 call.detach()
-                call.fail(exc)
+                call.discard() if _never_sent(exc, measuring) else call.fail(exc)
                 raise
             _inside.reset(token)
             call.detach()
@@ -400,13 +423,13 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
         if begun is None:
             return wrapped(*args, **kwargs)
         call, prepared = begun
-        token = _inside.set(True)
+        token = _inside.set(measuring := Measuring())
         try:
             result = wrapped(*args, **prepared.kwargs)
         except BaseException as exc:
             _inside.reset(token)
             call.detach()
-            call.fail(exc)
+            call.discard() if _never_sent(exc, measuring) else call.fail(exc)
             raise
         _inside.reset(token)
         call.detach()

@@ -33,6 +33,10 @@ class Sink:
     def detach(self, state: Any) -> None:
         """The request phase is over on the calling thread (the stream, if any, may go on)."""
 
+    def abandon(self, state: Any) -> None:
+        """The started call turned out not to be an LLM call (the SDK refused its own arguments before sending, or an
+        unproven host answered like no LLM API): give back what ``start`` took; nothing is recorded. Never raises."""
+
     def end(self, record: UsageRecord, state: Any) -> None:
         """The call is finished: ``record`` is final. Must be quick and thread-safe."""
 

@@ -309,6 +309,23 @@ class BudgetSink(Sink):
             return None
 
     # ---- when the call ends (any thread)
+    def abandon(self, state: Any) -> None:
+        """Not an LLM call after all: its reservations go back, nothing is counted."""
+        if state is None:
+            return
+        if self.shared is not None:
+            settlements = self.shared.settle(state, 0.0, 0)
+            if self._release is not None and settlements:
+                self._release(settlements)
+            return
+        accounts, reserved_usd, reserved_tokens, admitted = state
+        with self._lock:
+            for account in accounts:
+                account.reserved_usd = max(account.reserved_usd - reserved_usd, 0.0)
+                account.reserved_tokens = max(account.reserved_tokens - reserved_tokens, 0)
+                if admitted:
+                    account.reserved_requests = max(account.reserved_requests - 1, 0)
+
     def end(self, record: UsageRecord, state: Any) -> None:
         if record.status == "blocked" or state is None:  # refused, or no budget applied when it started
             return

@@ -42,14 +42,21 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
 
     ``body``: the request's JSON object, its bytes, or a callable returning either (read only for LLM requests).
     Raises what a block budget raises (``BudgetExceeded``): the request must then not be sent."""
-    if not switch.on or method != "POST":
+    if not switch.on:
+        return None
+    inside = _inside.get()
+    if inside:  # a patched SDK method is measuring this call (first: no route is worked out for it)
+        if inside is not True:
+            inside.sent = True  # the SDK's request is going out: its failure from now on is a failed call
+        return None
+    if method != "POST":
         return None
     try:
         route = recognise(method, host, path)
         if route is None:
             return None
         recorder = active.recorder
-        if recorder is None or _inside.get():  # uninstrumented, or a patched SDK method is measuring this call
+        if recorder is None:  # uninstrumented
             return None
         request_json = _json_of(body)
         proving = None if hosts.trusted(host) else host
