@@ -367,7 +367,6 @@ def test_a_process_whose_clock_is_off_holds_its_reservations_by_the_stores_clock
 
     from tokentrace.budgets import Budget, BudgetExceeded
     from tokentrace.budgets import store as _budget_store
-
     from tokentrace.ledger.store import open_db
 
     ledger = str(tmp_path / "u.db") if backend == "sqlite" else request.getfixturevalue("pg_ledger")
