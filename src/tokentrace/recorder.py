@@ -183,14 +183,8 @@ class Call:
 
     def detach(self) -> None:
         """The wrapped SDK call returned (or raised) on the calling thread."""
-        states = self.states
-        if states:
-            for index, sink in self.recorder._detachers:
-                if index in states:
-                    try:
-                        sink.detach(states[index])
-                    except Exception as exc:
-                        _errors.report(f"sink.{sink.name}.detach", exc)
+        if self.states:
+            self._to_started(self.recorder._detachers, "detach")
 
     def discard(self) -> None:
         """What was taken for an LLM call was not one (an unproven host's non-LLM answer, ``wire.hosts``; an SDK
@@ -199,14 +193,18 @@ class Call:
         if self.done:
             return
         self.done = True
-        states = self.states
-        if states:
-            for index, sink in self.recorder._indexed:
-                if index in states:
-                    try:
-                        sink.abandon(states[index])
-                    except Exception as exc:
-                        _errors.report(f"sink.{sink.name}.abandon", exc)
+        if self.states:
+            self._to_started(self.recorder._indexed, "abandon")
+
+    def _to_started(self, sinks: tuple[tuple[int, Sink], ...], hook: str) -> None:
+        """Call ``hook`` of each of ``sinks`` that started this call, with its state; a failure is counted."""
+        states = self.states or {}
+        for index, sink in sinks:
+            if index in states:
+                try:
+                    getattr(sink, hook)(states[index])
+                except Exception as exc:
+                    _errors.report(f"sink.{sink.name}.{hook}", exc)
 
     def stop(self, response: ResponseInfo | None, status: str = "ok") -> None:
         """The call succeeded (or the stream ended/was abandoned): record it. Idempotent, never raises."""

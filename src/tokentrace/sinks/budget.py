@@ -311,44 +311,37 @@ class BudgetSink(Sink):
     # ---- when the call ends (any thread)
     def abandon(self, state: Any) -> None:
         """Not an LLM call after all: its reservations go back, nothing is counted."""
-        if state is None:
-            return
-        if self.shared is not None:
-            settlements = self.shared.settle(state, 0.0, 0)
-            if self._release is not None and settlements:
-                self._release(settlements)
-            return
-        accounts, reserved_usd, reserved_tokens, admitted = state
-        with self._lock:
-            for account in accounts:
-                account.reserved_usd = max(account.reserved_usd - reserved_usd, 0.0)
-                account.reserved_tokens = max(account.reserved_tokens - reserved_tokens, 0)
-                if admitted:
-                    account.reserved_requests = max(account.reserved_requests - 1, 0)
+        if state is not None:
+            self._settle(state, 0.0, 0, None)
 
     def end(self, record: UsageRecord, state: Any) -> None:
         if record.status == "blocked" or state is None:  # refused, or no budget applied when it started
             return
-        if self.shared is not None:  # the call's reservations and lease charges: settled with its ledger row
-            settlements = self.shared.settle(state, *record.charged())
+        self._settle(state, *record.charged(), record.ts_utc)
+
+    def _settle(self, state: Any, usd: float, tokens: int, counted_at: float | None) -> None:
+        """Give back a call's reservations and, when it is ``counted_at`` (its start: the clock admission read, so a
+        window ages both alike), count what it cost. With a ledger both go with the call's row."""
+        if self.shared is not None:
+            settlements = self.shared.settle(state, usd, tokens)
             if self._release is not None and settlements:
                 self._release(settlements)
             return
         accounts, reserved_usd, reserved_tokens, admitted = state
-        usd, tokens = record.charged()
         crossed: list[_Account] = []
-        now = record.ts_utc  # the clock admission read (the call's start), so a window ages both alike
         with self._lock:
             for account in accounts:
                 account.reserved_usd = max(account.reserved_usd - reserved_usd, 0.0)
                 account.reserved_tokens = max(account.reserved_tokens - reserved_tokens, 0)
                 if admitted:  # a batch result reserved nothing
                     account.reserved_requests = max(account.reserved_requests - 1, 0)
+                if counted_at is None:
+                    continue
                 account.spent_usd += usd
                 account.spent_tokens += tokens
                 account.spent_requests += 1
                 if account.events is not None:
-                    account.events.append((now, usd, tokens))
+                    account.events.append((counted_at, usd, tokens))
                 if not account.warned and self._over(account):
                     account.warned = True
                     crossed.append(account)
