@@ -76,7 +76,8 @@ def snapshot(calls: int = 32) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     import tokentrace
-    from tokentrace import _errors, pricing
+    from tokentrace import pricing
+    from tokentrace._support import errors as _errors
     from tokentrace.cli.demo import DEMO_BUDGETS, run_workload
     from tokentrace.simulator import Simulator
 

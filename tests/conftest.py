@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 import tokentrace
-from tokentrace import _errors
+from tokentrace._support import errors as _errors
 from tokentrace.simulator import Simulator, async_client, sync_client
 
 # prices used by the suite (USD per million tokens), so expected costs are computed by hand here

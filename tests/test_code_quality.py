@@ -82,17 +82,17 @@ def test_no_import_cycle_in_the_package_type_checking_and_lazy_imports_included(
 PACKAGES = ("budgets", "ledger", "pricing", "providers", "wire", "sinks", "cli", "simulator", "serving",
             "instrumentation", "reconcile")
 ALLOWED: dict[str, set[str]] = {
-    "pricing": {"_usage", "_registry", "_forksafe", "_errors", "_text"},
-    "providers": {"_usage", "_errors", "_registry"},
-    "budgets": {"ledger", "pricing", "_config_error", "_errors", "_text", "_usage", "_forksafe", "_registry"},
-    "ledger": {"budgets", "config", "_config_error", "_usage", "_errors", "_text", "_forksafe"},
-    "sinks": {"budgets", "ledger", "pricing", "config", "_errors", "_forksafe", "_registry", "_text", "_usage",
-              "_version"},
-    "wire": {"budgets", "instrumentation", "providers", "recorder", "_errors", "_registry", "_usage"},
-    "serving": {"ledger", "budgets", "_errors"},
+    "pricing": {"_usage", "_registry", "_support"},
+    "providers": {"_usage", "_support", "_registry"},
+    "budgets": {"ledger", "pricing", "_support", "_usage", "_registry"},
+    "ledger": {"budgets", "config", "_support", "_usage"},
+    "sinks": {"budgets", "ledger", "pricing", "config", "_support", "_registry", "_usage", "_version"},
+    "wire": {"budgets", "instrumentation", "providers", "recorder", "_support", "_registry", "_usage"},
+    "serving": {"ledger", "budgets", "_support"},
     "reconcile": {"ledger", "pricing"},
     "simulator": set(),
-    "recorder": {"budgets", "pricing", "sinks", "context", "_errors", "_forksafe", "_text", "_usage"},
+    "_support": set(),
+    "recorder": {"budgets", "pricing", "sinks", "context", "_support", "_usage"},
 }
 """Which package (or top-level module) may import which: the layout's dependency rules, read on every run from the
 imports anywhere in each module (top level, TYPE_CHECKING blocks, functions). ``instrumentation`` (the composition
@@ -137,7 +137,7 @@ def test_sinks_and_providers_never_import_the_recorder_or_each_other() -> None:
             assert "tokentrace.recorder" not in targets, module
         if module.startswith("tokentrace.providers."):
             assert not {t for t in targets if t.startswith("tokentrace.") and not t.startswith(
-                "tokentrace.providers") and t not in ("tokentrace._usage", "tokentrace._errors",
+                "tokentrace.providers") and t not in ("tokentrace._usage", "tokentrace._support.errors",
                                                       "tokentrace._registry")}, module
     concrete = {"tokentrace.budgets", "tokentrace.sinks.budget", "tokentrace.budgets.store"}
     assert concrete.isdisjoint(graph["tokentrace.recorder"])

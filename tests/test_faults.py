@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 import tokentrace
-from tokentrace import Usage, _errors
+from tokentrace import Usage
+from tokentrace._support import errors as _errors
 from tokentrace.providers import Prepared, google_genai
 from tokentrace.providers import anthropic as anthropic_provider
 from tokentrace.providers import openai as openai_provider

@@ -279,7 +279,8 @@ def test_postgresql_restarting_mid_run_reaches_no_caller_and_later_rows_are_writ
     import psycopg
 
     import tokentrace
-    from tokentrace import Budget, _errors
+    from tokentrace import Budget
+    from tokentrace._support import errors as _errors
 
     from .cases import MESSAGES
     from .conftest import make_telemetry, openai_client

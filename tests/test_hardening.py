@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import tokentrace
-from tokentrace import _errors
-from tokentrace._text import MAX_ATTRIBUTE_CHARS, bounded, encodable
+from tokentrace._support import errors as _errors
+from tokentrace._support.text import MAX_ATTRIBUTE_CHARS, bounded, encodable
 
 from .conftest import make_telemetry, openai_client
 from .ledger_helpers import query_ledger

@@ -123,7 +123,7 @@ def test_an_undecodable_feature_is_written_escaped_and_metrics_keep_being_served
 
 
 def test_a_row_the_database_refuses_costs_only_itself(tmp_path: Path) -> None:
-    from tokentrace import _errors
+    from tokentrace._support import errors as _errors
     from tokentrace.sinks.ledger import LedgerSink
 
     from .ledger_helpers import record

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tokentrace
-from tokentrace import _errors
+from tokentrace._support import errors as _errors
 from tokentrace.ledger.db import COLUMNS, LedgerError
 from tokentrace.ledger.schema import SCHEMA_VERSION
 from tokentrace.ledger.store import open_db
@@ -331,7 +331,7 @@ def test_a_writer_whose_ledger_a_newer_version_migrated_refuses_loudly_and_flush
     stage="ledger.schema", logged, and flush() returns False (it used to return True with every row lost)."""
     import sqlite3
 
-    from tokentrace import _errors
+    from tokentrace._support import errors as _errors
     from tokentrace.ledger.schema import SCHEMA_VERSION
 
     from .conftest import make_telemetry, openai_client

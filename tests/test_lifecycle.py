@@ -143,7 +143,7 @@ def test_counters_sum_exactly_across_200_concurrent_asyncio_calls(simulator: Any
 
 
 def test_a_failing_sink_never_reaches_the_caller(simulator: Any, telemetry: Telemetry) -> None:
-    from tokentrace import _errors
+    from tokentrace._support import errors as _errors
 
     class BrokenError(Exception):
         pass

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 import tokentrace
-from tokentrace._text import usd
+from tokentrace._support.text import usd
 from tokentrace.cli import render
 from tokentrace.ledger import reports
 

@@ -126,7 +126,7 @@ def test_limit_for_reads_the_apps_own_plans_and_a_failing_one_is_decided_by_budg
         broken = [_call(client, user_id="broken") for _ in range(2)]  # budget_unavailable="allow": sent, counted
     assert free.count("sent") == 2 and pro.count("sent") == 6 and broken == ["sent", "sent"]
     assert asked.count("free") == 1  # asked once, then kept for LIMIT_REFRESH_S
-    from tokentrace import _errors
+    from tokentrace._support import errors as _errors
 
     assert _errors.counts().get("budget.limit_for", 0) >= 1
     tokentrace.uninstrument()

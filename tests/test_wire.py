@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import tokentrace
-from tokentrace import _errors
+from tokentrace._support import errors as _errors
 from tokentrace.simulator import sync_client
 from tokentrace.testing import capture_usage
 from tokentrace.wire.routes import recognise

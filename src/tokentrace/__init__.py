@@ -151,7 +151,7 @@ def budget_status(**principal: str) -> list[dict[str, Any]]:
     a list of ``{name, period, spent_usd, limit_usd, used, ...}`` (what ``tokentrace budget`` shows), for the
     app's own "your usage" page. Fleet-wide with a ledger (read now), this process's own without one; [] when
     tokentrace is not instrumented or no templated budget names these keys."""
-    from ._text import bounded
+    from ._support.text import bounded
     from .instrumentation import instrumentor as _instrumentor
     from .ledger.reports import budget_row
 
@@ -197,7 +197,7 @@ def record_cache_hit(provider: str, model: str, **attributes_: Any) -> None:
             call.detach()
             call.stop(ResponseInfo(usage=ZERO_USAGE, response_model=model), status="cached")
     except Exception as exc:
-        from . import _errors
+        from ._support import errors as _errors
 
         _errors.report("record_cache_hit", exc, "could not record a cache hit")
 

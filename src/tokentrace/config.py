@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ._config_error import ConfigError as ConfigError  # re-exported: tokentrace.config.ConfigError
 from ._registry import SDK_NAMES
+from ._support.config_error import ConfigError as ConfigError  # re-exported: tokentrace.config.ConfigError
 from .budgets import Budget, resolve_budgets
 from .pricing import ModelPrice
 from .pricing.overrides import PriceError, parse_overrides

@@ -8,7 +8,7 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import Any, Callable, Mapping, TypeVar
 
-from ._text import bounded
+from ._support.text import bounded
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

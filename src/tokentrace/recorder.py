@@ -6,8 +6,9 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from . import _errors, _forksafe
-from ._text import encodable
+from ._support import errors as _errors
+from ._support import forksafe as _forksafe
+from ._support.text import encodable
 from ._usage import ZERO_USAGE, RequestInfo, ResponseInfo, UsageRecord, build, with_modifier
 from .budgets.estimate import estimate, unpriced_estimate_usd
 from .budgets.refusal import CallRefused

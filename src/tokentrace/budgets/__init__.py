@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .._config_error import ConfigError
-from .._text import encodable, usd
+from .._support.config_error import ConfigError
+from .._support.text import encodable, usd
 from .refusal import CallRefused
 
 PERIODS = ("hour", "day", "week", "month")

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from .. import _errors
+from .._support import errors as _errors
 from ..ledger.store import LEASE_CHARGE, Db, abandon, open_db
 from . import Budget, BudgetExceeded
 from . import principal_spend as _principal_spend

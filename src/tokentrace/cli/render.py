@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._text import usd
+from .._support.text import usd
 from .._usage import TOKEN_COLUMNS, TOKEN_TYPES
 
 TOKEN_HEADERS = tuple((column, kind.replace("_", " ")) for column, kind in zip(TOKEN_COLUMNS, TOKEN_TYPES, strict=True))

@@ -23,7 +23,7 @@ from typing import Any
 
 import wrapt
 
-from .. import _errors
+from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo
 from ..context import attributes, current_attributes
 from . import wrappers as _wrappers

@@ -14,8 +14,9 @@ from typing import Any
 
 import wrapt
 
-from .. import _errors, _forksafe
 from .._registry import SDK_BY_NAME
+from .._support import errors as _errors
+from .._support import forksafe as _forksafe
 from ..config import Settings
 from ..pricing import PriceTable
 from ..providers import Options, Patch

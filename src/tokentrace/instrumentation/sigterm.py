@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import _errors
+from .._support import errors as _errors
 
 FLUSH_S = 2.0
 

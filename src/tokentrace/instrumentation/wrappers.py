@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import wrapt
 
-from .. import _errors
+from .._support import errors as _errors
 from .._usage import ResponseInfo
 from ..budgets.refusal import CallRefused
 from ..providers import Endpoint, Options, Prepared, StreamAccumulator

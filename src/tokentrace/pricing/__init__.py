@@ -16,9 +16,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import _forksafe
 from .._registry import GENAI_PRICES_IDS, LOCAL, MAKER_PROVIDERS
 from .._registry import MODEL_MAKERS as MODEL_MAKER_IDS
+from .._support import forksafe as _forksafe
 from . import refresh as price_refresh
 from . import tiers as tier_prices
 from .types import ModelPrice, Rates, from_genai_prices

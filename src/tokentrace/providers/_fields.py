@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from .. import _errors
+from .._support import errors as _errors
 
 
 def int_or_none(value: Any) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import _errors
+from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage, at_endpoint, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, RequestWrapper, ResultKind, StreamAccumulator

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import _errors
+from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage, asked_tier, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator

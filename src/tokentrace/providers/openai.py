@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple
 
-from .. import _errors
 from .._registry import (
     ACCEPTS_STREAM_OPTIONS,
     AZURE_OPENAI,
@@ -15,6 +14,7 @@ from .._registry import (
     provider_for_host,
     router_backend,
 )
+from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage, build, tier_label
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
@@ -30,9 +30,7 @@ from ._fields import (
     text_or_none,
     usage_reader,
 )
-from ._fields import (
-    reported_in as _reported,
-)
+from ._fields import reported_in as _reported
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
 

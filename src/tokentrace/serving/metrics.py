@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .. import _errors
+from .._support import errors as _errors
 from .usage import UsagePolicy, is_loopback
 
 MAX_CONNECTIONS = 32

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import _errors, _forksafe
-from .._text import usd
+from .._support import errors as _errors
+from .._support import forksafe as _forksafe
+from .._support.text import usd
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import LIMIT_REFRESH_S, Budget, BudgetExceeded, BudgetUnavailable
 from ..budgets.estimate import estimate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .._text import usd
+from .._support.text import usd
 from .._usage import UsageRecord
 from . import Sink
 

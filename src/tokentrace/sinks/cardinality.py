@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from .. import _errors, _forksafe
+from .._support import errors as _errors
+from .._support import forksafe as _forksafe
 
 OTHER = "other"
 DEFAULT_CAP = 1000

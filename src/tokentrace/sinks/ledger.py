@@ -18,7 +18,8 @@ import time
 from collections import deque
 from typing import Any
 
-from .. import _errors, _forksafe
+from .._support import errors as _errors
+from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
 from ..ledger.db import LedgerError, NewerSchemaError, row_of
 from ..ledger.location import describe, is_url

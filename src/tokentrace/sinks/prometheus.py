@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .. import _errors, _forksafe
+from .._support import errors as _errors
+from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
 from . import Sink
 from .cardinality import LabelGuard
@@ -39,7 +40,7 @@ KNOWN_ERROR_STAGES = ("budget.unavailable", "ledger.dropped", "ledger.open", "le
 
 
 class InternalErrorsCollector(Collector):
-    """Exposes tokentrace's internal error counts (kept by ``_errors``) as a counter."""
+    """Exposes tokentrace's internal error counts (kept by ``_support.errors``) as a counter."""
 
     def __init__(self, namespace: str) -> None:
         self._name = metric_name("tokentrace_internal_errors", namespace)

@@ -12,7 +12,7 @@ from typing import Any
 
 import wrapt
 
-from .. import _errors
+from .._support import errors as _errors
 from ..instrumentation.wrappers import _StreamState
 from .exchange import Exchange, begin, seen
 

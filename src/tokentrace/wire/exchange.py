@@ -11,8 +11,8 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from .. import _errors
 from .._registry import HF_ROUTER, router_backend
+from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo
 from ..budgets.refusal import counted_only
 from ..instrumentation.wrappers import _inside, _StreamState, active

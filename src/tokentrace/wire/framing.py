@@ -11,7 +11,7 @@ import json
 import struct
 from typing import Any
 
-from .. import _errors
+from .._support import errors as _errors
 
 MAX_FRAME = 4 * 1024 * 1024
 """A single event, line or frame larger than this is not usage: it is skipped, not buffered."""

@@ -13,7 +13,7 @@ import functools
 import weakref
 from typing import Any
 
-from .. import _errors
+from .._support import errors as _errors
 from ..instrumentation.wrappers import _StreamState
 from .exchange import DEFAULT_PORTS, Exchange, atee, begin, feed_all, tee
 from .routes import may_be_llm

@@ -12,7 +12,7 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import _errors
+from .._support import errors as _errors
 from .exchange import DEFAULT_PORTS, Exchange, begin, feed_all, tee
 from .routes import may_be_llm
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from . import _forksafe
+from . import forksafe as _forksafe
 
 logger = logging.getLogger("tokentrace")
 
