@@ -119,6 +119,11 @@ def _count(value: Any) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _closed(end_time: Any) -> bool:
+    """A bucket (its end in Unix seconds) that ended by the time its page arrived: its figures are final."""
+    return _count(end_time) <= datetime.now(UTC).timestamp()
+
+
 # --------------------------------------------------------------------------- OpenAI
 
 _OPENAI_GROUPS = {"project": "project_id", "api_key": "api_key_id"}
@@ -132,7 +137,6 @@ def openai_rows(key: str, window: Window, by: tuple[str, ...], base_url: str | N
     extra = [_OPENAI_GROUPS[b] for b in by if b in _OPENAI_GROUPS]
     span = [("start_time", str(int(window.start.timestamp()))), ("end_time", str(int(window.end.timestamp()))),
             ("bucket_width", "1d"), ("limit", "31")]
-    now = datetime.now(UTC).timestamp()
     tokens: dict[tuple[str, str, str | None, str | None], int] = {}
     final: dict[str, bool] = {}
     for kind in OPENAI_USAGE_KINDS:
@@ -140,7 +144,7 @@ def openai_rows(key: str, window: Window, by: tuple[str, ...], base_url: str | N
         for page in _pages(base, f"/v1/organization/usage/{kind}", query, headers):
             for bucket in page.get("data") or ():
                 day = _day(datetime.fromtimestamp(_count(bucket.get("start_time")), tz=UTC))
-                final[day] = final.get(day, True) and _count(bucket.get("end_time")) <= now
+                final[day] = final.get(day, True) and _closed(bucket.get("end_time"))
                 for result in bucket.get("results") or ():
                     group = (day, str(result.get("model") or "unknown"), result.get("project_id"),
                              result.get("api_key_id"))
@@ -151,7 +155,7 @@ def openai_rows(key: str, window: Window, by: tuple[str, ...], base_url: str | N
     for page in _pages(base, "/v1/organization/costs", query, headers):
         for bucket in page.get("data") or ():
             day = _day(datetime.fromtimestamp(_count(bucket.get("start_time")), tz=UTC))
-            final[day] = final.get(day, True) and _count(bucket.get("end_time")) <= now
+            final[day] = final.get(day, True) and _closed(bucket.get("end_time"))
             for result in bucket.get("results") or ():
                 amount = result.get("amount") or {}
                 if str(amount.get("currency", "usd")).lower() != "usd":
@@ -236,7 +240,6 @@ def _cents(cost: dict[str, Any]) -> float:
 
 def _legacy(base: str, headers: dict[str, str], span: list[tuple[str, str]], groups: list[str]) -> list[ProviderRow]:
     found: dict[tuple[Any, ...], list[Any]] = {}
-    now = datetime.now(UTC)
     reports = (("/v1/organizations/usage_report/messages", groups),
                ("/v1/organizations/cost_report", ["description", *groups[1:]]))
     for path, grouped_by in reports:
@@ -244,7 +247,7 @@ def _legacy(base: str, headers: dict[str, str], span: list[tuple[str, str]], gro
         for page in _pages(base, path, query, headers):
             for bucket in page.get("data") or ():
                 day = _day(_parsed(bucket.get("starting_at")))
-                final = _parsed(bucket.get("ending_at")) <= now
+                final = _parsed(bucket.get("ending_at")) <= datetime.now(UTC)  # read after the page arrived
                 for result in bucket.get("results") or ():
                     group = (day, str(result.get("model") or "unknown"), result.get("workspace_id"),
                              result.get("api_key_id"))
