@@ -99,13 +99,8 @@ def instrument(
         handle = _instrumentor.instrument(None, disabled=True)  # type: ignore[arg-type]
         handle.arguments = given
         return handle
-    settings = config.resolve(
-        providers=providers, prices=prices, ledger=ledger, budgets=budgets, metrics_port=metrics_port,
-        metrics_addr=metrics_addr, capture_content=capture_content, metric_labels=metric_labels,
-        namespace=namespace, stream_usage=stream_usage, max_label_values=max_label_values,
-        budget_unavailable=budget_unavailable, flush_on_sigterm=flush_on_sigterm, infer_prices=infer_prices,
-        http=http, usage_token=usage_token, usage_by_identity=usage_by_identity, llm_hosts=llm_hosts,
-    )
+    settings = config.resolve(**{name: value for name, value in given.items()
+                                 if name not in ("tracer_provider", "meter_provider", "registry")})
     handle = _instrumentor.instrument(
         settings, tracer_provider=tracer_provider, meter_provider=meter_provider, registry=registry
     )

@@ -180,28 +180,22 @@ def _names(value: Any, wanted: str) -> tuple[Any, ...]:
     raise ConfigError(f"{wanted}, not {value!r}")
 
 
-def resolve(
-    *,
-    providers: Iterable[str] | None = None,
-    prices: Any = None,
-    ledger: Any = None,
-    budgets: Any = (),
-    metrics_port: int | None = None,
-    metrics_addr: str | None = None,
-    capture_content: bool | None = None,
-    metric_labels: Iterable[str] = ("feature",),
-    namespace: str | None = None,
-    stream_usage: bool | None = None,
-    max_label_values: int | None = None,
-    budget_unavailable: str = "allow",
-    flush_on_sigterm: bool | None = None,
-    infer_prices: bool | None = None,
-    usage_token: str | None = None,
-    usage_by_identity: bool | None = None,
-    http: bool | None = None,
-    llm_hosts: Any = None,
-) -> Settings:
+#: instrument()'s settings with their defaults, in the order resolve() unpacks them.
+_ARGUMENTS: dict[str, Any] = dict.fromkeys((
+    "providers", "prices", "ledger", "budgets", "metrics_port", "metrics_addr", "capture_content", "metric_labels",
+    "namespace", "stream_usage", "max_label_values", "budget_unavailable", "flush_on_sigterm", "infer_prices",
+    "usage_token", "usage_by_identity", "http", "llm_hosts")) | {
+    "budgets": (), "metric_labels": ("feature",), "budget_unavailable": "allow"}
+
+
+def resolve(**given: Any) -> Settings:
     """Check instrument()'s arguments, fill the rest from the environment, read budget and price files."""
+    unknown = sorted(set(given) - set(_ARGUMENTS))
+    if unknown:
+        raise TypeError(f"unexpected setting(s) {unknown}; known: {', '.join(_ARGUMENTS)}")
+    (providers, prices, ledger, budgets, metrics_port, metrics_addr, capture_content, metric_labels, namespace,
+     stream_usage, max_label_values, budget_unavailable, flush_on_sigterm, infer_prices, usage_token,
+     usage_by_identity, http, llm_hosts) = ({**_ARGUMENTS, **given}[name] for name in _ARGUMENTS)
     chosen: tuple[str, ...]
     if providers is None:
         chosen = KNOWN_PROVIDERS

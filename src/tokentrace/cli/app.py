@@ -47,21 +47,12 @@ class By(StrEnum):
     tier = "tier"
 
 
-class ReportFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-
-
-class ExportFormat(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
+# the choices of --format and --provider (a StrEnum's value is its member's name)
+ReportFormat = StrEnum("ReportFormat", ["table", "csv", "json", "markdown"])
+ExportFormat = StrEnum("ExportFormat", ["csv", "jsonl"])
+OutputFormat = StrEnum("OutputFormat", ["table", "json"])
+ReconcileFormat = StrEnum("ReconcileFormat", ["table", "csv", "json"])
+ReconcileProvider = StrEnum("ReconcileProvider", ["openai", "anthropic"])
 
 
 def _show_version(value: bool) -> None:
@@ -120,6 +111,14 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def _show(fmt: StrEnum, data: Any, table: Callable[[Any, Any], None]) -> None:
+    """``data`` as indented JSON when ``--format json``, else as the table ``table`` draws on the console."""
+    if fmt.value == "json":
+        _print_json(data)
+    else:
+        table(console, data)
+
+
 @app.command()
 def report(
     since: SinceOption = None,
@@ -157,10 +156,7 @@ def stats(
 
     since = _since(since, start, "7d")
     data = guarded(lambda: reports.stats(since, ledger, start=start, end=end))
-    if fmt is OutputFormat.json:
-        _print_json(data)
-    else:
-        render.stats_table(console, data)
+    _show(fmt, data, render.stats_table)
 
 
 @app.command()
@@ -206,10 +202,7 @@ def budget(
     if not source:
         fail("no budgets: pass --budgets FILE or set TOKENTRACE_BUDGETS")
     rows = guarded(lambda: reports.budget_status(load_budgets(source), ledger, top=top))
-    if fmt is OutputFormat.json:
-        _print_json(rows)
-    else:
-        render.budget_table(console, rows)
+    _show(fmt, rows, render.budget_table)
 
 
 @app.command()
@@ -303,17 +296,6 @@ def prices(
     for threshold, rates in ((0, price.base), *price.tiers):
         out.add_row(f"{threshold:,}", *(render.rate(getattr(rates, n)) for n in names))
     console.print(out)
-
-
-class ReconcileProvider(StrEnum):
-    openai = "openai"
-    anthropic = "anthropic"
-
-
-class ReconcileFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 @app.command()

@@ -394,6 +394,14 @@ async def _finish_async(call: Call, endpoint: Endpoint, prepared: Prepared, resu
     return _finish(call, endpoint, prepared, result, True)
 
 
+def _left_sdk(call: Call, token: Any, measuring: Measuring, failure: BaseException | None = None) -> None:
+    """The SDK method returned or raised: leave its context; a failure is the call's, or none if nothing was sent."""
+    _inside.reset(token)
+    call.detach()
+    if failure is not None:
+        call.discard() if _never_sent(failure, measuring) else call.fail(failure)
+
+
 def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
     """The wrapt wrapper for one endpoint; the SDK sees the same arguments, the caller the same result."""
 
@@ -408,12 +416,9 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
             try:
                 result = await wrapped(*args, **prepared.kwargs)
             except BaseException as exc:
-                _inside.reset(token)
-                call.detach()
-                call.discard() if _never_sent(exc, measuring) else call.fail(exc)
+                _left_sdk(call, token, measuring, exc)
                 raise
-            _inside.reset(token)
-            call.detach()
+            _left_sdk(call, token, measuring)
             return await _finish_async(call, endpoint, prepared, result)
 
         return async_wrapper
@@ -427,12 +432,9 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **prepared.kwargs)
         except BaseException as exc:
-            _inside.reset(token)
-            call.detach()
-            call.discard() if _never_sent(exc, measuring) else call.fail(exc)
+            _left_sdk(call, token, measuring, exc)
             raise
-        _inside.reset(token)
-        call.detach()
+        _left_sdk(call, token, measuring)
         return _finish(call, endpoint, prepared, result, False)
 
     return sync_wrapper

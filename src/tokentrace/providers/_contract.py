@@ -8,7 +8,7 @@ provider alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Literal, Mapping, NamedTuple
 
 from .._usage import RequestInfo, ResponseInfo
 
@@ -99,3 +99,12 @@ class Patch:
     """``Class.method`` to patch instead when ``attribute`` is missing (e.g. a private per-request method)."""
 
 
+
+
+def client_pair(module: str, sync_class: str, async_class: str, methods: Mapping[str, Endpoint], *,
+                async_returns_at_once: Collection[str] = ()) -> tuple[Patch, ...]:
+    """The same ``methods`` on an SDK's sync client class and its async twin (whose methods are coroutines, except
+    those in ``async_returns_at_once``, which return an async iterator synchronously)."""
+    return tuple(Patch(module, f"{sync_class}.{name}", endpoint) for name, endpoint in methods.items()) + tuple(
+        Patch(module, f"{async_class}.{name}", endpoint, is_async=name not in async_returns_at_once)
+        for name, endpoint in methods.items())

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
-from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._contract import Endpoint, Options, Patch, Prepared, StreamAccumulator, client_pair
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
-from ._kinds import model_or_generator
+from ._kinds import classifier
 from ._prompt import text_length
 
 PROVIDER = "cohere"
@@ -129,28 +129,13 @@ class EventAccumulator(StreamAccumulator):
                             else None)
 
 
-_types: dict[str, Any] = {}
-
-
-def classify(result: Any) -> ResultKind:
-    if not _types:
-        import pydantic
-
-        _types["model"] = pydantic.BaseModel
-    return model_or_generator(result, _types["model"])
+classify = classifier("pydantic", "BaseModel")
 
 
 CHAT = Endpoint(prepare_chat, extract_chat, EventAccumulator, classify)
 CHAT_STREAM = Endpoint(prepare_stream, extract_chat, EventAccumulator, classify)
 EMBED = Endpoint(prepare_embed, extract_embed, EventAccumulator, classify)
 
-_MODULE = "cohere.v2.client"
-
-PATCHES: tuple[Patch, ...] = (
-    Patch(_MODULE, "V2Client.chat", CHAT),
-    Patch(_MODULE, "V2Client.chat_stream", CHAT_STREAM),
-    Patch(_MODULE, "V2Client.embed", EMBED),
-    Patch(_MODULE, "AsyncV2Client.chat", CHAT, is_async=True),
-    Patch(_MODULE, "AsyncV2Client.chat_stream", CHAT_STREAM),  # an async generator: returned synchronously
-    Patch(_MODULE, "AsyncV2Client.embed", EMBED, is_async=True),
-)
+PATCHES: tuple[Patch, ...] = client_pair(
+    "cohere.v2.client", "V2Client", "AsyncV2Client", {"chat": CHAT, "chat_stream": CHAT_STREAM, "embed": EMBED},
+    async_returns_at_once=("chat_stream",))  # the async chat_stream is an async generator

@@ -16,9 +16,9 @@ from typing import Any
 from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage, asked_tier, tier_label
 from ._capture import capture_messages, capture_output
-from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._contract import Endpoint, Options, Patch, Prepared, StreamAccumulator
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
-from ._kinds import model_or_generator
+from ._kinds import classifier
 from ._prompt import text_length
 
 PROVIDER = "google"
@@ -216,15 +216,7 @@ class ChunkAccumulator(StreamAccumulator):
                             else None)
 
 
-_types: dict[str, Any] = {}
-
-
-def classify(result: Any) -> ResultKind:
-    if not _types:
-        from google.genai import _common
-
-        _types["model"] = _common.BaseModel
-    return model_or_generator(result, _types["model"])
+classify = classifier("google.genai._common", "BaseModel")
 
 
 GENERATE = Endpoint(prepare_generate, extract, ChunkAccumulator, classify)

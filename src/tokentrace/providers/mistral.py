@@ -71,14 +71,9 @@ CHAT = Endpoint(prepare_chat, extract_chat, EventAccumulator, classify)
 STREAM = Endpoint(prepare_stream, extract_chat, EventAccumulator, classify)
 EMBEDDINGS = Endpoint(prepare_embeddings, extract_chat, EventAccumulator, classify)
 
-_CHAT = "mistralai.client.chat"
-_EMBEDDINGS = "mistralai.client.embeddings"
-
-PATCHES: tuple[Patch, ...] = (
-    Patch(_CHAT, "Chat.complete", CHAT),
-    Patch(_CHAT, "Chat.stream", STREAM),
-    Patch(_CHAT, "Chat.complete_async", CHAT, is_async=True),
-    Patch(_CHAT, "Chat.stream_async", STREAM, is_async=True),
-    Patch(_EMBEDDINGS, "Embeddings.create", EMBEDDINGS),
-    Patch(_EMBEDDINGS, "Embeddings.create_async", EMBEDDINGS, is_async=True),
-)
+# each method and its ``_async`` twin, on the same class
+PATCHES: tuple[Patch, ...] = tuple(
+    Patch(f"mistralai.client.{module}", f"{method}{suffix}", endpoint, is_async=bool(suffix))
+    for module, method, endpoint in (("chat", "Chat.complete", CHAT), ("chat", "Chat.stream", STREAM),
+                                     ("embeddings", "Embeddings.create", EMBEDDINGS))
+    for suffix in ("", "_async"))

@@ -12,9 +12,9 @@ from typing import Any, Mapping
 
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_messages, capture_output
-from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._contract import Endpoint, Options, Patch, Prepared, StreamAccumulator, client_pair
 from ._fields import count, field, int_or_none, number_or_none, server_of, text_or_none, usage_reader
-from ._kinds import model_or_generator
+from ._kinds import classifier
 from ._prompt import text_length
 
 PROVIDER = "ollama"
@@ -112,30 +112,15 @@ class ChunkAccumulator(StreamAccumulator):
         return info
 
 
-_types: dict[str, Any] = {}
-
-
-def classify(result: Any) -> ResultKind:
-    if not _types:
-        import pydantic
-
-        _types["model"] = pydantic.BaseModel
-    return model_or_generator(result, _types["model"])
+classify = classifier("pydantic", "BaseModel")
 
 
 CHAT = Endpoint(prepare_chat, extract, ChunkAccumulator, classify, positional=("model", "messages"))
 GENERATE = Endpoint(prepare_generate, extract, ChunkAccumulator, classify, positional=("model", "prompt"))
 EMBED = Endpoint(prepare_embed, extract, ChunkAccumulator, classify, positional=("model", "input"))
 
-_CLIENT = "ollama._client"
-
 PATCHES: tuple[Patch, ...] = (
-    Patch(_CLIENT, "Client.chat", CHAT),
-    Patch(_CLIENT, "Client.generate", GENERATE),
-    Patch(_CLIENT, "Client.embed", EMBED),
-    Patch(_CLIENT, "AsyncClient.chat", CHAT, is_async=True),
-    Patch(_CLIENT, "AsyncClient.generate", GENERATE, is_async=True),
-    Patch(_CLIENT, "AsyncClient.embed", EMBED, is_async=True),
+    *client_pair("ollama._client", "Client", "AsyncClient", {"chat": CHAT, "generate": GENERATE, "embed": EMBED}),
     # the module-level functions are the default client's methods, bound before any patch could apply
     Patch("ollama", "chat", CHAT),
     Patch("ollama", "generate", GENERATE),

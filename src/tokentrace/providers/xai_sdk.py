@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ._capture import capture_output
-from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
+from ._contract import Endpoint, Options, Patch, Prepared, StreamAccumulator
 from ._fields import USD_PER_TICK, count, int_or_none, number_or_none, text_or_none, usage_reader
-from ._kinds import model_or_generator
+from ._kinds import classifier
 from .openai import partition
 
 PROVIDER = "xai"
@@ -121,15 +121,7 @@ class ChunkAccumulator(StreamAccumulator):
         return _response_info(self.response, self.last_chunk, self.usage, self.capture)
 
 
-_types: dict[str, Any] = {}
-
-
-def classify(result: Any) -> ResultKind:
-    if not _types:
-        from xai_sdk.chat import Response
-
-        _types["response"] = Response
-    return model_or_generator(result, _types["response"])
+classify = classifier("xai_sdk.chat", "Response")
 
 
 SAMPLE = Endpoint(prepare, extract, ChunkAccumulator, classify)

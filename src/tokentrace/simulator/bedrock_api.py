@@ -132,22 +132,27 @@ def _invoke_answer(family: str, model_id: str, u: rules.SimUsage, stop: str, wit
             **({"prompt_token_count": u.prompt, "generation_token_count": u.visible_output} if with_usage else {})}
 
 
-def _invoke_usage(body: dict[str, Any], request: Request) -> tuple[rules.SimUsage, str]:
+async def _begin_invoke(request: Request, stream: bool
+                        ) -> Response | tuple[wire.Behaviour, str, rules.SimUsage, str]:
+    """An InvokeModel request read in any model family's body: the behaviour, the model id, the usage and the stop
+    reason; or the injected failure."""
+    body, behave, failure = await wire.prologue(request, _error_body, stream=stream)
+    if failure is not None:
+        return failure
     limit = body.get("max_tokens", body.get("max_gen_len", (body.get("inferenceConfig") or {}).get("max_new_tokens")))
     prompt = body.get("messages", body.get("prompt"))
     shaped: dict[str, Any] = {"messages": prompt} if isinstance(prompt, list) else {"prompt": prompt or ""}
     if isinstance(limit, int):
         shaped["max_tokens"] = limit
     usage = rules.usage_for(shaped, request.headers)
-    return usage, "max_tokens" if limit == usage.visible_output else "end_turn"
+    return behave, _model_id(request), usage, "max_tokens" if limit == usage.visible_output else "end_turn"
 
 
 async def invoke(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body, stream=False)
-    if failure is not None:
-        return failure
-    model_id = _model_id(request)
-    usage, stop = _invoke_usage(body, request)
+    begun = await _begin_invoke(request, stream=False)
+    if isinstance(begun, Response):
+        return begun
+    behave, model_id, usage, stop = begun
     with_usage = behave.error != "no-usage"
     headers = {"x-amzn-bedrock-invocation-latency": "12", **_request_id()}
     if with_usage:
@@ -161,11 +166,10 @@ def _chunk(event: dict[str, Any]) -> bytes:
 
 
 async def invoke_stream(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body, stream=True)
-    if failure is not None:
-        return failure
-    model_id = _model_id(request)
-    usage, stop = _invoke_usage(body, request)
+    begun = await _begin_invoke(request, stream=True)
+    if isinstance(begun, Response):
+        return begun
+    behave, model_id, usage, stop = begun
     text = _text(usage.visible_output)
     ident = f"msg_bdrk_{next(_ids)}"
     frames = [_chunk({"type": "message_start", "message": {

@@ -57,18 +57,16 @@ async def chat(request: Request) -> Response:
     return wire.sse(events, behave, done_marker=False)
 
 
-async def embed(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body, stream=False)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers, embeddings=True)
+def _embed_answer(body: dict[str, Any], tokens: int | None, vector: list[float]) -> dict[str, Any]:
     texts = body.get("texts") or [""]
     meta: dict[str, Any] = {"api_version": {"version": "2"}}
-    if behave.error != "no-usage":
-        meta["billed_units"] = {"input_tokens": usage.prompt}
-    return JSONResponse({"id": f"cohere-emb-{next(_ids)}", "response_type": "embeddings_by_type", "texts": texts,
-                         "embeddings": {"float": [[0.01 * (i + 1) for i in range(8)] for _ in texts]},
-                         "meta": meta})
+    if tokens is not None:
+        meta["billed_units"] = {"input_tokens": tokens}
+    return {"id": f"cohere-emb-{next(_ids)}", "response_type": "embeddings_by_type", "texts": texts,
+            "embeddings": {"float": [vector for _ in texts]}, "meta": meta}
+
+
+embed = wire.embeddings_endpoint(_error_body, _embed_answer)
 
 
 HANDLERS = {"/v2/chat": chat, "/v2/embed": embed}

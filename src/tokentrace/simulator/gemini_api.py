@@ -96,16 +96,15 @@ async def _generate(request: Request, stream: bool) -> Response:
     return wire.sse(events, behave, done_marker=False)
 
 
-async def batch_embed_contents(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body, stream=False)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers, embeddings=True)
+def _batch_embed_answer(body: dict[str, Any], tokens: int | None, vector: list[float]) -> dict[str, Any]:
     count = len(body.get("requests") or [1])
-    payload: dict[str, Any] = {"embeddings": [{"values": [0.01 * (i + 1) for i in range(8)]} for _ in range(count)]}
-    if behave.error != "no-usage":
-        payload["usageMetadata"] = {"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt}
-    return JSONResponse(payload)
+    payload: dict[str, Any] = {"embeddings": [{"values": vector} for _ in range(count)]}
+    if tokens is not None:
+        payload["usageMetadata"] = {"promptTokenCount": tokens, "totalTokenCount": tokens}
+    return payload
+
+
+batch_embed_contents = wire.embeddings_endpoint(_error_body, _batch_embed_answer)
 
 
 HANDLERS = {

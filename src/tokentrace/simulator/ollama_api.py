@@ -53,19 +53,18 @@ async def generate(request: Request) -> Response:
     return await _generate(request, chat=False)
 
 
-async def embed(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body, stream=False)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers, embeddings=True)
+def _embed_answer(body: dict[str, Any], tokens: int | None, vector: list[float]) -> dict[str, Any]:
     inputs = body.get("input")
     count = len(inputs) if isinstance(inputs, list) else 1
     payload: dict[str, Any] = {"model": body.get("model", ""),
-                               "embeddings": [[0.01 * (i + 1) for i in range(8)] for _ in range(count)],
+                               "embeddings": [vector for _ in range(count)],
                                "total_duration": 2_000_000, "load_duration": 1_000_000}
-    if behave.error != "no-usage":
-        payload["prompt_eval_count"] = usage.prompt
-    return JSONResponse(payload)
+    if tokens is not None:
+        payload["prompt_eval_count"] = tokens
+    return payload
+
+
+embed = wire.embeddings_endpoint(_error_body, _embed_answer)
 
 
 HANDLERS = {"/api/chat": chat, "/api/generate": generate, "/api/embed": embed}

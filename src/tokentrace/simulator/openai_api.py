@@ -7,7 +7,7 @@ import itertools
 import json
 import struct
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -94,20 +94,41 @@ def _text(body: Mapping[str, Any], visible: int) -> str:
     return " ".join(f"tok{i}" for i in range(visible))
 
 
+class _Call(NamedTuple):
+    """One request the simulator serves: what was asked, how to behave, the usage and the names it answers with."""
+
+    body: dict[str, Any]
+    behave: wire.Behaviour
+    usage: rules.SimUsage
+    model: str
+    ident: str
+    created: int
+    text: str
+
+
+async def _begin(request: Request, id_prefix: str, *, embeddings: bool = False) -> Response | _Call:
+    """Read the request, apply the injected behaviour, count the usage and bill it; or the injected failure."""
+    body, behave, failure = await wire.prologue(request, _error_body)
+    if failure is not None:
+        return failure
+    usage = rules.usage_for(body, request.headers, embeddings=embeddings)
+    model = rules.response_model(str(body.get("model", "")))
+    output = 0 if embeddings else usage.visible_output + usage.reasoning
+    _bill(request, "embeddings" if embeddings else "completions", model, usage, output)
+    text = "" if embeddings else _text(body, usage.visible_output)
+    return _Call(body, behave, usage, model, f"{id_prefix}{next(_ids)}", int(time.time()), text)
+
+
 def _wants_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, Mapping) and options.get("include_usage") is True
 
 
 async def chat_completions(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers)
-    model = rules.response_model(str(body.get("model", "")))
-    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
-    ident, created = f"chatcmpl-sim{next(_ids)}", int(time.time())
-    text = _text(body, usage.visible_output)
+    call = await _begin(request, "chatcmpl-sim")
+    if isinstance(call, Response):
+        return call
+    body, behave, usage, model, ident, created, text = call
     has_max = any(k in body for k in ("max_tokens", "max_completion_tokens"))
     finish = "length" if has_max and not text.startswith("{") else "stop"
     audio = rules.modality_tokens(request.headers, usage.prompt - usage.cached - usage.cache_write,
@@ -143,14 +164,10 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def completions(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers)
-    model = rules.response_model(str(body.get("model", "")))
-    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
-    ident, created = f"cmpl-sim{next(_ids)}", int(time.time())
-    text = _text(body, usage.visible_output)
+    call = await _begin(request, "cmpl-sim")
+    if isinstance(call, Response):
+        return call
+    body, behave, usage, model, ident, created, text = call
     finish = "length" if "max_tokens" in body else "stop"
     usage_body = None if behave.error == "no-usage" else chat_usage(usage, _reasoning_on_top(request))
     base = {"id": ident, "object": "text_completion", "created": created, "model": model}
@@ -173,11 +190,10 @@ async def completions(request: Request) -> Response:
 
 
 async def embeddings(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers, embeddings=True)
-    _bill(request, "embeddings", rules.response_model(str(body.get("model"))), usage, 0)
+    call = await _begin(request, "emb-sim", embeddings=True)
+    if isinstance(call, Response):
+        return call
+    body, behave, usage = call.body, call.behave, call.usage
     inputs = body.get("input")
     count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
     dims = int(body.get("dimensions") or 8)
@@ -189,7 +205,7 @@ async def embeddings(request: Request) -> Response:
     answer = {"object": "list", "data": data, "model": rules.response_model(str(body.get("model"))),
               "usage": usage_body}
     if _host(request) == "api.mistral.ai":  # Mistral's embeddings carry an id
-        answer["id"] = f"emb-sim{next(_ids)}"
+        answer["id"] = call.ident
     return JSONResponse(answer)
 
 
@@ -216,14 +232,10 @@ def _response_object(ident: str, model: str, text: str, status: str, usage: Any,
 
 
 async def responses(request: Request) -> Response:
-    body, behave, failure = await wire.prologue(request, _error_body)
-    if failure is not None:
-        return failure
-    usage = rules.usage_for(body, request.headers)
-    model = rules.response_model(str(body.get("model", "")))
-    _bill(request, "completions", model, usage, usage.visible_output + usage.reasoning)
-    ident, created = f"resp_sim{next(_ids)}", int(time.time())
-    text = _text(body, usage.visible_output)
+    call = await _begin(request, "resp_sim")
+    if isinstance(call, Response):
+        return call
+    body, behave, usage, model, ident, created, text = call
     usage_body = None if behave.error == "no-usage" else response_usage(usage)
     tier = rules.served_tier(body.get("service_tier"), request.headers, "default")
     final = _response_object(ident, model, text, "completed", usage_body, created, tier, request.headers)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from . import rules
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,24 @@ async def prologue(request: Request, error_body: Callable[[int, str], Any], stre
     if failure is None and behave.error == "cut" and not is_stream:
         failure = error_response("malformed", error_body)
     return body, behave, failure
+
+
+
+#: what an embeddings endpoint answers: from the request body, the input tokens (None: the answer carries no usage)
+#: and the vector every input is given
+EmbeddingAnswer = Callable[[dict[str, Any], "int | None", list[float]], dict[str, Any]]
+
+
+def embeddings_endpoint(error_body: Callable[[int, str], Any], answer: EmbeddingAnswer
+                        ) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of an embeddings endpoint: ``prologue``, the usage counted, then ``answer`` as JSON."""
+
+    async def handle(request: Request) -> Response:
+        body, behave, failure = await prologue(request, error_body, stream=False)
+        if failure is not None:
+            return failure
+        tokens = rules.usage_for(body, request.headers, embeddings=True).prompt
+        vector = [0.01 * (i + 1) for i in range(8)]
+        return JSONResponse(answer(body, None if behave.error == "no-usage" else tokens, vector))
+
+    return handle
