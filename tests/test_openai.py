@@ -184,8 +184,9 @@ def test_provider_is_attributed_by_base_url(
     assert all(c.choices for c in chunks)
     span = telemetry.finished_spans()[0]
     assert span.attributes["gen_ai.provider.name"] == semconv
-    # hosts that may reject stream_options are not sent it; Mistral sends usage on its final chunk unasked
-    reported = provider not in ("together", "openrouter")
+    # hosts that may reject stream_options are not sent it; Mistral sends usage on its final chunk unasked; a host
+    # the registry does not know gets its first stream as written (it tells whether usage comes unasked)
+    reported = provider not in ("together", "openrouter", "openai_compatible")
     assert records[1].usage_reported is reported
 
 

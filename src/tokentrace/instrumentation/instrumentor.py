@@ -19,7 +19,7 @@ from .._support import errors as _errors
 from .._support import forksafe as _forksafe
 from ..config import Settings
 from ..pricing import PriceTable
-from ..providers import Options, Patch
+from ..providers import Options, Patch, stream_usage
 from ..recorder import Recorder
 from ..sinks import Sink
 from ..sinks.cardinality import LabelGuard
@@ -287,6 +287,7 @@ def uninstrument() -> None:
             return
         _retired = handle
         _unpatch_all(handle)
+        stream_usage.forget()
         if "tokentrace.wire" in sys.modules:
             from .. import wire
             from ..wire import hosts

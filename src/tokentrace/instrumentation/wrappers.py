@@ -35,10 +35,13 @@ class Measuring:
     """What ``_inside`` holds while a patched SDK method runs (truthy): the wire layer's hooks note on it that a
     request went out, so an exception the SDK raised before sending anything is told from a failed call."""
 
-    __slots__ = ("sent",)
+    __slots__ = ("asked_usage", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, asked_usage: bool = False) -> None:
         self.sent = False
+        self.asked_usage = asked_usage
+        """The SDK layer added ``stream_options.include_usage`` to this request; the HTTP hook sets it False when
+        the host rejected the option and the request went again without it (``stream_usage.refused``)."""
 
     def __bool__(self) -> bool:
         return True
@@ -71,8 +74,8 @@ def _begin(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dic
                 prepared = prepared._replace(kwargs=kwargs)
         else:
             prepared = endpoint.prepare(instance, kwargs, active.options)
-        if prepared is None:
-            return None
+        if prepared is None or (prepared.body_left_to_caller and active.wire):
+            return None  # a body the caller reads itself (with_streaming_response) is measured on the wire
         return Call(recorder, prepared.request), prepared
     except CallRefused:
         raise  # a sink (e.g. a block budget) refused the call: the caller gets it, nothing was sent
@@ -394,12 +397,17 @@ async def _finish_async(call: Call, endpoint: Endpoint, prepared: Prepared, resu
     return _finish(call, endpoint, prepared, result, True)
 
 
-def _left_sdk(call: Call, token: Any, measuring: Measuring, failure: BaseException | None = None) -> None:
-    """The SDK method returned or raised: leave its context; a failure is the call's, or none if nothing was sent."""
+def _left_sdk(call: Call, token: Any, measuring: Measuring, prepared: Prepared,
+              failure: BaseException | None = None) -> Prepared:
+    """The SDK method returned or raised: leave its context; a failure is the call's, or none if nothing was sent.
+    Returns ``prepared`` as it now holds (no usage chunk to hide when the host refused the option it asks for)."""
     _inside.reset(token)
     call.detach()
     if failure is not None:
         call.discard() if _never_sent(failure, measuring) else call.fail(failure)
+    if prepared.hide_usage_only_chunk and not measuring.asked_usage:
+        return prepared._replace(hide_usage_only_chunk=False)
+    return prepared
 
 
 def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
@@ -412,13 +420,13 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
             if begun is None:
                 return await wrapped(*args, **kwargs)
             call, prepared = begun
-            token = _inside.set(measuring := Measuring())
+            token = _inside.set(measuring := Measuring(prepared.hide_usage_only_chunk))
             try:
                 result = await wrapped(*args, **prepared.kwargs)
             except BaseException as exc:
-                _left_sdk(call, token, measuring, exc)
+                _left_sdk(call, token, measuring, prepared, exc)
                 raise
-            _left_sdk(call, token, measuring)
+            prepared = _left_sdk(call, token, measuring, prepared)
             return await _finish_async(call, endpoint, prepared, result)
 
         return async_wrapper
@@ -428,13 +436,13 @@ def make_wrapper(endpoint: Endpoint, is_async: bool) -> Callable[..., Any]:
         if begun is None:
             return wrapped(*args, **kwargs)
         call, prepared = begun
-        token = _inside.set(measuring := Measuring())
+        token = _inside.set(measuring := Measuring(prepared.hide_usage_only_chunk))
         try:
             result = wrapped(*args, **prepared.kwargs)
         except BaseException as exc:
-            _left_sdk(call, token, measuring, exc)
+            _left_sdk(call, token, measuring, prepared, exc)
             raise
-        _left_sdk(call, token, measuring)
+        prepared = _left_sdk(call, token, measuring, prepared)
         return _finish(call, endpoint, prepared, result, False)
 
     return sync_wrapper

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, NamedTuple
 
 from .._registry import (
-    ACCEPTS_STREAM_OPTIONS,
     AZURE_OPENAI,
     HF_ROUTER,
     OPENAI_COMPATIBLE,
     REASONING_ON_TOP,
-    STREAM_USAGE_UNASKED_HOSTS,
     provider_for_host,
     router_backend,
 )
 from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage, build, tier_label
+from . import stream_usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import (
@@ -33,6 +32,7 @@ from ._fields import (
 from ._fields import reported_in as _reported
 from ._prompt import text_length
 from ._stainless import classify_result, streaming_response_requested
+from .stream_usage import caller_asked, should_ask
 
 
 def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
@@ -111,16 +111,14 @@ def prepare_request(
     ))
     send: Mapping[str, Any] = kwargs
     hide = False
-    if (stream and usage_option and options.stream_usage and provider in ACCEPTS_STREAM_OPTIONS
-            and address not in STREAM_USAGE_UNASKED_HOSTS):
+    left_to_caller = "extra_headers" in kwargs and streaming_response_requested(kwargs)  # nothing can be hidden
+    if (stream and usage_option and options.stream_usage and not left_to_caller and not caller_asked(kwargs)
+            and should_ask(provider, address)):
         current = kwargs.get("stream_options")
-        if not (isinstance(current, Mapping) and current.get("include_usage") is True):
-            merged = dict(current) if isinstance(current, Mapping) else {}
-            merged["include_usage"] = True
-            send = {**kwargs, "stream_options": merged}
-            hide = True
-    return build(Prepared, (request, send, hide, "extra_headers" in kwargs and streaming_response_requested(kwargs),
-                            options.capture_content, None))  # every field, in order
+        send = {**kwargs, "stream_options": {**(current if isinstance(current, Mapping) else {}),
+                                             "include_usage": True}}
+        hide = True
+    return build(Prepared, (request, send, hide, left_to_caller, options.capture_content, None))  # every field
 
 
 def prompt_size(kwargs: Mapping[str, Any]) -> tuple[int, int]:
@@ -300,11 +298,17 @@ def _choice_text(choices: Any) -> str | None:
 class ChatAccumulator(StreamAccumulator):
     """Chat and legacy completion chunks: id and model from the first, finish reasons, usage from the usage chunk."""
 
-    __slots__ = ("finish", "hide", "model", "provider", "response_id", "text", "tier", "usage")
+    __slots__ = ("finish", "hide", "learning", "model", "null_usage", "provider", "response_id", "text", "tier",
+                 "usage")
 
     def __init__(self, prepared: Prepared) -> None:
         self.provider = prepared.request.provider
         self.hide = prepared.hide_usage_only_chunk
+        host = prepared.request.server_address
+        learns = stream_usage.learning(self.provider, host) and not caller_asked(prepared.kwargs)
+        self.learning = host if learns else None
+        """The host whose stream, sent as written, tells whether it sends usage unasked (``stream_usage``)."""
+        self.null_usage = False
         self.response_id: str | None = None
         self.model: str | None = None
         self.finish: dict[int, str] = {}
@@ -338,10 +342,14 @@ class ChatAccumulator(StreamAccumulator):
         if usage is not None:
             self.usage = usage
             return self.hide and not choices
+        if self.learning and item.__class__ is dict and "usage" in item:
+            self.null_usage = True  # the host's un-asked chunks carry "usage": null (seen on the wire only)
         return False
 
     def result(self) -> ResponseInfo:
         reasons = tuple(self.finish[i] for i in sorted(self.finish))
+        if self.learning and (reasons or self.usage is not None):  # a stream that ended, not one cut short
+            stream_usage.learn(self.learning, self.usage is not None, self.null_usage)
         return ResponseInfo(
             usage=usage_from_completion_usage(self.usage, self.provider),
             response_model=self.model,

@@ -111,6 +111,8 @@ async def _begin(request: Request, id_prefix: str, *, embeddings: bool = False) 
     body, behave, failure = await wire.prologue(request, _error_body)
     if failure is not None:
         return failure
+    if "stream_options" in body and _stream_usage_mode(request) == "reject":
+        return JSONResponse(_error_body(400, "Unrecognized request argument supplied: stream_options"), 400)
     usage = rules.usage_for(body, request.headers, embeddings=embeddings)
     model = rules.response_model(str(body.get("model", "")))
     output = 0 if embeddings else usage.visible_output + usage.reasoning
@@ -119,9 +121,19 @@ async def _begin(request: Request, id_prefix: str, *, embeddings: bool = False) 
     return _Call(body, behave, usage, model, f"{id_prefix}{next(_ids)}", int(time.time()), text)
 
 
-def _wants_usage(body: Mapping[str, Any]) -> bool:
+def _stream_usage_mode(request: Request) -> str:
+    """How a host treats ``stream_options`` (``x-sim-stream-usage``): honoured (default), ``unasked`` (usage sent
+    whether asked or not, as Hugging Face's router), ``ignore`` (never any usage), ``reject`` (HTTP 400)."""
+    if _host(request) == "router.huggingface.co":
+        return "unasked"
+    return request.headers.get("x-sim-stream-usage", "")
+
+
+def _includes_usage(request: Request, body: Mapping[str, Any]) -> bool:
+    mode = _stream_usage_mode(request)
     options = body.get("stream_options")
-    return isinstance(options, Mapping) and options.get("include_usage") is True
+    asked = isinstance(options, Mapping) and options.get("include_usage") is True
+    return mode == "unasked" or (asked and mode != "ignore")
 
 
 async def chat_completions(request: Request) -> Response:
@@ -143,8 +155,7 @@ async def chat_completions(request: Request) -> Response:
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
             "usage": usage_body, "system_fingerprint": "fp_sim", "service_tier": tier,
         })
-    # Hugging Face's router sends the usage-only chunk whether or not the request asked for it
-    include_usage = (_wants_usage(body) or _host(request) == "router.huggingface.co") and usage_body is not None
+    include_usage = _includes_usage(request, body) and usage_body is not None
 
     def chunk(choices: list[Any], **extra: Any) -> tuple[None, dict[str, Any]]:
         data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -174,7 +185,7 @@ async def completions(request: Request) -> Response:
     if not body.get("stream"):
         return JSONResponse({**base, "choices": [{"index": 0, "text": text, "logprobs": None,
                                                    "finish_reason": finish}], "usage": usage_body})
-    include_usage = _wants_usage(body) and usage_body is not None
+    include_usage = _includes_usage(request, body) and usage_body is not None
     pieces = rules.output_pieces(text, usage.visible_output)
     events: list[tuple[str | None, Any]] = []
     for i, piece in enumerate(pieces):

@@ -16,7 +16,7 @@ from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo
 from ..budgets.refusal import counted_only
 from ..instrumentation.wrappers import _inside, _StreamState, active
-from ..providers import Options, Prepared, StreamAccumulator
+from ..providers import Options, Prepared, StreamAccumulator, stream_usage
 from ..recorder import Call
 from . import formats, framing, hosts
 from .routes import Route, recognise
@@ -37,10 +37,11 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 """``server.port`` when a URL names none (the SDK layer reports the scheme's port too)."""
 
 
-def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exchange | None:
+def begin(method: str, host: str, port: int | None, path: str, body: Any, can_ask: bool = False) -> Exchange | None:
     """An Exchange when this request is an LLM call the wire layer measures, else None (send it untouched).
 
     ``body``: the request's JSON object, its bytes, or a callable returning either (read only for LLM requests).
+    ``can_ask``: the adapter can add ``stream_options`` to the request and hide what it causes (``asked_usage``).
     Raises what a block budget raises (``BudgetExceeded``): the request must then not be sent."""
     if not switch.on:
         return None
@@ -75,13 +76,27 @@ def begin(method: str, host: str, port: int | None, path: str, body: Any) -> Exc
     except Exception as exc:  # an odd request object: it goes out unmeasured, never broken
         _errors.report("wire.request", exc, "could not look at an HTTP request")
         return None
+    asks = can_ask and _asks_usage(route, prepared, request_json)
     if proving is None:
-        return Exchange(route, prepared, Call(recorder, prepared.request))  # Call() may refuse: a block budget
+        return Exchange(route, prepared, Call(recorder, prepared.request), None, asks)  # Call() may refuse (a budget)
     token = counted_only.set(True)  # a host not yet seen to answer like an LLM API: never refused
     try:
-        return Exchange(route, prepared, Call(recorder, prepared.request), proving)
+        return Exchange(route, prepared, Call(recorder, prepared.request), proving, asks)
     finally:
         counted_only.reset(token)
+
+
+def _asks_usage(route: Route, prepared: Prepared, request_json: Any) -> bool:
+    """Add ``stream_options.include_usage`` to this request (an OpenAI-format stream whose caller did not ask, to a
+    host that takes the option and sends no usage unasked)?"""
+    try:
+        return (route.format == "openai" and route.api in ("chat", "completions") and prepared.request.stream
+                and active.options.stream_usage and isinstance(request_json, Mapping)
+                and not stream_usage.caller_asked(request_json)
+                and stream_usage.should_ask(prepared.request.provider, prepared.request.server_address))
+    except Exception as exc:
+        _errors.report("wire.request", exc, "could not decide whether to ask a stream for usage")
+        return False
 
 
 _wire_options: tuple[Options, Options] | None = None
@@ -99,10 +114,12 @@ def _options() -> Options:
 
 
 def _json_of(body: Any) -> Any:
+    """The request's JSON object; None for a body that is not one, is not in memory (a generator, a file) or is
+    larger than MAX_JSON_BODY (an upload: not parsed on the caller's time)."""
     if callable(body):
         body = body()
     if isinstance(body, (bytes, bytearray, memoryview, str)):
-        if not body:
+        if not body or len(body) > MAX_JSON_BODY:
             return None
         try:
             return json.loads(bytes(body) if isinstance(body, memoryview) else body)
@@ -114,9 +131,13 @@ def _json_of(body: Any) -> Any:
 class Exchange:
     """The measured call of one request; the adapter reports its outcome exactly once."""
 
-    __slots__ = ("call", "prepared", "proving", "route", "token")
+    __slots__ = ("asked_usage", "call", "prepared", "proving", "route", "token")
 
-    def __init__(self, route: Route, prepared: Prepared, call: Call, proving: str | None = None) -> None:
+    def __init__(self, route: Route, prepared: Prepared, call: Call, proving: str | None = None,
+                 asked_usage: bool = False) -> None:
+        self.asked_usage = asked_usage
+        """The adapter adds ``stream_options.include_usage`` to the request and hides what it causes from the
+        caller (``stream_options``); False again if the host rejected it."""
         self.route = route
         self.prepared = prepared
         self.call = call

@@ -14,7 +14,9 @@ import weakref
 from typing import Any
 
 from .._support import errors as _errors
-from ..instrumentation.wrappers import _StreamState
+from ..instrumentation.wrappers import _inside, _StreamState
+from ..providers import stream_usage
+from . import stream_options
 from .exchange import DEFAULT_PORTS, Exchange, atee, begin, feed_all, tee
 from .routes import may_be_llm
 
@@ -34,7 +36,73 @@ def _begin(request: Any) -> Exchange | None:
         return None
     if not may_be_llm(raw_path):
         return None
-    return begin("POST", url.host, url.port or DEFAULT_PORTS.get(url.scheme), url.path, lambda: request.content)
+    return begin("POST", url.host, url.port or DEFAULT_PORTS.get(url.scheme), url.path, lambda: _content(request),
+                 can_ask=True)
+
+
+def _content(request: Any) -> bytes | None:
+    """The body's bytes when the request holds them (not a generator, an async generator or a file)."""
+    return request.content if hasattr(request, "_content") else None
+
+
+def _asking(request: Any, exchange: Exchange) -> Any:
+    """The request to send: with ``stream_options.include_usage`` added when the exchange asks (else as it is)."""
+    if not exchange.asked_usage:
+        return request
+    try:
+        body = stream_options.ask(request.content) if hasattr(request, "_content") else None  # not a streamed body
+        if body is not None:
+            return _with_body(request, body)
+    except Exception as exc:
+        _errors.report("wire.httpx", exc, "could not ask a stream for usage")
+    exchange.asked_usage = False
+    return request
+
+
+def _with_body(request: Any, body: bytes) -> Any:
+    headers = request.headers.copy()
+    headers.pop("Content-Length", None)  # set again for the new body
+    return type(request)(request.method, request.url, headers=headers, content=body, extensions=request.extensions)
+
+
+def _marker(exchange: Exchange | None) -> Any:
+    """Who asked this request for stream usage (the wire exchange, or the SDK layer's ``Measuring``), or None."""
+    asker = exchange if exchange is not None else _inside.get()
+    return asker if getattr(asker, "asked_usage", False) else None
+
+
+def _retry_without_option(response: Any, request: Any, asker: Any, host: str) -> Any:
+    """After a 400 whose body was read: the request to send again when the host rejected the option, else None.
+    (``host`` as the caller addressed it: a transport may rewrite the request's URL in place.)"""
+    if not stream_options.rejects_option(response.status_code, response.content) or not hasattr(request, "_content"):
+        return None
+    asker.asked_usage = False
+    stream_usage.refused(host)
+    return _with_body(request, stream_options.unask(request.content))
+
+
+def _send(wrapped: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any], asker: Any) -> Any:
+    host = request.url.host if asker is not None else ""
+    response = wrapped(request, *args[1:], **kwargs)
+    if asker is not None and response.status_code == 400:
+        response.read()
+        retry = _retry_without_option(response, request, asker, host)
+        if retry is not None:
+            response.close()
+            return wrapped(retry, *args[1:], **kwargs)
+    return response
+
+
+async def _send_async(wrapped: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any], asker: Any) -> Any:
+    host = request.url.host if asker is not None else ""
+    response = await wrapped(request, *args[1:], **kwargs)
+    if asker is not None and response.status_code == 400:
+        await response.aread()
+        retry = _retry_without_option(response, request, asker, host)
+        if retry is not None:
+            await response.aclose()
+            return await wrapped(retry, *args[1:], **kwargs)
+    return response
 
 
 def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:
@@ -42,40 +110,55 @@ def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:
         state = exchange.answered(response.status_code, response.headers)
         if state is None:
             return
+        host = exchange.prepared.request.server_address
+        hidden = stream_options.UsageHidden(not stream_usage.null_usage_unasked(host)) if exchange.asked_usage else None
         if hasattr(response, "_content"):  # read before send() returned
             feed_all(state, response._content)
+            if hidden is not None:
+                response._content = hidden.feed(response._content) + hidden.end()
             return
         name = "aiter_bytes" if is_async else "iter_bytes"
         original = getattr(response, name)
-        setattr(response, name, functools.partial(_async_reading if is_async else _reading, original, state))
+        setattr(response, name, functools.partial(_async_reading if is_async else _reading, original, state, hidden))
         weakref.finalize(response, state.finish)  # never read, or abandoned half-way: end the call on GC
     except Exception as exc:
         _errors.report("wire.httpx", exc, "could not watch an LLM response")
         exchange.call.stop(None)
 
 
-def _reading(original: Any, state: _StreamState, chunk_size: int | None = None) -> Any:
-    return tee(original(chunk_size), state)
+def _reading(original: Any, state: _StreamState, hidden: stream_options.UsageHidden | None,
+             chunk_size: int | None = None) -> Any:
+    chunks = tee(original(chunk_size), state)
+    return chunks if hidden is None else stream_options.hide(chunks, hidden)
 
 
-def _async_reading(original: Any, state: _StreamState, chunk_size: int | None = None) -> Any:
-    return atee(original(chunk_size), state)
+def _async_reading(original: Any, state: _StreamState, hidden: stream_options.UsageHidden | None,
+                   chunk_size: int | None = None) -> Any:
+    chunks = atee(original(chunk_size), state)
+    return chunks if hidden is None else stream_options.ahide(chunks, hidden)
 
 
 def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request: Any = args[0] if args else kwargs.get("request")
-    if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:  # a GET: one comparison
-        return wrapped(*args, **kwargs)
-    response = exchange.run(wrapped, args, kwargs)
+    request: Any = args[0] if args else kwargs.pop("request", None)
+    if getattr(request, "method", None) != "POST":  # a GET: one comparison
+        return wrapped(*args, **kwargs) if args else wrapped(request, **kwargs)
+    exchange = _begin(request)
+    if exchange is None:
+        return _send(wrapped, request, args, kwargs, _marker(None))
+    response = exchange.run(_send, (wrapped, _asking(request, exchange), args, kwargs, _marker(exchange)), {})
     _watch(exchange, response, False)
     return response
 
 
 async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request: Any = args[0] if args else kwargs.get("request")
-    if getattr(request, "method", None) != "POST" or (exchange := _begin(request)) is None:
-        return await wrapped(*args, **kwargs)
-    response = await exchange.run_async(wrapped, args, kwargs)
+    request: Any = args[0] if args else kwargs.pop("request", None)
+    if getattr(request, "method", None) != "POST":
+        return await (wrapped(*args, **kwargs) if args else wrapped(request, **kwargs))
+    exchange = _begin(request)
+    if exchange is None:
+        return await _send_async(wrapped, request, args, kwargs, _marker(None))
+    response = await exchange.run_async(_send_async, (wrapped, _asking(request, exchange), args, kwargs,
+                                                      _marker(exchange)), {})
     _watch(exchange, response, True)
     return response
 
