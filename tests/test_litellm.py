@@ -82,20 +82,32 @@ def test_a_block_budget_refuses_a_litellm_call_with_budget_exceeded(simulator: A
 
 
 @pytest.mark.parametrize("own_base", [False, True], ids=["provider-base", "api-base"])
-def test_a_litellm_stream_counts_usage_exactly_when_the_host_sent_it(simulator: Any, provider_hosts_to_simulator: None,
-                                                                      own_base: bool) -> None:
+def test_a_litellm_stream_nobody_asked_usage_for_counts_exact_usage(simulator: Any, provider_hosts_to_simulator: None,
+                                                                     own_base: bool) -> None:
     """Without ``stream_options.include_usage`` (LiteLLM adds it for some bases, not others) an OpenAI-format host
-    sends no usage in a stream, and the wire layer does not change the request: the call then counts with usage
-    not reported (budgets charge its estimate), never $0; when usage came, the totals agree."""
-    make_telemetry()
+    sends no usage in a stream: the wire layer asks for it and hides what asking added, so LiteLLM's chunks are
+    what they were and the call counts the provider's own usage. A base on a host the registry does not know is
+    learnt from its first stream (counted with usage not reported, never $0) and asked from the second on."""
+    def run() -> list[Any]:
+        return list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key="sk-test",
+                                       max_tokens=5, stream=True, **base))
+
     base = {"api_base": simulator.url + "/v1"} if own_base else {}
+    uninstrumented = run()
+    asked = list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key="sk-test", max_tokens=5,
+                                    stream=True, stream_options={"include_usage": True}, **base))
+    total = asked[-1].usage.total_tokens
+    make_telemetry()
     with capture_usage() as records:
-        chunks = list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key="sk-test",
-                                         max_tokens=5, stream=True, **base))
-    usage = getattr(chunks[-1], "usage", None)
-    (record,) = records
-    assert record.usage_reported == (usage is not None)
-    if usage is None:
-        assert record.cost_usd is None and record.charged_usd is not None and record.charged_usd > 0
-    else:
-        assert record.usage.total == usage.total_tokens
+        runs = [run() for _ in range(2)]
+
+    def content(chunks: list[Any]) -> list[Any]:
+        return [(c.choices[0].delta.content if c.choices else None, getattr(c, "usage", None) is None)
+                for c in chunks]
+
+    assert [content(r) for r in runs] == [content(uninstrumented)] * 2
+    learnt = [False, True] if own_base else [True, True]
+    assert [r.usage_reported for r in records] == learnt
+    assert records[1].usage.total == total
+    first = records[0]
+    assert first.charged_usd is not None and first.charged_usd > 0 if own_base else first.usage.total == total
