@@ -119,17 +119,27 @@ def _always_uninstrument() -> Iterator[None]:
 OPENAI_URL = "https://api.openai.com/v1"
 
 
+def sdk_httpx(sdk_module: str = "openai") -> Any:
+    """The httpx module a Stainless SDK is built on: ``httpx2`` from openai 3 on, ``httpx`` before."""
+    import importlib
+
+    base = importlib.import_module(f"{sdk_module}._base_client")
+    return getattr(base, "httpx2", None) or base.httpx
+
+
 def openai_client(sim: Simulator, base_url: str = OPENAI_URL, **kwargs: Any) -> Any:
     import openai
 
-    return openai.OpenAI(api_key="sk-test-secret-key", base_url=base_url, http_client=sync_client(sim.port),
+    return openai.OpenAI(api_key="sk-test-secret-key", base_url=base_url,
+                         http_client=sync_client(sim.port, sdk_httpx()),
                          max_retries=0, **kwargs)
 
 
 def openai_async_client(sim: Simulator, base_url: str = OPENAI_URL, **kwargs: Any) -> Any:
     import openai
 
-    return openai.AsyncOpenAI(api_key="sk-test-secret-key", base_url=base_url, http_client=async_client(sim.port),
+    return openai.AsyncOpenAI(api_key="sk-test-secret-key", base_url=base_url,
+                              http_client=async_client(sim.port, sdk_httpx()),
                               max_retries=0, **kwargs)
 
 

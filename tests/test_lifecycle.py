@@ -215,9 +215,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tokentrace.simulator import sync_client
+import openai._base_client as base
+sdk_httpx = getattr(base, "httpx2", None) or base.httpx  # openai 3 is built on httpx2, 2.x on httpx
 tokentrace.instrument(ledger=False)
 client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
-                       http_client=sync_client({simulator.port}))
+                       http_client=sync_client({simulator.port}, sdk_httpx))
 ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
 ask()
 exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()

@@ -52,12 +52,22 @@ def expected_cost(model: str, usage: tokentrace.Usage) -> float:
 
 
 @pytest.mark.parametrize(("case", "mode"), MATRIX, ids=IDS)
+def _major(distribution: str) -> int:
+    from importlib.metadata import version
+
+    return int(version(distribution).split(".")[0])
+
+
 def test_call_is_measured_exactly(case: Case, mode: str, simulator: Any, telemetry: Telemetry) -> None:
     with tokentrace.attributes(feature="summarize", session_id="s-42"), capture_usage() as records:
         run(case, mode, simulator)
 
     assert len(records) == 1
     record = records[0]
+    if case.provider == "google" and case.operation == "embeddings" and _major("google-genai") < 3:
+        # google-genai 2.x has no field for the embeddings' usageMetadata: the SDK drops it, the call is counted
+        assert (record.status, record.usage_reported) == ("ok", False)
+        return
     cost = expected_cost(case.response_model, case.usage)
     assert record.usage == case.usage
     assert record.usage_reported

@@ -81,7 +81,7 @@ def _cases() -> list[WireCase]:
 
 
 CASES = _cases()
-CLIENTS = ("httpx", "httpx-async", "httpx2", "requests", "aiohttp")
+CLIENTS = ("httpx", "httpx-async", "httpx2", "requests", "aiohttp", "urllib")
 
 
 # --------------------------------------------------------------------------- the clients, as an app would use them
@@ -108,6 +108,14 @@ def fetch(client: str, url: str, case: WireCase) -> bytes:
             return b"".join(response.iter_content(chunk_size=None))
     if client == "aiohttp":
         return asyncio.run(_aiohttp(url, case))
+    if client == "urllib":
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(url, data=json.dumps(case.body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return b"".join(response) if case.stream else response.read()  # a stream line by line
     raise ValueError(client)
 
 

@@ -54,8 +54,9 @@ def restore(applied: Iterable[Applied]) -> None:
 
 
 def installed(module_name: str) -> bool:
-    """The module can be imported (without importing it)."""
+    """The module's top-level package can be imported (found without importing anything: the spec of a submodule
+    would import its parent packages, e.g. all of ``dspy`` for ``dspy._vendor.lm15``)."""
     try:
-        return importlib.util.find_spec(module_name) is not None
+        return importlib.util.find_spec(module_name.partition(".")[0]) is not None
     except (ImportError, ValueError):
         return False

@@ -167,11 +167,15 @@ class Exchange:
             self.failed(exc)
             raise
 
-    def sent(self) -> None:
-        """The client returned (or raised) on the calling thread."""
+    def sending_done(self) -> None:
+        """The request's bytes are out, the answer not yet asked for (``http.client``): leave the sending context."""
         if self.token is not None:
             _inside.reset(self.token)
             self.token = None
+
+    def sent(self) -> None:
+        """The client returned (or raised) on the calling thread."""
+        self.sending_done()
         self.call.detach()
 
     def failed(self, exc: BaseException) -> None:
