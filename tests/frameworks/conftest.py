@@ -12,7 +12,6 @@ import pytest
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("OTEL_SDK_DISABLED", "false")
 
 
 @pytest.fixture
@@ -61,7 +60,27 @@ def to_simulator(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     except ImportError:
         pass
     _lm15_to(simulator.url, monkeypatch)
+    _aiohttp_to(simulator.url, monkeypatch)
     yield simulator
+
+
+def _aiohttp_to(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp (google-genai's async transport when it is installed): a provider host's URL to the simulator."""
+    try:
+        import aiohttp
+    except ImportError:
+        return
+    original = aiohttp.ClientSession._request
+
+    async def request(self: Any, method: str, str_or_url: Any, *args: Any, **kwargs: Any) -> Any:
+        target = str(str_or_url)
+        for origin in ("https://generativelanguage.googleapis.com", "https://api.openai.com",
+                       "https://api.anthropic.com"):
+            if target.startswith(origin):
+                str_or_url = url + target[len(origin):]
+        return await original(self, method, str_or_url, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", request)
 
 
 def _lm15_to(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
