@@ -51,13 +51,13 @@ def expected_cost(model: str, usage: tokentrace.Usage) -> float:
             + usage.output * p["output"] + usage.reasoning * p["output"]) / 1_000_000
 
 
-@pytest.mark.parametrize(("case", "mode"), MATRIX, ids=IDS)
 def _major(distribution: str) -> int:
     from importlib.metadata import version
 
     return int(version(distribution).split(".")[0])
 
 
+@pytest.mark.parametrize(("case", "mode"), MATRIX, ids=IDS)
 def test_call_is_measured_exactly(case: Case, mode: str, simulator: Any, telemetry: Telemetry) -> None:
     with tokentrace.attributes(feature="summarize", session_id="s-42"), capture_usage() as records:
         run(case, mode, simulator)

@@ -267,3 +267,17 @@ def test_with_streaming_response_without_the_wire_layer_adds_no_chunk(simulator:
     assert instrumented == uninstrumented  # nothing asked, so nothing to hide
     (record,) = records
     assert record.status == "ok" and not record.usage_reported  # the body is the caller's to read: not measured
+
+
+def test_a_host_that_ignores_the_option_reads_as_before(simulator: Any) -> None:
+    """Asked, a host that ignores ``stream_options`` sends no usage: nothing to hide, the bytes unchanged, the call
+    counted with usage not reported."""
+    url = "https://api.openai.com/v1/chat/completions"
+    ignores = {"x-sim-stream-usage": "ignore"}
+    uninstrumented = _read(simulator, url, CHAT, ignores)
+    make_telemetry()
+    with capture_usage() as records:
+        instrumented = _read(simulator, url, CHAT, ignores, chunk_size=3)
+    assert normalized(instrumented) == normalized(uninstrumented)
+    (record,) = records
+    assert record.status == "ok" and not record.usage_reported

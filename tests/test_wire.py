@@ -368,7 +368,7 @@ APP_OWN_POSTS = [
 
 
 @pytest.mark.parametrize("path, body", APP_OWN_POSTS, ids=[p for p, _ in APP_OWN_POSTS])
-@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp"])
+@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp", "urllib"])
 def test_the_apps_own_posts_are_never_counted_charged_or_refused(httpserver: Any, tmp_path: Any, path: str,
                                                                  body: dict[str, Any], client: str) -> None:
     """A $1 daily block budget and the $0.10 unpriced floor: 12 of the app's own POSTs each reach its server, leave
