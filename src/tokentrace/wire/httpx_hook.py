@@ -81,27 +81,28 @@ def _retry_without_option(response: Any, request: Any, asker: Any, host: str) ->
     return _with_body(request, stream_options.unask(request.content))
 
 
-def _send(wrapped: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any], asker: Any) -> Any:
+def _send(wrapped: Any, request: Any, rest: tuple[Any, ...], kwargs: dict[str, Any], asker: Any) -> Any:
     host = request.url.host if asker is not None else ""
-    response = wrapped(request, *args[1:], **kwargs)
+    response = wrapped(request, *rest, **kwargs)
     if asker is not None and response.status_code == 400:
         response.read()
         retry = _retry_without_option(response, request, asker, host)
         if retry is not None:
             response.close()
-            return wrapped(retry, *args[1:], **kwargs)
+            return wrapped(retry, *rest, **kwargs)
     return response
 
 
-async def _send_async(wrapped: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any], asker: Any) -> Any:
+async def _send_async(wrapped: Any, request: Any, rest: tuple[Any, ...], kwargs: dict[str, Any], asker: Any
+                      ) -> Any:
     host = request.url.host if asker is not None else ""
-    response = await wrapped(request, *args[1:], **kwargs)
+    response = await wrapped(request, *rest, **kwargs)
     if asker is not None and response.status_code == 400:
         await response.aread()
         retry = _retry_without_option(response, request, asker, host)
         if retry is not None:
             await response.aclose()
-            return await wrapped(retry, *args[1:], **kwargs)
+            return await wrapped(retry, *rest, **kwargs)
     return response
 
 
@@ -139,28 +140,40 @@ def _async_reading(original: Any, state: _StreamState, hidden: stream_options.Us
 
 
 def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request: Any = args[0] if args else kwargs.pop("request", None)
+    request: Any = args[0] if args else kwargs.get("request")
     if getattr(request, "method", None) != "POST":  # a GET: one comparison
-        return wrapped(*args, **kwargs) if args else wrapped(request, **kwargs)
+        return wrapped(*args, **kwargs)
     exchange = _begin(request)
     if exchange is None:
-        return _send(wrapped, request, args, kwargs, _marker(None))
-    response = exchange.run(_send, (wrapped, _asking(request, exchange), args, kwargs, _marker(exchange)), {})
+        inside = _inside.get()
+        if not inside or not getattr(inside, "asked_usage", False):  # not an LLM call, or not one asked for usage
+            return wrapped(*args, **kwargs)
+        return _send(wrapped, request, *_rest(args, kwargs), inside)
+    response = exchange.run(_send, (wrapped, _asking(request, exchange), *_rest(args, kwargs), _marker(exchange)),
+                            {})
     _watch(exchange, response, False)
     return response
 
 
 async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request: Any = args[0] if args else kwargs.pop("request", None)
+    request: Any = args[0] if args else kwargs.get("request")
     if getattr(request, "method", None) != "POST":
-        return await (wrapped(*args, **kwargs) if args else wrapped(request, **kwargs))
+        return await wrapped(*args, **kwargs)
     exchange = _begin(request)
     if exchange is None:
-        return await _send_async(wrapped, request, args, kwargs, _marker(None))
-    response = await exchange.run_async(_send_async, (wrapped, _asking(request, exchange), args, kwargs,
+        inside = _inside.get()
+        if not inside or not getattr(inside, "asked_usage", False):
+            return await wrapped(*args, **kwargs)
+        return await _send_async(wrapped, request, *_rest(args, kwargs), inside)
+    response = await exchange.run_async(_send_async, (wrapped, _asking(request, exchange), *_rest(args, kwargs),
                                                       _marker(exchange)), {})
     _watch(exchange, response, True)
     return response
+
+
+def _rest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``send``'s arguments but the request (sent as the first positional argument)."""
+    return args[1:], {name: value for name, value in kwargs.items() if name != "request"}
 
 
 PATCHES = (("Client.send", sync_send), ("AsyncClient.send", async_send))
