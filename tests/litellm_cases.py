@@ -24,11 +24,12 @@ PROVIDERS = [  # LiteLLM model, the provider tokentrace attributes it to
 
 
 def send_to_simulator(port: int, setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Every request of the httpx / httpx2 transports (and LiteLLM's aiohttp transport) goes to the simulator on
-    ``port``, whatever host the client named: below tokentrace's hooks, which still see the real host."""
+    """Every request of the httpx / httpx2 transports (and LiteLLM's aiohttp transport, where installed) goes to the
+    simulator on ``port``, whatever host the client named: below tokentrace's hooks, which still see the real host."""
+    import contextlib
+    import importlib
+
     import httpx
-    import httpx2
-    from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
 
     def rewrite(request: Any) -> None:
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=port)
@@ -47,10 +48,17 @@ def send_to_simulator(port: int, setattr_: Callable[[Any, str, Any], None] = set
 
         return handle
 
-    for module in (httpx, httpx2):
+    modules = [httpx]
+    with contextlib.suppress(ImportError):  # a venv with the frameworks' pins only
+        modules.append(importlib.import_module("httpx2"))
+    for module in modules:
         setattr_(module.HTTPTransport, "handle_request", sync_wrapper(module.HTTPTransport.handle_request))
         setattr_(module.AsyncHTTPTransport, "handle_async_request",
                  async_wrapper(module.AsyncHTTPTransport.handle_async_request))
+    try:
+        from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
+    except ImportError:
+        return
     setattr_(LiteLLMAiohttpTransport, "handle_async_request",
              async_wrapper(LiteLLMAiohttpTransport.handle_async_request))
 

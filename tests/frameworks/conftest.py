@@ -10,55 +10,19 @@ from typing import Any
 
 import pytest
 
+from ..litellm_cases import send_to_simulator
+
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture
 def to_simulator(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import httpx
-
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-secret-key")
     monkeypatch.setenv("GEMINI_API_KEY", "gm-test-secret-key")
     monkeypatch.setenv("GOOGLE_API_KEY", "gm-test-secret-key")
-    port = simulator.port
-
-    def rewrite(request: Any) -> None:
-        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=port)
-
-    def sync_wrapper(original: Any) -> Any:
-        def handle(self: Any, request: Any) -> Any:
-            rewrite(request)
-            return original(self, request)
-
-        return handle
-
-    def async_wrapper(original: Any) -> Any:
-        async def handle(self: Any, request: Any) -> Any:
-            rewrite(request)
-            return await original(self, request)
-
-        return handle
-
-    modules = [httpx]
-    try:
-        import httpx2
-
-        modules.append(httpx2)
-    except ImportError:
-        pass
-    for module in modules:
-        monkeypatch.setattr(module.HTTPTransport, "handle_request", sync_wrapper(module.HTTPTransport.handle_request))
-        monkeypatch.setattr(module.AsyncHTTPTransport, "handle_async_request",
-                            async_wrapper(module.AsyncHTTPTransport.handle_async_request))
-    try:
-        from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
-
-        monkeypatch.setattr(LiteLLMAiohttpTransport, "handle_async_request",
-                            async_wrapper(LiteLLMAiohttpTransport.handle_async_request))
-    except ImportError:
-        pass
+    send_to_simulator(simulator.port, monkeypatch.setattr)
     _lm15_to(simulator.url, monkeypatch)
     _aiohttp_to(simulator.url, monkeypatch)
     yield simulator

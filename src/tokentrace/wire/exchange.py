@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .._registry import HF_ROUTER, router_backend
 from .._support import errors as _errors
@@ -19,7 +20,7 @@ from ..instrumentation.wrappers import _inside, _StreamState, active
 from ..providers import Options, Prepared, StreamAccumulator, stream_usage
 from ..recorder import Call
 from . import formats, framing, hosts
-from .routes import Route, recognise
+from .routes import Route, may_be_llm, recognise
 
 MAX_JSON_BODY = 16 * 1024 * 1024
 """A JSON answer larger than this is passed on untouched but not read (usage not reported, counted)."""
@@ -97,6 +98,16 @@ def _asks_usage(route: Route, prepared: Prepared, request_json: Any) -> bool:
     except Exception as exc:
         _errors.report("wire.request", exc, "could not decide whether to ask a stream for usage")
         return False
+
+
+def begin_url(url: Any, body: Any) -> Exchange | None:
+    """``begin`` for a POST to an absolute URL given as text (requests, lm15): no parsing unless its path may be an
+    LLM API's."""
+    if not isinstance(url, str) or not may_be_llm(url.partition("?")[0]):
+        return None
+    parts = urlsplit(url)
+    return begin("POST", (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme), parts.path,
+                 body)
 
 
 _wire_options: tuple[Options, Options] | None = None

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import weakref
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._support import errors as _errors
-from .exchange import DEFAULT_PORTS, Exchange, atee, begin, tee
-from .routes import may_be_llm
+from .exchange import Exchange, atee, begin_url, tee
 
 _PACKAGES = ("dspy._vendor.lm15.transports", "lm15.transports")
 
 
 def _begin(request: Any) -> Exchange | None:
-    url = getattr(request, "url", None)
-    if getattr(request, "method", None) != "POST" or not isinstance(url, str) or not may_be_llm(
-            url.partition("?")[0]):
+    if getattr(request, "method", None) != "POST":
         return None
-    parts = urlsplit(url)
-    return begin("POST", (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme), parts.path,
-                 lambda: request.body)
+    return begin_url(getattr(request, "url", None), lambda: request.body)
 
 
 def _watch(exchange: Exchange, response: Any, is_async: bool) -> None:

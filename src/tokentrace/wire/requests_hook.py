@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import weakref
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._support import errors as _errors
-from .exchange import DEFAULT_PORTS, Exchange, begin, feed_all, tee
-from .routes import may_be_llm
+from .exchange import Exchange, begin_url, feed_all, tee
 
 MODULE = "requests"
 
 
 def _begin(request: Any) -> Exchange | None:
     """A POST: an Exchange when it is an LLM call to measure."""
-    url = request.url
-    if not isinstance(url, str) or not may_be_llm(url.partition("?")[0]):  # no URL parsing for other requests
-        return None
-    parts = urlsplit(url)
-    return begin("POST", (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme), parts.path,
-                 lambda: request.body)
+    return begin_url(request.url, lambda: request.body)
 
 
 def _watch(exchange: Exchange, response: Any, streamed: bool) -> None:

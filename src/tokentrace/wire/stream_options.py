@@ -129,13 +129,8 @@ def _data_of(event: bytes) -> Any:
 def hide(chunks: Iterator[bytes], hidden: UsageHidden) -> Iterator[bytes]:
     """The caller's pieces of an asked stream, filtered by ``hidden`` (an empty piece is not passed on)."""
     try:
-        for chunk in chunks:
-            out = hidden.feed(chunk)
-            if out:
-                yield out
-        rest = hidden.end()
-        if rest:
-            yield rest
+        yield from filter(None, map(hidden.feed, chunks))
+        yield from filter(None, (hidden.end(),))
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
