@@ -8,6 +8,7 @@ window moves with every call, so it is read whole: whole hours from the roll-up,
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,6 +150,9 @@ class SpendCounter:
     def __init__(self) -> None:
         self._sums: OrderedDict[str, tuple[str, int, float, int]] = OrderedDict()
         """name -> (period start, last id, usd, tokens), the most recently read last; bounded (principals)."""
+        self._lock = threading.Lock()
+        """Admissions of different budgets read at once: the table itself changes under this lock (one budget's
+        entry is only ever read and extended by one admission at a time)."""
 
     def spent(self, db: Db, budget: Budget, now: float) -> tuple[float, int]:
         begin = budget.period_bounds(datetime.fromtimestamp(now, tz=UTC))[0]
@@ -172,11 +176,13 @@ class SpendCounter:
                                  f"WHERE id > ? AND id <= ? AND ts_utc >= ? AND {where}",
                                  [last_id, top, start, *params]).fetchone()
                 usd, tokens, last_id = usd + float(row[0]), tokens + int(row[1]), top
-        self._sums[budget.name] = (start, int(last_id), usd, tokens)
-        self._sums.move_to_end(budget.name)
-        if len(self._sums) > MAX_RUNNING_SUMS:  # a forgotten principal's sum is read again from the ledger
-            self._sums.popitem(last=False)
+        with self._lock:
+            self._sums[budget.name] = (start, int(last_id), usd, tokens)
+            self._sums.move_to_end(budget.name)
+            if len(self._sums) > MAX_RUNNING_SUMS:  # a forgotten principal's sum is read again from the ledger
+                self._sums.popitem(last=False)
         return usd, tokens
 
     def reset(self) -> None:
-        self._sums.clear()
+        with self._lock:
+            self._sums.clear()

@@ -21,16 +21,17 @@ import os
 import socket
 import threading
 import time
+import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .._support import errors as _errors
-from ..ledger.store import LEASE_CHARGE, Db, abandon, open_db
+from ..ledger.store import LEASE_CHARGE, Db, open_db
 from . import Budget, BudgetExceeded
 from . import principal_spend as _principal_spend
+from .admission_locks import ADMISSION_TRIES, Pool, stripes
 from .leases import LEASE_IDLE_S, Lease, LeaseBook, Settlement, Take, lease_size
 from .spend import SpendCounter, calls_since, spent_since
 
@@ -71,15 +72,6 @@ LOCK_GRACE_S = 0.5
 """Admission waits for another thread's admission at most the store's timeout plus this."""
 
 
-@contextmanager
-def _held_lock(lock: threading.Lock) -> Iterator[None]:
-    """Release ``lock`` (already acquired, with a timeout) when the block ends."""
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 class SharedBudgets:
     """Admission against the ledger database, plus a background thread that renews reservations and reads
     fleet-wide spend for the gauges and for warnings (fired once per period for the whole fleet)."""
@@ -93,8 +85,10 @@ class SharedBudgets:
         self.refresh_s = refresh_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._on_crossed = on_crossed
-        self._lock = threading.Lock()  # admission: one connection, one transaction at a time per process
-        self._db: Db | None = None
+        self._stripes = stripes(location)
+        """Admission locks of this process: a budget's calls are decided one at a time, different budgets' at once
+        (one stripe for SQLite, whose single writer decides one at a time anyway)."""
+        self._pool = Pool(location, timeout_s)
         self._spend = SpendCounter()
         self._down_until = 0.0
         self._live: set[int] = set()
@@ -129,55 +123,82 @@ class SharedBudgets:
 
     def _admit_exactly(self, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float, *,
                        lease: bool = True) -> Admission:
-        if not self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
-            raise ConnectionError("the budget store did not answer another call in time")
-        with _held_lock(self._lock):
+        stripes = sorted({self._stripe(b.name) for b in budgets})
+        deadline = time.monotonic() + self.timeout_s + LOCK_GRACE_S
+        held: list[threading.Lock] = []
+        try:
+            for index in stripes:  # in index order: two threads never wait for each other's
+                lock = self._stripes[index]
+                if not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                    raise ConnectionError("the budget store did not answer another call in time")
+                held.append(lock)
             taken = self._leases.take(budgets, usd, tokens) if lease else None
             if taken is not None:  # another thread has just leased anew
                 return Admission((), (), taken)
             if time.monotonic() < self._down_until:
                 raise ConnectionError("the budget store was unreachable moments ago")
-            try:
-                db = self._connection()
-                with db.transaction():
-                    self._give_back(db, [b.name for b in budgets])  # our own leftovers must not refuse this call
-                    used = []
-                    for budget in budgets:
-                        spent_usd, spent_tokens = self._spend.spent(db, budget, now)
-                        held_usd, held_tokens = self._held(db, budget, now)
-                        beyond_usd, beyond_tokens = self._leases.unwritten(budget.name)
-                        used_usd = spent_usd + held_usd + beyond_usd
-                        used_tokens = spent_tokens + held_tokens + int(beyond_tokens)
-                        calls = self._calls(db, budget, now) if budget.limit_requests is not None else None
-                        if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
-                                budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens) or (
-                                calls is not None and budget.limit_requests is not None
-                                and calls + 1 > budget.limit_requests):
-                            raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens, calls)
-                        used.append((used_usd, used_tokens))
-                    ids: list[int] = []
-                    id_budgets: list[Budget] = []
-                    takes: list[Take] = []
-                    for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True):
-                        size = lease_size(budget, used_usd, used_tokens, usd, tokens) if lease else None
-                        if size is not None:
-                            lease_usd, lease_tokens = size
-                            granted = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
-                                            budget.name, lease_usd, lease_tokens, 1, time.monotonic())
-                            takes.append((granted, usd, tokens))
-                        else:
-                            ids.append(self._reserve(db, budget, usd, tokens, now))
-                            id_budgets.append(budget)
-            except BudgetExceeded:
-                raise
-            except BaseException:
-                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
-                self._reset()
-                raise
-            self._leases.add(granted for granted, _, _ in takes)
-            self._live.update(ids)
-            self._live.update(granted.id for granted, _, _ in takes)
-            return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
+            for attempt in range(ADMISSION_TRIES):
+                db = self._pool.take()
+                try:
+                    admission = self._decide(db, budgets, usd, tokens, now, lease)
+                except BudgetExceeded:
+                    self._pool.give(db)
+                    raise
+                except BaseException as exc:
+                    if db.retryable(exc) and attempt + 1 < ADMISSION_TRIES:
+                        self._pool.give(db)  # a writer changed a lease's row meanwhile: decide again
+                        continue
+                    self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
+                    self._pool.discard(db)
+                    self._spend.reset()
+                    raise
+                self._pool.give(db)
+                return admission
+            raise AssertionError("unreachable")
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    def _stripe(self, name: str) -> int:
+        return zlib.crc32(name.encode("utf-8", "surrogatepass")) % len(self._stripes)
+
+    def _decide(self, db: Db, budgets: tuple[Budget, ...], usd: float, tokens: int, now: float,
+                lease: bool) -> Admission:
+        """One admission transaction: each budget's spend, reservations and this call's estimate against its limit
+        (BudgetExceeded), then a lease or a per-call reservation in each."""
+        with db.admission([b.name for b in budgets]):
+            self._give_back(db, [b.name for b in budgets])  # our own leftovers must not refuse this call
+            used = []
+            for budget in budgets:
+                spent_usd, spent_tokens = self._spend.spent(db, budget, now)
+                held_usd, held_tokens = self._held(db, budget, now)
+                beyond_usd, beyond_tokens = self._leases.unwritten(budget.name)
+                used_usd = spent_usd + held_usd + beyond_usd
+                used_tokens = spent_tokens + held_tokens + int(beyond_tokens)
+                calls = self._calls(db, budget, now) if budget.limit_requests is not None else None
+                if (budget.limit_usd is not None and used_usd + usd > budget.limit_usd) or (
+                        budget.limit_tokens is not None and used_tokens + tokens > budget.limit_tokens) or (
+                        calls is not None and budget.limit_requests is not None
+                        and calls + 1 > budget.limit_requests):
+                    raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens, calls)
+                used.append((used_usd, used_tokens))
+            ids: list[int] = []
+            id_budgets: list[Budget] = []
+            takes: list[Take] = []
+            for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True):
+                size = lease_size(budget, used_usd, used_tokens, usd, tokens) if lease else None
+                if size is not None:
+                    lease_usd, lease_tokens = size
+                    granted = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
+                                    budget.name, lease_usd, lease_tokens, 1, time.monotonic())
+                    takes.append((granted, usd, tokens))
+                else:
+                    ids.append(self._reserve(db, budget, usd, tokens, now))
+                    id_budgets.append(budget)
+        self._leases.add(granted for granted, _, _ in takes)
+        self._live.update(ids)
+        self._live.update(granted.id for granted, _, _ in takes)
+        return Admission(tuple(ids), tuple(id_budgets), tuple(takes))
 
     def _calls(self, db: Db, budget: Budget, now: float) -> int:
         """Calls counted against a request limit: the ledger's rows in the period or window, plus every live
@@ -383,21 +404,10 @@ class SharedBudgets:
             db.close()
 
     # ---- lifecycle
-    def _connection(self) -> Db:
-        if self._db is None:
-            self._db = open_db(self.location, create=True, timeout=self.timeout_s)
-        return self._db
-
-    def _reset(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            db.close()
-        self._spend.reset()
-
     def after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        abandon(self._db)  # the parent's connection stays the parent's
-        self._db = None
+        self._stripes = stripes(self.location)
+        self._pool.abandon()  # the parent's connections stay the parent's
+        self._pool = Pool(self.location, self.timeout_s)
         self._spend = SpendCounter()
         self._live = set()
         self._leases = LeaseBook()  # the parent's: never admitted from here
@@ -416,13 +426,20 @@ class SharedBudgets:
             self.refresh_now()
         except Exception as exc:
             _errors.report("budget.refresh", exc, "cannot read fleet-wide budget spend")
-        if self._lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S):
-            with _held_lock(self._lock):
-                if self._leases:  # what is left of this process's leases goes back to the fleet
+        held = [lock for lock in self._stripes if lock.acquire(timeout=self.timeout_s + LOCK_GRACE_S)]
+        try:
+            if self._leases and len(held) == len(self._stripes):  # what is left of the leases goes back to the fleet
+                try:
+                    db = self._pool.take()
                     try:
-                        db = self._connection()
                         with db.transaction():
                             self._give_back(db)
-                    except Exception as exc:
-                        _errors.report("budget.lease", exc, "could not give back a budget lease; it lapses")
-                self._reset()
+                    finally:
+                        self._pool.give(db)
+                except Exception as exc:
+                    _errors.report("budget.lease", exc, "could not give back a budget lease; it lapses")
+            self._pool.close()
+            self._spend.reset()
+        finally:
+            for lock in held:
+                lock.release()

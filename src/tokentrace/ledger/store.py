@@ -13,6 +13,7 @@ import functools
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain
@@ -35,6 +36,8 @@ _OPERATION = COLUMNS.index("operation")
 _RESPONSE_ID = COLUMNS.index("response_id")
 ADVISORY_LOCK_KEY = 0x746F6B74  # "tokt": the one lock PostgreSQL writers and budget admission share
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
+ADMISSION_LOCK_CLASS = 0x746F6B75
+"""The high 32 bits of a budget's admission lock on PostgreSQL (``admission_key``); the low 32 are its name's CRC."""
 SCHEMA_LOCK_KEY = ADVISORY_LOCK_KEY + 1
 """Held (per session) while a process creates or migrates the ledger's tables: CREATE TABLE IF NOT EXISTS races on
 PostgreSQL's catalog when two processes run it at once."""
@@ -110,6 +113,18 @@ class Db:
         return True
 
     _BEGIN_READ = "BEGIN"
+
+    @contextmanager
+    def admission(self, budgets: Sequence[str]) -> Iterator[Db]:
+        """One budget admission: reads that see one state of the ledger and the reservation it then inserts,
+        serialized with every other admission of the same ``budgets``. SQLite has one writer by nature: its write
+        transaction (serialized with every writer and admission)."""
+        with self.transaction():
+            yield self
+
+    def retryable(self, exc: BaseException) -> bool:
+        """``exc`` ended an admission that a second try would decide (a serialization failure)."""
+        return False
 
     @contextmanager
     def snapshot(self) -> Iterator[Db]:
@@ -239,6 +254,29 @@ class PostgresDb(Db):
 
         return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
+    @contextmanager
+    def admission(self, budgets: Sequence[str]) -> Iterator[Db]:
+        """Admissions of different budgets (each principal's account is one) run in parallel: a session lock per
+        budget, taken in key order (no deadlock), then a REPEATABLE READ transaction whose one snapshot, taken once
+        the locks are held, sees every earlier admission of these budgets and every row written with the
+        reservations it settled (a writer commits both at once). Ledger writers keep their one lock; they never
+        wait for an admission. Three round trips besides the reads: the locks (their own statement: the snapshot
+        must come after them), BEGIN, and COMMIT with the unlock."""
+        keys = sorted({admission_key(name) for name in budgets})
+        try:
+            self.conn.execute("; ".join(f"SELECT pg_advisory_lock({key})" for key in keys))
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            yield self
+        except BaseException as exc:
+            if self._can_roll_back(exc):  # else the caller closes the connection, which drops its locks
+                with suppress(Exception):
+                    self.conn.execute("ROLLBACK; SELECT pg_advisory_unlock_all()")
+            raise
+        self.conn.execute("COMMIT; SELECT pg_advisory_unlock_all()")
+
+    def retryable(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) in ("40001", "40P01")  # serialization failure, deadlock
+
     def _begin(self) -> None:
         # one round trip: both statements in one simple query (no parameters), the lock taken inside the transaction
         try:
@@ -262,6 +300,11 @@ class PostgresDb(Db):
         row = self.execute(statement + " RETURNING id", params).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def admission_key(budget: str) -> int:
+    """The PostgreSQL advisory lock of one budget's admissions (a bigint: the class, then the name's CRC-32)."""
+    return (ADMISSION_LOCK_CLASS << 32) | zlib.crc32(budget.encode("utf-8", "surrogatepass"))
 
 
 _ROWS_PER_STATEMENT = 512
