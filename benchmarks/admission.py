@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queue,  # type: ignore[type-arg]
-            threads_per_process: int = 4, hot: int = 0) -> None:
+            threads_per_process: int = 4, hot: int = 0, own: int = -1) -> None:
+    """``own`` >= 0: each thread admits to a principal of its own (``p-{own + thread}``), not to random hot ones."""
     import random
     import threading
 
@@ -64,10 +65,10 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     ended: list[tuple[list[object], object]] = []  # (row, settlements) of calls that ended
     lock = threading.Lock()
 
-    def admit_calls() -> None:
+    def admit_calls(index: int) -> None:
         rng = random.Random()
         for _ in range(calls // threads_per_process):
-            budget = accounts[rng.randrange(len(accounts))]
+            budget = template.account(f"p-{own + index}") if own >= 0 else accounts[rng.randrange(len(accounts))]
             started = time.perf_counter()
             try:
                 if leased:
@@ -97,16 +98,18 @@ def _worker(location: str, calls: int, leased: bool, queue: multiprocessing.Queu
     done = threading.Event()
     writing = threading.Thread(target=write)
     writing.start()
-    threads = [threading.Thread(target=admit_calls) for _ in range(threads_per_process)]
+    threads = [threading.Thread(target=admit_calls, args=(i,)) for i in range(threads_per_process)]
+    started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    wall = time.perf_counter() - started
     done.set()
     writing.join()
     store.close()
     writer.close()
-    queue.put((timings, CountingStore.exact))
+    queue.put((timings, CountingStore.exact, wall))
 
 
 def _template() -> object:
@@ -132,24 +135,27 @@ def _populate(location: str, principals: int) -> None:
     db.close()
 
 
-def measure(location: str, processes: int, calls: int, leased: bool, threads: int = 4, hot: int = 0
-            ) -> tuple[float, float, int, int]:
-    """p50 and p99 (us) of the admissions, how many, and how many of them went through a transaction."""
+def measure(location: str, processes: int, calls: int, leased: bool, threads: int = 4, hot: int = 0,
+            own: bool = False) -> tuple[float, float, int, int, float]:
+    """p50 and p99 (us) of the admissions, how many, how many of them went through a transaction, and admissions
+    per second (all of them over the slowest process's time). ``own``: a principal per thread."""
     from tokentrace.ledger.store import open_db
 
     open_db(location, create=True).close()
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(location, calls, leased, queue, threads, hot))
-               for _ in range(processes)]
+    workers = [ctx.Process(target=_worker, args=(location, calls, leased, queue, threads, hot,
+                                                 i * threads if own else -1))
+               for i in range(processes)]
     for w in workers:
         w.start()
     results = [queue.get(timeout=900) for _ in workers]
     for w in workers:
         w.join()
-    timings = sorted(t for got, _ in results for t in got)  # a timed-out admission sorts last, as the slowest
-    exact = sum(count for _, count in results)
-    return statistics.median(timings) * 1e6, timings[int(len(timings) * 0.99)] * 1e6, len(timings), exact
+    timings = sorted(t for got, _, _ in results for t in got)  # a timed-out admission sorts last, as the slowest
+    exact = sum(count for _, count, _ in results)
+    rate = len(timings) / max(wall for _, _, wall in results)
+    return statistics.median(timings) * 1e6, timings[int(len(timings) * 0.99)] * 1e6, len(timings), exact, rate
 
 
 def _us(value: float) -> str:
@@ -173,17 +179,17 @@ def main() -> None:
     print("| ledger | path | p50 | p99 | admissions |\n|---|---|---:|---:|---:|")
     for leased in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
-            p50, p99, n, _ = measure(str(Path(tmp) / "usage.db"), 4, args.calls, leased)
+            p50, p99, n, _, _ = measure(str(Path(tmp) / "usage.db"), 4, args.calls, leased)
         print(f"| SQLite, 4 processes x 4 threads | {'leased' if leased else 'exact'} | {_us(p50)} | {_us(p99)} | "
               f"{n:,} |")
     for leased in (False, True):
         if args.pg:
-            p50, p99, n, _ = measure(args.pg, 3, args.calls, leased)
+            p50, p99, n, _, _ = measure(args.pg, 3, args.calls, leased)
         else:
             from tests.postgres_server import postgres_server
 
             with postgres_server() as server:
-                p50, p99, n, _ = measure(server.url, 3, args.calls, leased)
+                p50, p99, n, _, _ = measure(server.url, 3, args.calls, leased)
         print(f"| PostgreSQL (local), 3 processes x 4 threads | {'leased' if leased else 'exact'} | {_us(p50)} | "
               f"{_us(p99)} | {n:,} |")
 
@@ -195,7 +201,7 @@ def floor(calls: int, pg: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for processes, threads in (*shapes, (4, 4)):
             location = str(Path(tmp) / f"usage-{processes}-{threads}.db")
-            p50, p99, _, _ = measure(location, processes, calls, True, threads)
+            p50, p99, _, _, _ = measure(location, processes, calls, True, threads)
             print(f"| SQLite | {processes} x {threads} | {_us(p50)} | {_us(p99)} |", flush=True)
     with contextlib.ExitStack() as stack:
         if pg is None:
@@ -203,7 +209,7 @@ def floor(calls: int, pg: str | None) -> None:
 
             pg = stack.enter_context(postgres_server()).url
         for processes, threads in (*shapes, (3, 4)):
-            p50, p99, _, _ = measure(pg, processes, calls, True, threads)
+            p50, p99, _, _, _ = measure(pg, processes, calls, True, threads)
             print(f"| PostgreSQL | {processes} x {threads} | {_us(p50)} | {_us(p99)} |", flush=True)
 
 
@@ -220,9 +226,20 @@ def principals(calls: int, pg: str | None, count: int, hot: int) -> None:
                                           ("PostgreSQL, 3 x 4", pg, 3)):
             _populate(location, count)
             for leased in (True, False):
-                p50, p99, n, exact = measure(location, processes, calls, leased, 4, hot)
+                p50, p99, n, exact, _ = measure(location, processes, calls, leased, 4, hot)
                 print(f"| {name}, {count:,} principals, calls to {hot} | {'leased' if leased else 'exact'} | "
                       f"{_us(p50)} | {_us(p99)} | {n:,} | {exact:,} |", flush=True)
+        print("\n| ledger | exact admissions | per second | p50 | p99 |\n|---|---|---:|---:|---:|")
+        for name, location, shapes in (("SQLite", str(Path(tmp) / "usage.db"), ((1, 1), (4, 4))),
+                                       ("PostgreSQL", pg, ((1, 1), (3, 4)))):
+            rates = []
+            for processes, threads in shapes:
+                p50, p99, n, _, rate = measure(location, processes, calls if processes > 1 else calls // 4,
+                                               False, threads, 1, own=True)
+                rates.append(rate)
+                print(f"| {name} | {processes} x {threads} threads, a principal each | {rate:,.0f} | {_us(p50)} | "
+                      f"{_us(p99)} |", flush=True)
+            print(f"| {name} | parallel / one | {rates[1] / rates[0]:.1f}x | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,11 @@ WORKER = textwrap.dedent("""
 
     ledger, port, threads, prices, principals = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \\
         int(sys.argv[5])
-    budget = Budget("per-user", period="day", limit_usd=LIMIT, per="user_id", action="block", limits={"u0": VIP})
+    far = {f"u{i}" for i in range(principals // 2, principals)} if sys.argv[6] == "mixed" else set()
+    # the far half of a mixed run may spend 100 times as much: it never nears its limit, and stops at FAR_CALLS
+    limits = {"u0": VIP, **{user: 100 * LIMIT for user in far}}
+    budget = Budget("per-user", period="day", limit_usd=LIMIT, per="user_id", action="block", limits=limits)
+    far_sent = {}
     tokentrace.instrument(ledger=ledger, prices=json.loads(prices), budgets=[budget])
     counts = {"sent": 0, "refused": 0}
     lock = threading.Lock()
@@ -237,6 +241,10 @@ WORKER = textwrap.dedent("""
                 time.sleep(0.02)
             with lock:
                 counts[outcome] += 1
+                if user in far and outcome == "sent":
+                    far_sent[user] = far_sent.get(user, 0) + 1
+                    if far_sent[user] >= FAR_CALLS and user in open_:
+                        open_.remove(user)
                 if outcome == "refused":
                     refusals[user] = refusals.get(user, 0) + 1
                     if refusals[user] >= 3 and user in open_:
@@ -249,18 +257,21 @@ WORKER = textwrap.dedent("""
         w.join()
     tokentrace.flush()
     print(json.dumps(counts), flush=True)
-""").replace("LIMIT", repr(PRINCIPAL_LIMIT)).replace("VIP", repr(VIP_LIMIT))
+""").replace("LIMIT", repr(PRINCIPAL_LIMIT)).replace("VIP", repr(VIP_LIMIT)).replace("FAR_CALLS", "10")
 
 
 _query = query_ledger
 
 
-def _run_principal_fleet(ledger: str, port: int, processes: int, threads: int) -> dict[str, float]:
+def _run_principal_fleet(ledger: str, port: int, processes: int, threads: int, mixed: bool = False
+                         ) -> dict[str, float]:
+    """Every principal spends until it is refused (in a mixed run, the far half spends 10 calls a process, far from
+    its limit, while the near half runs into its own): no principal over its limit, each near one >= 95% used."""
     env = {**os.environ, "TOKENTRACE_RESERVATION_TTL_S": "5"}
     started = time.monotonic()
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, ledger, str(port), str(threads), json.dumps(PRICES),
-                               str(PRINCIPALS)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for _ in range(processes)]
+                               str(PRINCIPALS), "mixed" if mixed else "near"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
     outcomes = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
@@ -269,9 +280,14 @@ def _run_principal_fleet(ledger: str, port: int, processes: int, threads: int) -
     spend = {user: float(usd) for user, usd in _query(
         ledger, "SELECT user_id, SUM(cost_usd) FROM llm_usage WHERE status = 'ok' GROUP BY user_id")}
     assert len(spend) == PRINCIPALS
-    over = {u: s for u, s in spend.items() if s > (VIP_LIMIT if u == "u0" else PRINCIPAL_LIMIT) + 1e-12}
+    far = {f"u{i}" for i in range(PRINCIPALS // 2, PRINCIPALS)} if mixed else set()
+
+    def limit(user: str) -> float:
+        return VIP_LIMIT if user == "u0" else 100 * PRINCIPAL_LIMIT if user in far else PRINCIPAL_LIMIT
+
+    over = {u: s for u, s in spend.items() if s > limit(u) + 1e-12}
     assert over == {}, f"principals over their limit: {over}"  # the guarantee: spend <= limit, per principal
-    used = sorted(s / (VIP_LIMIT if u == "u0" else PRINCIPAL_LIMIT) for u, s in spend.items())
+    used = sorted(s / limit(u) for u, s in spend.items() if u not in far)
     assert used[0] >= 0.95, f"the least-used principal spent {used[0]:.1%} of its limit"
     assert spend["u0"] > PRINCIPAL_LIMIT  # the override was honoured
     sent = sum(o["sent"] for o in outcomes)
@@ -291,6 +307,23 @@ def test_4_processes_x_4_threads_200_principals_each_within_its_own_limit_on_sql
 def test_4_processes_x_4_threads_200_principals_each_within_its_own_limit_on_postgresql(simulator: Any,
                                                                                         pg_ledger: str) -> None:
     _run_principal_fleet(pg_ledger, simulator.port, processes=4, threads=4)
+
+
+def test_3_processes_x_4_threads_200_principals_on_postgresql_half_near_their_limits_half_far(
+        simulator: Any, pg_ledger: str) -> None:
+    """Admissions of principals far from their limits (leased) and near them (every call exact) at once, across
+    the fleet: the near ones still end within and >= 95% of their limits, the far ones spend all they asked."""
+    summary = _run_principal_fleet(pg_ledger, simulator.port, processes=3, threads=4, mixed=True)
+    far_calls = dict(_query(pg_ledger, "SELECT user_id, COUNT(*) FROM llm_usage WHERE status = 'ok' AND user_id IN "
+                                       f"({', '.join(repr(f'u{i}') for i in range(PRINCIPALS // 2, PRINCIPALS))}) "
+                                       "GROUP BY user_id"))
+    # each sent its 10 a process (a few more where threads of a process were calling it at once), none refused
+    assert len(far_calls) == PRINCIPALS // 2 and min(far_calls.values()) >= 3 * 10, summary
+
+
+def test_3_processes_x_4_threads_200_principals_all_near_their_limits_on_postgresql(simulator: Any,
+                                                                                    pg_ledger: str) -> None:
+    _run_principal_fleet(pg_ledger, simulator.port, processes=3, threads=4)
 
 
 def test_get_usage_answers_one_principals_standing_when_identities_are_enabled(simulator: Any) -> None:

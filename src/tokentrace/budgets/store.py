@@ -1,7 +1,8 @@
 """Budgets shared by every process that writes one ledger: admission, reservations and fleet-wide spend.
 
 Spend is always derived from ledger rows (``budgets.spend``: the SQL, and each process's running sums). A ``block``
-budget admits a call inside one ledger transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL one advisory lock)
+budget admits a call inside one ledger transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a lock per budget,
+``Db.admission``; calls of different budgets, each principal's account among them, at once: ``admission_locks``)
 when spend + every live reservation + this call's estimate stays within the limit, and then inserts a
 reservation. The writer drops the reservation in the transaction that writes the call's row. Reservations
 expire ``ttl_s`` after they were made or last renewed; a live process renews its own, so only a dead
@@ -169,9 +170,9 @@ class SharedBudgets:
         with db.admission([b.name for b in budgets]):
             self._give_back(db, [b.name for b in budgets])  # our own leftovers must not refuse this call
             used = []
-            for budget in budgets:
-                spent_usd, spent_tokens = self._spend.spent(db, budget, now)
+            for budget in budgets:  # reservations before spend: a row landing in between counts twice, never 0x
                 held_usd, held_tokens = self._held(db, budget, now)
+                spent_usd, spent_tokens = self._spend.spent(db, budget, now)
                 beyond_usd, beyond_tokens = self._leases.unwritten(budget.name)
                 used_usd = spent_usd + held_usd + beyond_usd
                 used_tokens = spent_tokens + held_tokens + int(beyond_tokens)
