@@ -49,11 +49,12 @@ class Pool:
                 return
         db.close()
 
-    def discard(self, db: Db) -> None:
-        """A connection that failed: closed, never used again; the idle ones too (the server may have restarted)."""
+    def discard(self, db: Db | None) -> None:
+        """A connection that failed (None: opening one failed): closed, never used again; the idle ones too (the
+        server may have restarted)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for each in (db, *idle):
+        for each in (*([] if db is None else [db]), *idle):
             with suppress(Exception):
                 each.close()
 

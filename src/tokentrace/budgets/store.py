@@ -139,15 +139,17 @@ class SharedBudgets:
             if time.monotonic() < self._down_until:
                 raise ConnectionError("the budget store was unreachable moments ago")
             for attempt in range(ADMISSION_TRIES):
-                db = self._pool.take()
+                db: Db | None = None
                 try:
+                    db = self._pool.take()  # may open a connection: a store that cannot be reached fails here too
                     admission = self._decide(db, budgets, usd, tokens, now, lease)
                 except BudgetExceeded:
-                    self._pool.give(db)
+                    if db is not None:  # decided: the connection is sound
+                        self._pool.give(db)
                     raise
                 except BaseException as exc:
-                    if db.retryable(exc) and attempt + 1 < ADMISSION_TRIES:
-                        self._pool.give(db)  # a writer changed a lease's row meanwhile: decide again
+                    if db is not None and db.retryable(exc) and attempt + 1 < ADMISSION_TRIES:
+                        self._pool.give(db)  # a deadlock the server broke: decide again
                         continue
                     self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
                     self._pool.discard(db)
