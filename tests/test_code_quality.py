@@ -142,3 +142,10 @@ def test_sinks_and_providers_never_import_the_recorder_or_each_other() -> None:
     concrete = {"tokentrace.budgets", "tokentrace.sinks.budget", "tokentrace.budgets.store"}
     assert concrete.isdisjoint(graph["tokentrace.recorder"])
     assert concrete.isdisjoint(graph["tokentrace.instrumentation.wrappers"])
+
+
+def test_what_a_build_or_a_run_writes_is_ignored_by_git() -> None:
+    """The docs site, the CI's venvs and their logs never show up as changes to commit."""
+    paths = ["site/index.html", ".venv-oldest/bin/python", ".venv-fw-openai3/bin/python", ".venv-fw-adk.log"]
+    result = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == paths
