@@ -246,3 +246,19 @@ def test_vertex_ai_through_google_genai_has_its_own_label(simulator: Any, teleme
     assert (record.provider, record.usage) == ("vertex_ai", tokentrace.Usage(input=7, output=MAX))
     (span,) = telemetry.finished_spans()
     assert span.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
+
+
+def test_a_cohere_client_built_before_instrument_has_its_chats_measured_on_the_wire(simulator: Any) -> None:
+    """ClientV2 copies chat onto each instance when it is built: a client built before instrument() keeps the
+    unpatched method, and its chat is measured by the wire layer instead, once, with the SDK layer's usage rule."""
+    from .cases import _cohere
+
+    tokentrace.uninstrument()
+    client = _cohere(simulator)
+    make_telemetry()
+    with capture_usage() as records:
+        answer = client.chat(model="command-a-03-2025", messages=[{"role": "user", "content": "one two three"}])
+    (record,) = records
+    billed = answer.usage.billed_units
+    assert (record.provider, record.usage_reported) == ("cohere", True)
+    assert (record.usage.input, record.usage.output) == (int(billed.input_tokens), int(billed.output_tokens))

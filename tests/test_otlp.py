@@ -121,3 +121,42 @@ def test_otlp_grpc_export(simulator: Any) -> None:
     finally:
         server.stop(grace=None)
     _assert_exported(_span_attributes(traces.requests), _metric_names(metrics.requests))
+
+
+def test_the_documented_otlp_line_exports_to_an_http_receiver(simulator: Any, httpserver: Any,
+                                                               tmp_path: Any) -> None:
+    """The environment docs/metrics-traces-dashboards.md gives for the shipped Collector's port 4318, as written (the
+    port aside), under ``opentelemetry-instrument``: the spans reach a real OTLP/HTTP receiver."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "metrics-traces-dashboards.md").read_text(encoding="utf-8")
+    line = re.search(r"`(OTEL_EXPORTER_OTLP_PROTOCOL=\S+ OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318) "
+                     r"opentelemetry-instrument python app\.py`", page)
+    assert line is not None, "the documented OTLP/HTTP line"
+    env = dict(pair.split("=", 1) for pair in line.group(1).split())
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = env["OTEL_EXPORTER_OTLP_ENDPOINT"].replace(
+        "localhost:4318", f"127.0.0.1:{httpserver.port}")
+    httpserver.expect_request("/v1/traces", method="POST").respond_with_data(
+        trace_service_pb2.ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")
+    httpserver.expect_request("/v1/metrics", method="POST").respond_with_data(
+        metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString(), content_type="application/x-protobuf")
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import openai, tokentrace\nfrom tokentrace.simulator import sync_client\n"
+        "tokentrace.instrument(ledger=False)\n"
+        f"client = openai.OpenAI(api_key='sk-test', max_retries=0, http_client=sync_client({simulator.port}))\n"
+        "client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n",
+        encoding="utf-8")
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    result = subprocess.run([str(instrument), sys.executable, str(app)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env,
+                                                         "OTEL_METRIC_EXPORT_INTERVAL": "500"})
+    assert result.returncode == 0, result.stderr
+    traces = [trace_service_pb2.ExportTraceServiceRequest.FromString(r.data) for r, _ in httpserver.log
+              if r.path == "/v1/traces"]
+    spans = _span_attributes(traces)
+    assert [s["gen_ai.operation.name"] for s in spans if "gen_ai.operation.name" in s] == ["chat"], result.stderr

@@ -26,6 +26,11 @@ def test_runnable_snippet_runs_as_written(snippet: str, tmp_path: Path) -> None:
                             timeout=90, env=env)
     assert result.returncode == 0, result.stderr
     assert re.match(r"^\d+ tokens, \$0\.\d{6}$", result.stdout.strip()), result.stdout  # no 5.55e-06
+    promised = re.search(r"print\(.*\)  # (.+)$", snippet, re.M)
+    assert promised is not None and result.stdout.strip() == promised.group(1)  # what the comment says it prints
+    again = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=90, env=env)
+    assert again.stdout == result.stdout  # a second run prints the same: nothing accumulates across runs
 
 
 def test_every_shell_command_in_the_readme_is_one_ci_runs() -> None:
