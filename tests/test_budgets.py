@@ -222,3 +222,13 @@ def test_a_budgets_file_that_would_turn_budgets_off_silently_is_refused(tmp_path
         tokentrace.instrument(ledger=False, budgets=str(path))
     result = run_cli("budget", "--budgets", str(path), "--ledger", str(tmp_path / "none.db"), tmp=tmp_path)
     assert result.returncode == 2 and problem.split()[0] in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_refusal_names_spend_and_reservations_and_prints_dollars_one_way() -> None:
+    """Issue 43 item 9: ``limit $1e-07`` and a spend that moved down between refusals (other workers' reservations
+    ending) read as a bug; the message says what the figure holds and prints every amount with the one formatter."""
+    budget = tokentrace.Budget("tiny", limit_usd=1e-7, action="block")
+    message = str(tokentrace.BudgetExceeded(budget, 0.00012, 40, 0.00005, 14))
+    assert "limit $0.0000001)" in message and "e-0" not in message
+    assert "spent and reserved $0.000120 and 40 tokens this day" in message
+    assert "this call could cost up to $0.000050 and 14 tokens" in message

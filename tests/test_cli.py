@@ -71,3 +71,20 @@ def test_prices_lists_a_providers_models_and_the_table_date(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "newest price change in it: 20" in result.stdout
     assert "grok-3-mini" in result.stdout and "$0.3" in result.stdout
+
+
+def test_a_day_of_unpriced_calls_and_no_streams_says_so(tmp_path: Path) -> None:
+    """Issue 43 item 9: a sum of no prices is not $0.000000, and percentiles of no streamed call are not 0.0 ms."""
+    import time
+
+    from .ledger_helpers import record, write_ledger
+
+    ledger = write_ledger(tmp_path / "u.db", [record(time.time() - 60, model="in-house-7b", cost=None)
+                                              for _ in range(3)])
+    stats = run_cli("stats", "--ledger", str(ledger), "--since", "1d", tmp=tmp_path)
+    assert stats.returncode == 0, stats.stderr
+    assert "no streamed calls" in stats.stdout and "0.0 / 0.0 / 0.0 ms" not in stats.stdout
+    assert "unpriced (3 calls)" in stats.stdout
+    by_day = run_cli("report", "--ledger", str(ledger), "--since", "1d", "--by", "day", tmp=tmp_path)
+    assert by_day.returncode == 0, by_day.stderr
+    assert "unpriced (3 calls)" in by_day.stdout and "$0.000000" not in by_day.stdout

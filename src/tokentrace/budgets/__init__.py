@@ -40,14 +40,15 @@ class BudgetExceeded(CallRefused):
         self.estimate_tokens = estimate_tokens
         self.requests = requests
         """Calls counted in the period or window (a budget with ``limit_requests``), else None."""
-        limits = [f"${budget.limit_usd:g}" if budget.limit_usd is not None else "",
+        limits = [usd(budget.limit_usd) if budget.limit_usd is not None else "",
                   f"{budget.limit_tokens:,} tokens" if budget.limit_tokens is not None else "",
                   f"{budget.limit_requests:,} calls" if budget.limit_requests is not None else ""]
         span = f"this {budget.period}" if budget.window is None else f"in the {budget.span}"
         counted = f"; {requests:,} calls {span}" if requests is not None else ""
         super().__init__(
             f"budget {budget.name!r} ({budget.span}, limit {' / '.join(x for x in limits if x)}) would be exceeded: "
-            f"spent {usd(spent_usd)} and {spent_tokens:,} tokens {span}{counted}, this call could cost up to "
+            f"spent and reserved {usd(spent_usd)} and {spent_tokens:,} tokens {span}{counted} (reserved: calls "
+            f"in flight anywhere in the fleet), this call could cost up to "
             f"{usd(estimate_usd)} and {estimate_tokens:,} tokens; the request was not sent"
         )
 

@@ -60,8 +60,10 @@ def rate(value: float) -> str:
 
 
 def cost_cell(row: dict[str, Any]) -> str:
-    """The cost of a report row: the priced sum, plus how many calls had no price."""
-    if row["cost_usd"] is None:
+    """The cost of a report row: the priced sum, plus how many calls had no price; ``unpriced`` when no call of the
+    row had one (a sum of no prices is not $0)."""
+    if row["cost_usd"] is None or (not row["cost_usd"] and row["unpriced_calls"]
+                                   and row["unpriced_calls"] >= row.get("calls", row["unpriced_calls"])):
         return f"{UNPRICED} ({plural(row['unpriced_calls'], 'call')})"
     return money(row["cost_usd"]) + (f" (+{row['unpriced_calls']:,} unpriced)" if row["unpriced_calls"] else "")
 
@@ -210,13 +212,19 @@ def daily_bars(console: Console, daily: list[dict[str, Any]]) -> None:
         console.print("No calls in this window.")
         return
     peak = max(d["cost_usd"] for d in daily) or 1.0
-    labels = [f"{money(d['cost_usd'])}  ({plural(d['calls'], 'call')})" for d in daily]
+    labels = [f"{_day_cost(d)}  ({plural(d['calls'], 'call')})" for d in daily]
     bar_width = max(5, min(BAR_WIDTH, console.width - 16 - max(len(label) for label in labels)))
     console.print("Daily cost")
     for day, label in zip(daily, labels, strict=True):
         width = round(day["cost_usd"] / peak * bar_width)
         bar = "█" * width or ("▏" if day["calls"] else "")
         console.print(f"  {day['day']}  {bar:<{bar_width}}  {label}", highlight=False, soft_wrap=True)
+
+
+def _day_cost(day: dict[str, Any]) -> str:
+    """A day's cost; ``unpriced`` for a day none of whose calls had a price."""
+    unpriced = day.get("unpriced_calls", 0)
+    return UNPRICED if unpriced and unpriced >= day["calls"] else money(day["cost_usd"])
 
 
 def report_markdown(data: dict[str, Any]) -> str:
@@ -240,7 +248,7 @@ def report_markdown(data: dict[str, Any]) -> str:
         lines += ["", "Daily cost:", "", "```"]
         for day in data["daily"]:
             bar = "█" * round(day["cost_usd"] / peak * BAR_WIDTH)
-            lines.append(f"{day['day']}  {bar:<{BAR_WIDTH}}  {money(day['cost_usd'])}")
+            lines.append(f"{day['day']}  {bar:<{BAR_WIDTH}}  {_day_cost(day)}")
         lines.append("```")
     return "\n".join(lines) + "\n"
 
@@ -261,7 +269,8 @@ def stats_table(console: Console, data: dict[str, Any]) -> None:
         ("cost", cost_cell(t)),
         ("tokens", f"{t['total_tokens']:,}"),
         *((f"  {label}", f"{t[key]:,}") for key, label in TOKEN_HEADERS),
-        *((f"{name} p50 / p95 / p99", " / ".join(f"{values[p]:,.1f}{unit}" for p in ("p50", "p95", "p99")))
+        *((f"{name} p50 / p95 / p99", " / ".join(f"{values[p]:,.1f}{unit}" for p in ("p50", "p95", "p99"))
+           if any(values.values()) or name != "time to first token" else "no streamed calls")
           for name, unit, values in (("tokens per call", "", data["tokens_per_call"]),
                                      ("latency", " ms", data["latency_ms"]),
                                      ("time to first token", " ms", data["ttft_ms"]))),

@@ -228,9 +228,10 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     totals.pop("key")
     daily: dict[str, list[float]] = {}
     for r in by_day:
-        day = daily.setdefault(str(r[0]), [0.0, 0])
+        day = daily.setdefault(str(r[0]), [0.0, 0, 0])
         day[0] += float(r[12] or 0.0)
         day[1] += int(r[2] or 0)
+        day[2] += int(r[13] or 0)
     rows.sort(key=lambda r: (-(r["cost_usd"] or 0.0), -r["calls"], r["key"]))
     return {
         "ledger": str(path),
@@ -239,7 +240,8 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
         "by": by,
         "rows": rows,
         "totals": totals,
-        "daily": [{"day": d, "cost_usd": round(c, 12), "calls": int(n)} for d, (c, n) in sorted(daily.items())],
+        "daily": [{"day": d, "cost_usd": round(c, 12), "calls": int(n), "unpriced_calls": int(u)}
+                  for d, (c, n, u) in sorted(daily.items())],
         "truncated": truncated,
     }
 
