@@ -4,6 +4,8 @@ reference."""
 
 from __future__ import annotations
 
+import html
+import inspect
 import os
 import re
 import subprocess
@@ -22,8 +24,24 @@ def test_the_site_builds_strictly_with_the_generated_reference(tmp_path: Path) -
     cli = (site / "cli" / "index.html").read_text(encoding="utf-8")
     for command in ("report", "stats", "export", "budget", "prices", "demo"):
         assert f"tokentrace {command}" in cli
-    assert "TOKENTRACE_LEDGER_QUEUE_SIZE" in (site / "configuration" / "index.html").read_text(encoding="utf-8")
+    configuration = (site / "configuration" / "index.html").read_text(encoding="utf-8")
+    assert "TOKENTRACE_LEDGER_QUEUE_SIZE" in configuration
+    # issue 43 item 6: names in table cells are never broken mid-word
+    assert "stylesheets/extra.css" in configuration
+    assert "white-space: nowrap" in (site / "stylesheets" / "extra.css").read_text(encoding="utf-8")
     assert "Tiers, modifiers and fees" in (site / "index.html").read_text(encoding="utf-8")  # the README
+    # issue 43 item 6: the CLI reference fits 80 columns (no block scrolls sideways)
+    blocks = re.findall(r"<pre><span></span><code>(.*?)</code></pre>", cli, re.S)
+    widths = [len(html.unescape(re.sub(r"<[^>]+>", "", line))) for block in blocks for line in block.splitlines()]
+    assert blocks and max(widths) <= 80
+    # issue 43 item 5: every public name has its section, with its signature and docstring
+    import tokentrace
+
+    api = html.unescape((site / "api" / "index.html").read_text(encoding="utf-8"))
+    for name in tokentrace.__all__:
+        assert re.search(rf"<h2[^>]*><code>{re.escape(name)}</code>", api), name
+    for parameter in inspect.signature(tokentrace.instrument).parameters:
+        assert f"    {parameter}" in re.sub(r"<[^>]+>", "", api), parameter  # one parameter a line
 
 
 def test_every_environment_variable_the_code_reads_is_documented() -> None:
