@@ -88,3 +88,25 @@ def test_a_day_of_unpriced_calls_and_no_streams_says_so(tmp_path: Path) -> None:
     by_day = run_cli("report", "--ledger", str(ledger), "--since", "1d", "--by", "day", tmp=tmp_path)
     assert by_day.returncode == 0, by_day.stderr
     assert "unpriced (3 calls)" in by_day.stdout and "$0.000000" not in by_day.stdout
+
+
+def test_budget_on_a_per_principal_budget_summarises_its_principals(tmp_path: Path) -> None:
+    """Issue 43 item 8: a ``per="user_id"`` budget's row said ``all calls``, spent above the limit and 0% used."""
+    import time
+
+    from .ledger_helpers import record, write_ledger
+
+    now = time.time() - 60
+    calls = [record(now, cost=0.4, user_id="ann"), record(now, cost=0.3, user_id="bob"),
+             record(now, cost=0.9, user_id="bob"), record(now, cost=0.05, user_id="cy")]
+    ledger = write_ledger(tmp_path / "u.db", calls)
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "per-user"\nperiod = "day"\nlimit_usd = 1.0\nper = "user_id"\n'
+                       'action = "block"\n', encoding="utf-8")
+    shown = run_cli("budget", "--budgets", str(budgets), "--ledger", str(ledger), tmp=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "per user_id" in text and "all calls" not in text
+    assert "3 principals: 1 at limit, 0 >= 80%" in text  # bob's $1.20 is over his $1; ann's $0.40 is not near
+    assert "each $1.00" in text and "all $1.65" in text
+    assert "--top N" in text

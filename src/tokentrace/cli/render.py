@@ -295,17 +295,34 @@ def _limit_cells(r: dict[str, Any]) -> tuple[str, str]:
     return " / ".join(spent), " / ".join(limit)
 
 
+def _scope_cell(r: dict[str, Any]) -> str:
+    per = f"per {r['per']}" if r.get("per") else ""
+    return ", ".join(x for x in (per, r["scope"]) if x) or "all calls"
+
+
+def _used_cell(r: dict[str, Any]) -> str:
+    """``used`` of a budget row; for a templated budget's summary, its principals against their own limits."""
+    if not r.get("per"):
+        return f"{r['used']:.0%}"
+    return f"{plural(r['principals'], 'principal')}: {r['at_limit']:,} at limit, {r['near_limit']:,} >= 80%"
+
+
 def budget_table(console: Console, rows: list[dict[str, Any]]) -> None:
     limits = [_limit_cells(r) for r in rows]
     columns = [
         Column("budget", [r["name"] for r in rows], numeric=False, keep=True),
         Column("rule", [f"{r['action']}/{r['period']}" for r in rows], numeric=False, keep=True),
-        Column("scope", [r["scope"] or "all calls" for r in rows], numeric=False, drop_rank=0),
-        Column("spent", [s for s, _ in limits], keep=True),
-        Column("limit", [limit for _, limit in limits], keep=True),
-        Column("used", [f"{r['used']:.0%}" for r in rows], keep=True),
+        Column("scope", [_scope_cell(r) for r in rows], numeric=False, drop_rank=0),
+        Column("spent", [("all " + s) if r.get("per") else s for r, (s, _) in zip(rows, limits, strict=True)],
+               keep=True),
+        Column("limit", [("each " + lim) if r.get("per") else lim for r, (_, lim) in zip(rows, limits, strict=True)],
+               keep=True),
+        Column("used", [_used_cell(r) for r in rows], keep=True),
     ]
     print_table(console, "Budgets (current period)", columns)
+    if any(r.get("per") for r in rows):
+        console.print("Per-principal budgets: `tokentrace budget --top N` lists the N principals nearest their own "
+                      "limits.", highlight=False)
     if any(r["action"] == "block" for r in rows):
         console.print("A block budget refuses a call when its spend so far plus the call's worst-case estimate "
                       "(prompt characters / 3 tokens plus the request's max output tokens, at the model's price) "

@@ -385,11 +385,16 @@ def _limit_or_default(budget: Budget, principal: str) -> float | None:
         return None
 
 
+SUMMARY_PRINCIPALS = 1000
+"""A templated budget's summary counts, among its biggest spenders up to this many, those at and near their limit."""
+
+
 def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None = None, *,
                   top: int = 0) -> list[dict[str, Any]]:
     """Spend in each budget's current period according to the ledger, against its limits. A templated budget
-    (``per=``) is a row for all its principals together (``principals``: how many spent), then, with ``top``, a row
-    for each of the ``top`` principals nearest their own limit."""
+    (``per=``) is a row for all its principals together (``principals``: how many spent; ``at_limit`` and
+    ``near_limit``: how many of its biggest ``counted_principals`` spenders are at or over their own limit, and at
+    80% of it or more), then, with ``top``, a row for each of the ``top`` principals nearest their own limit."""
     conn, path = open_ledger(ledger)
     try:
         rows = []
@@ -400,12 +405,16 @@ def budget_status(budgets: list[Budget], ledger: str | os.PathLike[str] | None =
                 rows.append(budget_row(budget, *spent_since(conn, budget, begin), calls))
                 continue
             row = budget_row(budget, *spent_since(conn, budget, begin))
-            row.update(per=", ".join(budget.per_keys), principals=principal_count(conn, budget, begin), used=0.0)
+            spenders = spent_by_principal(conn, budget, begin, max(top * 10, SUMMARY_PRINCIPALS)
+                                          + len(budget.limits or {}))
+            accounts = [budget_row(budget.account(p, _limit_or_default(budget, p)), usd_spent, tokens)
+                        for p, usd_spent, tokens in spenders]
+            row.update(per=", ".join(budget.per_keys), principals=principal_count(conn, budget, begin), used=0.0,
+                       at_limit=sum(a["used"] >= 1.0 for a in accounts),
+                       near_limit=sum(0.8 <= a["used"] < 1.0 for a in accounts),
+                       counted_principals=len(accounts))
             rows.append(row)
             if top:
-                spenders = spent_by_principal(conn, budget, begin, top * 10 + len(budget.limits or {}))
-                accounts = [budget_row(budget.account(p, _limit_or_default(budget, p)), usd_spent, tokens)
-                            for p, usd_spent, tokens in spenders]
                 rows += sorted(accounts, key=lambda r: -r["used"])[:top]
         return rows
     except conn.errors as exc:
