@@ -232,3 +232,18 @@ def test_a_refusal_names_spend_and_reservations_and_prints_dollars_one_way() -> 
     assert "limit $0.0000001)" in message and "e-0" not in message
     assert "spent and reserved $0.000120 and 40 tokens this day" in message
     assert "this call could cost up to $0.000050 and 14 tokens" in message
+
+
+def test_a_refusal_says_what_its_estimate_is_made_of(simulator: Any) -> None:
+    """Issue 43 item 10: LiteLLM fills max_tokens of about 64,000 for Anthropic models, and the refusal it causes
+    must say so: the prompt, the output the request may ask for and where that number came from."""
+    make_telemetry(budgets=[tokentrace.Budget("tiny", limit_usd=1e-7, action="block")])
+    with openai_client(simulator) as client:
+        with pytest.raises(tokentrace.BudgetExceeded) as refused:
+            client.chat.completions.create(model="gpt-4o-mini", max_tokens=64_000,
+                                           messages=[{"role": "user", "content": "hello there"}])
+        with pytest.raises(tokentrace.BudgetExceeded) as unbounded:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+    assert "64,000 output tokens, the request's max_tokens; a lower max_tokens lowers it" in str(refused.value)
+    assert "prompt tokens from 11 characters" in str(refused.value)
+    assert "4,096 output tokens, no max_tokens given: the default" in str(unbounded.value)

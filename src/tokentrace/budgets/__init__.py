@@ -53,6 +53,11 @@ class BudgetExceeded(CallRefused):
         )
 
 
+    def explain(self, parts: str) -> None:
+        """Add what the estimate is made of (``estimate.estimate_parts``) to the message."""
+        self.args = (f"{self.args[0]} ({parts})" if self.args else parts,)
+
+
 class BudgetUnavailable(CallRefused):
     """``budget_unavailable="block"`` and the shared budget store (the ledger database) cannot be reached."""
 

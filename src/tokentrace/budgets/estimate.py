@@ -28,6 +28,16 @@ def estimate_tokens(request: RequestInfo) -> tuple[int, int]:
     return input_estimate, output_estimate * max(request.choices, 1)
 
 
+def estimate_parts(request: RequestInfo) -> str:
+    """What a refused call's estimate is made of, in words: the prompt, the output it may ask for, the searches."""
+    input_tokens, output_tokens = estimate_tokens(request)
+    asked = "the request's max_tokens" if request.max_tokens is not None else "no max_tokens given: the default"
+    choices = f" for each of {request.choices} completions" if request.choices > 1 else ""
+    searches = f" + {request.max_searches} web searches" if request.max_searches else ""
+    return (f"the estimate: {input_tokens:,} prompt tokens from {request.input_chars:,} characters + "
+            f"{output_tokens:,} output tokens, {asked}{choices}{searches}; a lower max_tokens lowers it")
+
+
 def unpriced_estimate_usd() -> float:
     """What a budget reserves for a call to a model without a known price (``TOKENTRACE_UNPRICED_ESTIMATE_USD``,
     default UNPRICED_ESTIMATE_USD): never $0, so such calls cannot pass a USD limit unseen. ``instrument()`` refuses

@@ -30,7 +30,7 @@ from .._support import forksafe as _forksafe
 from .._support.text import usd
 from .._usage import RequestInfo, UsageRecord
 from ..budgets import LIMIT_REFRESH_S, Budget, BudgetExceeded, BudgetUnavailable
-from ..budgets.estimate import estimate
+from ..budgets.estimate import estimate, estimate_parts
 from ..budgets.limit_lookup import LimitLookup
 from ..budgets.refusal import counted_only
 from ..budgets.store import SharedBudgets
@@ -230,6 +230,7 @@ class BudgetSink(Sink):
         try:
             state = self._decide(accounts, request, started_wall)
         except BudgetExceeded as exc:
+            exc.explain(estimate_parts(request))
             self._count(blocking, exc.budget.name if exc.budget.principal is None else _template_name(exc.budget))
             raise
         if blocking:
