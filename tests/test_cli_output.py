@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -258,3 +259,28 @@ def test_since_and_from_together_are_refused_and_months_are_mo(tmp_path: Path) -
 def test_one_call_is_one_call() -> None:
     assert render.cost_cell({"cost_usd": None, "unpriced_calls": 1}) == "unpriced (1 call)"
     assert render.plural(2, "call") == "2 calls" and render.plural(1_000, "call") == "1,000 calls"
+
+
+def test_prices_and_the_demos_notes_fit_80_columns(tmp_path: Path) -> None:
+    """Issue 43 item 9: at 80 columns ``prices`` cut cache_read and cache_write to the same ``cache_…``, and the
+    demo's inference note ran to 131 columns."""
+    import time
+
+    from rich.console import Console
+
+    from tokentrace.cli.demo import _inferred_prices
+
+    from .ledger_helpers import record, write_ledger
+
+    shown = subprocess.run([sys.executable, "-m", "tokentrace", "prices", "gpt-4o"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert shown.returncode == 0, shown.stderr
+    assert "…" not in shown.stdout and "cache read" in shown.stdout and "write" in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    source = "inferred: openai/gpt-4o-mini, the one price-table entry whose model clause matches this model name"
+    ledger = write_ledger(tmp_path / "u.db", [record(time.time())._replace(provider="openai_compatible",
+                                                                         price_source=source)])
+    console = Console(width=80, record=True, force_terminal=False)
+    _inferred_prices(console, ledger)
+    lines = console.export_text().splitlines()
+    assert lines and max(len(line) for line in lines) <= 80

@@ -292,7 +292,7 @@ def prices(
     out = Table(title=f"{provider} / {model}  ({price.source})")
     out.add_column("applies when all input >")
     for name in names:
-        out.add_column(f"{name} $/MTok", justify="right")
+        out.add_column(f"{name.replace('_', ' ')} $/MTok", justify="right")  # wraps, never cut
     for threshold, rates in ((0, price.base), *price.tiers):
         out.add_row(f"{threshold:,}", *(render.rate(getattr(rates, n)) for n in names))
     console.print(out)

@@ -395,7 +395,7 @@ def _inferred_prices(console: Any, ledger: Any) -> None:
     finally:
         db.close()
     for provider, model, source in found:
-        console.print(f"Priced by inference: {provider} / {model}: {source}", highlight=False, soft_wrap=True)
+        console.print(f"Priced by inference: {provider} / {model}: {source}", highlight=False)  # wraps at the width
 
 
 def _serve(port: int, metrics_url: str, console: Any) -> None:
