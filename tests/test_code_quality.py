@@ -99,7 +99,7 @@ imports anywhere in each module (top level, TYPE_CHECKING blocks, functions). ``
 root) may import any package but ``cli``; ``cli`` may import anything; nothing else imports ``cli`` or
 ``instrumentation`` (the wire layer's hooks read the active recorder from ``instrumentation.wrappers``)."""
 SINK_HELPERS = {"tokentrace.sinks", "tokentrace.sinks.semconv", "tokentrace.sinks.cardinality",
-                "tokentrace.sinks.prometheus_values"}
+                "tokentrace.sinks.prometheus_values", "tokentrace.sinks.prometheus_multiprocess"}
 
 
 def _part(module: str) -> str:

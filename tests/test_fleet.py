@@ -355,7 +355,9 @@ def test_gunicorn_4_workers_500_requests_hold_the_budget_and_count_exactly(simul
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(lambda _: get(f"{base}/call")[0], range(500)))
         assert set(codes) <= {200, 429} and codes.count(200) > 0 and codes.count(429) > 0
-        time.sleep(0.5)
+        from tokentrace.sinks.prometheus_multiprocess import EVERY_S
+
+        time.sleep(EVERY_S + 2.5)  # each worker writes its budget gauges every EVERY_S, read from the ledger
         metrics = get(f"{base}/metrics")[1]
     finally:
         server.send_signal(signal.SIGTERM)
@@ -369,3 +371,10 @@ def test_gunicorn_4_workers_500_requests_hold_the_budget_and_count_exactly(simul
                      for sample in family.samples
                      if sample.name == "llm_requests_total" and sample.labels.get("status") == "ok")
     assert ok_counted == codes.count(200)
+    # issue 43 item 2: under gunicorn the budget gauges and the internal-error counter are served too, so the
+    # budget alerts can fire (the gauges read the shared ledger: every worker reports the fleet's spend)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(metrics) for s in family.samples}
+    assert samples[("llm_budget_limit_usd", (("budget", "fleet-daily"),))] == LIMIT_USD
+    assert 0.7 * LIMIT_USD <= samples[("llm_budget_spent_usd", (("budget", "fleet-daily"),))] <= LIMIT_USD + 1e-9
+    assert ("tokentrace_internal_errors_total", (("stage", "ledger.write"),)) in samples

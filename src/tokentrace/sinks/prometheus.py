@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from .._support import errors as _errors
 from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
-from . import Sink
+from . import Sink, prometheus_multiprocess
 from .cardinality import LabelGuard
 from .prometheus_values import Children, Metrics
 
@@ -196,6 +196,10 @@ class PrometheusSink(Sink):
         self._children: dict[tuple[str, ...], Children] = {}
         self._lock = threading.Lock()
         _forksafe.register(self)
+        errors = InternalErrorsCollector(namespace)
+        self._mirror = prometheus_multiprocess.MultiprocessMirror(
+            lambda: [errors, *([self._budget_collector] if self._budget_collector else [])]
+        ) if prometheus_multiprocess.active() else None  # gunicorn: custom collectors are not in the served files
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -227,6 +231,8 @@ class PrometheusSink(Sink):
         self.registry.register(self._budget_collector)
 
     def close(self) -> None:
+        if self._mirror is not None:
+            self._mirror.close()
         if self._budget_collector is not None:
             self.registry.unregister(self._budget_collector)
             self._budget_collector = None
