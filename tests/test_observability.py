@@ -236,3 +236,55 @@ def test_promtool_check_metrics_on_the_exposition(stack: Any) -> None:
     exposition = urllib.request.urlopen(stack["metrics"], timeout=5).read()
     result = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_under_gunicorn_3_workers_the_budget_alerts_fire_in_a_real_prometheus(tmp_path: Path, simulator: Any) -> None:
+    """Issue 43 item 2: configured as configuration.md says (PROMETHEUS_MULTIPROC_DIR, instrument() in post_fork,
+    MultiProcessCollector), a 3-worker gunicorn app's budget gauges reach a real Prometheus with the shipped rules,
+    and LLMBudgetAt80Percent and LLMBudgetExceeded fire once the fleet spends its limit."""
+    prometheus_bin = binary("prometheus")
+    app_port, prom_port = free_port(), free_port()
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    for path in RULES:
+        (rules_dir / path.name).write_text(path.read_text())
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules_dir / "*.yml")],
+        "scrape_configs": [{"job_name": "llm-app", "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]}],
+    }))
+    (tmp_path / "prom").mkdir()
+    env = {**os.environ, "TT_LEDGER": str(tmp_path / "usage.db"), "TT_SIM_PORT": str(simulator.port),
+           "TT_LIMIT_USD": "0.0003", "TT_PRICES": json.dumps({"gpt-4o-mini": {"provider": "openai", "input": 1.0,
+                                                                           "output": 4.0}}),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"), "TT_WORKERS": "3",
+           "TT_ACTION": "warn"}  # a warn budget: spend passes the limit, so both alerts have reason to fire
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    servers = [Server([gunicorn, "-c", "tests/apps/fleet_gunicorn.py", "-b", f"127.0.0.1:{app_port}",
+                       "tests.apps.fleet_wsgi:app"], tmp_path / "gunicorn.log", {**env, "PWD": str(ROOT)}),
+               Server([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
+                       f"--storage.tsdb.path={tmp_path / 'prom-data'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+                      tmp_path / "prometheus.log")]
+    try:
+        import urllib.error
+        import urllib.request
+
+        def call() -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/call", timeout=30) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return int(exc.code)
+
+        poll("gunicorn", lambda: call() if servers[0].process.poll() is None else None, timeout=60)
+        codes = [call() for _ in range(40)]
+        assert codes == [200] * 40, codes  # warned, never refused: the fleet spends past its limit
+        prometheus = f"http://127.0.0.1:{prom_port}"
+        firing = poll("both budget alerts firing", lambda: (lambda names: names if {
+            "LLMBudgetAt80Percent", "LLMBudgetExceeded"} <= names else None)({
+                r["metric"]["alertname"] for r in prom_query(prometheus, 'ALERTS{alertstate="firing"}')}),
+            timeout=90)
+        assert {"LLMBudgetAt80Percent", "LLMBudgetExceeded"} <= firing
+    finally:
+        for server in servers:
+            server.stop()

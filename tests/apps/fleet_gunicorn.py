@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-workers = 4
+workers = int(os.environ.get("TT_WORKERS", "4"))
 threads = 4
 
 
@@ -15,7 +15,7 @@ def post_fork(server: Any, worker: Any) -> None:
 
     tokentrace.instrument(ledger=os.environ["TT_LEDGER"], prices=json.loads(os.environ["TT_PRICES"]),
                           budgets=[tokentrace.Budget("fleet-daily", limit_usd=float(os.environ["TT_LIMIT_USD"]),
-                                                     action="block")])
+                                                     action=os.environ.get("TT_ACTION", "block"))])
 
 
 def worker_exit(server: Any, worker: Any) -> None:
