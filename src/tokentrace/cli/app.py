@@ -354,6 +354,31 @@ def _pricing_providers(table: Any, model: str) -> list[str]:
     return sorted(found, key=lambda p: MODEL_MAKERS.index(p) if p in MODEL_MAKERS else len(MODEL_MAKERS))
 
 
+ledger_app = typer.Typer(help="The ledger database itself.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("init")
+def ledger_init(ledger: LedgerOption = None) -> None:
+    """Create the ledger's tables now (or migrate them to this tokentrace's schema), with the privileges of the
+    command's own user: an app then connects with a role that needs no CREATE privilege."""
+    from ..config import ledger_location
+    from ..ledger.db import LedgerError
+    from ..ledger.location import describe
+    from ..ledger.schema import SCHEMA_VERSION
+    from ..ledger.store import open_db
+
+    location = ledger_location(ledger)
+    if location is None:
+        fail("no ledger: pass --ledger PATH|URL or set TOKENTRACE_LEDGER")
+    try:
+        open_db(location, create=True, timeout=10).close()
+    except LedgerError as exc:
+        fail(str(exc))
+    console.print(f"ledger ready at {describe(str(location))} (schema {SCHEMA_VERSION})", highlight=False,
+                  soft_wrap=True)
+
+
 @app.command()
 def demo(
     calls: Annotated[int, typer.Option(min=1, metavar="N", help="How many calls the workload makes.")] = 60,

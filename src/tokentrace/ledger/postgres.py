@@ -190,9 +190,10 @@ def open_postgres(url: str, *, create: bool, timeout: float) -> Db:
         if create:  # processes starting at once on a new database: one creates, the others wait and find it made
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
-            if create:
-                conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
             row = conn.execute("SELECT to_regclass('tokentrace_schema') IS NOT NULL").fetchone()
+            if create and not (row and row[0]):  # only when missing: an app's role may have no CREATE privilege
+                conn.execute("CREATE TABLE IF NOT EXISTS tokentrace_schema (version INTEGER NOT NULL)")
+                row = (True,)
             version = schema_version(db) if row and row[0] else 0
             if version > SCHEMA_VERSION:
                 raise LedgerError(f"{where} has ledger schema {version}, newer than this tokentrace "
@@ -208,5 +209,8 @@ def open_postgres(url: str, *, create: bool, timeout: float) -> Db:
             raise LedgerError(f"{where} holds no tokentrace ledger (run an instrumented app against it first)")
     except psycopg.Error as exc:
         db.close()
-        raise LedgerError(f"cannot open the ledger at {where}: {exc}") from None
+        hint = (" (create its tables once with `tokentrace ledger init` as the database's owner, then grant this "
+                "role the privileges docs/postgresql.md lists)" if "permission denied" in str(exc) else "")
+        first = (str(exc).strip().splitlines() or [""])[0]  # the server's words, without its LINE / caret
+        raise LedgerError(f"cannot open the ledger at {where}: {first}{hint}") from None
     return db
