@@ -77,7 +77,7 @@ def _watch(exchange: Exchange, response: Any) -> None:
         reading = _Reading(state, headers.get("content-encoding"))
         for name in ("read", "read1", "readline"):
             setattr(response, name, _reader(getattr(response, name), reading))
-        response.readinto = _into_reader(response.readinto, reading)
+        response.readinto = _reader(response.readinto, reading, into=True)
         weakref.finalize(response, state.finish)  # never read to the end: the call ends with the response
     except Exception as exc:
         _errors.report("wire.http_client", exc, "could not watch an LLM response")
@@ -109,7 +109,8 @@ class _Reading:
             self.state.finish()
 
 
-def _reader(original: Any, reading: _Reading) -> Any:
+def _reader(original: Any, reading: _Reading, into: bool = False) -> Any:
+    """``original`` (a read method, or ``readinto`` when ``into``) with what it returns seen by the call."""
     whole_read = original.__name__ == "read"
 
     def read(*args: Any, **kwargs: Any) -> Any:
@@ -117,34 +118,19 @@ def _reader(original: Any, reading: _Reading) -> Any:
             return original(*args, **kwargs)
         reading.busy = True
         try:
-            data = original(*args, **kwargs)
+            result = original(*args, **kwargs)
         except BaseException as exc:
             reading.state.finish(exc)
             raise
         finally:
             reading.busy = False
-        reading.seen(data, whole=whole_read and not args and not kwargs)
-        return data
+        if into:  # readinto: the bytes are in the caller's buffer, ``result`` how many
+            reading.seen(bytes(memoryview(args[0])[:result]) if result else b"", whole=False)
+        else:
+            reading.seen(result, whole=whole_read and not args and not kwargs)
+        return result
 
     return read
-
-
-def _into_reader(original: Any, reading: _Reading) -> Any:
-    def readinto(buffer: Any) -> Any:
-        if reading.busy:
-            return original(buffer)
-        reading.busy = True
-        try:
-            count = original(buffer)
-        except BaseException as exc:
-            reading.state.finish(exc)
-            raise
-        finally:
-            reading.busy = False
-        reading.seen(bytes(memoryview(buffer)[:count]) if count else b"", whole=False)
-        return count
-
-    return readinto
 
 
 PATCHES = (("HTTPConnection.request", request), ("HTTPConnection.getresponse", getresponse))
