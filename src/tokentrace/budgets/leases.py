@@ -144,6 +144,11 @@ class LeaseBook:
                 lease.retired = True
             return retiring
 
+    def holds(self, names: Iterable[str]) -> bool:
+        """Whether this process has a lease in any of the budgets ``names``."""
+        with self._lock:
+            return any(name in self._leases for name in names)
+
     def has_idle(self, idle_before: float) -> bool:
         """Whether any lease has been unused since ``idle_before`` (the oldest is first)."""
         with self._lock:

@@ -318,18 +318,25 @@ def read_hours(db: Any, budget: Budget, first_hour: datetime) -> tuple[int, floa
     return int(row[0]), float(row[1]), int(row[2])
 
 
-def read(db: Any, budget: Budget, begin: datetime) -> tuple[int, float, int] | None:
-    """(calls, USD, tokens) an account has used in the period starting at ``begin``, from the table (one query);
-    None when the table does not hold it (the caller reads the rows)."""
+def read_statement(db: Any, budget: Budget, begin: datetime) -> tuple[str, tuple[Any, ...]] | None:
+    """The one query ``read`` runs for this account and period (None: it runs none), for sending it ahead."""
     text = signature(budget)
     if budget.principal is None or budget.window is not None or text is None or db.version < SINCE_SCHEMA or \
             budget.period_bounds(begin)[0] != begin:
         return None
-    start = iso_utc(begin.timestamp())
-    row = db.execute("SELECT b.complete, b.since_utc, s.calls, s.charged_usd, s.charged_tokens "
-                     "FROM llm_principal_budgets b LEFT JOIN llm_principal_spend s ON s.budget_id = b.id AND "
-                     "s.period_start = ? AND s.principal = ? WHERE b.signature = ?",
-                     (start, budget.principal, text)).fetchone()
-    if row is None or not row[0] or start < row[1]:
+    return ("SELECT b.complete, b.since_utc, s.calls, s.charged_usd, s.charged_tokens "
+            "FROM llm_principal_budgets b LEFT JOIN llm_principal_spend s ON s.budget_id = b.id AND "
+            "s.period_start = ? AND s.principal = ? WHERE b.signature = ?",
+            (iso_utc(begin.timestamp()), budget.principal, text))
+
+
+def read(db: Any, budget: Budget, begin: datetime) -> tuple[int, float, int] | None:
+    """(calls, USD, tokens) an account has used in the period starting at ``begin``, from the table (one query);
+    None when the table does not hold it (the caller reads the rows)."""
+    statement = read_statement(db, budget, begin)
+    if statement is None:
+        return None
+    row = db.execute(*statement).fetchone()
+    if row is None or not row[0] or statement[1][0] < row[1]:
         return None
     return (0, 0.0, 0) if row[2] is None else (int(row[2]), float(row[3]), int(row[4]))

@@ -42,11 +42,23 @@ RETRY_AFTER_FAILURE_S = 5.0
 """After the store could not be reached, calls are decided without it (budget_unavailable) for this long."""
 
 
-def _live_rows(db: Db, budget: Budget, now: float) -> list[tuple[Any, ...]]:
+def _live_statement(db: Db, budget: Budget) -> tuple[str, tuple[str]]:
     """(id, USD, tokens) of every live reservation of ``budget``, any process's (by the store's clock: a process
     whose clock is behind or ahead neither drops other processes' reservations nor keeps lapsed ones)."""
-    return list(db.execute("SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > "
-                           f"{db.clock_sql}", (budget.name,)).fetchall())
+    return (f"SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > {db.clock_sql}",
+            (budget.name,))
+
+
+def _reads_ahead(db: Db, budgets: Sequence[Budget], now: float) -> list[tuple[str, tuple[Any, ...]]]:
+    """What ``_decide`` reads of these budgets, reservations before spend, that the admission can send with its
+    locks (each budget's live reservations and, for a principal's account, its period's spend)."""
+    reads: list[tuple[str, tuple[Any, ...]]] = [_live_statement(db, budget) for budget in budgets]
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    for budget in budgets:
+        spend = _principal_spend.read_statement(db, budget, budget.period_bounds(moment)[0])
+        if spend is not None:
+            reads.append(spend)
+    return reads
 
 
 SWEEP_EVERY_S = 300.0
@@ -169,8 +181,11 @@ class SharedBudgets:
                 lease: bool) -> Admission:
         """One admission transaction: each budget's spend, reservations and this call's estimate against its limit
         (BudgetExceeded), then a lease or a per-call reservation in each."""
-        with db.admission([b.name for b in budgets]):
-            self._give_back(db, [b.name for b in budgets])  # our own leftovers must not refuse this call
+        names = [b.name for b in budgets]
+        retiring = self._leases.holds(names)  # leftovers go back first: then the reads must follow them
+        with db.admission(names, () if retiring else _reads_ahead(db, budgets, now)):
+            if retiring:
+                self._give_back(db, names)  # our own leftovers must not refuse this call
             used = []
             for budget in budgets:  # reservations before spend: a row landing in between counts twice, never 0x
                 held_usd, held_tokens = self._held(db, budget, now)
@@ -185,19 +200,20 @@ class SharedBudgets:
                         and calls + 1 > budget.limit_requests):
                     raise BudgetExceeded(budget, used_usd, used_tokens, usd, tokens, calls)
                 used.append((used_usd, used_tokens))
-            ids: list[int] = []
-            id_budgets: list[Budget] = []
-            takes: list[Take] = []
-            for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True):
-                size = lease_size(budget, used_usd, used_tokens, usd, tokens) if lease else None
-                if size is not None:
-                    lease_usd, lease_tokens = size
-                    granted = Lease(self._reserve(db, budget, usd + lease_usd, tokens + lease_tokens, now),
-                                    budget.name, lease_usd, lease_tokens, 1, time.monotonic())
-                    takes.append((granted, usd, tokens))
-                else:
-                    ids.append(self._reserve(db, budget, usd, tokens, now))
-                    id_budgets.append(budget)
+            sizes = [lease_size(budget, used_usd, used_tokens, usd, tokens) if lease else None
+                     for budget, (used_usd, used_tokens) in zip(budgets, used, strict=True)]
+            reserved = db.reserve([self._reservation(db, budget, usd + (size[0] if size else 0.0),
+                                                     tokens + (size[1] if size else 0))
+                                   for budget, size in zip(budgets, sizes, strict=True)])
+        ids: list[int] = []
+        id_budgets: list[Budget] = []
+        takes: list[Take] = []
+        for budget, size, rid in zip(budgets, sizes, reserved, strict=True):
+            if size is not None:
+                takes.append((Lease(rid, budget.name, size[0], size[1], 1, time.monotonic()), usd, tokens))
+            else:
+                ids.append(rid)
+                id_budgets.append(budget)
         self._leases.add(granted for granted, _, _ in takes)
         self._live.update(ids)
         self._live.update(granted.id for granted, _, _ in takes)
@@ -211,10 +227,9 @@ class SharedBudgets:
                           f"{db.clock_sql}", (budget.name,)).fetchone()
         return calls_since(db, budget, begin) + int(live[0])
 
-    def _reserve(self, db: Db, budget: Budget, usd: float, tokens: int, now: float) -> int:
-        return db.insert_returning_id(  # stamped by the store's clock, which every process shares
-            "INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) VALUES "
-            f"(?, ?, ?, {db.clock_sql} + ?, ?)", (budget.name, usd, tokens, self.ttl_s, self.owner))
+    def _reservation(self, db: Db, budget: Budget, usd: float, tokens: int) -> tuple[str, tuple[Any, ...]]:
+        return ("INSERT INTO llm_budget_reservations (budget, usd, tokens, expires_at, owner) VALUES "  # the store's
+                f"(?, ?, ?, {db.clock_sql} + ?, ?)", (budget.name, usd, tokens, self.ttl_s, self.owner))  # clock
 
     def _give_back(self, db: Db, names: Iterable[str] | None = None, idle_before: float | None = None) -> None:
         """Retire this process's leases (of ``names``, or those idle since ``idle_before``, or all) and take what
@@ -248,7 +263,7 @@ class SharedBudgets:
         ended calls in place of their estimate. Own ended calls no longer live have their rows written: forgotten."""
         pending = self._pending.setdefault(budget.name, {})
         live = []
-        for rid, usd, tokens in _live_rows(db, budget, now):
+        for rid, usd, tokens in db.execute(*_live_statement(db, budget)).fetchall():
             actual = pending.get(rid)
             live.append((rid, *actual, True) if actual is not None else (rid, float(usd), int(tokens), False))
         if pending:
@@ -373,7 +388,7 @@ class SharedBudgets:
         pending = dict(self._pending.get(budget.name) or {})  # a copy: admission may change it meanwhile
         if not pending:
             return 0.0, 0
-        live = {row[0] for row in _live_rows(db, budget, now)}
+        live = {row[0] for row in db.execute(*_live_statement(db, budget)).fetchall()}
         ended = [cost for rid, cost in pending.items() if rid in live]
         return sum(c[0] for c in ended), sum(c[1] for c in ended)
 

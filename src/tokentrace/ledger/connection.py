@@ -30,6 +30,10 @@ SCHEMA_LOCK_KEY = ADVISORY_LOCK_KEY + 1
 """Held (per session) while a process creates or migrates the ledger's tables: CREATE TABLE IF NOT EXISTS races on
 PostgreSQL's catalog when two processes run it at once."""
 
+Statement = tuple[str, Sequence[Any]]
+"""A statement (``?`` placeholders) and its parameters."""
+
+
 class Db:
     """One connection to the ledger database; not thread-safe (each thread or component opens its own)."""
 
@@ -103,12 +107,18 @@ class Db:
     _BEGIN_READ = "BEGIN"
 
     @contextmanager
-    def admission(self, budgets: Sequence[str]) -> Iterator[Db]:
-        """One budget admission: reads that see one state of the ledger and the reservation it then inserts,
-        serialized with every other admission of the same ``budgets``. SQLite has one writer by nature: its write
-        transaction (serialized with every writer and admission)."""
+    def admission(self, budgets: Sequence[str], reads: Sequence[Statement] = ()) -> Iterator[Db]:
+        """One budget admission: reads that see one state of the ledger and the reservations it then inserts
+        (``reserve``), serialized with every other admission of the same ``budgets``. ``reads``: statements the
+        admission is about to run, which a dialect may send ahead with the locks (their results are then what
+        ``execute`` returns for them, once). SQLite has one writer by nature: its write transaction (serialized
+        with every writer and admission)."""
         with self.transaction():
             yield self
+
+    def reserve(self, inserts: Sequence[Statement]) -> list[int]:
+        """The admission's reservation INSERTs, last in its transaction: their ids."""
+        return [self.insert_returning_id(statement, params) for statement, params in inserts]
 
     def retryable(self, exc: BaseException) -> bool:
         """``exc`` ended an admission that a second try would decide (a serialization failure)."""

@@ -7,12 +7,13 @@ session lock, so processes starting at once on a new database do not race on the
 from __future__ import annotations
 
 import functools
+import itertools
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from .connection import ADVISORY_LOCK_KEY, SCHEMA_LOCK_KEY, Db
+from .connection import ADVISORY_LOCK_KEY, SCHEMA_LOCK_KEY, Db, Statement
 from .db import INSERT_SQL, LedgerError
 from .location import describe, url_problem
 from .schema import SCHEMA_VERSION, migrate, schema_version
@@ -30,6 +31,13 @@ class PostgresDb(Db):
         import psycopg
 
         self.errors = (psycopg.Error,)
+        self._ahead: dict[tuple[str, tuple[Any, ...]], _Rows] = {}
+        """Results of an admission's reads, sent with its locks: what ``execute`` returns for them (once each)."""
+        self._finished = False
+        self.prepares = True
+        """Whether admissions send their statements as ``EXECUTE`` of statements prepared on this connection: off
+        once one was missing (through a transaction pooler, each transaction may be another server connection)."""
+        self._prepared: dict[str, str] = {}
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s")
@@ -75,26 +83,80 @@ class PostgresDb(Db):
         return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
     @contextmanager
-    def admission(self, budgets: Sequence[str]) -> Iterator[Db]:
+    def admission(self, budgets: Sequence[str], reads: Sequence[Statement] = ()) -> Iterator[Db]:
         """Admissions of different budgets (each principal's account is one) run in parallel: a transaction lock
-        per budget, taken in key order (no deadlock), instead of the writers' one lock. Each read after the locks
-        sees every earlier admission of these budgets; reads are READ COMMITTED, so the caller reads reservations
-        before spend: a writer committing in between (it adds a call's row and drops its reservation at once) is
-        then counted twice, never missed. Writers never wait for an admission. BEGIN and the locks are one round
-        trip (one simple query), COMMIT another."""
+        per budget, taken in key order (no deadlock), instead of the writers' one lock. Each statement after the
+        locks sees every earlier admission of these budgets; reads are READ COMMITTED, so the caller reads
+        reservations before spend: a writer committing in between (it adds a call's row and drops its reservation
+        at once) is then counted twice, never missed. Writers never wait for an admission.
+
+        Two round trips in all: BEGIN, the locks and ``reads`` are one simple query (each statement of it runs, and
+        takes its snapshot, after the one before it has finished: the reads after the locks), and ``reserve`` sends
+        the INSERTs with the COMMIT."""
         keys = sorted({admission_key(name) for name in budgets})
+        self._finished = False
         try:
-            self.conn.execute("; ".join(["BEGIN", *(f"SELECT pg_advisory_xact_lock({key})" for key in keys)]))
+            locks = [f"SELECT pg_advisory_xact_lock({key})" for key in keys]
+            cursor = self.conn.execute("; ".join(["BEGIN", *locks, *(self._literal(s, p) for s, p in reads)]))
+            for _ in range(1 + len(locks)):
+                cursor.nextset()
+            for statement, params in reads:
+                self._ahead[(statement, tuple(params))] = _Rows(cursor.fetchall())
+                cursor.nextset()
             yield self
-            self.conn.execute("COMMIT")
+            if not self._finished:
+                self.conn.execute("COMMIT")
         except BaseException as exc:
-            if self._can_roll_back(exc):  # else the caller closes the connection
+            if self._can_roll_back(exc) and not self._finished:  # else the caller closes the connection
                 with suppress(Exception):
                     self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._ahead.clear()
+
+    def reserve(self, inserts: Sequence[Statement]) -> list[int]:
+        """The INSERTs and the COMMIT in one simple query (their parameters as literals)."""
+        cursor = self.conn.execute("; ".join([*(self._literal(s + " RETURNING id", p) for s, p in inserts),
+                                              "COMMIT"]))
+        self._finished = True
+        ids = []
+        for _ in inserts:
+            ids.append(int(cursor.fetchone()[0]))
+            cursor.nextset()
+        return ids
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        if self._ahead:
+            rows = self._ahead.pop((statement, tuple(params)), None)
+            if rows is not None:
+                return rows
+        return self.conn.execute(self.sql(statement), params)
+
+    def _literal(self, statement: str, params: Sequence[Any]) -> str:
+        """``statement`` for a simple query: ``EXECUTE`` of it prepared on this connection (the server plans it
+        once, as psycopg's own prepared statements), its parameters bound client-side (psycopg quotes them)."""
+        import psycopg
+
+        cursor = psycopg.ClientCursor(self.conn)
+        if not self.prepares:
+            return cursor.mogrify(self.sql(statement), params)
+        name = self._prepared.get(statement)
+        if name is None:
+            name = f"tokentrace_{next(_names)}"
+            parts = statement.split("?")
+            numbered = "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, 1))
+            self.conn.execute(f"PREPARE {name} AS {numbered}")
+            self._prepared[statement] = name
+        return cursor.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}",
+                              params)
 
     def retryable(self, exc: BaseException) -> bool:
-        return getattr(exc, "sqlstate", None) in ("40001", "40P01")  # serialization failure, deadlock
+        state = getattr(exc, "sqlstate", None)
+        if state == "26000":  # a prepared statement gone: a transaction pooler (PgBouncer) gave another connection
+            self.prepares = False
+            self._prepared.clear()
+            return True
+        return state in ("40001", "40P01")  # serialization failure, deadlock
 
     def _begin(self) -> None:
         # one round trip: both statements in one simple query (no parameters), the lock taken inside the transaction
@@ -119,6 +181,26 @@ class PostgresDb(Db):
         row = self.execute(statement + " RETURNING id", params).fetchone()
         assert row is not None
         return int(row[0])
+
+
+_names = itertools.count()
+"""Names of the statements admissions prepare (never reused: one left behind by a failure is never met again)."""
+
+
+class _Rows:
+    """A read's result fetched ahead: what the callers of ``execute`` use of a cursor."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
 
 
 def admission_key(budget: str) -> int:
