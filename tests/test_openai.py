@@ -222,6 +222,26 @@ def test_calls_of_one_shape_carry_only_their_own_span_attributes(simulator: Any,
                                                                           "api.openai.com", 443]
 
 
+def test_the_proposed_cost_trio_is_on_spans_only_when_opted_in(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tokentrace
+
+    from .conftest import make_telemetry
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, gen_ai_latest_experimental")
+    tokentrace.uninstrument()
+    telemetry = make_telemetry()
+    try:
+        with openai_client(simulator) as client:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        (span,) = telemetry.finished_spans()
+        attrs = dict(span.attributes or {})
+        assert attrs["gen_ai.usage.cost.amount"] == attrs["gen_ai.usage.cost"] == attrs["tokentrace.cost_usd"] > 0
+        assert (attrs["gen_ai.usage.cost.currency"], attrs["gen_ai.usage.cost.source"]) == \
+            ("USD", attrs["tokentrace.price_source"])
+    finally:
+        tokentrace.uninstrument()
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 

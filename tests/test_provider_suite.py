@@ -59,7 +59,8 @@ def _major(distribution: str) -> int:
 
 @pytest.mark.parametrize(("case", "mode"), MATRIX, ids=IDS)
 def test_call_is_measured_exactly(case: Case, mode: str, simulator: Any, telemetry: Telemetry) -> None:
-    with tokentrace.attributes(feature="summarize", session_id="s-42"), capture_usage() as records:
+    with tokentrace.attributes(feature="summarize", session_id="s-42", user_id="u-7", agent_id="planner"), \
+            capture_usage() as records:
         run(case, mode, simulator)
 
     assert len(records) == 1
@@ -102,10 +103,15 @@ def test_call_is_measured_exactly(case: Case, mode: str, simulator: Any, telemet
     assert attrs["gen_ai.usage.output_tokens"] == case.usage.all_output
     assert attrs["gen_ai.usage.cache_read.input_tokens"] == case.usage.cache_read
     assert attrs["gen_ai.usage.cache_creation.input_tokens"] == case.usage.cache_write
+    assert attrs["gen_ai.usage.cache_write.input_tokens"] == case.usage.cache_write  # the newer name, beside it
     assert attrs["gen_ai.request.stream"] is IS_STREAM[mode]
     assert attrs["tokentrace.cost_usd"] == pytest.approx(cost, rel=1e-12)
     assert attrs["tokentrace.feature"] == "summarize"
     assert attrs["tokentrace.session_id"] == "s-42"
+    assert attrs["gen_ai.usage.cost"] == attrs["tokentrace.cost_usd"]  # the names backends read
+    assert (attrs["session.id"], attrs["gen_ai.conversation.id"], attrs["user.id"], attrs["gen_ai.agent.name"]) == \
+        ("s-42", "s-42", "u-7", "planner")
+    assert "gen_ai.usage.cost.amount" not in attrs  # the proposed trio only when opted in
     assert attrs.get("server.address") == SERVER[case.provider]
     assert attrs["tokentrace.price_source"] == "override:mapping"
     if case.operation != "embeddings" and case.provider not in NO_RESPONSE_ID:  # embeddings carry no id

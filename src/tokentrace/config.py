@@ -59,6 +59,9 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
      "default of `capture_content`: `true`/`SPAN_ONLY` put prompt and completion text on spans, `EVENT_ONLY` on a "
      "`gen_ai.client.inference.operation.details` event, `SPAN_AND_EVENT` both; never in metrics or the ledger"),
+    ("OTEL_SEMCONV_STABILITY_OPT_IN",
+     "comma-separated; with `gen_ai_latest_experimental`, spans also carry the proposed cost trio "
+     "`gen_ai.usage.cost.amount` / `.currency` / `.source` (semantic-conventions-genai #443, not yet released)"),
 )
 """Every environment variable tokentrace reads, with its meaning: the documentation's table is made from this
 (``docs/hooks.py``), and a test checks that the code reads no variable missing here."""

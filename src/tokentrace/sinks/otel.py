@@ -41,12 +41,15 @@ from .semconv import (
     TIME_TO_FIRST_TOKEN,
     USAGE_CACHE_CREATION_INPUT_TOKENS,
     USAGE_CACHE_READ_INPUT_TOKENS,
+    USAGE_CACHE_WRITE_INPUT_TOKENS,
+    USAGE_COST,
     USAGE_INPUT_TOKENS,
     USAGE_OUTPUT_TOKENS,
     USAGE_REASONING_OUTPUT_TOKENS,
     USAGE_REPORTED,
 )
 
+_ALIASES = sc.ATTRIBUTION_ALIASES
 _OPENAI_PROVIDERS = frozenset({"openai", AZURE_OPENAI})
 """Providers whose served tier is ``openai.response.service_tier`` (the semantic conventions' name)."""
 _CLIENT = SpanKind.CLIENT
@@ -64,6 +67,9 @@ class OTelSink(Sink):
         """Captured messages as span attributes (the default; not with EVENT_ONLY)."""
         self._content_as_event = mode in ("event_only", "span_and_event")
         """Captured messages on a ``gen_ai.client.inference.operation.details`` event of the span."""
+        opted_in = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+        self._cost_trio = sc.COST_TRIO_OPT_IN in (part.strip() for part in opted_in.split(","))
+        """The proposed ``gen_ai.usage.cost.*`` trio as well (not yet in a semconv release)."""
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
         self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
                                              trace.get_tracer_provider, ProxyTracerProvider) \
@@ -123,6 +129,10 @@ class OTelSink(Sink):
         if attribution:
             for key, value in attribution.items():
                 attributes[sc.ATTRIBUTE_PREFIX + key] = value
+                aliases = _ALIASES.get(key)
+                if aliases is not None:
+                    for alias in aliases:
+                        attributes[alias] = value
         if request.captured_input is not None and self._content_on_span:
             attributes[sc.INPUT_MESSAGES] = request.captured_input
         span = self.tracer.start_span(shape.span_name, kind=_CLIENT, attributes=attributes)
@@ -193,6 +203,7 @@ class OTelSink(Sink):
             attributes: dict[str, Any] = {
                 RESPONSE_MODEL: model, USAGE_INPUT_TOKENS: all_input, USAGE_OUTPUT_TOKENS: all_output,
                 USAGE_CACHE_READ_INPUT_TOKENS: read, USAGE_CACHE_CREATION_INPUT_TOKENS: write,
+                USAGE_CACHE_WRITE_INPUT_TOKENS: write,
                 REASONING_TOKENS: reasoning, USAGE_REASONING_OUTPUT_TOKENS: reasoning,
             }
             if usage[8] or usage[9]:  # audio, of the input and output tokens (priced at its own rates)
@@ -209,6 +220,11 @@ class OTelSink(Sink):
             attributes[RESPONSE_FINISH_REASONS] = reasons  # a tuple: what the SDK keeps
         if cost is not None:
             attributes[COST_USD] = cost
+            attributes[USAGE_COST] = cost
+            if self._cost_trio:
+                attributes[sc.COST_AMOUNT] = cost
+                attributes[sc.COST_CURRENCY] = "USD"
+                attributes[sc.COST_SOURCE] = source or "tokentrace"
             if fees is not None:
                 attributes[COST_TOKENS_USD] = cost - fees
                 attributes[COST_FEES_USD] = fees

@@ -20,6 +20,9 @@ USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # the newer name (semconv-genai #440)
+CONVERSATION_ID = "gen_ai.conversation.id"
+AGENT_NAME = "gen_ai.agent.name"
 TOKEN_TYPE = "gen_ai.token.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -46,6 +49,19 @@ DURATION_BUCKETS: tuple[float, ...] = (
 TOKEN_BUCKETS: tuple[float, ...] = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )
+
+# names backends read beside the GenAI ones (Langfuse, Phoenix, PostHog, Agenta)
+USAGE_COST = "gen_ai.usage.cost"  # USD, de facto: Langfuse, PostHog and Agenta read it
+USER_ID = "user.id"
+SESSION_ID = "session.id"
+ATTRIBUTION_ALIASES: dict[str, tuple[str, ...]] = {
+    "user_id": (USER_ID,), "session_id": (SESSION_ID, CONVERSATION_ID), "agent_id": (AGENT_NAME,)}
+"""Attribution keys also set under the names backends read (beside ``tokentrace.<key>``)."""
+COST_AMOUNT = "gen_ai.usage.cost.amount"  # the proposed trio (semconv-genai #443, open): only when opted in
+COST_CURRENCY = "gen_ai.usage.cost.currency"
+COST_SOURCE = "gen_ai.usage.cost.source"
+COST_TRIO_OPT_IN = "gen_ai_latest_experimental"
+"""A value of ``OTEL_SEMCONV_STABILITY_OPT_IN`` (comma-separated) that turns the proposed cost trio on."""
 
 # tokentrace's own span attributes
 COST_USD = "tokentrace.cost_usd"
