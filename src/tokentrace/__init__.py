@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._usage import TOKEN_TYPES, Usage, UsageRecord
 from ._version import __version__
 from .budgets import Budget, BudgetError, BudgetExceeded, BudgetUnavailable
+from .budgets.run import run_budget
 from .config import ConfigError, env_flag
 from .context import attributes
 
@@ -37,6 +38,7 @@ __all__ = [
     "instrument",
     "record_cache_hit",
     "report",
+    "run_budget",
     "uninstrument",
     "usage_app",
 ]

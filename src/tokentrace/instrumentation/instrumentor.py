@@ -179,10 +179,12 @@ def _close_all(sinks: list[Sink]) -> None:
 def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, tracer_provider: Any,
                  meter_provider: Any, registry: Any) -> None:
     """Append the sinks to ``sinks`` (so a failure can close those already built), in the order they see a call:
-    OTel first (its span covers a blocked call too), budgets last."""
+    OTel first (its span covers a blocked call too), budgets last (run budgets before the configured ones, whose
+    refusal they see as a blocked call and give back)."""
     from ..sinks.calllog import CallLogSink
     from ..sinks.otel import OTelSink
     from ..sinks.prometheus import PrometheusSink
+    from ..sinks.run_budget import RunBudgetSink
 
     guard = LabelGuard(settings.max_label_values)
     sinks.append(OTelSink(tracer_provider, meter_provider, guard))
@@ -195,6 +197,7 @@ def _build_sinks(sinks: list[Sink], settings: Settings, prices: PriceTable, trac
 
         ledger_sink = LedgerSink(settings.ledger, queue_size=settings.ledger_queue_size)
         sinks.append(ledger_sink)
+    sinks.append(RunBudgetSink(prices))
     if settings.budgets:
         from ..sinks.budget import BudgetSink
 

@@ -62,6 +62,8 @@ COST_CURRENCY = "gen_ai.usage.cost.currency"
 COST_SOURCE = "gen_ai.usage.cost.source"
 COST_TRIO_OPT_IN = "gen_ai_latest_experimental"
 """A value of ``OTEL_SEMCONV_STABILITY_OPT_IN`` (comma-separated) that turns the proposed cost trio on."""
+BEYOND_RELEASE = frozenset({USAGE_CACHE_WRITE_INPUT_TOKENS, USAGE_COST, COST_AMOUNT, COST_CURRENCY, COST_SOURCE})
+"""The ``gen_ai.*`` names set here that the followed semconv release does not have yet (de facto or proposed)."""
 
 # tokentrace's own span attributes
 COST_USD = "tokentrace.cost_usd"
