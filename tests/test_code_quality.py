@@ -80,7 +80,7 @@ def test_no_import_cycle_in_the_package_type_checking_and_lazy_imports_included(
 
 
 PACKAGES = ("budgets", "ledger", "pricing", "providers", "wire", "sinks", "cli", "simulator", "serving",
-            "instrumentation", "reconcile")
+            "instrumentation", "reconcile", "frameworks")
 ALLOWED: dict[str, set[str]] = {
     "pricing": {"_usage", "_registry", "_support"},
     "providers": {"_usage", "_support", "_registry"},
@@ -89,6 +89,7 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"budgets", "ledger", "pricing", "config", "_support", "_registry", "_usage", "_version"},
     "wire": {"budgets", "instrumentation", "providers", "recorder", "_support", "_registry", "_usage"},
     "serving": {"ledger", "budgets", "_support"},
+    "frameworks": {"instrumentation", "_support"},
     "reconcile": {"ledger", "pricing"},
     "simulator": set(),
     "_support": set(),
@@ -97,7 +98,8 @@ ALLOWED: dict[str, set[str]] = {
 """Which package (or top-level module) may import which: the layout's dependency rules, read on every run from the
 imports anywhere in each module (top level, TYPE_CHECKING blocks, functions). ``instrumentation`` (the composition
 root) may import any package but ``cli``; ``cli`` may import anything; nothing else imports ``cli`` or
-``instrumentation`` (the wire layer's hooks read the active recorder from ``instrumentation.wrappers``)."""
+``instrumentation`` (the wire layer's hooks read the active recorder from ``instrumentation.wrappers``; the wire
+layer and the framework adapters patch through ``instrumentation.patching``)."""
 SINK_HELPERS = {"tokentrace.sinks", "tokentrace.sinks.semconv", "tokentrace.sinks.cardinality",
                 "tokentrace.sinks.prometheus_values", "tokentrace.sinks.prometheus_multiprocess"}
 
@@ -119,7 +121,7 @@ def test_each_package_imports_only_what_the_layout_allows() -> None:
                 continue
             if there == "cli" and here not in ("cli", "__main__"):
                 problems.append(f"{module} imports the CLI ({target})")
-            if there == "instrumentation" and here not in ("instrumentation", "wire", "", "testing"):
+            if there == "instrumentation" and here not in ("instrumentation", "wire", "frameworks", "", "testing"):
                 problems.append(f"{module} imports the composition root ({target})")
             if here in ALLOWED and there not in ALLOWED[here]:
                 problems.append(f"{module} ({here}) may not import {target} ({there})")

@@ -9,6 +9,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Callable, Mapping, TypeVar
 
 from ._support.text import bounded
+from .frameworks import _scope as _framework
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -17,8 +18,13 @@ _current: ContextVar[Mapping[str, str]] = ContextVar("tokentrace_attributes", de
 
 
 def current_attributes() -> Mapping[str, str]:
-    """The attribution in effect here (an immutable mapping; cheap to call)."""
-    return _current.get()
+    """The attribution in effect here (an immutable mapping; cheap to call): the app's, over what an agent
+    framework says is running (``tokentrace.frameworks``)."""
+    app = _current.get()
+    if not _framework.active:
+        return app
+    framework = _framework.attributes()
+    return MappingProxyType({**framework, **app}) if framework else app
 
 
 class attributes:  # noqa: N801 - used like a function: `with tokentrace.attributes(...)`

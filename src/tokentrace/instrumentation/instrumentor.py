@@ -265,6 +265,9 @@ def instrument(
             hosts.configure(settings.llm_hosts)
             wire.install()
             _wrappers.active.wire = True
+        from .. import frameworks
+
+        frameworks.install()
         threading.Thread(target=prices.warm, name="tokentrace-prices", daemon=True).start()
         return handle
 
@@ -297,6 +300,10 @@ def uninstrument() -> None:
 
             wire.uninstall()
             hosts.forget()
+        if "tokentrace.frameworks" in sys.modules:
+            from .. import frameworks
+
+            frameworks.uninstall()
         _sigterm.uninstall()
         if handle.metrics_server is not None:
             handle.metrics_server.close()

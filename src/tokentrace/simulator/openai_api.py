@@ -233,6 +233,10 @@ def _response_object(ident: str, model: str, text: str, status: str, usage: Any,
         files = [{"type": "file_search_call", "id": f"fs_{ident}_{i}", "status": "completed", "queries": ["q"],
                   "results": None} for i in range(int(headers.get("x-sim-file-search-calls") or 0))]
         output = [*searches, *files, *output]
+        tool = headers.get("x-sim-tool-call")
+        if tool:  # the model calls this function (an agent handing off, a tool) instead of answering in text
+            output = [*searches, *files, {"type": "function_call", "id": f"fc_{ident}", "call_id": f"call_{ident}",
+                                          "name": tool, "arguments": "{}", "status": "completed"}]
     return {
         "service_tier": tier,
         "id": ident, "object": "response", "created_at": created, "status": status, "model": model,

@@ -15,7 +15,8 @@ Rules (documented in docs/simulator.md):
   one it served (OpenAI: ``auto`` -> ``default``, ``fast`` -> ``priority``; Anthropic: ``auto``/``standard_only``
   -> ``standard``), else the provider's standard name;
 - server-side tool calls (OpenAI Responses): ``x-sim-web-search-calls: N`` and ``x-sim-file-search-calls: N``
-  add that many ``web_search_call`` / ``file_search_call`` items to the output;
+  add that many ``web_search_call`` / ``file_search_call`` items to the output; ``x-sim-tool-call: NAME`` makes a
+  non-streamed response a ``function_call`` of NAME with ``{}`` arguments instead of a message (an agent handing off);
 - audio: ``x-sim-audio-tokens: IN,OUT`` says that many of the prompt's and the visible output's tokens were audio
   (OpenAI ``audio_tokens`` details, Gemini's AUDIO modality), capped at them; images: ``x-sim-image-tokens: IN,OUT``
   likewise (Gemini's IMAGE modality; image models such as gemini-2.5-flash-image answer with image tokens).
