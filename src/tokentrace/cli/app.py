@@ -45,6 +45,9 @@ class By(StrEnum):
     session = "session"
     user = "user"
     tier = "tier"
+    agent = "agent"
+    run = "run"
+    step = "step"
 
 
 # the choices of --format and --provider (a StrEnum's value is its member's name)

@@ -35,6 +35,9 @@ GROUP_KEYS: dict[str, tuple[str, str | None]] = {
     "session": ("COALESCE(session_id, '')", None),
     "user": ("COALESCE(user_id, '')", None),
     "tier": ("COALESCE(service_tier, '')", None),
+    "agent": ("COALESCE(agent_id, '')", None),
+    "run": ("COALESCE({run_id}, '')", None),
+    "step": ("COALESCE({step}, '')", None),
 }
 """--by -> its SQL over ledger rows and over the hourly roll-up (None: not kept there, the rows are read)."""
 EXACT_PERCENTILES_UP_TO = 100_000
@@ -71,6 +74,13 @@ class ReportError(ValueError):
         if self.parameter is None:
             return self.problem
         return f"{names.get(self.parameter, self.parameter)} {self.problem}"
+
+
+def _json_text(db: Db, key: str) -> str:
+    """SQL of an attribution key inside ``attributes_json`` (``key`` is one of ours: written into the SQL)."""
+    if db.dialect == "postgresql":
+        return f"((attributes_json)::jsonb ->> '{key}')"
+    return f"json_extract(attributes_json, '$.{key}')"
 
 
 def ledger_path(ledger: str | os.PathLike[str] | None) -> Path | str:
@@ -130,6 +140,8 @@ def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit:
     cost, unpriced calls, then the latency sum and number of answered (``ok``) calls. ``limit``: only the
     ``limit`` most expensive groups (in the database: the other groups are never fetched)."""
     key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
+    if "{" in key_rows:  # an attribution key kept in attributes_json (frameworks' run_id and step)
+        key_rows = key_rows.format(**{key: _json_text(db, key) for key in ("run_id", "step")})
     if per_day:
         day_rows, day_rollup = GROUP_KEYS["day"]
         key_rows = f"{day_rows} || '|' || {key_rows}"
