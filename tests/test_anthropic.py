@@ -36,6 +36,34 @@ def test_anthropic_prompt_caching_is_split_and_priced_per_ttl(simulator: Any, te
     span = telemetry.finished_spans()[0]
     assert span.attributes["gen_ai.usage.input_tokens"] == 7
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 4
+    # what caching saved: 2 reads at the input price minus what they cost; what 4 writes cost beyond it
+    saved, premium = (2 * (p["input"] - p["cache_read"]) / 1e6,
+                      (3 * (p["cache_write"] - p["input"]) + 1 * (p["cache_write_1h"] - p["input"])) / 1e6)
+    assert record.cache_effect_usd == (pytest.approx(saved, rel=1e-12), pytest.approx(premium, rel=1e-12))
+    labels = {"provider": "anthropic", "model": record.model, "operation": "chat", "feature": ""}
+    assert telemetry.sample("llm_cache_savings_usd_total", **labels) == pytest.approx(saved, rel=1e-12)
+    assert telemetry.sample("llm_cache_write_premium_usd_total", **labels) == pytest.approx(premium, rel=1e-12)
+
+
+def test_what_caching_saved_is_in_the_ledger_and_its_reports(simulator: Any, tmp_path: Any) -> None:
+    import tokentrace
+
+    from .conftest import make_telemetry
+
+    tokentrace.uninstrument()
+    make_telemetry(ledger=tmp_path / "usage.db")
+    try:
+        with sync_client("anthropic", simulator) as client, capture_usage() as records:
+            client.messages.create(**A_KW, extra_headers={"x-sim-cached-tokens": "2", "x-sim-cache-write-tokens": "4"})
+            client.messages.create(**A_KW)  # no cache: saves nothing
+        tokentrace.flush()
+        net = sum(r.cache_effect_usd[0] - r.cache_effect_usd[1] for r in records)
+        assert net == pytest.approx(2 * (CLAUDE_PRICE["input"] - CLAUDE_PRICE["cache_read"]) / 1e6
+                                    - 4 * (CLAUDE_PRICE["cache_write"] - CLAUDE_PRICE["input"]) / 1e6, rel=1e-12)
+        (row,) = tokentrace.report(since="1d", by="provider", ledger=tmp_path / "usage.db")["rows"]
+        assert row["cache_savings_usd"] == pytest.approx(net, rel=1e-9)
+    finally:
+        tokentrace.uninstrument()
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -254,6 +254,9 @@ class UsageRecord(NamedTuple):
     """The served tier (``ResponseInfo.service_tier``); None when the provider did not say."""
     fees_usd: float | None = None
     """Of ``cost_usd``, the per-request fees (web and file searches); None when unpriced or reported whole."""
+    cache_effect_usd: tuple[float, float] | None = None
+    """(what prompt-cache reads saved against the uncached input price, what cache writes cost beyond it), USD;
+    None when the call was not priced from a price table. Net saving: the first minus the second."""
 
     def charged(self) -> tuple[float, int]:
         """(USD, tokens) the call counts against budgets: its cost and total, or its estimate without usage."""

@@ -100,6 +100,8 @@ class Recorder:
         return None, reason
 
 
+_NO_CACHE = (0.0, 0.0)
+
 _TIMEOUTS = frozenset({"TimeoutError", "CancelledError", "ReadTimeout", "TimeoutException", "PoolTimeout",
                        "WriteTimeout", "ServerTimeoutError", "ReadTimeoutError", "APITimeoutError", "Timeout"})
 """Exceptions of a call cancelled or timed out while it waited for its answer: the request had gone out."""
@@ -267,6 +269,7 @@ class Call:
         usage_reported = usage is not None
         cost: float | None = None
         fees: float | None = None
+        cache_effect: tuple[float, float] | None = None
         source: str | None = None
         if status == "cached":
             cost = 0.0
@@ -279,6 +282,7 @@ class Call:
                 if usage is not None:
                     cost = price.cost(usage)
                     fees = price.fees(usage) if usage.web_search_requests or usage.file_search_requests else 0.0
+                    cache_effect = price.cache_effect(usage) if usage.cache_read or usage.cache_write else _NO_CACHE
                 elif status in ("error", "blocked") and not cut:
                     cost = 0.0  # providers do not bill failed requests; blocked ones were never sent
         charged_usd: float | None = None
@@ -299,5 +303,5 @@ class Call:
             self.started_wall, request.provider, model, request.request_model, request.operation,
             ZERO_USAGE if usage is None else usage, cost, source, now - self.started, status, request.stream,
             None if first is None else first - self.started, error_type, response_id, reasons, usage_reported,
-            self.attributes, self.trace_id, output_text, charged_usd, charged_tokens, tier, fees,
+            self.attributes, self.trace_id, output_text, charged_usd, charged_tokens, tier, fees, cache_effect,
         )), self.states)

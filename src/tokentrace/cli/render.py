@@ -173,7 +173,7 @@ def _print_vertical(console: Console, title: str, columns: list[Column], *, foot
                 console.print(Text(f"  {column.header}: {cell}"), soft_wrap=True)
 
 
-_REPORT_DROP_ORDER = ("cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms", "blocked",
+_REPORT_DROP_ORDER = ("cache saved", "cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms", "blocked",
                       "errors", "tokens")
 """When a report is too wide, after the all-zero columns: the token breakdown first (the ``tokens`` total stays
 while it can), then the columns that tell what happened to calls, errors and the total last."""
@@ -195,6 +195,11 @@ def _report_columns(key_header: str, rows: list[dict[str, Any]], totals: dict[st
     columns.append(numbers("cost (USD)", [cost_cell(r) for r in rows], cost_cell(t) if t else ""))
     columns.append(numbers("avg ms", [f"{r['avg_latency_ms']:.1f}" for r in rows],
                            f"{t['avg_latency_ms']:.1f}" if t else ""))
+
+    def saved(row: dict[str, Any]) -> str:  # "0" when caching made no difference: an all-zero column leaves first
+        return money(row["cache_savings_usd"]) if row.get("cache_savings_usd") else "0"
+
+    columns.append(numbers("cache saved", [saved(r) for r in rows], saved(t) if t else ""))
     return columns
 
 

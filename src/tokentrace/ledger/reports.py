@@ -50,7 +50,7 @@ _PER_UNIT = {"mo": 30}
 
 
 REPORT_ROW_FIELDS = ("calls", "errors", "blocked", "cached", *TOKEN_COLUMNS, "total_tokens", "cost_usd",
-                     "unpriced_calls", "avg_latency_ms")
+                     "unpriced_calls", "avg_latency_ms", "cache_savings_usd")
 """The fields of each report row after its key (``cost_usd`` is None when every priced-able call was unpriced)."""
 EXPORT_FIELDS = ("id", *COLUMNS)
 """The fields of each exported row."""
@@ -137,7 +137,8 @@ def open_ledger(ledger: str | os.PathLike[str] | None) -> tuple[Db, str]:
 def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit: int | None = None
                ) -> list[tuple[Any, ...]]:
     """Per group key (and UTC day first, when ``per_day``): calls, errors, blocked, cached, token sums, total,
-    cost, unpriced calls, then the latency sum and number of answered (``ok``) calls. ``limit``: only the
+    cost, unpriced calls, then the latency sum and number of answered (``ok``) calls, then what caching saved.
+    ``limit``: only the
     ``limit`` most expensive groups (in the database: the other groups are never fetched)."""
     key_rows, key_rollup = GROUP_KEYS.get(by, ("'total'", "'total'"))
     if "{" in key_rows:  # an attribution key kept in attributes_json (frameworks' run_id and step)
@@ -152,7 +153,8 @@ def _aggregate(db: Db, window: Window, by: str, *, per_day: bool = False, limit:
     sums = ", ".join(f"SUM({c})" for c in (*TOKEN_COLUMNS, "total_tokens", "cost_usd", "unpriced_calls"))
     answered = ("SUM(CASE WHEN status = 'ok' THEN latency_ms_sum ELSE 0 END), "
                 "SUM(CASE WHEN status = 'ok' THEN calls ELSE 0 END)")  # latency of answered calls, as stats reads
-    statement = f"SELECT k, SUM(calls), {counts}, {sums}, {answered} FROM ({source}) AS s GROUP BY k"
+    statement = (f"SELECT k, SUM(calls), {counts}, {sums}, {answered}, SUM(cache_savings_usd) FROM ({source}) AS s "
+                 "GROUP BY k")
     if limit is not None:  # the order report() sorts its rows in
         statement += f" ORDER BY SUM(cost_usd) DESC, SUM(calls) DESC, k LIMIT {int(limit)}"
     found = db.execute(statement, params).fetchall()
@@ -186,6 +188,7 @@ def _row_dict(values: tuple[Any, ...]) -> dict[str, Any]:
         "unpriced_calls": int(values[12] or 0),
         "avg_latency_ms": round(float(values[13] or 0.0) / answered, 3) if (answered := int(values[14] or 0))
         else 0.0,
+        "cache_savings_usd": round(float(values[15] or 0.0), 12),
     }
 
 
@@ -197,7 +200,7 @@ def _cost(summed: Any, unpriced_calls: int) -> float | None:
 
 def _totals(db: Db, window: Window) -> dict[str, Any]:
     rows = _aggregate(db, window, "total")
-    totals = _row_dict(rows[0] if rows else ("total",) + (0,) * 14)
+    totals = _row_dict(rows[0] if rows else ("total",) + (0,) * 15)
     totals.pop("key")
     return totals
 
@@ -236,7 +239,7 @@ def report(since: str = "7d", by: str = "feature", ledger: str | os.PathLike[str
     finally:
         conn.close()
     rows = [_row_dict(r) for r in grouped]
-    totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 14))
+    totals = _row_dict(next(iter(_merge(by_day, lambda r: "total")), ("total",) + (0,) * 15))
     totals.pop("key")
     daily: dict[str, list[float]] = {}
     for r in by_day:

@@ -4,7 +4,8 @@ Two tables (schema v3) are kept in the very transaction that appends rows (``fol
 equal an aggregate over ``llm_usage``:
 
 - ``llm_usage_hourly``: per UTC hour, provider, model, operation, feature and status, the number of calls,
-  token sums, cost, unpriced calls, summed latency and what budgets count (v4: ``charged_usd``/``charged_tokens``);
+  token sums, cost, unpriced calls, summed latency, what budgets count (v4: ``charged_usd``/``charged_tokens``)
+  and what prompt caching saved (v9: ``cache_savings_usd``);
 - ``llm_usage_histogram``: per UTC hour and measure (``latency`` and ``tokens`` of answered calls with usage,
   ``ttft`` of streams), the count and sum of values in log-spaced buckets, 16 per doubling (each bucket spans
   4.4%; the value reported for a bucket is the mean of the values in it).
@@ -85,11 +86,13 @@ def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
 CHARGED_USD = "COALESCE(charged_usd, cost_usd, 0)"
 CHARGED_TOKENS = "COALESCE(charged_tokens, total_tokens)"
 """What budgets count for a row: its cost and tokens, or the estimate charged to an answered call without usage."""
-_HOURLY_SUMS = ("calls", *_SUMS, "cost_usd", "unpriced_calls", "latency_ms_sum", "charged_usd", "charged_tokens")
+_HOURLY_SUMS = ("calls", *_SUMS, "cost_usd", "unpriced_calls", "latency_ms_sum", "charged_usd", "charged_tokens",
+                "cache_savings_usd")
 FOLD_HOURLY = (
     f"INSERT INTO llm_usage_hourly (hour, {', '.join(ROLLUP_KEYS)}, {', '.join(_HOURLY_SUMS)}) "
     f"SELECT {HOUR_OF_ROW}, {', '.join(ROLLUP_KEYS)}, COUNT(*), {', '.join(f'SUM({c})' for c in _SUMS)}, "
-    f"COALESCE(SUM(cost_usd), 0), SUM({_UNPRICED}), SUM(latency_ms), SUM({CHARGED_USD}), SUM({CHARGED_TOKENS}) "
+    f"COALESCE(SUM(cost_usd), 0), SUM({_UNPRICED}), SUM(latency_ms), SUM({CHARGED_USD}), SUM({CHARGED_TOKENS}), "
+    f"COALESCE(SUM(cache_savings_usd), 0) "
     f"FROM llm_usage WHERE id > ? "
     f"GROUP BY {HOUR_OF_ROW}, {', '.join(ROLLUP_KEYS)}" + _upsert("llm_usage_hourly", ("hour", *ROLLUP_KEYS),
                                                                     _HOURLY_SUMS))
@@ -165,7 +168,7 @@ class Window:
 
 
 SOURCE_COLUMNS = ("calls", "status", *_SUMS, "cost_usd", "unpriced_calls", "latency_ms_sum", "charged_usd",
-                  "charged_tokens")
+                  "charged_tokens", "cache_savings_usd")
 """What ``aggregate_source`` yields per row, besides the group key ``k``."""
 
 
@@ -179,7 +182,8 @@ def aggregate_source(window: Window, key_rows: str, key_rollup: str | None, extr
     edges, edge_params = window.rows_where() if key_rollup is not None else window.all_rows_where()
     from_rows = (f"SELECT {key_rows} AS k, 1 AS calls, status, {', '.join(_SUMS)}, COALESCE(cost_usd, 0) AS "
                  f"cost_usd, {_UNPRICED} AS unpriced_calls, latency_ms AS latency_ms_sum, "
-                 f"{CHARGED_USD} AS charged_usd, {CHARGED_TOKENS} AS charged_tokens FROM llm_usage "
+                 f"{CHARGED_USD} AS charged_usd, {CHARGED_TOKENS} AS charged_tokens, "
+                 f"COALESCE(cache_savings_usd, 0) AS cache_savings_usd FROM llm_usage "
                  f"WHERE {edges}{condition}")
     if key_rollup is None:
         return from_rows, [*edge_params, *extra_params]

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ..budgets import principal_spend as _principal_spend
 from . import rollup as _rollup
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class Database(Protocol):
@@ -113,25 +113,39 @@ _PRINCIPAL_SPEND = _principal_spend.TABLES
 """Version 8: per-principal spend of templated budgets, kept by the writers (``budgets.principal_spend``): a principal's
 first admission reads one row however many principals and rows the ledger holds, whatever its ``per`` key."""
 
+_CACHE_SAVINGS = """
+ALTER TABLE llm_usage ADD COLUMN cache_savings_usd {real};
+ALTER TABLE llm_usage_hourly ADD COLUMN cache_savings_usd {real} NOT NULL DEFAULT 0
+"""
+"""Version 9: what prompt caching saved on a call (its cache reads at the uncached input price minus what they cost,
+less what its cache writes cost beyond that price); NULL when the call was not priced from a table. Rows from
+before have none: their hours sum 0."""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "without_rowid": " WITHOUT ROWID"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "without_rowid": ""},
 }
 MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
-                              6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND}
+                              6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND, 9: _CACHE_SAVINGS}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 
 def _fill_rollup(db: Database) -> None:
     """Version 4: a roll-up kept by version 3 gains the budget charge (old rows have none: their cost); a ledger
-    from before version 3 (or an empty one) has its roll-up built from its rows now, in today's shape."""
-    if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is None:
-        _rollup.fold(db, 0)
-    else:
+    from before version 3 has its roll-up built from its rows by the last migration (``_build_rollup``), when
+    every column today's roll-up sums exists."""
+    if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is not None:
         db.execute("UPDATE llm_usage_hourly SET charged_usd = cost_usd, charged_tokens = total_tokens")
 
 
-AFTER_MIGRATION: dict[int, Callable[[Database], None]] = {4: _fill_rollup}
+def _build_rollup(db: Database) -> None:
+    """The last migration: a roll-up still empty while rows exist (a ledger from before version 3) is built now."""
+    if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is None and \
+            db.execute("SELECT 1 FROM llm_usage LIMIT 1").fetchone() is not None:
+        _rollup.fold(db, 0)
+
+
+AFTER_MIGRATION: dict[int, Callable[[Database], None]] = {4: _fill_rollup, 9: _build_rollup}
 """version -> what fills new tables or columns from the rows already there, in the migration's transaction."""
 
 

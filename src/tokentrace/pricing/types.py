@@ -105,6 +105,20 @@ class ModelPrice:
         tokens = self.rates_for(usage).cost(usage)
         return tokens + self.fees(usage) if usage.web_search_requests or usage.file_search_requests else tokens
 
+    def cache_effect(self, usage: Usage) -> tuple[float, float]:
+        """(what the call's cache reads saved: their tokens at the uncached input price minus what they cost, what
+        its cache writes cost beyond the uncached input price), in USD; net saving = the first minus the second."""
+        if not (usage.cache_read or usage.cache_write):
+            return 0.0, 0.0
+        rates = self.rates_for(usage)  # the tier is chosen by all input, which moving tokens does not change
+        cost = rates.cost(usage)
+        reads_uncached = usage._replace(input=usage.input + usage.cache_read, cache_read=0, cache_read_audio=0,
+                                        input_audio=usage.input_audio + usage.cache_read_audio)
+        reads_uncached_cost = rates.cost(reads_uncached)
+        nothing_cached = reads_uncached._replace(input=reads_uncached.input + usage.cache_write, cache_write=0,
+                                                 cache_write_1h=0)
+        return reads_uncached_cost - cost, reads_uncached_cost - rates.cost(nothing_cached)
+
     def fees(self, usage: Usage) -> float:
         """The per-request fees of a call (web and file searches), on top of its tokens."""
         return usage.web_search_requests * self.web_search_usd + usage.file_search_requests * self.file_search_usd

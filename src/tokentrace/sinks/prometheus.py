@@ -173,6 +173,12 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
                                      ["provider", "model", "direction"], buckets=REQUEST_TOKEN_BUCKETS, **kw),
             unpriced=Counter("llm_unpriced_requests", "Calls whose model has no known price (cost unknown)",
                              ["provider", "model"], **kw),
+            cache_savings=Counter("llm_cache_savings_usd", "What prompt-cache reads saved in USD: their tokens at the "
+                                  "uncached input price minus what they cost", ["provider", "model", "operation",
+                                                                                *extra], **kw),
+            cache_write_premium=Counter("llm_cache_write_premium_usd", "What prompt-cache writes cost in USD beyond "
+                                        "the uncached input price (net saving: savings minus this)",
+                                        ["provider", "model", "operation", *extra], **kw),
             label_keys=label_keys,
         )
         registry.register(InternalErrorsCollector(namespace))

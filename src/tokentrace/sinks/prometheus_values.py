@@ -29,6 +29,8 @@ class Metrics:
     ttft: Histogram
     request_tokens: Histogram
     unpriced: Counter
+    cache_savings: Counter
+    cache_write_premium: Counter
     label_keys: tuple[str, ...]
     lock: Any = field(default_factory=threading.Lock, compare=False)
     """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value)."""
@@ -161,8 +163,8 @@ class Children:
     each series' numbers are one list (``_Slot`` values read it for prometheus_client) and the sink adds a call's
     numbers to those lists under one lock; otherwise every value is added through its own ``inc``."""
 
-    __slots__ = ("bounds", "cells", "cost", "cost_labels", "in_process", "latency", "metrics", "requests", "tokens",
-                 "tokens_in", "tokens_out", "ttft", "unpriced")
+    __slots__ = ("bounds", "cache", "cells", "cost", "cost_labels", "in_process", "latency", "metrics", "requests",
+                 "tokens", "tokens_in", "tokens_out", "ttft", "unpriced")
 
     def __init__(self, m: Metrics, provider: str, model: str, operation: str, status: str, extra: tuple[str, ...]):
         self.metrics = m
@@ -183,6 +185,8 @@ class Children:
         self.tokens = tuple(_counter_value(c) for c in counters[:5])
         self.requests, self.unpriced = (_counter_value(c) for c in counters[5:])
         self.cost: _Value | None = None
+        self.cache: tuple[Any, Any] | None = None
+        """The prompt-cache series (saved, write premium), made at the first call with cache tokens."""
         self.latency, self.ttft, self.tokens_in, self.tokens_out = (_histogram_values(h) for h in histograms)
 
     def cost_value(self) -> _Value:
@@ -204,6 +208,19 @@ class Children:
         else:
             for value, amount in _updates(self, record):
                 value.inc(amount)
+        effect = record.cache_effect_usd
+        if effect is not None and (effect[0] or effect[1]):  # calls that read or wrote a prompt cache: a minority
+            self._add_cache(effect)
+
+    def _add_cache(self, effect: tuple[float, float]) -> None:
+        if self.cache is None:
+            self.cache = (self.metrics.cache_savings.labels(*self.cost_labels),
+                          self.metrics.cache_write_premium.labels(*self.cost_labels))
+        saved, premium = effect
+        if saved > 0:
+            self.cache[0].inc(saved)
+        if premium > 0:
+            self.cache[1].inc(premium)
 
     def _add_in_process(self, record: UsageRecord) -> None:
         """What ``_updates`` lists, added in place to the series' cell lists (the caller holds the metrics'
