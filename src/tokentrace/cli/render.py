@@ -173,8 +173,8 @@ def _print_vertical(console: Console, title: str, columns: list[Column], *, foot
                 console.print(Text(f"  {column.header}: {cell}"), soft_wrap=True)
 
 
-_REPORT_DROP_ORDER = ("cache saved", "cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms", "blocked",
-                      "errors", "tokens")
+_REPORT_DROP_ORDER = ("cache saved", "cache write", "reasoning", "cache read", "input", "output", "cached", "avg ms",
+                      "blocked", "errors", "tokens")
 """When a report is too wide, after the all-zero columns: the token breakdown first (the ``tokens`` total stays
 while it can), then the columns that tell what happened to calls, errors and the total last."""
 
