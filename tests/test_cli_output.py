@@ -65,7 +65,8 @@ def test_report_table_never_cuts_a_number(width: int, tmp_path: Path) -> None:
     if width == 200:  # room for every number and the whole name; only all-zero columns may leave
         assert "123,456,789" in out and "98,765,432" in out and LONG_FEATURE in out
         left_out = re.search(r"\(not shown at this width: ([^)]*)\)", out)
-        assert left_out and set(left_out.group(1).split(", ")) <= {"blocked", "cached", "cache write", "cache saved"}  # all zero
+        all_zero = {"blocked", "cached", "cache write", "cache saved"}
+        assert left_out and set(left_out.group(1).split(", ")) <= all_zero
     if width < 200:
         assert "(not shown at this width" in out or width == 40  # 40 columns: one block per row instead
 

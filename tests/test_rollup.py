@@ -94,10 +94,12 @@ def test_reports_through_the_rollup_equal_an_aggregate_over_every_row(seeds: lis
 
 
 def _as_version(path: Path, version: int) -> None:
-    """Make the file look like a ledger written by an older tokentrace: schema 3 (no budget charge columns) or
-    schema 2 (no roll-up either)."""
+    """Make the file look like a ledger written by an older tokentrace: schema 3 (no budget charge columns, nor any
+    later one) or schema 2 (no roll-up either)."""
     conn = sqlite3.connect(path)
-    conn.executescript("ALTER TABLE llm_usage DROP COLUMN service_tier; "
+    conn.executescript("ALTER TABLE llm_usage DROP COLUMN cache_savings_usd; "
+                       "ALTER TABLE llm_usage_hourly DROP COLUMN cache_savings_usd; "
+                       "ALTER TABLE llm_usage DROP COLUMN service_tier; "
                        "ALTER TABLE llm_usage DROP COLUMN fees_usd; "
                        "ALTER TABLE llm_usage DROP COLUMN charged_usd; "
                        "ALTER TABLE llm_usage DROP COLUMN charged_tokens; "
