@@ -272,14 +272,16 @@ def _floor_attributes(sdk: str = "openai") -> tuple[dict[str, Any], ...]:
 
 
 def _patched_attributes() -> dict[tuple[int, str], tuple[type, str, Any, Any]]:
-    """Every wrapt-wrapped method on the openai and anthropic SDKs' classes: {(class id, name): (class, name,
-    wrapper, original)}."""
+    """Every wrapt-wrapped method on the openai and anthropic SDKs' classes and on the httpx clients under them
+    (tokentrace's wire layer: left in place, an "uninstrumented" block would be measured on the wire instead):
+    {(class id, name): (class, name, wrapper, original)}."""
     import wrapt
 
     proxy = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
     found = {}
     for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith(("openai.", "anthropic.")):
+        if module is None or not (module_name.startswith(("openai.", "anthropic.")) or module_name in ("httpx",
+                                                                                                        "httpx2")):
             continue
         for owner in list(vars(module).values()):
             if isinstance(owner, type) and owner.__module__ == module_name:
