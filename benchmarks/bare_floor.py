@@ -22,9 +22,11 @@ from typing import Any
 import wrapt
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from tokentrace.ledger.db import INSERT_SQL
+from tokentrace.ledger.db import COLUMNS, INSERT_SQL
 from tokentrace.ledger.store import open_db
 
+_LATER_COLUMNS = (None,) * (len(COLUMNS) - 27)
+"""The columns after ``cache_hit`` (budget charge, served tier, fees, cache savings, ...): NULL in a floor row."""
 RATE = (0.15e-6, 0.6e-6)
 """USD per input and output token (fixed: the floor looks no price up)."""
 
@@ -122,7 +124,7 @@ def install(ledger: Path) -> Any:
         h_out.observe(out + reasoning)
         queue.append((str(started), provider, model, model, "chat", "", None, None, None, "{}", inp, read, write, out,
                       reasoning, inp + read + write + out + reasoning, cost, latency * 1000.0, None, int(stream),
-                      "ok", None, None, None, "floor", 1, 0, None, None))
+                      "ok", None, None, None, "floor", 1, 0, *_LATER_COLUMNS))
 
     def stream(items: Any, provider: str, read_usage: Any, started: float, wall: float) -> Any:
         usage, model = None, ""

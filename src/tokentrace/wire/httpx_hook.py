@@ -40,6 +40,16 @@ def _begin(request: Any) -> Exchange | None:
                  can_ask=True)
 
 
+def _sdk_sending(inside: Any) -> bool:
+    """The SDK layer's request is going out (``exchange.begin`` says the same for the other hooks): from now on its
+    failure is a failed call. Whether the SDK layer asked it for usage (then a 400 naming ``stream_options`` gets it
+    sent once more without)."""
+    if inside is True:
+        return False
+    inside.sent = True
+    return bool(getattr(inside, "asked_usage", False))
+
+
 def _content(request: Any) -> bytes | None:
     """The body's bytes when the request holds them (not a generator, an async generator or a file)."""
     return request.content if hasattr(request, "_content") else None
@@ -143,12 +153,14 @@ def sync_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     request: Any = args[0] if args else kwargs.get("request")
     if getattr(request, "method", None) != "POST":  # a GET: one comparison
         return wrapped(*args, **kwargs)
-    exchange = _begin(request)
-    if exchange is None:
-        inside = _inside.get()
-        if not inside or not getattr(inside, "asked_usage", False):  # not an LLM call, or not one asked for usage
+    inside = _inside.get()
+    if inside:  # a patched SDK method measures this call: its URL is never parsed here
+        if not _sdk_sending(inside):  # not asked for usage by the SDK layer: nothing to do on the wire
             return wrapped(*args, **kwargs)
         return _send(wrapped, request, *_rest(args, kwargs), inside)
+    exchange = _begin(request)
+    if exchange is None:
+        return wrapped(*args, **kwargs)
     response = exchange.run(_send, (wrapped, _asking(request, exchange), *_rest(args, kwargs), _marker(exchange)),
                             {})
     _watch(exchange, response, False)
@@ -159,12 +171,14 @@ async def async_send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs:
     request: Any = args[0] if args else kwargs.get("request")
     if getattr(request, "method", None) != "POST":
         return await wrapped(*args, **kwargs)
-    exchange = _begin(request)
-    if exchange is None:
-        inside = _inside.get()
-        if not inside or not getattr(inside, "asked_usage", False):
+    inside = _inside.get()
+    if inside:
+        if not _sdk_sending(inside):
             return await wrapped(*args, **kwargs)
         return await _send_async(wrapped, request, *_rest(args, kwargs), inside)
+    exchange = _begin(request)
+    if exchange is None:
+        return await wrapped(*args, **kwargs)
     response = await exchange.run_async(_send_async, (wrapped, _asking(request, exchange), *_rest(args, kwargs),
                                                       _marker(exchange)), {})
     _watch(exchange, response, True)
