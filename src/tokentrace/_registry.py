@@ -23,6 +23,8 @@ class SDK:
     """The SDK's top-level module; its import triggers patching."""
     support_module: str
     """The tokentrace module with the SDK's ``PATCHES`` table."""
+    more_modules: tuple[str, ...] = ()
+    """Further modules with ``PATCHES`` of the same SDK (openai's media endpoints)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ class Provider:
 
 
 SDKS: tuple[SDK, ...] = (
-    SDK("openai", "openai", "tokentrace.providers.openai"),
+    SDK("openai", "openai", "tokentrace.providers.openai", ("tokentrace.providers.openai_media",)),
     SDK("anthropic", "anthropic", "tokentrace.providers.anthropic"),
     SDK("google", "google.genai", "tokentrace.providers.google_genai"),
     SDK("xai", "xai_sdk", "tokentrace.providers.xai_sdk"),

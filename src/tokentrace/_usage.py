@@ -144,6 +144,17 @@ class RequestInfo(NamedTuple):
         return model.rsplit(":", 1)[0] if self.priced_at is not None and ":" in model else model
 
 
+class Media(NamedTuple):
+    """What a media call is billed by besides tokens (all optional): seconds of audio (transcription, translation),
+    characters of input (speech), images made, and the size and quality asked for (per-image prices)."""
+
+    audio_seconds: float = 0.0
+    characters: int = 0
+    images: int = 0
+    image_size: str | None = None
+    image_quality: str | None = None
+
+
 class ResponseInfo(NamedTuple):
     """What a provider's response says about a call (all optional)."""
 
@@ -158,6 +169,8 @@ class ResponseInfo(NamedTuple):
     service_tier: str | None = None
     """The tier that served the call as the response says it (``tier_label``: ``flex``, ``priority``,
     ``standard+speed=fast``, ...); None when the provider did not say."""
+    media: Media | None = None
+    """A media call's units besides tokens (audio seconds, characters, images)."""
 
 
 def tier_label(tier: Any, **modifiers: Any) -> str | None:
@@ -257,6 +270,8 @@ class UsageRecord(NamedTuple):
     cache_effect_usd: tuple[float, float] | None = None
     """(what prompt-cache reads saved against the uncached input price, what cache writes cost beyond it), USD;
     None when the call was not priced from a price table. Net saving: the first minus the second."""
+    media: Media | None = None
+    """A media call's units besides tokens (``Media``); None for other calls."""
 
     def charged(self) -> tuple[float, int]:
         """(USD, tokens) the call counts against budgets: its cost and total, or its estimate without usage."""

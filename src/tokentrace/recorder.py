@@ -102,6 +102,13 @@ class Recorder:
 
 _NO_CACHE = (0.0, 0.0)
 
+
+def _units(media: Any) -> str:
+    """What a media call was billed by, for an unpriced reason."""
+    return ", ".join(name for name, value in (("audio seconds", media.audio_seconds), ("characters", media.characters),
+                                              (f"images ({media.image_quality or 'default'} quality, "
+                                               f"{media.image_size or 'default'} size)", media.images)) if value)
+
 _TIMEOUTS = frozenset({"TimeoutError", "CancelledError", "ReadTimeout", "TimeoutException", "PoolTimeout",
                        "WriteTimeout", "ServerTimeoutError", "ReadTimeoutError", "APITimeoutError", "Timeout"})
 """Exceptions of a call cancelled or timed out while it waited for its answer: the request had gone out."""
@@ -251,7 +258,9 @@ class Call:
         request = self.request
         recorder = self.recorder
         if response is not None:
-            usage, model, response_id, reasons, output_text, reported_cost, tier = response
+            usage, model, response_id, reasons, output_text, reported_cost, tier, media = response
+            if media is not None and usage is None:  # billed by its media units only (seconds, characters, images)
+                usage = ZERO_USAGE
             if request.endpoint_modifiers is not None:
                 tier = with_modifier(tier, request.endpoint_modifiers)
             if model and model != request.request_model:
@@ -264,7 +273,7 @@ class Call:
             if reasons:
                 reasons = tuple(map(encodable, reasons))
         else:
-            usage = response_id = output_text = reported_cost = tier = None
+            usage = response_id = output_text = reported_cost = tier = media = None
             model, reasons = self._answered_name(request), ()
         usage_reported = usage is not None
         cost: float | None = None
@@ -281,6 +290,10 @@ class Call:
                 source = price.source
                 if usage is not None:
                     cost = price.cost(usage)
+                    if media is not None:
+                        units = price.media_cost(request.priced_name(model), media)
+                        cost, source = (cost + units, source) if units is not None else (
+                            None, f"unpriced: {model!r} has no rate for its {_units(media)}")
                     fees = price.fees(usage) if usage.web_search_requests or usage.file_search_requests else 0.0
                     cache_effect = price.cache_effect(usage) if usage.cache_read or usage.cache_write else _NO_CACHE
                 elif status in ("error", "blocked") and not cut:
@@ -304,4 +317,5 @@ class Call:
             ZERO_USAGE if usage is None else usage, cost, source, now - self.started, status, request.stream,
             None if first is None else first - self.started, error_type, response_id, reasons, usage_reported,
             self.attributes, self.trace_id, output_text, charged_usd, charged_tokens, tier, fees, cache_effect,
+            media,
         )), self.states)

@@ -128,13 +128,14 @@ def _resolve_patch(patch: Patch) -> tuple[Any, str] | None:
 def _patch_provider(handle: Instrumentation, provider: str) -> None:
     if handle.patched.get(provider):
         return
+    sdk = SDK_BY_NAME[provider]
     try:
-        provider_module = importlib.import_module(SDK_BY_NAME[provider].support_module)
+        modules = [importlib.import_module(name) for name in (sdk.support_module, *sdk.more_modules)]
     except ImportError:
         logger.debug("no support module for %s yet", provider)
         return
     applied: list[_patching.Applied] = []
-    for patch in provider_module.PATCHES:
+    for patch in (patch for module in modules for patch in module.PATCHES):
         target = _resolve_patch(patch)
         if target is None:
             continue

@@ -19,7 +19,7 @@ COLUMNS: tuple[str, ...] = (
     "ts_utc", "provider", "model", "request_model", "operation", "feature", "session_id", "user_id", "agent_id",
     "attributes_json", *TOKEN_COLUMNS, "total_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream", "status",
     "error_type", "response_id", "trace_id", "price_source", "usage_reported", "cache_hit", "charged_usd",
-    "charged_tokens", "service_tier", "fees_usd", "cache_savings_usd",
+    "charged_tokens", "service_tier", "fees_usd", "cache_savings_usd", "audio_seconds", "characters", "images",
 )
 
 class LedgerError(Exception):
@@ -79,10 +79,13 @@ def attributes_json(attrs: Mapping[str, str]) -> str:
     return text
 
 
+_NO_MEDIA = (None, None, None)
+
+
 def row_of(record: UsageRecord) -> tuple[Any, ...]:
     """The ledger row of a record, in COLUMNS order (cheap: called on the writer thread for every row)."""
     (ts, provider, model, request_model, operation, usage, cost, source, latency, status, stream, ttft, error_type,
-     response_id, _, usage_reported, attrs, trace_id, _, charged_usd, charged_tokens, tier, fees, cache) = record
+     response_id, _, usage_reported, attrs, trace_id, _, charged_usd, charged_tokens, tier, fees, cache, media) = record
     inp, read, write, out, reasoning = usage[:5]
     if attrs:
         get = attrs.get
@@ -97,6 +100,8 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
         int(stream), status, error_type, response_id, trace_id,
         source, int(usage_reported), int(status == "cached"), charged_usd, charged_tokens, tier, fees,
         None if cache is None else cache[0] - cache[1],
+        *(_NO_MEDIA if media is None else (media.audio_seconds or None, media.characters or None,
+                                           media.images or None)),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ..budgets import principal_spend as _principal_spend
 from . import rollup as _rollup
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class Database(Protocol):
@@ -121,12 +121,21 @@ ALTER TABLE llm_usage_hourly ADD COLUMN cache_savings_usd {real} NOT NULL DEFAUL
 less what its cache writes cost beyond that price); NULL when the call was not priced from a table. Rows from
 before have none: their hours sum 0."""
 
+_MEDIA = """
+ALTER TABLE llm_usage ADD COLUMN audio_seconds {real};
+ALTER TABLE llm_usage ADD COLUMN characters BIGINT;
+ALTER TABLE llm_usage ADD COLUMN images BIGINT
+"""
+"""Version 10: what a media call was billed by besides tokens: seconds of audio (transcription, translation),
+characters of input (speech), images made; NULL for other calls."""
+
 _DIALECT = {
     "sqlite": {"id_type": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "without_rowid": " WITHOUT ROWID"},
     "postgresql": {"id_type": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "without_rowid": ""},
 }
 MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _BUDGET_TABLES, 3: _rollup.TABLES, 4: _BUDGET_CHARGE, 5: _SERVED_TIER,
-                              6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND, 9: _CACHE_SAVINGS}
+                              6: _BATCHES, 7: _PRINCIPALS, 8: _PRINCIPAL_SPEND, 9: _CACHE_SAVINGS,
+                              10: _MEDIA}
 """version -> statements separated by ";" (no ";" inside a statement), in both dialects' spelling."""
 
 
@@ -139,13 +148,14 @@ def _fill_rollup(db: Database) -> None:
 
 
 def _build_rollup(db: Database) -> None:
-    """The last migration: a roll-up still empty while rows exist (a ledger from before version 3) is built now."""
+    """The last migration (move it along when one is added): a roll-up still empty while rows exist (a ledger from
+    before version 3) is built now."""
     if db.execute("SELECT 1 FROM llm_usage_hourly LIMIT 1").fetchone() is None and \
             db.execute("SELECT 1 FROM llm_usage LIMIT 1").fetchone() is not None:
         _rollup.fold(db, 0)
 
 
-AFTER_MIGRATION: dict[int, Callable[[Database], None]] = {4: _fill_rollup, 9: _build_rollup}
+AFTER_MIGRATION: dict[int, Callable[[Database], None]] = {4: _fill_rollup, 10: _build_rollup}
 """version -> what fills new tables or columns from the rows already there, in the migration's transaction."""
 
 

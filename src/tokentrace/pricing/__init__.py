@@ -98,6 +98,23 @@ def undated_names(model: str) -> list[str]:
     return found
 
 
+def _project_price(provider: str, model: str) -> ModelPrice | None:
+    """A price genai-prices has not: a model billed per image (``pricing.images``: OpenAI's DALL-E), or OpenAI's
+    moderation models, which are free."""
+    from . import images
+
+    name = model.lower()
+    if provider not in ("openai", "azure_openai"):
+        return None
+    free = Rates.filled(0.0, 0.0, None, None, None, None)
+    assert free is not None
+    if name in images.PER_IMAGE:
+        return ModelPrice(base=free, source=images.SOURCE, per_image=True)
+    if name.startswith(("omni-moderation", "text-moderation")):
+        return ModelPrice(base=free, source="OpenAI: moderation is free of charge")
+    return None
+
+
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
     """Store in a cache of at most MAX_CACHED_PRICES entries (names without end: the oldest is forgotten)."""
     if len(cache) >= MAX_CACHED_PRICES:
@@ -359,8 +376,8 @@ class PriceTable:
             model_price = found_model.get_prices(now)
             changes.extend(_time_of_day_changes(found_model, now))
         except LookupError:
-            return None
+            return _project_price(provider, model)
         table = "" if self.table_source == "bundled" else " refreshed"
         source = f"genai-prices {self.genai_prices_version}{table}:{found_provider.id}/{found_model.id}"
-        return from_genai_prices(model_price, source, found_model)
+        return from_genai_prices(model_price, source, found_model) or _project_price(provider, model)
 

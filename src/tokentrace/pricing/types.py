@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._usage import Usage
+from .._usage import Media, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,12 @@ class ModelPrice:
     """USD per server-side file search (``Usage.file_search_requests``)."""
     entry: Any = field(default=None, compare=False, repr=False)
     """The genai-prices model entry the price came from (its tier variants price a served tier); None otherwise."""
+    audio_second_usd: float = 0.0
+    """USD per second of audio a transcription or translation is billed by (genai-prices ``audio_hours`` / 3,600)."""
+    character_usd: float = 0.0
+    """USD per character of input a speech call is billed by (genai-prices ``input_mchars`` / 1,000,000)."""
+    per_image: bool = False
+    """Billed per image by size and quality (``pricing.images``), not by tokens."""
     priced_as: str = ""
     """The tokentrace provider whose price this is, when it is not the call's own (a price inferred at an unknown
     host from OpenAI's entry: ``openai``): its tier and modifier rules price the served tier. Empty: the call's."""
@@ -118,6 +124,25 @@ class ModelPrice:
         nothing_cached = reads_uncached._replace(input=reads_uncached.input + usage.cache_write, cache_write=0,
                                                  cache_write_1h=0)
         return reads_uncached_cost - cost, reads_uncached_cost - rates.cost(nothing_cached)
+
+    def media_cost(self, model: str, media: Media) -> float | None:
+        """What a media call's units besides tokens cost (audio seconds, characters, images); None when a unit it
+        was billed by has no rate here (the call is then unpriced)."""
+        total = 0.0
+        if media.audio_seconds:
+            if not self.audio_second_usd:
+                return None
+            total += media.audio_seconds * self.audio_second_usd
+        if media.characters and self.character_usd:
+            total += media.characters * self.character_usd
+        if media.images and self.per_image:
+            from .images import per_image
+
+            rate = per_image(model, media.image_quality, media.image_size)
+            if rate is None:
+                return None
+            total += media.images * rate
+        return total
 
     def fees(self, usage: Usage) -> float:
         """The per-request fees of a call (web and file searches), on top of its tokens."""
@@ -156,11 +181,18 @@ def from_genai_prices(model_price: Any, source: str, entry: Any = None) -> Model
                             got["cache_audio_read_mtok"])
 
     base = rates(-1)
+    audio_hours = getattr(model_price, "input_audio_hours", None) or getattr(model_price, "audio_hours", None)
+    mchars = getattr(model_price, "input_mchars", None)
     if base is None:
-        return None
+        if audio_hours is None and mchars is None:
+            return None
+        base = Rates.filled(0.0, 0.0, None, None, None, None)  # billed by its media units only
+        assert base is not None
     tiers = tuple((start, r) for start in starts if (r := rates(start)) is not None)
     searches = getattr(model_price, "web_searches_kcount", None)
     file_searches = getattr(model_price, "storage_searches_kcount", None)
     return ModelPrice(base=base, tiers=tiers, source=source,
                       web_search_usd=float(searches) / 1000 if searches is not None else 0.0,
-                      file_search_usd=float(file_searches) / 1000 if file_searches is not None else 0.0, entry=entry)
+                      file_search_usd=float(file_searches) / 1000 if file_searches is not None else 0.0, entry=entry,
+                      audio_second_usd=float(audio_hours) / 3600 if audio_hours is not None else 0.0,
+                      character_usd=float(mchars) / 1_000_000 if mchars is not None else 0.0)

@@ -247,6 +247,7 @@ def chat_response(result: Any, provider: str, capture: bool = False) -> Response
         capture_output(_choice_text(choices), reasons) if capture else None,
         cost,
         tier_label(tier) if (tier := values.get("service_tier")) is not None else None,
+        None,  # media
     ))
 
 

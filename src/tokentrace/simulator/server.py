@@ -15,11 +15,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import anthropic_api, batches_api, bedrock_api, billing, cohere_api, gemini_api, ollama_api, openai_api
+from . import (
+    anthropic_api,
+    batches_api,
+    bedrock_api,
+    billing,
+    cohere_api,
+    gemini_api,
+    media_api,
+    ollama_api,
+    openai_api,
+)
 
 # path suffix -> handler, most specific first; any prefix is accepted
-_HANDLERS = {**anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HANDLERS, **cohere_api.HANDLERS,
-             **ollama_api.HANDLERS, **openai_api.HANDLERS}
+_HANDLERS = {**media_api.HANDLERS, **anthropic_api.HANDLERS, **gemini_api.HANDLERS, **bedrock_api.HANDLERS,
+             **cohere_api.HANDLERS, **ollama_api.HANDLERS, **openai_api.HANDLERS}
 
 
 async def _dispatch(request: Request) -> Response:

@@ -183,7 +183,7 @@ class OTelSink(Sink):
 
     def end(self, record: UsageRecord, state: Any) -> None:
         (_, provider, model, _, _, usage, cost, source, latency, _, _, ttft, error_type, response_id, reasons,
-         reported, _, _, output_text, _, _, tier, fees, _) = record  # one unpacking: every field read below is a local
+         reported, _, _, output_text, _, _, tier, fees, _, _) = record  # one unpacking: each field read is a local
         if reported:
             inp, read, write, out, reasoning = usage[:5]
             all_input, all_output = inp + read + write, out + reasoning
