@@ -87,7 +87,7 @@ ALLOWED: dict[str, set[str]] = {
     "budgets": {"ledger", "pricing", "_support", "_usage", "_registry"},
     "ledger": {"budgets", "config", "_support", "_usage"},
     "sinks": {"budgets", "ledger", "pricing", "config", "_support", "_registry", "_usage", "_version"},
-    "wire": {"budgets", "instrumentation", "providers", "recorder", "_support", "_registry", "_usage"},
+    "wire": {"budgets", "instrumentation", "providers", "recorder", "context", "_support", "_registry", "_usage"},
     "serving": {"ledger", "budgets", "_support"},
     "frameworks": {"instrumentation", "_support"},
     "reconcile": {"ledger", "pricing"},

@@ -13,7 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from . import (
     anthropic_api,
@@ -25,6 +25,7 @@ from . import (
     media_api,
     ollama_api,
     openai_api,
+    realtime_api,
 )
 
 # path suffix -> handler, most specific first; any prefix is accepted
@@ -45,7 +46,8 @@ async def _dispatch(request: Request) -> Response:
 def build_app(**defaults: Any) -> Starlette:
     """The ASGI app; ``defaults`` (latency_ms, chunk_delay_ms, error) apply when a request sends no x-sim-* header."""
     app = Starlette(routes=[*batches_api.routes(), *billing.routes(),
-                            Route("/{path:path}", _dispatch, methods=["POST"])])
+                            Route("/{path:path}", _dispatch, methods=["POST"]),
+                            WebSocketRoute("/{path:path}", realtime_api.realtime)])
     app.state.defaults = defaults
     app.state.batches = {}  # batch id -> (its create body, when it was created)
     app.state.served = []  # the path of every request received, in order (tests: what reached the provider)

@@ -1,5 +1,5 @@
 """The wire layer: LLM calls seen in the HTTP clients themselves (httpx, httpx2, requests, aiohttp, lm15,
-http.client and so urllib), under the SDKs.
+http.client and so urllib), under the SDKs, and realtime sessions in the ``websockets`` client.
 
 A call that no patched SDK method made (LiteLLM, raw HTTP, an SDK tokentrace does not patch) is measured from its
 request and response on the wire, with the same provider rules, sinks and budgets as an SDK-level call. A call a
@@ -28,7 +28,7 @@ _import_hooks: set[str] = set()
 
 def _clients() -> dict[str, tuple[tuple[str, Any], ...]]:
     """Module -> (``Class.method``, wrapper) to hook in it."""
-    from . import aiohttp_hook, http_client_hook, httpx_hook, litellm_hook, lm15_hook, requests_hook
+    from . import aiohttp_hook, http_client_hook, httpx_hook, litellm_hook, lm15_hook, requests_hook, websockets_hook
 
     table: dict[str, tuple[tuple[str, Any], ...]] = {module: httpx_hook.PATCHES for module in httpx_hook.MODULES}
     table[requests_hook.MODULE] = requests_hook.PATCHES
@@ -36,6 +36,7 @@ def _clients() -> dict[str, tuple[tuple[str, Any], ...]]:
     table[litellm_hook.MODULE] = litellm_hook.PATCHES
     table.update(lm15_hook.PATCHES)
     table[http_client_hook.MODULE] = http_client_hook.PATCHES
+    table.update(websockets_hook.PATCHES)
     return table
 
 

@@ -1,0 +1,188 @@
+"""Realtime sessions over WebSocket (issue 41): the openai SDK's realtime client (sync and async) and the raw
+``websockets`` client against the simulator's Realtime endpoint: one record per response with the provider's usage,
+priced at the realtime model's rates; the frames the app reads unchanged; budgets refusing a ``response.create``
+before it is sent; the odd shapes (xAI's top-level usage, a cancelled response, usage of the wrong type, a dropped
+connection, a response that never ends) handled without touching the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import openai
+import pytest
+from websockets.sync.client import connect
+
+import tokentrace
+from tokentrace import Budget, BudgetExceeded
+from tokentrace._support import errors as _errors
+from tokentrace._usage import Usage
+from tokentrace.testing import capture_usage
+
+from .conftest import make_telemetry
+
+# gpt-realtime (genai-prices): text in $4, cached $0.4, audio in $32, cached audio $0.4, text out $16, audio out $64
+RATES = {"input": 4.0, "cache_read": 0.4, "input_audio": 32.0, "output": 16.0, "output_audio": 64.0}
+ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello there you"}]}
+
+
+def _cost(u: Usage) -> float:
+    text_out = u.output - u.output_audio
+    return (u.input * RATES["input"] + u.cache_read * RATES["cache_read"] + text_out * RATES["output"]
+            + u.output_audio * RATES["output_audio"]) / 1e6
+
+
+@pytest.fixture
+def instrumented() -> Any:
+    tokentrace.uninstrument()
+    _errors.reset()
+    yield make_telemetry(llm_hosts=["127.0.0.1"])
+    tokentrace.uninstrument()
+
+
+def _raw_session(simulator: Any, *metadata: str) -> list[str]:
+    """A raw websockets client: one text turn per ``metadata`` value (``""``: a plain response); every frame read."""
+    frames: list[str] = []
+    with connect(f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+        frames.append(str(ws.recv()))
+        ws.send(json.dumps({"type": "session.update", "session": {"output_modalities": ["audio"]}}))
+        frames.append(str(ws.recv()))
+        for sim in metadata:
+            ws.send(json.dumps({"type": "conversation.item.create", "item": ITEM}))
+            ws.send(json.dumps({"type": "response.create", "response": {"metadata": {"sim": sim}}}))
+            while True:
+                frames.append(str(ws.recv()))
+                if json.loads(frames[-1])["type"] == "response.done":
+                    break
+    return frames
+
+
+def test_openai_sdk_realtime_one_record_per_response_at_the_realtime_rates(simulator: Any,
+                                                                           instrumented: Any) -> None:
+    client = openai.OpenAI(api_key="sk-test", websocket_base_url=f"ws://127.0.0.1:{simulator.port}/v1")
+    reported = []
+    with capture_usage() as records, tokentrace.attributes(feature="voice"):
+        with client.realtime.connect(model="gpt-realtime") as conn:
+            conn.session.update(session={"type": "realtime", "output_modalities": ["audio"]})
+            for _ in range(2):
+                conn.conversation.item.create(item=ITEM)
+                conn.response.create()
+                for event in conn:
+                    if event.type == "response.done":
+                        reported.append(event.response.usage)
+                        break
+    assert len(records) == 2
+    for record, usage in zip(records, reported, strict=True):
+        assert (record.operation, record.model, record.status) == ("realtime", "gpt-realtime", "ok")
+        assert record.usage.all_input == usage.input_tokens and record.usage.all_output == usage.output_tokens
+        assert record.usage.cache_read == usage.input_token_details.cached_tokens
+        assert record.usage.output_audio == usage.output_token_details.audio_tokens == 20
+        assert record.cost_usd == pytest.approx(_cost(record.usage), rel=1e-12)
+        assert record.attributes["feature"] == "voice"  # what was in force when the session connected
+        assert record.attributes["session_id"] == "sess_sim" + record.attributes["session_id"][8:]
+    assert records[1].usage.cache_read == 3  # the second turn reads the first turn's context from the cache
+
+
+def test_async_openai_sdk_realtime(simulator: Any, instrumented: Any) -> None:
+    async def run() -> int:
+        client = openai.AsyncOpenAI(api_key="sk-test", websocket_base_url=f"ws://127.0.0.1:{simulator.port}/v1")
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.conversation.item.create(item=ITEM)
+            await conn.response.create()
+            async for event in conn:
+                if event.type == "response.done":
+                    return int(event.response.usage.total_tokens)
+        return 0
+
+    with capture_usage() as records:
+        total = asyncio.run(run())
+    (record,) = records
+    assert record.usage.total == total == 11 and record.operation == "realtime"
+
+
+def test_raw_websockets_frames_are_unchanged_and_each_response_counted(simulator: Any) -> None:
+    tokentrace.uninstrument()
+    plain = _raw_session(simulator, "", "")
+    make_telemetry(llm_hosts=["127.0.0.1"])
+    try:
+        with capture_usage() as records:
+            measured = _raw_session(simulator, "", "")
+    finally:
+        tokentrace.uninstrument()
+    def unnumbered(frames: list[str]) -> list[str]:  # the simulator numbers its ids across sessions
+        return [re.sub(r"_sim\d+", "_sim", frame) for frame in frames]
+
+    assert unnumbered(measured) == unnumbered(plain)  # every frame the app read, byte for byte
+    assert len(records) == 2 and all(r.usage_reported for r in records)
+
+
+def test_a_block_budget_refuses_a_response_create_before_it_is_sent(simulator: Any) -> None:
+    tokentrace.uninstrument()
+    make_telemetry(llm_hosts=["127.0.0.1"], budgets=[Budget("voice", limit_requests=1, action="block")])
+    try:
+        with capture_usage() as records, connect(f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime"
+                                                 ) as ws:
+            ws.recv()
+            ws.send(json.dumps({"type": "response.create"}))
+            while json.loads(ws.recv())["type"] != "response.done":
+                pass
+            with pytest.raises(BudgetExceeded):
+                ws.send(json.dumps({"type": "response.create"}))
+            ws.send(json.dumps({"type": "session.update", "session": {}}))  # other events still go
+            assert json.loads(ws.recv())["type"] == "session.updated"  # and no response was started
+    finally:
+        tokentrace.uninstrument()
+    assert [r.status for r in records] == ["ok", "blocked"]
+
+
+def test_responses_the_server_starts_itself_are_counted(simulator: Any, instrumented: Any) -> None:
+    import base64
+
+    with capture_usage() as records, connect(f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime"
+                                             ) as ws:
+        ws.recv()
+        ws.send(json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}}))
+        ws.recv()
+        ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 48_000).decode()}))
+        ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        while json.loads(ws.recv())["type"] != "response.done":
+            pass
+    (record,) = records
+    assert record.usage.input_audio == 10 and record.cost_usd == pytest.approx(
+        (10 * RATES["input_audio"] + 8 * RATES["output"]) / 1e6, rel=1e-12)
+
+
+def test_xai_usage_a_cancelled_response_and_usage_of_the_wrong_type(simulator: Any, instrumented: Any) -> None:
+    with capture_usage() as records:
+        _raw_session(simulator, "xai", "cancelled", "bad-usage")
+    xai, cancelled, bad = records
+    assert xai.usage_reported and xai.usage.output_audio == 20 and xai.cost_usd is not None
+    assert cancelled.usage_reported and cancelled.usage.output == 14  # half the output, as billed
+    assert not bad.usage_reported and bad.status == "ok"
+    assert _errors.counts().get("wire.realtime") == 1
+
+
+def test_a_dropped_connection_and_a_response_that_never_ends(simulator: Any, instrumented: Any) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    with capture_usage() as records:
+        with connect(f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+            ws.recv()
+            ws.send(json.dumps({"type": "response.create", "response": {"metadata": {"sim": "drop"}}}))
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv()
+        with connect(f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+            ws.recv()
+            ws.send(json.dumps({"type": "response.create", "response": {"metadata": {"sim": "no-done"}}}))
+            for _ in range(5):
+                ws.recv()
+    assert [(r.status, r.usage_reported) for r in records] == [("error", False), ("error", False)]
+    assert all(r.charged_usd for r in records)  # begun, maybe billed: their estimate counts
+
+
+def test_other_websockets_are_left_alone(simulator: Any, instrumented: Any) -> None:
+    with connect(f"ws://127.0.0.1:{simulator.port}/chat/socket") as ws:
+        assert "recv" not in vars(ws) and "send" not in vars(ws)  # nothing per frame
