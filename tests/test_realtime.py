@@ -186,3 +186,55 @@ def test_a_dropped_connection_and_a_response_that_never_ends(simulator: Any, ins
 def test_other_websockets_are_left_alone(simulator: Any, instrumented: Any) -> None:
     with connect(f"ws://127.0.0.1:{simulator.port}/chat/socket") as ws:
         assert "recv" not in vars(ws) and "send" not in vars(ws)  # nothing per frame
+
+
+@pytest.fixture(scope="module")
+def tls_simulator() -> Any:
+    """The simulator over TLS, and an SSL context that trusts it: google-genai's live client speaks only wss://."""
+    import ssl
+
+    import trustme
+
+    from tokentrace.simulator.server import Simulator
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    with certificate.cert_chain_pems[0].tempfile() as cert, certificate.private_key_pem.tempfile() as key, \
+            Simulator(tls=(cert, key)) as simulator:
+        yield simulator, context
+
+
+def test_google_genai_live_one_record_per_turn_with_thoughts_billed(tls_simulator: Any, instrumented: Any) -> None:
+    """Gemini Live's usageMetadata comes once per turn and re-counts the whole context as that turn's prompt (the
+    simulator's rule, as the issue's recorded sessions show): each turn is a call billed that prompt; its
+    totalTokenCount leaves the thoughts out, which are billed as output."""
+    from google import genai
+
+    simulator, context = tls_simulator
+    client = genai.Client(api_key="gm-test-key", http_options={"base_url": f"https://127.0.0.1:{simulator.port}",
+                                                               "async_client_args": {"ssl": context}})
+
+    async def run() -> list[int]:
+        totals = []
+        async with client.aio.live.connect(model="gemini-live-2.5-flash-preview",
+                                           config={"response_modalities": ["TEXT"]}) as session:
+            for turn in ("hello there", "and once more"):
+                await session.send_client_content(turns={"role": "user", "parts": [{"text": turn}]},
+                                                  turn_complete=True)
+                async for message in session.receive():
+                    if message.usage_metadata:
+                        totals.append(int(message.usage_metadata.total_token_count))
+                    if message.server_content and message.server_content.turn_complete:
+                        break
+        return totals
+
+    with capture_usage() as records:
+        totals = asyncio.run(run())
+    assert [(r.provider, r.model, r.operation) for r in records] == [
+        ("google", "gemini-live-2.5-flash-preview", "realtime")] * 2
+    assert [r.usage.input for r in records] == [2, 2 + 6 + 3]  # the whole context, re-counted each turn
+    assert [r.usage.reasoning for r in records] == [2, 2]
+    assert [r.usage.total - r.usage.reasoning for r in records] == totals  # totalTokenCount leaves thoughts out
+    assert all(r.cost_usd is not None and r.cost_usd > 0 for r in records)

@@ -57,6 +57,9 @@ class _Session:
 
 
 async def realtime(websocket: WebSocket) -> None:
+    if "BidiGenerateContent" in websocket.url.path:
+        await gemini_live(websocket)
+        return
     await websocket.accept()
     session = _Session(websocket.query_params.get("model", "gpt-realtime"))
     await websocket.send_text(json.dumps({"type": "session.created", "event_id": "ev_0", "session": {
@@ -114,3 +117,45 @@ async def _respond(websocket: WebSocket, session: _Session, options: dict[str, A
         done["response"]["usage"] = {"input_tokens": "many", "output_tokens": None}
     await websocket.send_text(json.dumps(done))
     return True
+
+
+GEMINI_OUTPUT, GEMINI_THOUGHTS = 6, 2
+
+
+async def gemini_live(websocket: WebSocket) -> None:
+    """Gemini Live: ``setupComplete`` after ``setup``; each client turn (``clientContent`` with ``turnComplete``)
+    answers two ``serverContent`` messages and a last one with ``turnComplete`` and ``usageMetadata`` for the turn:
+    the whole context so far re-counted as the prompt (every client word and every earlier answer's tokens), 6
+    response tokens (AUDIO when the setup asked for audio, else TEXT), 2 thoughts tokens that ``totalTokenCount``
+    leaves out. Frames are binary, as Google's are."""
+    await websocket.accept()
+    context, modality = 0, "TEXT"
+
+    async def send(message: dict[str, Any]) -> None:
+        await websocket.send_bytes(json.dumps(message).encode())
+
+    try:
+        while True:
+            message = json.loads(await websocket.receive_text())
+            if "setup" in message:
+                config = message["setup"].get("generationConfig") or {}
+                modality = "AUDIO" if "AUDIO" in (config.get("responseModalities") or []) else "TEXT"
+                await send({"setupComplete": {}})
+                continue
+            content = message.get("clientContent") or message.get("client_content") or {}
+            for turn in content.get("turns") or []:
+                for part in turn.get("parts") or []:
+                    context += len(str(part.get("text") or "").split())
+            if not (content.get("turnComplete") or content.get("turn_complete")):
+                continue
+            for word in ("simulated", "live"):
+                await send({"serverContent": {"modelTurn": {"parts": [{"text": word + " "}]}}})
+            prompt = context
+            context += GEMINI_OUTPUT
+            await send({"serverContent": {"turnComplete": True}, "usageMetadata": {
+                "promptTokenCount": prompt, "responseTokenCount": GEMINI_OUTPUT,
+                "thoughtsTokenCount": GEMINI_THOUGHTS, "totalTokenCount": prompt + GEMINI_OUTPUT,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+                "responseTokensDetails": [{"modality": modality, "tokenCount": GEMINI_OUTPUT}]}})
+    except WebSocketDisconnect:
+        return

@@ -58,11 +58,14 @@ def build_app(**defaults: Any) -> Starlette:
 class Simulator:
     """A local provider server speaking real wire formats, for tests and the demo. Use as a context manager."""
 
-    def __init__(self, port: int = 0, **defaults: Any) -> None:
+    def __init__(self, port: int = 0, *, tls: tuple[str, str] | None = None, **defaults: Any) -> None:
+        """``tls``: (certificate file, key file) to serve HTTPS and WSS instead (a client that only speaks TLS,
+        such as google-genai's live client)."""
         app = build_app(**defaults)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
             access_log=False, timeout_graceful_shutdown=1,
+            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

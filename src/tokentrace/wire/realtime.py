@@ -34,27 +34,35 @@ from . import hosts
 
 HEAD = 160
 """How much of a frame is looked at to tell its event type (the type is the event's first key)."""
+TAIL = 2048
+"""How much of a Gemini Live message's end is looked at for ``usageMetadata`` (the last key of a turn's message)."""
 _WATCHED = ("response.done", "response.created", "session.created", "session.updated")
 _WATCHED_BYTES = tuple(name.encode() for name in _WATCHED)
 MAX_PENDING = 64
 """Responses in flight kept per session (a server that never answers cannot grow it without end)."""
 
 
-def recognise(host: str | None, port: int | None, resource: str) -> tuple[str, str] | None:
-    """(provider, model) when a WebSocket to ``host`` at ``resource`` (path and query) is a realtime session."""
+def recognise(host: str | None, port: int | None, resource: str) -> tuple[str, str, str] | None:
+    """(provider, model, flow) when a WebSocket to ``host`` at ``resource`` (path and query) is a realtime session:
+    flow ``openai`` (OpenAI Realtime and the APIs shaped like it) or ``gemini`` (Gemini Live, whose model comes in
+    its first client message)."""
     parts = urlsplit(resource)
+    name = (host or "").lower()
+    if "BidiGenerateContent" in parts.path:
+        return ("vertex_ai" if name.endswith("aiplatform.googleapis.com") else "google"), "", "gemini"
     if not parts.path.rstrip("/").endswith("/realtime"):
         return None
     query = parse_qs(parts.query)
     model = (query.get("model") or query.get("deployment") or [""])[0]
-    return provider_for_host((host or "").lower()), model
+    return provider_for_host(name), model, "openai"
 
 
 class Session:
     """One realtime connection: its responses in flight and where their calls are recorded."""
 
-    def __init__(self, provider: str, model: str, host: str | None, port: int | None) -> None:
+    def __init__(self, provider: str, model: str, host: str | None, port: int | None, flow: str = "openai") -> None:
         self.provider, self.model, self.host, self.port = provider, model, host, port
+        self.gemini = flow == "gemini"
         self.context = contextvars.copy_context()
         self.session_id: str | None = None
         self.pending: deque[Call] = deque()
@@ -63,6 +71,11 @@ class Session:
 
     # ---- frames (the hot path)
     def received(self, message: Any) -> None:
+        if self.gemini:  # usage comes last in a Gemini Live message: its end is looked at too
+            name = "usageMetadata" if message.__class__ is str else b"usageMetadata"
+            if name in message[:HEAD] or name in message[-TAIL:]:
+                self._gemini_usage(message)
+            return
         head = message[:HEAD]
         names = _WATCHED if head.__class__ is str else _WATCHED_BYTES
         if names[0] in head or names[1] in head or names[2] in head or names[3] in head:
@@ -71,6 +84,10 @@ class Session:
     def sending(self, message: Any) -> None:
         """A frame the app is about to send: a ``response.create`` is admitted first (may raise BudgetExceeded)."""
         head = message[:HEAD]
+        if self.gemini:
+            if ("setup" if head.__class__ is str else b"setup") in head:
+                self._gemini_setup(message)
+            return
         if ("response.create" if head.__class__ is str else b"response.create") in head:
             self._start(refusable=True)
             self.asked += 1
@@ -103,6 +120,29 @@ class Session:
                 self.pending[-1].first_chunk()
         elif kind == "response.done":
             self._done(event)
+
+    def _gemini_setup(self, message: Any) -> None:
+        setup = json.loads(message).get("setup")
+        model = setup.get("model") if isinstance(setup, Mapping) else None
+        if isinstance(model, str) and model:
+            self.model = model.rsplit("/", 1)[-1]  # models/gemini-live-2.5-flash -> gemini-live-2.5-flash
+
+    def _gemini_usage(self, message: Any) -> None:
+        """A Gemini Live turn's ``usageMetadata``: one call per message that carries it, its prompt the whole
+        context as re-counted that turn (what the turn is billed), thoughts as reasoning (outside its total)."""
+        from ..providers.google_genai import usage_from
+        from .formats import snake
+
+        event = json.loads(message)
+        meta = event.get("usageMetadata") if isinstance(event, Mapping) else None
+        if not isinstance(meta, Mapping):
+            return
+        fields = snake(meta)  # Live names the output "response" where generate_content says "candidates"
+        fields.setdefault("candidates_token_count", fields.get("response_token_count"))
+        fields.setdefault("candidates_tokens_details", fields.get("response_tokens_details"))
+        self._start(refusable=False)
+        if self.pending:
+            self.pending.popleft().stop(ResponseInfo(usage=usage_from(fields), response_model=self.model or None))
 
     def _start(self, refusable: bool) -> None:
         recorder = active.recorder

@@ -25,7 +25,7 @@ def _session_of(connection: Any) -> realtime.Session | None:
         found = realtime.recognise(uri.host, uri.port, uri.resource_name)
         if found is None:
             return None
-        return realtime.Session(found[0], found[1], uri.host, uri.port)
+        return realtime.Session(found[0], found[1], uri.host, uri.port, found[2])
     except Exception as exc:
         _errors.report("wire.websockets", exc, "could not look at a WebSocket connection")
         return None
