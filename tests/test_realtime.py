@@ -238,3 +238,26 @@ def test_google_genai_live_one_record_per_turn_with_thoughts_billed(tls_simulato
     assert [r.usage.reasoning for r in records] == [2, 2]
     assert [r.usage.total - r.usage.reasoning for r in records] == totals  # totalTokenCount leaves thoughts out
     assert all(r.cost_usd is not None and r.cost_usd > 0 for r in records)
+
+
+def test_aiohttp_ws_connect_sessions_are_counted_and_frames_unchanged(simulator: Any, instrumented: Any) -> None:
+    import aiohttp
+
+    async def run() -> list[str]:
+        seen = []
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                f"http://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+            seen.append((await ws.receive_json())["type"])
+            await ws.send_json({"type": "conversation.item.create", "item": ITEM})
+            await ws.send_str(json.dumps({"type": "response.create"}))
+            async for message in ws:
+                seen.append(json.loads(message.data)["type"])
+                if seen[-1] == "response.done":
+                    break
+        return seen
+
+    with capture_usage() as records:
+        seen = asyncio.run(run())
+    assert seen[0] == "session.created" and seen[-1] == "response.done" and len(seen) == 7
+    (record,) = records
+    assert (record.operation, record.usage.all_input, record.usage.output) == ("realtime", 3, 8)

@@ -28,11 +28,20 @@ _import_hooks: set[str] = set()
 
 def _clients() -> dict[str, tuple[tuple[str, Any], ...]]:
     """Module -> (``Class.method``, wrapper) to hook in it."""
-    from . import aiohttp_hook, http_client_hook, httpx_hook, litellm_hook, lm15_hook, requests_hook, websockets_hook
+    from . import (
+        aiohttp_hook,
+        aiohttp_ws_hook,
+        http_client_hook,
+        httpx_hook,
+        litellm_hook,
+        lm15_hook,
+        requests_hook,
+        websockets_hook,
+    )
 
     table: dict[str, tuple[tuple[str, Any], ...]] = {module: httpx_hook.PATCHES for module in httpx_hook.MODULES}
     table[requests_hook.MODULE] = requests_hook.PATCHES
-    table[aiohttp_hook.MODULE] = aiohttp_hook.PATCHES
+    table[aiohttp_hook.MODULE] = aiohttp_hook.PATCHES + aiohttp_ws_hook.PATCHES
     table[litellm_hook.MODULE] = litellm_hook.PATCHES
     table.update(lm15_hook.PATCHES)
     table[http_client_hook.MODULE] = http_client_hook.PATCHES

@@ -1,0 +1,74 @@
+"""aiohttp's WebSocket client (``ClientSession.ws_connect``): a connection to a realtime endpoint
+(``realtime.recognise``, from the URL it connected to) gets its own ``receive`` (which ``receive_str``,
+``receive_json`` and ``async for`` go through) and ``send_str`` / ``send_bytes`` (``send_json`` goes through
+``send_str``), handing each frame to a ``realtime.Session`` and returning or sending it unchanged. Other WebSocket
+connections are left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._support import errors as _errors
+from . import realtime
+from .exchange import switch
+from .websockets_hook import _admit, _ended, _look
+
+
+def _session_of(connection: Any, url: Any) -> realtime.Session | None:
+    if not switch.on:
+        return None
+    try:
+        from yarl import URL
+
+        target = URL(str(url))
+        found = realtime.recognise(target.host, target.port, target.raw_path_qs)
+        if found is None:
+            return None
+        return realtime.Session(found[0], found[1], target.host, target.port, found[2])
+    except Exception as exc:
+        _errors.report("wire.aiohttp", exc, "could not look at a WebSocket connection")
+        return None
+
+
+async def ws_connect(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    connection = await wrapped(*args, **kwargs)
+    session = _session_of(connection, args[0] if args else kwargs.get("url"))
+    if session is not None:
+        _watch(connection, session)
+    return connection
+
+
+def _watch(connection: Any, session: realtime.Session) -> None:
+    from aiohttp import WSMsgType
+
+    original_receive, original_close = connection.receive, connection.close
+    original_send_str, original_send_bytes = connection.send_str, connection.send_bytes
+    closing = (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+    async def receive(*args: Any, **kwargs: Any) -> Any:
+        message = await original_receive(*args, **kwargs)
+        kind = message.type
+        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+            _look(session, message.data)
+        elif kind in closing:
+            _ended(session)
+        return message
+
+    async def send_str(data: str, *args: Any, **kwargs: Any) -> Any:
+        _admit(session, data)
+        return await original_send_str(data, *args, **kwargs)
+
+    async def send_bytes(data: bytes, *args: Any, **kwargs: Any) -> Any:
+        _admit(session, data)
+        return await original_send_bytes(data, *args, **kwargs)
+
+    async def close(*args: Any, **kwargs: Any) -> Any:
+        _ended(session)
+        return await original_close(*args, **kwargs)
+
+    connection.receive, connection.close = receive, close
+    connection.send_str, connection.send_bytes = send_str, send_bytes
+
+
+PATCHES = (("ClientSession._ws_connect", ws_connect),)
