@@ -125,3 +125,26 @@ def test_media_units_are_ledger_columns_and_reports_show_operations(simulator: A
         assert by_operation["moderation"] == (1, 0.0)
     finally:
         tokentrace.uninstrument()
+
+
+def test_media_calls_on_the_wire_raw_httpx_multipart_json_and_audio_bytes(simulator: Any,
+                                                                          telemetry: Telemetry) -> None:
+    """A raw HTTP client: the multipart upload's model read from httpx's own field list (the file never read), the
+    speech answer's audio bytes passed through unread, each call priced as through the SDK."""
+    import httpx
+
+    from tokentrace.simulator import sync_client
+
+    with sync_client(simulator.port, httpx) as http, capture_usage() as records:
+        heard = http.post("https://api.openai.com/v1/audio/transcriptions", data={"model": "whisper-1"},
+                          files={"file": ("a.wav", AUDIO)}, headers={"Authorization": "Bearer sk-test"})
+        drawn = http.post("https://api.openai.com/v1/images/generations", json={
+            "model": "dall-e-3", "prompt": "a cat", "size": "1792x1024"})
+        spoken = http.post("https://api.openai.com/v1/audio/speech", json={
+            "model": "tts-1", "voice": "alloy", "input": "hello there"})
+    assert heard.json()["usage"] == {"type": "duration", "seconds": 3} and drawn.status_code == 200
+    assert spoken.content == b"ID3" + b"\0" * 1100
+    assert [(r.operation, r.model, r.media, r.cost_usd) for r in records] == [
+        ("transcription", "whisper-1", Media(audio_seconds=3.0), pytest.approx(3 * SECOND)),
+        ("image_generation", "dall-e-3", Media(images=1, image_size="1792x1024"), pytest.approx(0.08)),
+        ("speech", "tts-1", Media(characters=11), pytest.approx(11 * CHARACTER))]

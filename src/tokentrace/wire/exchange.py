@@ -266,6 +266,8 @@ class BodyReader(StreamAccumulator):
         self.accumulator, self.shape = formats.accumulator(self.route, self.prepared)
 
     def feed(self, data: bytes) -> None:
+        if self.route.api == "speech":  # audio bytes: nothing in them is read (the call is billed by its input)
+            return
         try:
             if self.framing is None and self.parts is None:
                 self._sniff(data)
@@ -313,6 +315,8 @@ class BodyReader(StreamAccumulator):
         return response
 
     def _result(self) -> ResponseInfo:
+        if self.route.api == "speech":
+            return formats.extract(self.route, self.prepared, None, self.headers)
         if self.framing is not None:
             if self.accumulator is None:
                 self._start_stream()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from .._usage import ResponseInfo, at_endpoint
 from ..providers import Endpoint, Options, Prepared, StreamAccumulator
-from .routes import Route, regional_vertex
+from .routes import MEDIA_APIS, Route, regional_vertex
 
 Shape = Callable[[Any], Any]
 
@@ -88,9 +88,14 @@ def _bedrock(route: Route, body: Mapping[str, Any]) -> Mapping[str, Any]:
 @functools.cache
 def _formats() -> dict[tuple[str, str], Format]:
     """Imported on the first recognised request: the provider modules import no SDK at module level."""
-    from ..providers import anthropic, cohere, google_genai, ollama, openai
+    from ..providers import anthropic, cohere, google_genai, ollama, openai, openai_media
 
     return {
+        ("openai", "images"): Format(openai_media.IMAGES, _body, stream=False),
+        ("openai", "transcription"): Format(openai_media.TRANSCRIPTION, _body),
+        ("openai", "translation"): Format(openai_media.TRANSLATION, _body, stream=False),
+        ("openai", "speech"): Format(openai_media.SPEECH, _body, stream=False),
+        ("openai", "moderation"): Format(openai_media.MODERATION, _body, stream=False),
         ("openai", "chat"): Format(openai.CHAT, _body),
         ("openai", "responses"): Format(openai.RESPONSES, _body),
         ("openai", "completions"): Format(openai.COMPLETIONS, _body),
@@ -139,7 +144,9 @@ def prepare(route: Route, body: Any, host: str | None, port: int | None, options
                                             server_port=port)
         if route.api == "vertex_messages" and regional_vertex(host):  # billed apart from the global endpoint
             request = at_endpoint(request, "endpoint=regional")
-        return Prepared(request, {}, False, False, prepared.capture_content)
+        # a media call's extract reads its request (an image's size, speech's input): its fields stay
+        kwargs = prepared.kwargs if route.api in MEDIA_APIS else {}
+        return Prepared(request, kwargs, False, False, prepared.capture_content)
     request = prepared.request._replace(provider=route.provider, server_address=host, server_port=port)
     return prepared._replace(request=request, kwargs={}, hide_usage_only_chunk=False, body_left_to_caller=False)
 

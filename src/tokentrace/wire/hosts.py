@@ -95,6 +95,8 @@ _REQUIRED = {
     ("ollama", "ollama_chat"): lambda b: _text(b.get("model")) and _messages(b.get("messages")),
     ("ollama", "ollama_generate"): lambda b: _text(b.get("model")) and isinstance(b.get("prompt"), str),
     ("ollama", "ollama_embed"): lambda b: _text(b.get("model")) and _text_or_list(b.get("input")),
+    ("openai", "images"): lambda b: _text(b.get("model")) and _text(b.get("prompt")),
+    ("openai", "speech"): lambda b: _text(b.get("model")) and _text(b.get("input")) and _text(b.get("voice")),
 }
 """The fields each format's request must carry, with their types, for a request to an unknown host to be taken
 for an LLM request (Bedrock's InvokeModel bodies differ by model: only a known host's count)."""

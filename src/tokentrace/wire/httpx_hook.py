@@ -50,9 +50,16 @@ def _sdk_sending(inside: Any) -> bool:
     return bool(getattr(inside, "asked_usage", False))
 
 
-def _content(request: Any) -> bytes | None:
-    """The body's bytes when the request holds them (not a generator, an async generator or a file)."""
-    return request.content if hasattr(request, "_content") else None
+def _content(request: Any) -> bytes | dict[str, Any] | None:
+    """The body's bytes when the request holds them (not a generator, an async generator or a file); a multipart
+    upload's plain fields (``model``, ``response_format``, ...) read from httpx's own list of them, no file read."""
+    if hasattr(request, "_content"):
+        return request.content  # type: ignore[no-any-return]
+    fields = getattr(request.stream, "fields", None)
+    if isinstance(fields, list):
+        return {field.name: field.value if isinstance(field.value, str) else field.value.decode("utf-8", "replace")
+                for field in fields if isinstance(getattr(field, "value", None), (str, bytes))}
+    return None
 
 
 def _asking(request: Any, exchange: Exchange) -> Any:

@@ -29,6 +29,11 @@ class Route(NamedTuple):
     call only if its JSON body names a ``model``."""
 
 
+_MEDIA_SUFFIXES = (("/images/generations", "images"), ("/images/edits", "images"), ("/images/variations", "images"),
+                   ("/audio/transcriptions", "transcription"), ("/audio/translations", "translation"),
+                   ("/audio/speech", "speech"), ("/moderations", "moderation"))
+"""OpenAI's media endpoints (``providers.openai_media``), seen on the wire too."""
+MEDIA_APIS = frozenset(api for _, api in _MEDIA_SUFFIXES)
 _OPENAI_SUFFIXES = (("/chat/completions", "chat"), ("/responses", "responses"), ("/completions", "completions"),
                     ("/embeddings", "embeddings"))
 _GEMINI_VERBS = {"generateContent": "generate", "streamGenerateContent": "stream", "embedContent": "embed",
@@ -40,7 +45,8 @@ _OLLAMA = {"/api/chat": "ollama_chat", "/api/generate": "ollama_generate", "/api
 _VERTEX_ANTHROPIC = re.compile(r"/publishers/anthropic/models/(?P<model>[^/:]+):(?:rawPredict|streamRawPredict)$")
 """Claude on Vertex AI: the Messages API with the model in the path."""
 _ENDINGS = ("/completions", "/responses", "/embeddings", "/messages", "Content", "Contents", "/converse",
-            "-stream", "/invoke", "/chat", "/embed", "/generate", "Predict")
+            "-stream", "/invoke", "/chat", "/embed", "/generate", "Predict", "/generations", "/edits", "/variations",
+            "/transcriptions", "/translations", "/speech", "/moderations")
 """Every recognised path ends in one of these: the first, cheapest filter."""
 
 
@@ -69,6 +75,9 @@ def recognise(method: str, host: str, path: str) -> Route | None:
     if path.endswith("/messages"):
         return Route("anthropic", "messages", "anthropic") if path.endswith("/v1/messages") else None
     for suffix, api in _OPENAI_SUFFIXES:
+        if path.endswith(suffix):
+            return Route("openai", api, provider_for_host(host))
+    for suffix, api in _MEDIA_SUFFIXES:
         if path.endswith(suffix):
             return Route("openai", api, provider_for_host(host))
     if path.endswith("Content") or path.endswith("Contents"):
