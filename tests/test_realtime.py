@@ -261,3 +261,42 @@ def test_aiohttp_ws_connect_sessions_are_counted_and_frames_unchanged(simulator:
     assert seen[0] == "session.created" and seen[-1] == "response.done" and len(seen) == 7
     (record,) = records
     assert (record.operation, record.usage.all_input, record.usage.output) == ("realtime", 3, 8)
+
+
+def test_closing_the_session_when_a_budget_would_refuse_a_server_started_response_is_opt_in(
+        simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from websockets.exceptions import ConnectionClosed
+
+    def session(closes: bool) -> list[str]:
+        tokentrace.uninstrument()
+        make_telemetry(llm_hosts=["127.0.0.1"], budgets=[Budget("voice", limit_requests=1, action="block")])
+        if closes:
+            monkeypatch.setenv("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET", "1")
+        statuses: list[str] = []
+        try:
+            with capture_usage() as records, connect(
+                    f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+                ws.recv()
+                ws.send(json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}}))
+                ws.recv()
+                for _ in range(2):
+                    ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                        "audio": base64.b64encode(b"\0" * 4800).decode()}))
+                    ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+                    while json.loads(ws.recv())["type"] != "response.done":
+                        pass
+                if closes:
+                    ws.recv(timeout=5)
+        except ConnectionClosed:
+            statuses.append("closed")
+        finally:
+            tokentrace.uninstrument()
+            monkeypatch.delenv("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET", raising=False)
+        return statuses + [r.status for r in records]
+
+    assert session(closes=False) == ["ok", "ok"]  # the server's responses cannot be stopped: both counted
+    # refused (a blocked record), the session closed; the response already under way still reached the app and
+    # is counted with its usage
+    assert session(closes=True) == ["closed", "ok", "blocked", "ok"]

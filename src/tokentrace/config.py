@@ -59,6 +59,9 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
      "default of `capture_content`: `true`/`SPAN_ONLY` put prompt and completion text on spans, `EVENT_ONLY` on a "
      "`gen_ai.client.inference.operation.details` event, `SPAN_AND_EVENT` both; never in metrics or the ledger"),
+    ("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET",
+     "`1`: close a realtime session when a block budget would refuse a response the server started itself "
+     "(server-side turn detection); default: such responses are counted, the session left open"),
     ("OTEL_SEMCONV_STABILITY_OPT_IN",
      "comma-separated; with `gen_ai_latest_experimental`, spans also carry the proposed cost trio "
      "`gen_ai.usage.cost.amount` / `.currency` / `.source` (semantic-conventions-genai #443, not yet released)"),

@@ -26,7 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 from .._registry import provider_for_host
 from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
-from ..budgets.refusal import counted_only
+from ..budgets.refusal import CallRefused, counted_only
+from ..config import env_flag
 from ..context import attributes, current_attributes
 from ..instrumentation.wrappers import active
 from ..recorder import Call
@@ -68,9 +69,15 @@ class Session:
         self.pending: deque[Call] = deque()
         self.asked = 0
         """``response.create`` events sent and not yet answered by a ``response.created``."""
+        self.close_on_budget = env_flag("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET")
+        self.ended = False
+        self.refused = False
+        """A block budget would have refused a response the server started: the hook closes the connection."""
 
     # ---- frames (the hot path)
     def received(self, message: Any) -> None:
+        if self.ended:  # the app closed the session: what it still reads was recorded as failed already
+            return
         if self.gemini:  # usage comes last in a Gemini Live message: its end is looked at too
             name = "usageMetadata" if message.__class__ is str else b"usageMetadata"
             if name in message[:HEAD] or name in message[-TAIL:]:
@@ -95,6 +102,7 @@ class Session:
     def closed(self, exc: BaseException) -> None:
         """The connection ended (or the app closed it): responses still in flight failed after they began (their
         estimate is charged)."""
+        self.ended = True
         while self.pending:
             self.pending.popleft().fail(exc)
 
@@ -114,8 +122,8 @@ class Session:
         elif kind == "response.created":
             if self.asked:
                 self.asked -= 1
-            else:  # the server started it (turn detection): counted, never refused
-                self._start(refusable=False)
+            else:  # the server started it (turn detection): counted, never refused (unless closing is opted in)
+                self._server_started()
             if self.pending:
                 self.pending[-1].first_chunk()
         elif kind == "response.done":
@@ -143,6 +151,16 @@ class Session:
         self._start(refusable=False)
         if self.pending:
             self.pending.popleft().stop(ResponseInfo(usage=usage_from(fields), response_model=self.model or None))
+
+    def _server_started(self) -> None:
+        if not self.close_on_budget:
+            self._start(refusable=False)
+            return
+        try:
+            self._start(refusable=True)
+        except CallRefused:  # recorded as refused; the response itself is on its way: counted as well
+            self.refused = True
+            self._start(refusable=False)
 
     def _start(self, refusable: bool) -> None:
         recorder = active.recorder

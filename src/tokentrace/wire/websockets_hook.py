@@ -83,6 +83,9 @@ def _watch_sync(connection: Any, session: realtime.Session) -> None:
             _closed(session, exc)
             raise
         _look(session, message)
+        if session.refused:  # TOKENTRACE_REALTIME_CLOSE_ON_BUDGET: the frame is the app's, the session ends (what
+            session.refused = False  # was already received still reaches the app and is counted)
+            original_close()
         return message
 
     def send(message: Any, *args: Any, **kwargs: Any) -> Any:
@@ -107,6 +110,9 @@ def _watch_async(connection: Any, session: realtime.Session) -> None:
             _closed(session, exc)
             raise
         _look(session, message)
+        if session.refused:
+            session.refused = False
+            await original_close()
         return message
 
     async def send(message: Any, *args: Any, **kwargs: Any) -> Any:
