@@ -16,6 +16,7 @@ the input and output; xAI leaves ``response.usage`` empty and puts usage at the 
 from __future__ import annotations
 
 import contextvars
+import os
 import json
 from collections import deque
 from collections.abc import Mapping
@@ -27,7 +28,6 @@ from .._registry import provider_for_host
 from .._support import errors as _errors
 from .._usage import RequestInfo, ResponseInfo, Usage
 from ..budgets.refusal import CallRefused, counted_only
-from ..config import env_flag
 from ..context import attributes, current_attributes
 from ..instrumentation.wrappers import active
 from ..recorder import Call
@@ -69,7 +69,8 @@ class Session:
         self.pending: deque[Call] = deque()
         self.asked = 0
         """``response.create`` events sent and not yet answered by a ``response.created``."""
-        self.close_on_budget = env_flag("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET")
+        self.close_on_budget = os.environ.get("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET", "").strip().lower() in (
+            "1", "true", "yes", "on")
         self.ended = False
         self.refused = False
         """A block budget would have refused a response the server started: the hook closes the connection."""
