@@ -16,8 +16,8 @@ the input and output; xAI leaves ``response.usage`` empty and puts usage at the 
 from __future__ import annotations
 
 import contextvars
-import os
 import json
+import os
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
