@@ -9,31 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._support import errors as _errors
 from . import realtime
-from .exchange import switch
 from .websockets_hook import _admit, _ended, _look
 
 
-def _session_of(connection: Any, url: Any) -> realtime.Session | None:
-    if not switch.on:
-        return None
-    try:
-        from yarl import URL
+def _address(url: Any) -> tuple[str | None, int | None, str]:
+    from yarl import URL
 
-        target = URL(str(url))
-        found = realtime.recognise(target.host, target.port, target.raw_path_qs)
-        if found is None:
-            return None
-        return realtime.Session(found[0], found[1], target.host, target.port, found[2])
-    except Exception as exc:
-        _errors.report("wire.aiohttp", exc, "could not look at a WebSocket connection")
-        return None
+    target = URL(str(url))
+    return target.host, target.port, target.raw_path_qs
 
 
 async def ws_connect(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     connection = await wrapped(*args, **kwargs)
-    session = _session_of(connection, args[0] if args else kwargs.get("url"))
+    session = realtime.session_for(lambda: _address(args[0] if args else kwargs.get("url")), "wire.aiohttp")
     if session is not None:
         _watch(connection, session)
     return connection

@@ -19,7 +19,7 @@ import contextvars
 import json
 import os
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +32,7 @@ from ..context import attributes, current_attributes
 from ..instrumentation.wrappers import active
 from ..recorder import Call
 from . import hosts
+from .exchange import switch
 
 HEAD = 160
 """How much of a frame is looked at to tell its event type (the type is the event's first key)."""
@@ -56,6 +57,20 @@ def recognise(host: str | None, port: int | None, resource: str) -> tuple[str, s
     query = parse_qs(parts.query)
     model = (query.get("model") or query.get("deployment") or [""])[0]
     return provider_for_host(name), model, "openai"
+
+
+def session_for(address: Callable[[], tuple[str | None, int | None, str]], stage: str) -> Session | None:
+    """A session for a WebSocket connection just made when ``address()`` (host, port, path and query) is a realtime
+    endpoint and tokentrace is on; None otherwise (a failure to look is counted at ``stage``)."""
+    if not switch.on:
+        return None
+    try:
+        host, port, resource = address()
+        found = recognise(host, port, resource)
+        return None if found is None else Session(found[0], found[1], host, port, found[2])
+    except Exception as exc:
+        _errors.report(stage, exc, "could not look at a WebSocket connection")
+        return None
 
 
 class Session:

@@ -6,45 +6,32 @@ WebSocket connection is left as it is: it pays for nothing per frame (the hook r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._support import errors as _errors
 from . import realtime
-from .exchange import switch
 
 MODULES = ("websockets.sync.client", "websockets.asyncio.client")
 
 
-def _session_of(connection: Any) -> realtime.Session | None:
-    """The realtime session of a connection just made, or None (not a realtime endpoint, or not instrumented)."""
-    if not switch.on:
-        return None
-    try:
-        protocol = connection.protocol
-        uri = getattr(protocol, "uri", None) or protocol.wsuri  # ``wsuri`` before websockets 14
-        found = realtime.recognise(uri.host, uri.port, uri.resource_name)
-        if found is None:
-            return None
-        return realtime.Session(found[0], found[1], uri.host, uri.port, found[2])
-    except Exception as exc:
-        _errors.report("wire.websockets", exc, "could not look at a WebSocket connection")
-        return None
+def _address(connection: Any) -> tuple[str | None, int | None, str]:
+    protocol = connection.protocol
+    uri = getattr(protocol, "uri", None) or protocol.wsuri  # ``wsuri`` before websockets 14
+    return uri.host, uri.port, uri.resource_name
 
 
-def sync_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    result = wrapped(*args, **kwargs)
-    session = _session_of(instance)
-    if session is not None:
-        _watch_sync(instance, session)
-    return result
+def _on_init(watch: Callable[[Any, realtime.Session], None]) -> Callable[..., Any]:
+    """The wrapper of a connection class's ``__init__``: a realtime connection is watched by ``watch``."""
 
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        result = wrapped(*args, **kwargs)
+        session = realtime.session_for(lambda: _address(instance), "wire.websockets")
+        if session is not None:
+            watch(instance, session)
+        return result
 
-def async_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    result = wrapped(*args, **kwargs)
-    session = _session_of(instance)
-    if session is not None:
-        _watch_async(instance, session)
-    return result
+    return wrapper
 
 
 def _closed(session: realtime.Session, exc: BaseException) -> None:
@@ -141,5 +128,5 @@ def _admit(session: realtime.Session, message: Any) -> None:
         _errors.report("wire.realtime", exc, "could not look at a realtime client event")
 
 
-PATCHES = {"websockets.sync.client": (("ClientConnection.__init__", sync_init),),
-           "websockets.asyncio.client": (("ClientConnection.__init__", async_init),)}
+PATCHES = {"websockets.sync.client": (("ClientConnection.__init__", _on_init(_watch_sync)),),
+           "websockets.asyncio.client": (("ClientConnection.__init__", _on_init(_watch_async)),)}
