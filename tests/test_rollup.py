@@ -97,7 +97,10 @@ def _as_version(path: Path, version: int) -> None:
     """Make the file look like a ledger written by an older tokentrace: schema 3 (no budget charge columns, nor any
     later one) or schema 2 (no roll-up either)."""
     conn = sqlite3.connect(path)
-    conn.executescript("ALTER TABLE llm_usage DROP COLUMN cache_savings_usd; "
+    conn.executescript("ALTER TABLE llm_usage DROP COLUMN audio_seconds; "
+                       "ALTER TABLE llm_usage DROP COLUMN characters; "
+                       "ALTER TABLE llm_usage DROP COLUMN images; "
+                       "ALTER TABLE llm_usage DROP COLUMN cache_savings_usd; "
                        "ALTER TABLE llm_usage_hourly DROP COLUMN cache_savings_usd; "
                        "ALTER TABLE llm_usage DROP COLUMN service_tier; "
                        "ALTER TABLE llm_usage DROP COLUMN fees_usd; "
