@@ -300,3 +300,23 @@ def test_closing_the_session_when_a_budget_would_refuse_a_server_started_respons
     # refused (a blocked record), the session closed; the response already under way still reached the app and
     # is counted with its usage
     assert session(closes=True) == ["closed", "ok", "blocked", "ok"]
+
+
+def test_a_block_budget_at_its_limit_refuses_a_new_session_before_the_handshake(simulator: Any) -> None:
+    tokentrace.uninstrument()
+    make_telemetry(llm_hosts=["127.0.0.1"], budgets=[Budget("voice", limit_requests=1, action="block")])
+    url = f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime"
+    try:
+        with capture_usage() as records:
+            with connect(url) as ws:  # admitted: nothing held or recorded for the session itself
+                ws.recv()
+                ws.send(json.dumps({"type": "response.create"}))
+                while json.loads(ws.recv())["type"] != "response.done":
+                    pass
+            with pytest.raises(BudgetExceeded):
+                connect(url)
+            with connect(f"ws://127.0.0.1:{simulator.port}/chat/socket") as other:  # not a realtime endpoint
+                assert other.protocol is not None
+    finally:
+        tokentrace.uninstrument()
+    assert [r.status for r in records] == ["ok", "blocked"]

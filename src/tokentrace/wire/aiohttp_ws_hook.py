@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import realtime
-from .websockets_hook import _admit, _ended, _look
+from .websockets_hook import _admit, _admit_session, _ended, _look
 
 
 def _address(url: Any) -> tuple[str | None, int | None, str]:
@@ -21,8 +21,10 @@ def _address(url: Any) -> tuple[str | None, int | None, str]:
 
 
 async def ws_connect(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    connection = await wrapped(*args, **kwargs)
     session = realtime.session_for(lambda: _address(args[0] if args else kwargs.get("url")), "wire.aiohttp")
+    if session is not None:
+        _admit_session(session)  # a refusal raises before anything is sent
+    connection = await wrapped(*args, **kwargs)
     if session is not None:
         _watch(connection, session)
     return connection

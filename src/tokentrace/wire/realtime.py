@@ -115,6 +115,17 @@ class Session:
             self._start(refusable=True)
             self.asked += 1
 
+    def admit(self) -> None:
+        """Before the session is opened: a block budget at its limit refuses it (BudgetExceeded, nothing sent; a
+        blocked call recorded). Admitted, nothing is held or recorded."""
+        recorder = active.recorder
+        if recorder is None or not hosts.trusted(self.host or ""):
+            return
+        request = RequestInfo(self.provider, "realtime", self.model, True, self.host, self.port)
+        call = self.context.copy().run(self._call, recorder, request, True)
+        if call is not None:
+            call.discard()
+
     def closed(self, exc: BaseException) -> None:
         """The connection ended (or the app closed it): responses still in flight failed after they began (their
         estimate is charged)."""

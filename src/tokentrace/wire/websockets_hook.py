@@ -15,23 +15,39 @@ from . import realtime
 MODULES = ("websockets.sync.client", "websockets.asyncio.client")
 
 
-def _address(connection: Any) -> tuple[str | None, int | None, str]:
-    protocol = connection.protocol
-    uri = getattr(protocol, "uri", None) or protocol.wsuri  # ``wsuri`` before websockets 14
+def _address(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, int | None, str]:
+    """Where a connection being made goes: its protocol's URI (``wsuri`` before websockets 14)."""
+    protocol = kwargs.get("protocol") or next(a for a in args if hasattr(a, "uri") or hasattr(a, "wsuri"))
+    uri = getattr(protocol, "uri", None) or protocol.wsuri
     return uri.host, uri.port, uri.resource_name
 
 
 def _on_init(watch: Callable[[Any, realtime.Session], None]) -> Callable[..., Any]:
-    """The wrapper of a connection class's ``__init__``: a realtime connection is watched by ``watch``."""
+    """The wrapper of a connection class's ``__init__``: a realtime session is first admitted by the budgets (a
+    refusal raises before the connection exists: websockets closes the socket, no handshake is sent), then its
+    connection is watched by ``watch``."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        session = realtime.session_for(lambda: _address(args, kwargs), "wire.websockets")
+        if session is not None:
+            _admit_session(session)
         result = wrapped(*args, **kwargs)
-        session = realtime.session_for(lambda: _address(instance), "wire.websockets")
         if session is not None:
             watch(instance, session)
         return result
 
     return wrapper
+
+
+def _admit_session(session: realtime.Session) -> None:
+    from ..budgets.refusal import CallRefused
+
+    try:
+        session.admit()
+    except CallRefused:
+        raise
+    except Exception as exc:
+        _errors.report("wire.realtime", exc, "could not check a realtime session against the budgets")
 
 
 def _closed(session: realtime.Session, exc: BaseException) -> None:
