@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, NamedTuple
 
 from .._registry import (
-    AZURE_OPENAI,
     HF_ROUTER,
-    OPENAI_COMPATIBLE,
     REASONING_ON_TOP,
-    provider_for_host,
     router_backend,
 )
 from .._support import errors as _errors
@@ -25,47 +22,13 @@ from ._fields import (
     int_or_none,
     number_or_none,
     reported_cost,
-    server_of,
     text_or_none,
     usage_reader,
 )
 from ._fields import reported_in as _reported
 from ._prompt import text_length
-from ._stainless import classify_result, streaming_response_requested
+from ._stainless import classify_result, client_path, client_target, streaming_response_requested
 from .stream_usage import caller_asked, should_ask
-
-
-def provider_for_url(url: str) -> tuple[str, str | None, int | None]:
-    """(provider id, server address, server port) for a client's base URL."""
-    address, port = server_of(url)
-    host = (address or "").lower()
-    return provider_for_host(host), host or None, port
-
-
-_client_cache: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
-
-
-def _client_path(instance: Any) -> str:
-    """The path of the client's base URL (``/novita/v3/openai``), or empty."""
-    client = getattr(instance, "_client", None)
-    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    return str(getattr(base_url, "path", "") or "")
-
-
-def _client_target(instance: Any) -> tuple[str, str | None, int | None]:
-    client = getattr(instance, "_client", None)
-    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    cached = _client_cache.get(id(base_url))
-    if cached is not None and cached[0] is base_url:
-        return cached[1]
-    target = provider_for_url(str(base_url)) if base_url is not None else (OPENAI_COMPATIBLE, None, None)
-    if target[0] == OPENAI_COMPATIBLE and "azure" in type(client).__name__.lower():
-        target = (AZURE_OPENAI, target[1], target[2])
-    if len(_client_cache) > 1024:
-        _client_cache.clear()
-    _client_cache[id(base_url)] = (base_url, target)
-    return target
-
 
 # --------------------------------------------------------------------------- requests
 
@@ -75,7 +38,7 @@ Target = Callable[[Any], tuple[str, str | None, int | None]]
 
 def prepare_request(
     instance: Any, kwargs: Mapping[str, Any], options: Options, operation: str, max_keys: tuple[str, ...],
-    usage_option: bool, target: Target = _client_target,
+    usage_option: bool, target: Target = client_target,
 ) -> Prepared:
     """An OpenAI-shaped request (also the Groq and Mistral SDKs'): ``usage_option`` says whether the API takes
     ``stream_options.include_usage``."""
@@ -107,7 +70,7 @@ def prepare_request(
         0,
         tier_label(tier) if (tier := kwargs.get("service_tier")) is not None else None,
         None,  # endpoint_modifiers
-        router_backend(address, _client_path(instance), model) if address == HF_ROUTER else None,
+        router_backend(address, client_path(instance), model) if address == HF_ROUTER else None,
     ))
     send: Mapping[str, Any] = kwargs
     hide = False

@@ -20,7 +20,8 @@ from typing import Any
 from .._usage import Media, RequestInfo, ResponseInfo, Usage
 from ._contract import Endpoint, Options, Prepared, ResultKind, StreamAccumulator, client_pair
 from ._fields import fields_of, int_or_none, number_or_none, text_or_none
-from .openai import _client_target, classify
+from ._stainless import client_target
+from .openai import classify
 
 DEFAULT_MODELS = {"image_generation": "dall-e-2", "moderation": "omni-moderation-latest"}
 """The model the API uses when the request names none."""
@@ -28,7 +29,7 @@ DEFAULT_MODELS = {"image_generation": "dall-e-2", "moderation": "omni-moderation
 
 def _prepare(operation: str) -> Any:
     def prepare(instance: Any, kwargs: Mapping[str, Any], options: Options) -> Prepared:
-        provider, address, port = _client_target(instance)
+        provider, address, port = client_target(instance)
         model = kwargs.get("model") or DEFAULT_MODELS.get(operation, "")
         stream = kwargs.get("stream") is True
         return Prepared(RequestInfo(provider, operation, str(model), stream, address, port), kwargs)
