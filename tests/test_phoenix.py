@@ -1,7 +1,8 @@
 """A real backend reads tokentrace's spans (issue 42): Arize Phoenix, run as a local server with SQLite, receives
 them over OTLP/HTTP; its REST API and GraphQL read back, per span, the tokens, tokentrace's cost and the session
 (and per session, the calls' tokens). Phoenix is a server from PyPI in a venv of its own (``.venv-phoenix``, built by
-``.ci/run``; ``TOKENTRACE_PHOENIX`` names another ``phoenix`` executable), as PostgreSQL is a Debian package."""
+``.ci/run``), as PostgreSQL is a Debian package; this file is collected when ``TOKENTRACE_PHOENIX`` names its
+``phoenix`` executable (``.ci/run`` runs it after the main suite)."""
 
 from __future__ import annotations
 
