@@ -320,3 +320,31 @@ def test_a_block_budget_at_its_limit_refuses_a_new_session_before_the_handshake(
     finally:
         tokentrace.uninstrument()
     assert [r.status for r in records] == ["ok", "blocked"]
+
+
+def test_a_tool_call_response_is_counted_like_any_other(simulator: Any, instrumented: Any) -> None:
+    with capture_usage() as records:
+        frames = _raw_session(simulator, "tool")
+    assert "response.function_call_arguments.done" in {json.loads(f)["type"] for f in frames}
+    (record,) = records
+    assert record.usage_reported and record.usage.output == 28  # 8 text + 20 audio tokens (the session has audio)
+
+
+def test_memory_stays_bounded_and_huge_frames_are_not_read_whole(instrumented: Any) -> None:
+    """10,000 responses the server starts and never ends keep at most MAX_PENDING in flight (the oldest recorded
+    without usage); a 100 MB frame is looked at through two slices only."""
+    import time
+
+    from tokentrace.wire import realtime
+
+    session = realtime.Session("openai", "gpt-realtime", "api.openai.com", 443)
+    with capture_usage() as records:
+        for _ in range(10_000):
+            session.received('{"type": "response.created", "response": {"id": "r"}}')
+        assert len(session.pending) == realtime.MAX_PENDING
+    assert len(records) == 10_000 - realtime.MAX_PENDING
+    huge = '{"type": "response.output_audio.delta", "delta": "' + "A" * 100_000_000 + '"}'
+    started = time.perf_counter()
+    for _ in range(100):
+        session.received(huge)
+    assert time.perf_counter() - started < 0.5  # 100 frames of 100 MB: no copy, no parse

@@ -12,7 +12,8 @@
 - ``response.create`` with ``response.metadata.sim``: ``cancelled`` (``status: cancelled``, half the output),
   ``xai`` (``response.usage`` empty, the usage at the top level of ``response.done`` with
   ``output_audio_seconds``, as xAI's voice API does), ``bad-usage`` (usage fields of the wrong type), ``no-done``
-  (deltas, then nothing), ``drop`` (the connection closed after the deltas).
+  (deltas, then nothing), ``drop`` (the connection closed after the deltas), ``tool`` (a ``function_call`` output
+  item, its arguments done, then ``response.done`` with usage as usual).
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ async def _respond(websocket: WebSocket, session: _Session, options: dict[str, A
         for _ in range(2):
             await websocket.send_text(json.dumps({"type": "response.output_audio.delta", "response_id": ident,
                                                   "delta": base64.b64encode(b"\0" * 960).decode()}))
+    if sim == "tool":  # the model calls a function instead of answering: its arguments stream, then the item is done
+        call = {"type": "function_call", "id": f"item_{ident}", "call_id": f"call_{ident}", "name": "lookup",
+                "arguments": "{}"}
+        await websocket.send_text(json.dumps({"type": "response.function_call_arguments.done", "response_id": ident,
+                                              "call_id": call["call_id"], "arguments": "{}"}))
+        base = {**base, "output": [call]}
     if sim == "no-done":
         return True
     if sim == "drop":
