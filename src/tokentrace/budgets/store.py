@@ -33,6 +33,7 @@ from ..ledger.store import LEASE_CHARGE, Db, open_db
 from . import Budget, BudgetExceeded
 from . import principal_spend as _principal_spend
 from .admission_locks import ADMISSION_TRIES, Pool, stripes
+from .admission_reads import live_statement, reads_ahead
 from .leases import LEASE_IDLE_S, Lease, LeaseBook, Settlement, Take, lease_size
 from .spend import SpendCounter, calls_since, spent_since
 
@@ -40,25 +41,6 @@ MAX_WATCHED = 1000
 """Principal accounts of warn budgets the background thread reads each cycle (the most recently used)."""
 RETRY_AFTER_FAILURE_S = 5.0
 """After the store could not be reached, calls are decided without it (budget_unavailable) for this long."""
-
-
-def _live_statement(db: Db, budget: Budget) -> tuple[str, tuple[str]]:
-    """(id, USD, tokens) of every live reservation of ``budget``, any process's (by the store's clock: a process
-    whose clock is behind or ahead neither drops other processes' reservations nor keeps lapsed ones)."""
-    return (f"SELECT id, usd, tokens FROM llm_budget_reservations WHERE budget = ? AND expires_at > {db.clock_sql}",
-            (budget.name,))
-
-
-def _reads_ahead(db: Db, budgets: Sequence[Budget], now: float) -> list[tuple[str, tuple[Any, ...]]]:
-    """What ``_decide`` reads of these budgets, reservations before spend, that the admission can send with its
-    locks (each budget's live reservations and, for a principal's account, its period's spend)."""
-    reads: list[tuple[str, tuple[Any, ...]]] = [_live_statement(db, budget) for budget in budgets]
-    moment = datetime.fromtimestamp(now, tz=UTC)
-    for budget in budgets:
-        spend = _principal_spend.read_statement(db, budget, budget.period_bounds(moment)[0])
-        if spend is not None:
-            reads.append(spend)
-    return reads
 
 
 SWEEP_EVERY_S = 300.0
@@ -183,7 +165,7 @@ class SharedBudgets:
         (BudgetExceeded), then a lease or a per-call reservation in each."""
         names = [b.name for b in budgets]
         retiring = self._leases.holds(names)  # leftovers go back first: then the reads must follow them
-        with db.admission(names, () if retiring else _reads_ahead(db, budgets, now)):
+        with db.admission(names, () if retiring else reads_ahead(db, budgets, now)):
             if retiring:
                 self._give_back(db, names)  # our own leftovers must not refuse this call
             used = []
@@ -263,7 +245,7 @@ class SharedBudgets:
         ended calls in place of their estimate. Own ended calls no longer live have their rows written: forgotten."""
         pending = self._pending.setdefault(budget.name, {})
         live = []
-        for rid, usd, tokens in db.execute(*_live_statement(db, budget)).fetchall():
+        for rid, usd, tokens in db.execute(*live_statement(db, budget)).fetchall():
             actual = pending.get(rid)
             live.append((rid, *actual, True) if actual is not None else (rid, float(usd), int(tokens), False))
         if pending:
@@ -388,7 +370,7 @@ class SharedBudgets:
         pending = dict(self._pending.get(budget.name) or {})  # a copy: admission may change it meanwhile
         if not pending:
             return 0.0, 0
-        live = {row[0] for row in db.execute(*_live_statement(db, budget)).fetchall()}
+        live = {row[0] for row in db.execute(*live_statement(db, budget)).fetchall()}
         ended = [cost for rid, cost in pending.items() if rid in live]
         return sum(c[0] for c in ended), sum(c[1] for c in ended)
 

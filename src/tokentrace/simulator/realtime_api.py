@@ -95,7 +95,7 @@ async def _respond(websocket: WebSocket, session: _Session, options: dict[str, A
     """One response; False when the connection is to be dropped."""
     sim = str((options.get("metadata") or {}).get("sim") or "")
     ident = f"resp_sim{next(_ids)}"
-    base = {"id": ident, "object": "realtime.response", "status": "in_progress", "output": []}
+    base: dict[str, Any] = {"id": ident, "object": "realtime.response", "status": "in_progress", "output": []}
     await websocket.send_text(json.dumps({"type": "response.created", "response": base}))
     for word in ("the", "simulated", "realtime", "answer"):
         await websocket.send_text(json.dumps({"type": "response.output_text.delta", "response_id": ident,
