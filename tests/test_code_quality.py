@@ -148,6 +148,7 @@ def test_sinks_and_providers_never_import_the_recorder_or_each_other() -> None:
 
 def test_what_a_build_or_a_run_writes_is_ignored_by_git() -> None:
     """The docs site, the CI's venvs and their logs never show up as changes to commit."""
-    paths = ["site/index.html", ".venv-oldest/bin/python", ".venv-fw-openai3/bin/python", ".venv-fw-adk.log"]
+    paths = ["site/index.html", ".venv-oldest/bin/python", ".venv-fw-openai3/bin/python", ".venv-fw-adk.log",
+             ".venv-phoenix/bin/phoenix", ".venv-phoenix.log"]
     result = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == paths
