@@ -348,3 +348,36 @@ def test_memory_stays_bounded_and_huge_frames_are_not_read_whole(instrumented: A
     for _ in range(100):
         session.received(huge)
     assert time.perf_counter() - started < 0.5  # 100 frames of 100 MB: no copy, no parse
+
+
+def test_at_a_host_not_known_as_an_llm_api_unanswered_responses_are_no_calls(simulator: Any) -> None:
+    """Without llm_hosts, 127.0.0.1 is proven only by a response.done with usage: a session that drops before one
+    records nothing; once proven, a dropped response is a failed call that may have been billed."""
+    from websockets.exceptions import ConnectionClosed
+
+    from tokentrace.wire import hosts
+
+    tokentrace.uninstrument()
+    hosts.forget()
+    make_telemetry()
+    url = f"ws://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime"
+
+    def dropped() -> None:
+        with connect(url) as ws:
+            ws.recv()
+            ws.send(json.dumps({"type": "response.create", "response": {"metadata": {"sim": "drop"}}}))
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv()
+
+    try:
+        with capture_usage() as records:
+            dropped()
+        assert records == []
+        with capture_usage() as records:
+            _raw_session(simulator, "")  # usage: the host is proven
+            dropped()
+        assert [r.status for r in records] == ["ok", "error"]
+    finally:
+        tokentrace.uninstrument()
+        hosts.forget()

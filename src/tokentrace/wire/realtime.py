@@ -1,16 +1,19 @@
-"""Realtime sessions (OpenAI Realtime and the APIs shaped like it: Azure OpenAI, xAI's voice API) seen frame by
-frame: one LLM call per response, recorded when its ``response.done`` carries usage (operation ``realtime``).
+"""Realtime sessions (OpenAI Realtime and the APIs shaped like it: Azure OpenAI, xAI's voice API) seen frame by frame:
+one LLM call per response, recorded when its ``response.done`` carries usage (operation ``realtime``).
 
 The client hooks (``websockets_hook``) hand every frame of a realtime connection to its ``Session``: a frame is
-looked at only when its first bytes name one of the few events that matter (``session.created``,
+looked at only when its first bytes name one of the few events that matter (``session.created`` / ``.updated``,
 ``response.created``, ``response.done``, and the client's ``response.create``), so audio deltas cost a slice and
-three substring tests. Attribution is what was in force when the session connected (its context is kept), and
-``session_id`` defaults to the provider's session id. A client-sent ``response.create`` is admitted by the budgets
-before it is sent (``BudgetExceeded`` from the send, nothing sent); a response the server starts itself (server-side
-turn detection) is counted, never refused. A connection that closes with responses in flight records them as failed
-calls that may have been billed (their estimate is charged). Usage rules (``usage_of``): ``input_tokens`` include
-the cached ones (``cached_tokens``, by modality in ``cached_tokens_details``); audio and image tokens are parts of
-the input and output; xAI leaves ``response.usage`` empty and puts usage at the top level of the event.
+four substring tests (Gemini Live messages: ``usageMetadata`` in their first or last bytes). Attribution is what was
+in force when the session connected (its context is kept), and ``session_id`` defaults to the provider's session id.
+A client-sent ``response.create`` is admitted by the budgets before it is sent (``BudgetExceeded`` from the send,
+nothing sent), and a new session at a budget's limit before its handshake; a response the server starts itself
+(server-side turn detection) is counted, never refused (``TOKENTRACE_REALTIME_CLOSE_ON_BUDGET=1``: the session is
+closed instead). A connection that closes with responses in flight records them as failed calls that may have been
+billed (their estimate is charged), unless its host is not known to be an LLM API and never answered with usage:
+traffic that is not an LLM call is never counted. Usage rules (``usage_of``): ``input_tokens`` include the cached
+ones (``cached_tokens``, by modality in ``cached_tokens_details``); audio and image tokens are parts of the input
+and output; xAI leaves ``response.usage`` empty and puts usage at the top level of the event.
 """
 
 from __future__ import annotations
@@ -128,10 +131,16 @@ class Session:
 
     def closed(self, exc: BaseException) -> None:
         """The connection ended (or the app closed it): responses still in flight failed after they began (their
-        estimate is charged)."""
+        estimate is charged). At a host not known to be an LLM API, and that never answered with usage, they were
+        no calls: nothing is recorded."""
         self.ended = True
+        proven = hosts.trusted(self.host or "")
         while self.pending:
-            self.pending.popleft().fail(exc)
+            call = self.pending.popleft()
+            if proven:
+                call.fail(exc)
+            else:
+                call.discard()
 
     # ---- events
     def _event(self, message: Any) -> None:
@@ -196,8 +205,12 @@ class Session:
         request = RequestInfo(self.provider, "realtime", self.model, True, self.host, self.port)
         call = self.context.copy().run(self._call, recorder, request, refusable)
         if call is not None:
-            if len(self.pending) >= MAX_PENDING:
-                self.pending.popleft().stop(None)
+            if len(self.pending) >= MAX_PENDING:  # the oldest ends without usage (or, unproven, is no call)
+                oldest = self.pending.popleft()
+                if hosts.trusted(self.host or ""):
+                    oldest.stop(None)
+                else:
+                    oldest.discard()
             self.pending.append(call)
 
     def _call(self, recorder: Any, request: RequestInfo, refusable: bool) -> Call | None:
