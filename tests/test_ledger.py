@@ -18,7 +18,7 @@ import pytest
 
 import tokentrace
 from tokentrace._support import errors as _errors
-from tokentrace.ledger.db import COLUMNS, LedgerError
+from tokentrace.ledger.db import COLUMNS, NULLABLE_COLUMNS, LedgerError, row_of
 from tokentrace.ledger.schema import SCHEMA_VERSION
 from tokentrace.ledger.store import open_db
 from tokentrace.sinks.ledger import LedgerSink
@@ -352,3 +352,28 @@ def test_a_writer_whose_ledger_a_newer_version_migrated_refuses_loudly_and_flush
     rows = sqlite3.connect(ledger).execute("SELECT COUNT(*) FROM llm_usage").fetchone()[0]
     assert rows == 1  # nothing written in the old layout
     assert _errors.counts().get("ledger.schema") == 1 and "newer than this tokentrace" in caplog.text
+
+
+def test_columns_left_out_of_an_insert_are_exactly_the_nullable_ones_and_rows_read_back_whole(tmp_path: Path) -> None:
+    """The SQLite writer leaves a column out of a statement when it is NULL in every row of it (binding a None costs
+    Python's sqlite3 an adapter lookup): only columns that may be NULL and default to NULL may be left out, and
+    every row reads back exactly as written, whichever of its neighbours had a value there."""
+    path = tmp_path / "usage.db"
+    open_db(path, create=True).close()
+    conn = sqlite3.connect(path)
+    info = {row[1]: (row[3], row[4]) for row in conn.execute("PRAGMA table_info(llm_usage)")}  # notnull, default
+    conn.close()
+    assert set(COLUMNS) >= NULLABLE_COLUMNS
+    assert {name for name in COLUMNS if info[name] == (0, None)} == NULLABLE_COLUMNS
+    written = [row_of(record(1_700_000_000.0 + i, feature="f", **({"user_id": f"u{i}"} if i % 3 == 0 else {}),
+                             ttft_s=0.5 if i % 5 == 0 else None, cost=None if i % 7 == 0 else 0.001))
+               for i in range(37)]  # statements of 32, 4 and 1 rows: some with a column set in no row, some mixed
+    db = open_db(path, create=True)
+    try:
+        db.insert(written)
+    finally:
+        db.close()
+    conn = sqlite3.connect(path)
+    read = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM llm_usage ORDER BY id").fetchall()
+    conn.close()
+    assert read == written

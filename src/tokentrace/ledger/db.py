@@ -22,6 +22,13 @@ COLUMNS: tuple[str, ...] = (
     "charged_tokens", "service_tier", "fees_usd", "cache_savings_usd", "audio_seconds", "characters", "images",
 )
 
+NULLABLE_COLUMNS = frozenset({
+    "session_id", "user_id", "agent_id", "cost_usd", "ttft_ms", "error_type", "response_id", "trace_id",
+    "price_source", "charged_usd", "charged_tokens", "service_tier", "fees_usd", "cache_savings_usd",
+    "audio_seconds", "characters", "images",
+})
+"""The columns that may be NULL and default to NULL: a writer may leave them out of an INSERT when they are NULL."""
+
 class LedgerError(Exception):
     """The ledger file cannot be opened or read (missing, corrupt, newer schema)."""
 
