@@ -9,7 +9,8 @@ alternating (the machine's drift cancels), the ledger flushed inside each instru
 ratio is its figure over openai-v2's in the same run, for two figures: ``paired``, the difference between
 instrumented and uninstrumented blocks (the whole cost, but it swings with the span exporter's and ledger writer's
 threads on a small machine), and ``own``, the time spent inside the instrumentation's wrappers per call plus the
-ledger writer's time per row (``own_time.py``), which is steady. Prints one table (configuration x run) and whether
+ledger writer's time per row and the Prometheus additions that wait for a read, per call (``own_time.py``), which
+is steady. Prints one table (configuration x run) and whether
 each target holds on own time; exits 1 when one does not (``--no-fail`` only prints).
 
 Targets: Prometheus + ledger <= 0.35x openai-v2; everything on <= 0.9x.
@@ -52,7 +53,7 @@ def main() -> None:
             figures = (result or {}).get("openai") or {}
             added[name].append(float(figures["call_us"]["median"]) if figures else float("nan"))
             own[name].append(float(figures["own_us"]["median"]) + float(figures.get("writer_us") or 0.0)
-                             if figures else float("nan"))
+                             + float(figures.get("deferred_us") or 0.0) if figures else float("nan"))
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} Python {platform.python_version()}, {args.runs} runs of "
           f"{args.rounds} paired rounds of {args.block} openai calls; added us per call (median), ratio to "
           "openai-v2 in the same run")

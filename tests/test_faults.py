@@ -263,6 +263,63 @@ def test_16_threads_x_10000_records_sum_exactly(tmp_path: Path, monkeypatch: pyt
     assert conn.execute("SELECT COUNT(*), SUM(total_tokens) FROM llm_usage").fetchone() == (160_000, 160_000 * 7)
 
 
+def test_a_read_sees_every_call_that_ended_before_it_while_threads_record_and_scrape(tmp_path: Path) -> None:
+    """In-process, finished calls wait to be added to the Prometheus series (``prometheus_values.FOLD_AT``): any
+    read adds them first. A read right after one call sees it; 8 threads recording while 2 threads scrape never see
+    a counter go down, and the end is exact."""
+    from prometheus_client import generate_latest
+
+    from tokentrace._usage import RequestInfo, ResponseInfo
+    from tokentrace.sinks import prometheus_values
+
+    registry = CollectorRegistry()
+    handle = tokentrace.instrument(ledger=False, registry=registry, prices={"m": {"input": 1, "output": 2}})
+    recorder = handle.recorder
+    request = RequestInfo("openai", "chat", "m")
+    response = ResponseInfo(Usage(input=3, output=2), "m")
+    labels = {"provider": "openai", "model": "m", "operation": "chat", "feature": ""}
+    requests = {**labels, "status": "ok"}
+
+    def one_call() -> None:
+        call = recorder.start(request)
+        call.detach()
+        call.stop(response)
+
+    one_call()
+    assert registry.get_sample_value("llm_requests_total", requests) == 1  # 1 < FOLD_AT: added by the read itself
+    assert b'llm_requests_total{feature="",model="m",operation="chat",provider="openai",status="ok"} 1.0' in \
+        generate_latest(registry)
+    calls_per_thread = 3 * prometheus_values.FOLD_AT + 7
+    done = threading.Event()
+    seen: list[list[float]] = [[], []]
+
+    def scrape(reads: list[float]) -> None:
+        while not done.is_set():
+            reads.append(registry.get_sample_value("llm_requests_total", requests) or 0.0)
+
+    def record() -> None:
+        for _ in range(calls_per_thread):
+            one_call()
+
+    scrapers = [threading.Thread(target=scrape, args=(reads,)) for reads in seen]
+    workers = [threading.Thread(target=record) for _ in range(8)]
+    for t in scrapers + workers:
+        t.start()
+    for t in workers:
+        t.join()
+    done.set()
+    for t in scrapers:
+        t.join()
+    total = 1 + 8 * calls_per_thread
+    assert registry.get_sample_value("llm_requests_total", requests) == total
+    assert registry.get_sample_value("tokens_used_total", {**labels, "token_type": "input"}) == 3 * total
+    assert registry.get_sample_value("llm_request_tokens_count", {"provider": "openai", "model": "m",
+                                                                   "direction": "output"}) == total
+    assert registry.get_sample_value("chat_cost_usd_total", labels) == pytest.approx(total * 7 / 1e6)
+    for reads in seen:  # each scraper's reads never go down
+        assert reads and reads == sorted(reads)
+
+
 def test_1000_concurrent_asyncio_calls_sum_exactly(simulator: Any, telemetry: Telemetry) -> None:
     async def go() -> None:
         async with openai_async_client(simulator) as client:

@@ -103,6 +103,11 @@ class Recorder:
 _NO_CACHE = (0.0, 0.0)
 
 
+def _plain_ascii(text: str) -> bool:
+    """``text`` is what ``encodable`` would give back unchanged for certain (ASCII, no NUL): the usual case."""
+    return text.isascii() and "\x00" not in text
+
+
 def _units(media: Any) -> str:
     """What a media call was billed by, for an unpriced reason."""
     return ", ".join(name for name, value in (("audio seconds", media.audio_seconds), ("characters", media.characters),
@@ -266,11 +271,11 @@ class Call:
             if model and model != request.request_model:
                 self._remember_answer(request, model)
             model = model or self._answered_name(request)
-            if not model.isascii():
+            if not _plain_ascii(model):
                 model = encodable(model)
-            if response_id is not None and not response_id.isascii():
+            if response_id is not None and not _plain_ascii(response_id):
                 response_id = encodable(response_id)
-            if reasons:
+            if reasons and not _plain_ascii("".join(reasons)):
                 reasons = tuple(map(encodable, reasons))
         else:
             usage = response_id = output_text = reported_cost = tier = media = None

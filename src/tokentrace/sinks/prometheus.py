@@ -200,6 +200,8 @@ class PrometheusSink(Sink):
         if budget_status is not None:
             self.watch_budgets(budget_status)
         self._children: dict[tuple[str, ...], Children] = {}
+        self._no_labels = ("",) * len(label_keys)
+        """The extra label values of a call made outside every ``attributes()`` block."""
         self._lock = threading.Lock()
         _forksafe.register(self)
         errors = InternalErrorsCollector(namespace)
@@ -211,10 +213,15 @@ class PrometheusSink(Sink):
         self._lock = threading.Lock()
 
     def _bound(self, record: UsageRecord) -> Children:
-        extra = tuple(map(record.attributes.get, self.label_keys, repeat("")))
-        key = (record.provider, record.model, record.operation, record.status, *extra)
+        attributes = record.attributes
+        if attributes:
+            key: tuple[str, ...] = (record.provider, record.model, record.operation, record.status,
+                                    *map(attributes.get, self.label_keys, repeat("")))
+        else:
+            key = (record.provider, record.model, record.operation, record.status, *self._no_labels)
         children = self._children.get(key)
         if children is None:
+            extra = key[4:]
             guard = self.guard
             model = guard.value("model", record.model)
             extra = tuple(guard.value(k, v) for k, v in zip(self.label_keys, extra, strict=True))
@@ -236,7 +243,12 @@ class PrometheusSink(Sink):
         self._budget_collector = BudgetCollector(self._namespace, budget_status)
         self.registry.register(self._budget_collector)
 
+    def flush(self, timeout: float) -> bool:
+        self.metrics.fold()
+        return True
+
     def close(self) -> None:
+        self.metrics.fold()
         if self._mirror is not None:
             self._mirror.close()
         if self._budget_collector is not None:

@@ -3,21 +3,29 @@
 ``Metrics`` is one set of the contract's metrics on a registry. ``Children`` holds the prometheus_client values
 behind the label children of one (provider, model, operation, status, extra labels) key and adds a finished call to
 them: in-process, each series' numbers live in one list (``_Slot`` stands in for prometheus_client's value and
-reads it) and a call adds to those lists under the metrics set's one lock; in prometheus_client's multiprocess
-mode (or with internals other than the expected ones) each value is added through its own ``inc``.
+reads it), and finished calls are queued and added to those lists under the metrics set's one lock, in one pass,
+before any value is read (``Metrics.fold``); in prometheus_client's multiprocess mode (or with internals other than
+the expected ones) each value is added through its own ``inc`` when the call ends.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.values import MutexValue
 
+from .._support import errors as _errors
 from .._usage import TOKEN_TYPES, UsageRecord
+
+FOLD_AT = 256
+"""In-process, finished calls wait in their metrics set's ``pending`` queue and are added to the series in one
+pass: when any value of the set is read (a scrape, ``get_sample_value``), or on the calling thread once this many
+wait. Adding a call in a warm loop of many costs a fraction of adding it alone inside the application's call."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,25 @@ class Metrics:
     label_keys: tuple[str, ...]
     lock: Any = field(default_factory=threading.Lock, compare=False)
     """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value)."""
+    pending: deque[tuple[Children, UsageRecord]] = field(default_factory=deque, compare=False)
+    """In-process calls not yet added to the series' numbers: added (``fold``) before any of them is read, and on
+    the calling thread once ``FOLD_AT`` wait."""
+
+    def fold(self) -> None:
+        """Add every pending call to the series' numbers."""
+        with self.lock:
+            self.fold_locked()
+
+    def fold_locked(self) -> None:
+        """``fold`` for a caller holding ``lock``. A call whose numbers cannot be added is counted, never raised (a
+        scrape may be the one folding)."""
+        pending = self.pending
+        while pending:
+            children, record = pending.popleft()
+            try:
+                children._add_in_process(record)
+            except Exception as exc:
+                _errors.report("sink.prometheus", exc, "a call could not be added to the Prometheus series")
 
 
 _Value = Any
@@ -109,7 +136,10 @@ class _Slot:
             self.cells[self.index] = value
 
     def get(self) -> float:
-        with self.metrics.lock:
+        metrics = self.metrics
+        with metrics.lock:
+            if metrics.pending:  # every call that ended before this read is in the value read
+                metrics.fold_locked()
             return self.cells[self.index]
 
     def set_exemplar(self, exemplar: Any) -> None:
@@ -202,9 +232,11 @@ class Children:
 
     def add(self, record: UsageRecord) -> None:
         """Add one finished call to these series."""
-        if self.in_process:
-            with self.metrics.lock:  # the one lock every tokentrace sink takes to add to these metrics
-                self._add_in_process(record)
+        if self.in_process:  # queued; added in one pass before any value is read (FOLD_AT)
+            pending = self.metrics.pending
+            pending.append((self, record))
+            if len(pending) >= FOLD_AT:
+                self.metrics.fold()
         else:
             for value, amount in _updates(self, record):
                 value.inc(amount)
@@ -224,7 +256,7 @@ class Children:
 
     def _add_in_process(self, record: UsageRecord) -> None:
         """What ``_updates`` lists, added in place to the series' cell lists (the caller holds the metrics'
-        lock): the same additions in the same order, without building the list."""
+        lock: ``Metrics.fold``): the same additions in the same order, without building the list."""
         cells = self.cells
         (inp_cells, read_cells, write_cells, out_cells, reasoning_cells, request_cells, unpriced_cells,
          latency, ttft, tokens_in, tokens_out) = cells[:11]

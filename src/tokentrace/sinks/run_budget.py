@@ -15,6 +15,7 @@ from . import Sink
 
 class RunBudgetSink(Sink):
     name = "run_budget"
+    end_needs_start = True  # a call made outside every run budget (start returned None) has nothing to settle
 
     def __init__(self, prices: PriceTable) -> None:
         self._prices = prices
@@ -44,7 +45,7 @@ class RunBudgetSink(Sink):
             run.settle(usd, tokens, None)
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        if state is None:  # made outside every run budget (end is called for every call)
+        if state is None:  # made outside every run budget
             return
         held, usd, tokens = state
         charged = None if record.status == "blocked" else record.charged()  # refused by another budget: not sent
