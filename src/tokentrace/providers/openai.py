@@ -15,6 +15,7 @@ from . import stream_usage
 from ._capture import capture_messages, capture_output
 from ._contract import Endpoint, Options, Patch, Prepared, ResultKind, StreamAccumulator
 from ._fields import (
+    MAX_COUNT,
     count_in,
     counts_in,
     field,
@@ -60,13 +61,13 @@ def prepare_request(
         address,
         port,
         max_tokens,
-        number_or_none(kwargs.get("temperature")),
-        number_or_none(kwargs.get("top_p")),
+        None if (temperature := kwargs.get("temperature")) is None else number_or_none(temperature),
+        None if (top_p := kwargs.get("top_p")) is None else number_or_none(top_p),
         *(prompt_size(kwargs) if options.measure_prompt else (0, 0)),
         False,
         capture_messages(kwargs.get("messages", kwargs.get("input", kwargs.get("prompt"))),
                          kwargs.get("instructions")) if options.capture_content else None,
-        max(int_or_none(kwargs.get("n")) or 1, 1),
+        1 if (n := kwargs.get("n")) is None else max(int_or_none(n) or 1, 1),
         0,
         tier_label(tier) if (tier := kwargs.get("service_tier")) is not None else None,
         None,  # endpoint_modifiers
@@ -144,12 +145,14 @@ _COMPLETION_USAGE = _UsageNames(("prompt_tokens", "completion_tokens"), "prompt_
                                 "completion_tokens_details")
 _RESPONSE_USAGE = _UsageNames(("input_tokens", "output_tokens"), "input_tokens_details", "output_tokens_details")
 _PROMPT_DETAILS = ("cached_tokens", "cache_write_tokens")
+_STAGES: dict[str, str] = {}
+"""provider -> its usage error stage (``usage.openai``), built once."""
 
 
 @usage_reader
 def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usage:
     """The partition of one ``usage`` object's fields (read with ``fields_of``); None when a count is unreadable."""
-    stage = f"usage.{provider}"
+    stage = _STAGES.get(provider) or _STAGES.setdefault(provider, f"usage.{provider}")
     prompt, completion = counts_in(values, names.totals, stage)
     details = values.get(names.prompt_details)
     if details is not None:
@@ -161,7 +164,9 @@ def _usage(values: Mapping[str, Any], provider: str, names: _UsageNames) -> Usag
     details = values.get(names.completion_details)
     if details is not None:
         detail_values = fields_of(details)
-        reasoning = count_in(detail_values, "reasoning_tokens", stage)
+        reasoning = detail_values.get("reasoning_tokens")
+        if not (type(reasoning) is int and 0 <= reasoning <= MAX_COUNT):  # the usual plain count is taken as it is
+            reasoning = count_in(detail_values, "reasoning_tokens", stage)
         audio_out = count_in(detail_values, "audio_tokens", stage) if detail_values.get("audio_tokens") else 0
     else:
         reasoning = audio_out = 0
