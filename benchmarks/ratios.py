@@ -3,15 +3,16 @@
     python benchmarks/ratios.py [--runs 2] [--rounds 60] [--block 20]
 
 Each run measures, in a new random order, tokentrace with Prometheus + ledger, tokentrace with everything on
-(OpenTelemetry SDK spans and metrics, Prometheus, ledger) and openai-v2, each in its own process by
-``peer_overhead.py``: real openai SDK calls over an in-process transport, instrumented and uninstrumented blocks
-alternating (the machine's drift cancels), the ledger flushed inside each instrumented block. A configuration's
-ratio is its figure over openai-v2's in the same run, for two figures: ``paired``, the difference between
-instrumented and uninstrumented blocks (the whole cost, but it swings with the span exporter's and ledger writer's
-threads on a small machine), and ``own``, the time spent inside the instrumentation's wrappers per call plus the
-ledger writer's time per row and the Prometheus additions that wait for a read, per call (``own_time.py``), which
-is steady. Prints one table (configuration x run) and whether
-each target holds on own time; exits 1 when one does not (``--no-fail`` only prints).
+(OpenTelemetry SDK spans and metrics, Prometheus, ledger), the floors of both (the same Prometheus + ledger
+numbers recorded the plainest way; the bare OpenTelemetry SDK work of tokentrace's span and metrics) and
+openai-v2, each in its own process by ``peer_overhead.py``: real openai SDK calls over an in-process transport,
+instrumented and uninstrumented blocks alternating (the machine's drift cancels), the ledger flushed inside each
+instrumented block. A configuration's ratio is its figure over openai-v2's in the same run, for two figures:
+``paired``, the difference between instrumented and uninstrumented blocks (the whole cost, but it swings with the
+span exporter's and ledger writer's threads on a small machine), and ``own``, the time spent inside the
+instrumentation's wrappers per call plus the ledger writer's time per row and the Prometheus additions that wait
+for a read, per call (``own_time.py``), which is steady. Prints one table (configuration x run) and whether each
+target holds on own time; exits 1 when one does not (``--no-fail`` only prints).
 
 Targets: Prometheus + ledger <= 0.35x openai-v2; everything on <= 0.9x.
 """
@@ -29,8 +30,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare import PEERS, run, venv_python
 
 TARGETS = {"tokentrace:prometheus+ledger": 0.35, "tokentrace": 0.9}
+EVERYTHING_FLOOR = "floor:everything"
+"""Not run: the Prometheus + ledger floor plus the OpenTelemetry SDK floor of the same run (what everything on
+costs at least)."""
 LABELS = {"tokentrace:prometheus+ledger": "Prometheus + ledger", "tokentrace": "everything on",
           "floor:prometheus+ledger": "Prometheus + ledger floor (bare_floor.py: the same numbers, the plainest way)",
+          "sdk-floor": "OpenTelemetry SDK floor (the span and 3 histogram records tokentrace emits, fixed values)",
+          EVERYTHING_FLOOR: "everything-on floor (the two floors above added)",
           "openai-v2": "OpenTelemetry openai-v2"}
 
 
@@ -43,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     options = ["--rounds", str(args.rounds), "--block", str(args.block), "--sdk", "openai"]
     here = Path(sys.executable)
-    runners = [(name, here) for name in (*TARGETS, "floor:prometheus+ledger")] + [
+    runners = [(name, here) for name in (*TARGETS, "floor:prometheus+ledger", "sdk-floor")] + [
         ("openai-v2", venv_python("openai-v2", PEERS["openai-v2"]))]
     added: dict[str, list[float]] = {name: [] for name, _ in runners}
     own: dict[str, list[float]] = {name: [] for name, _ in runners}
@@ -54,6 +60,10 @@ def main() -> None:
             added[name].append(float(figures["call_us"]["median"]) if figures else float("nan"))
             own[name].append(float(figures["own_us"]["median"]) + float(figures.get("writer_us") or 0.0)
                              + float(figures.get("deferred_us") or 0.0) if figures else float("nan"))
+    for figures in (added, own):
+        figures[EVERYTHING_FLOOR] = [a + b for a, b in zip(figures["floor:prometheus+ledger"], figures["sdk-floor"],
+                                                           strict=True)]
+    rows = [name for name, _ in runners if name != "openai-v2"] + [EVERYTHING_FLOOR, "openai-v2"]
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} Python {platform.python_version()}, {args.runs} runs of "
           f"{args.rounds} paired rounds of {args.block} openai calls; added us per call (median), ratio to "
           "openai-v2 in the same run")
@@ -61,7 +71,7 @@ def main() -> None:
               "target"]
     print("| " + " | ".join(header) + " |\n|" + "|".join("---" for _ in header) + "|")
     failed = False
-    for name, _ in runners:
+    for name in rows:
         cells = []
         for i in range(args.runs):
             for figures, kind in ((added, "paired"), (own, "own")):
