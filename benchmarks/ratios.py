@@ -53,11 +53,13 @@ def main() -> None:
         ("openai-v2", venv_python("openai-v2", PEERS["openai-v2"]))]
     added: dict[str, list[float]] = {name: [] for name, _ in runners}
     own: dict[str, list[float]] = {name: [] for name, _ in runners}
+    chunk: dict[str, list[float]] = {name: [] for name, _ in runners}
     for _ in range(args.runs):
         for name, python in random.sample(runners, len(runners)):
             result = run(python, "--instrumentation", name, *options)
             figures = (result or {}).get("openai") or {}
             added[name].append(float(figures["call_us"]["median"]) if figures else float("nan"))
+            chunk[name].append(float(figures["chunk_us"]["median"]) if figures else float("nan"))
             own[name].append(float(figures["own_us"]["median"]) + float(figures.get("writer_us") or 0.0)
                              + float(figures.get("deferred_us") or 0.0) if figures else float("nan"))
     for figures in (added, own):
@@ -85,6 +87,8 @@ def main() -> None:
                 cells.append(f"+{us:.1f} us = {ratio:.2f}x")
         target = f"<= {TARGETS[name]}x" if name in TARGETS else ""
         print(f"| {LABELS[name]} | {' | '.join(cells)} | {target} |")
+    print("added us per streamed chunk (median; (110-chunk stream - 10-chunk stream) / 100), run by run: " + "; ".join(
+        f"{LABELS[name].split(' (')[0]} {', '.join(f'{us:+.2f}' for us in chunk[name])}" for name, _ in runners))
     print("targets: " + ("not all met" if failed else "met in every run"))
     if failed and not args.no_fail:
         sys.exit(1)
