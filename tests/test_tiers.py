@@ -116,6 +116,9 @@ def test_openai_priority_is_priced_at_the_models_priority_rates(simulator: Any, 
     telemetry, record, span, row = openai_chat(simulator, ledger, "gpt-4.1", service_tier="priority")
     assert_priced(telemetry, record, span, row, by_hand(record.usage, 3.5, 14.0, 0.875), "priority",
                   "service_tier=priority (genai-prices)")
+    # no per-request fees: the cost is all tokens, so the span carries no split of it
+    assert "tokentrace.cost.tokens_usd" not in span and "tokentrace.cost.fees_usd" not in span
+    assert row["fees_usd"] == 0
 
 
 def test_the_served_tier_is_priced_not_the_requested_one(simulator: Any, ledger: Path) -> None:

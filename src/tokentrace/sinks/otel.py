@@ -225,7 +225,7 @@ class OTelSink(Sink):
                 attributes[sc.COST_AMOUNT] = cost
                 attributes[sc.COST_CURRENCY] = "USD"
                 attributes[sc.COST_SOURCE] = source or "tokentrace"
-            if fees is not None:
+            if fees:  # billed per-request fees (searches) too: the split (else it is all tokens)
                 attributes[COST_TOKENS_USD] = cost - fees
                 attributes[COST_FEES_USD] = fees
         if source:
