@@ -105,6 +105,24 @@ def test_a_size_the_table_does_not_list_is_unpriced_with_its_reason_and_text_ans
     assert plain.cost_usd is None and not plain.usage_reported  # a text answer says nothing of the audio's length
 
 
+def test_a_unit_billed_with_no_rate_for_it_is_unpriced_not_free(simulator: Any) -> None:
+    """A speech model billed by characters and an image model billed per image (no token usage in their answers),
+    priced by the app with token rates only: nothing prices what they were billed by, so the calls are unpriced
+    with the reason, never $0."""
+    tokentrace.uninstrument()
+    make_telemetry(prices={"tts-1-custom": {"input": 1.0, "output": 2.0}, "dall-e-9": {"input": 1.0, "output": 2.0}})
+    try:
+        with openai_client(simulator) as client, capture_usage() as records:
+            client.audio.speech.create(model="tts-1-custom", voice="alloy", input="hello there")
+            client.images.generate(model="dall-e-9", prompt="a cat")
+    finally:
+        tokentrace.uninstrument()
+    spoken, drawn = records
+    assert spoken.media == Media(characters=11) and drawn.media == Media(images=1)
+    assert spoken.cost_usd is None and "no rate for its characters" in (spoken.price_source or "")
+    assert drawn.cost_usd is None and "no rate for its images" in (drawn.price_source or "")
+
+
 def test_media_units_are_ledger_columns_and_reports_show_operations(simulator: Any, tmp_path: Path) -> None:
     tokentrace.uninstrument()
     make_telemetry(ledger=tmp_path / "usage.db")

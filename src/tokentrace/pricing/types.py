@@ -127,18 +127,20 @@ class ModelPrice:
 
     def media_cost(self, model: str, media: Media) -> float | None:
         """What a media call's units besides tokens cost (audio seconds, characters, images); None when a unit it
-        was billed by has no rate here (the call is then unpriced)."""
+        was billed by has no rate here (the call is then unpriced: never $0 because a rate was not listed)."""
         total = 0.0
         if media.audio_seconds:
             if not self.audio_second_usd:
                 return None
             total += media.audio_seconds * self.audio_second_usd
-        if media.characters and self.character_usd:
+        if media.characters:
+            if not self.character_usd:
+                return None
             total += media.characters * self.character_usd
-        if media.images and self.per_image:
+        if media.images:
             from .images import per_image
 
-            rate = per_image(model, media.image_quality, media.image_size)
+            rate = per_image(model, media.image_quality, media.image_size) if self.per_image else None
             if rate is None:
                 return None
             total += media.images * rate
