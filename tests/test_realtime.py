@@ -302,6 +302,53 @@ def test_closing_the_session_when_a_budget_would_refuse_a_server_started_respons
     assert session(closes=True) == ["closed", "ok", "blocked", "ok"]
 
 
+def test_aiohttp_closes_the_session_too_when_a_budget_would_refuse_a_server_started_response(
+        simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TOKENTRACE_REALTIME_CLOSE_ON_BUDGET`` through aiohttp's WebSocket client, as through ``websockets``."""
+    import base64
+
+    import aiohttp
+
+    async def turns(ws: Any) -> str:
+        await ws.receive()
+        await ws.send_json({"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}})
+        await ws.receive()
+        for _ in range(2):
+            await ws.send_json({"type": "input_audio_buffer.append",
+                                "audio": base64.b64encode(b"\0" * 4800).decode()})
+            await ws.send_json({"type": "input_audio_buffer.commit"})
+            while True:
+                message = await ws.receive()
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    return "closed"
+                if json.loads(message.data)["type"] == "response.done":
+                    break
+        return "open"
+
+    async def run() -> str:
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                f"http://127.0.0.1:{simulator.port}/v1/realtime?model=gpt-realtime") as ws:
+            return await turns(ws)
+
+    def session(closes: bool) -> list[str]:
+        tokentrace.uninstrument()
+        make_telemetry(llm_hosts=["127.0.0.1"], budgets=[Budget("voice", limit_requests=1, action="block")])
+        if closes:
+            monkeypatch.setenv("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET", "1")
+        try:
+            with capture_usage() as records:
+                state = asyncio.run(run())
+        finally:
+            tokentrace.uninstrument()
+            monkeypatch.delenv("TOKENTRACE_REALTIME_CLOSE_ON_BUDGET", raising=False)
+        return [state] + [r.status for r in records]
+
+    assert session(closes=False) == ["open", "ok", "ok"]
+    # refused (a blocked record), the session closed; aiohttp's close drops the frames not yet read (websockets'
+    # keeps them for the app), so the response under way ends without its usage: a failed call, its estimate charged
+    assert session(closes=True) == ["closed", "ok", "blocked", "error"]
+
+
 def test_a_block_budget_at_its_limit_refuses_a_new_session_before_the_handshake(simulator: Any) -> None:
     tokentrace.uninstrument()
     make_telemetry(llm_hosts=["127.0.0.1"], budgets=[Budget("voice", limit_requests=1, action="block")])

@@ -1,7 +1,8 @@
 """aiohttp's WebSocket client (``ClientSession.ws_connect``): a connection to a realtime endpoint
 (``realtime.recognise``, from the URL it connected to) gets its own ``receive`` (which ``receive_str``,
 ``receive_json`` and ``async for`` go through) and ``send_str`` / ``send_bytes`` (``send_json`` goes through
-``send_str``), handing each frame to a ``realtime.Session`` and returning or sending it unchanged. Other WebSocket
+``send_str``), handing each frame to a ``realtime.Session`` and returning or sending it unchanged (and closing the
+connection where ``TOKENTRACE_REALTIME_CLOSE_ON_BUDGET`` says so, as the ``websockets`` hook does). Other WebSocket
 connections are left as they are.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from . import realtime
-from .websockets_hook import _admit, _admit_session, _ended, _look
 
 
 def _address(url: Any) -> tuple[str | None, int | None, str]:
@@ -23,7 +23,7 @@ def _address(url: Any) -> tuple[str | None, int | None, str]:
 async def ws_connect(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     session = realtime.session_for(lambda: _address(args[0] if args else kwargs.get("url")), "wire.aiohttp")
     if session is not None:
-        _admit_session(session)  # a refusal raises before anything is sent
+        session.admit_guarded()  # a refusal raises before anything is sent
     connection = await wrapped(*args, **kwargs)
     if session is not None:
         _watch(connection, session)
@@ -41,21 +41,22 @@ def _watch(connection: Any, session: realtime.Session) -> None:
         message = await original_receive(*args, **kwargs)
         kind = message.type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-            _look(session, message.data)
+            if session.received_guarded(message.data):
+                await original_close()
         elif kind in closing:
-            _ended(session)
+            session.closed_guarded()
         return message
 
     async def send_str(data: str, *args: Any, **kwargs: Any) -> Any:
-        _admit(session, data)
+        session.sending_guarded(data)
         return await original_send_str(data, *args, **kwargs)
 
     async def send_bytes(data: bytes, *args: Any, **kwargs: Any) -> Any:
-        _admit(session, data)
+        session.sending_guarded(data)
         return await original_send_bytes(data, *args, **kwargs)
 
     async def close(*args: Any, **kwargs: Any) -> Any:
-        _ended(session)
+        session.closed_guarded()
         return await original_close(*args, **kwargs)
 
     connection.receive, connection.close = receive, close

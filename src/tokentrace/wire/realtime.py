@@ -1,8 +1,9 @@
 """Realtime sessions (OpenAI Realtime and the APIs shaped like it: Azure OpenAI, xAI's voice API) seen frame by frame:
 one LLM call per response, recorded when its ``response.done`` carries usage (operation ``realtime``).
 
-The client hooks (``websockets_hook``) hand every frame of a realtime connection to its ``Session``: a frame is
-looked at only when its first bytes name one of the few events that matter (``session.created`` / ``.updated``,
+The client hooks (``websockets_hook``, ``aiohttp_ws_hook``) hand every frame of a realtime connection to its
+``Session`` (its ``*_guarded`` methods: a budget's refusal is raised to the app, any other failure counted): a frame
+is looked at only when its first bytes name one of the few events that matter (``session.created`` / ``.updated``,
 ``response.created``, ``response.done``, and the client's ``response.create``), so audio deltas cost a slice and
 four substring tests (Gemini Live messages: ``usageMetadata`` in their first or last bytes). Attribution is what was
 in force when the session connected (its context is kept), and ``session_id`` defaults to the provider's session id.
@@ -141,6 +142,51 @@ class Session:
                 call.fail(exc)
             else:
                 call.discard()
+
+    # ---- what the client hooks call: a budget's refusal (CallRefused) is the app's, any other failure is counted
+    def admit_guarded(self) -> None:
+        """``admit``, before the connection is opened."""
+        try:
+            self.admit()
+        except CallRefused:
+            raise
+        except Exception as exc:
+            _errors.report("wire.realtime", exc, "could not check a realtime session against the budgets")
+
+    def sending_guarded(self, message: Any) -> None:
+        """``sending``, before a frame of the app's goes out (a refusal raises: nothing is sent)."""
+        if not isinstance(message, (str, bytes)):
+            return
+        try:
+            self.sending(message)
+        except CallRefused:
+            raise
+        except Exception as exc:
+            _errors.report("wire.realtime", exc, "could not look at a realtime client event")
+
+    def received_guarded(self, message: Any) -> bool:
+        """``received``, for a frame the app is about to get (unchanged, whatever happens); True when the hook is to
+        close the connection now: a block budget would refuse a response the server started and closing is opted
+        in (``TOKENTRACE_REALTIME_CLOSE_ON_BUDGET``); what was already received is counted and reaches the app."""
+        try:
+            self.received(message)
+        except Exception as exc:
+            _errors.report("wire.realtime", exc, "could not read a realtime event")
+            return False
+        if self.refused:
+            self.refused = False
+            return True
+        return False
+
+    def closed_guarded(self, exc: BaseException | None = None) -> None:
+        """``closed``: the connection was lost with ``exc``, or (None) the app closes it, which ends only what is
+        still in flight."""
+        if exc is None and not self.pending:
+            return
+        try:
+            self.closed(exc or ConnectionAbortedError("the realtime connection was closed with a response in flight"))
+        except Exception as error:
+            _errors.report("wire.realtime", error, "could not record a realtime session's end")
 
     # ---- events
     def _event(self, message: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._support import errors as _errors
 from . import realtime
 
 MODULES = ("websockets.sync.client", "websockets.asyncio.client")
@@ -30,7 +29,7 @@ def _on_init(watch: Callable[[Any, realtime.Session], None]) -> Callable[..., An
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         session = realtime.session_for(lambda: _address(args, kwargs), "wire.websockets")
         if session is not None:
-            _admit_session(session)
+            session.admit_guarded()
         result = wrapped(*args, **kwargs)
         if session is not None:
             watch(instance, session)
@@ -39,109 +38,59 @@ def _on_init(watch: Callable[[Any, realtime.Session], None]) -> Callable[..., An
     return wrapper
 
 
-def _admit_session(session: realtime.Session) -> None:
-    from ..budgets.refusal import CallRefused
-
-    try:
-        session.admit()
-    except CallRefused:
-        raise
-    except Exception as exc:
-        _errors.report("wire.realtime", exc, "could not check a realtime session against the budgets")
-
-
-def _closed(session: realtime.Session, exc: BaseException) -> None:
+def _lost(session: realtime.Session, exc: BaseException) -> None:
     from websockets.exceptions import ConnectionClosed
 
     if isinstance(exc, ConnectionClosed):
-        try:
-            session.closed(exc)
-        except Exception as error:
-            _errors.report("wire.realtime", error, "could not record a realtime session's end")
-
-
-def _ended(session: realtime.Session) -> None:
-    """The app closes the connection: what is still in flight ends with it."""
-    if session.pending:
-        try:
-            session.closed(ConnectionAbortedError("the realtime connection was closed with a response in flight"))
-        except Exception as error:
-            _errors.report("wire.realtime", error, "could not record a realtime session's end")
-
-
-def _look(session: realtime.Session, message: Any) -> None:
-    try:
-        session.received(message)
-    except Exception as exc:
-        _errors.report("wire.realtime", exc, "could not read a realtime event")
+        session.closed_guarded(exc)
 
 
 def _watch_sync(connection: Any, session: realtime.Session) -> None:
-    original_recv, original_send = connection.recv, connection.send
+    original_recv, original_send, original_close = connection.recv, connection.send, connection.close
 
     def recv(*args: Any, **kwargs: Any) -> Any:
         try:
             message = original_recv(*args, **kwargs)
         except BaseException as exc:
-            _closed(session, exc)
+            _lost(session, exc)
             raise
-        _look(session, message)
-        if session.refused:  # TOKENTRACE_REALTIME_CLOSE_ON_BUDGET: the frame is the app's, the session ends (what
-            session.refused = False  # was already received still reaches the app and is counted)
+        if session.received_guarded(message):
             original_close()
         return message
 
     def send(message: Any, *args: Any, **kwargs: Any) -> Any:
-        _admit(session, message)
+        session.sending_guarded(message)
         return original_send(message, *args, **kwargs)
 
     def close(*args: Any, **kwargs: Any) -> Any:
-        _ended(session)
+        session.closed_guarded()
         return original_close(*args, **kwargs)
 
-    original_close = connection.close
     connection.recv, connection.send, connection.close = recv, send, close
 
 
 def _watch_async(connection: Any, session: realtime.Session) -> None:
-    original_recv, original_send = connection.recv, connection.send
+    original_recv, original_send, original_close = connection.recv, connection.send, connection.close
 
     async def recv(*args: Any, **kwargs: Any) -> Any:
         try:
             message = await original_recv(*args, **kwargs)
         except BaseException as exc:
-            _closed(session, exc)
+            _lost(session, exc)
             raise
-        _look(session, message)
-        if session.refused:
-            session.refused = False
+        if session.received_guarded(message):
             await original_close()
         return message
 
     async def send(message: Any, *args: Any, **kwargs: Any) -> Any:
-        _admit(session, message)
+        session.sending_guarded(message)
         return await original_send(message, *args, **kwargs)
 
     async def close(*args: Any, **kwargs: Any) -> Any:
-        _ended(session)
+        session.closed_guarded()
         return await original_close(*args, **kwargs)
 
-    original_close = connection.close
     connection.recv, connection.send, connection.close = recv, send, close
-
-
-def _admit(session: realtime.Session, message: Any) -> None:
-    """A budget's refusal (CallRefused) goes to the caller before anything is sent; any other failure is ours."""
-    from ..budgets.refusal import CallRefused
-
-    if not isinstance(message, (str, bytes)):
-        return
-    try:
-        session.sending(message)
-    except CallRefused:
-        raise
-    except Exception as exc:
-        _errors.report("wire.realtime", exc, "could not look at a realtime client event")
 
 
 PATCHES = {"websockets.sync.client": (("ClientConnection.__init__", _on_init(_watch_sync)),),
