@@ -221,10 +221,9 @@ class PrometheusSink(Sink):
             key = (record.provider, record.model, record.operation, record.status, *self._no_labels)
         children = self._children.get(key)
         if children is None:
-            extra = key[4:]
             guard = self.guard
             model = guard.value("model", record.model)
-            extra = tuple(guard.value(k, v) for k, v in zip(self.label_keys, extra, strict=True))
+            extra = tuple(guard.value(k, v) for k, v in zip(self.label_keys, key[4:], strict=True))
             # cached under the label values as exposed: values folded into "other" share one entry, so the cache
             # stays as small as the label cap makes the series (the raw key is a cache hit only when nothing folded)
             folded = (record.provider, model, record.operation, record.status, *extra)

@@ -190,8 +190,9 @@ def _histogram_cells(child: Any, metrics: Metrics) -> list[float] | None:
 class Children:
     """The prometheus_client values behind the label children of one (provider, model, operation, status, extra
     labels) key. ``in_process`` when every series is in-process (not prometheus_client's multiprocess mode): then
-    each series' numbers are one list (``_Slot`` values read it for prometheus_client) and the sink adds a call's
-    numbers to those lists under one lock; otherwise every value is added through its own ``inc``."""
+    each series' numbers are one list (``_Slot`` values read it for prometheus_client) and a call's numbers are
+    queued and added to those lists under one lock before any value is read (``Metrics.fold``); otherwise every
+    value is added through its own ``inc``."""
 
     __slots__ = ("bounds", "cache", "cells", "cost", "cost_labels", "in_process", "latency", "metrics", "requests",
                  "tokens", "tokens_in", "tokens_out", "ttft", "unpriced")

@@ -38,15 +38,11 @@ class RunBudgetSink(Sink):
 
     def abandon(self, state: Any) -> None:
         """Not an LLM call after all: the estimates go back, nothing is counted."""
-        if state is None:
-            return
         held, usd, tokens = state
         for run in held:
             run.settle(usd, tokens, None)
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        if state is None:  # made outside every run budget
-            return
         held, usd, tokens = state
         charged = None if record.status == "blocked" else record.charged()  # refused by another budget: not sent
         for run in held:
