@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
+from typing import Any, Callable
 
 import openai
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from opentelemetry.trace import StatusCode
 
 from tokentrace import Usage
@@ -276,3 +278,87 @@ def test_a_cost_the_provider_reports_wins_over_the_price_table(simulator: Any, t
     assert record.price_source == "reported by openrouter"
     assert telemetry.finished_spans()[0].attributes["tokentrace.cost_usd"] == record.cost_usd
 
+
+
+_ODD = st.sampled_from([-1, None, 0.0, 7.0, 2.5, "", "3", True, False, 2**60])
+_DETAILS = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "cached_tokens": st.integers(0, 80), "reasoning_tokens": st.integers(0, 80), "audio_tokens": st.just(0),
+    "accepted_prediction_tokens": st.integers(0, 5)}), st.fixed_dictionaries({}, optional={
+        "cached_tokens": _ODD, "reasoning_tokens": _ODD, "audio_tokens": st.one_of(_ODD, st.integers(0, 3)),
+        "cache_write_tokens": st.one_of(_ODD, st.integers(0, 3))}))
+_DEVIATIONS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    "an odd prompt count": lambda body, odd: body["usage"].update(prompt_tokens=odd),
+    "an odd completion count": lambda body, odd: body["usage"].update(completion_tokens=odd),
+    "an odd total": lambda body, odd: body["usage"].update(total_tokens=odd),
+    "a total one more": lambda body, odd: body["usage"].update(total_tokens=body["usage"]["total_tokens"] + 1),
+    "no total": lambda body, odd: body["usage"].pop("total_tokens"),
+    "a total with reasoning on top": lambda body, odd: body["usage"].update(
+        total_tokens=body["usage"]["total_tokens"] + ((body["usage"].get("completion_tokens_details") or {}).get(
+            "reasoning_tokens") or 0)),
+    "an extra field": lambda body, odd: body.update(surprise=1),
+    "an extra usage field": lambda body, odd: body["usage"].update(surprise=1),
+    "an extra choice field": lambda body, odd: body["choices"][0].update(surprise=1),
+    "an extra details field": lambda body, odd: body["usage"].update(prompt_tokens_details={"surprise": 1}),
+    "a billed cost": lambda body, odd: body["usage"].update(cost=0.002),
+    "a billed cost in ticks": lambda body, odd: body["usage"].update(cost_in_usd_ticks=12345),
+    "no usage": lambda body, odd: body.update(usage=None),
+    "two choices": lambda body, odd: body["choices"].append(body["choices"][0]),
+    "no choice": lambda body, odd: body.update(choices=[]),
+}
+_EXAMPLE = {"reason": "stop", "odd": None, "model": "gpt-4o-mini", "tier": None, "provider": "openai"}
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(prompt=4, completion=10, details=(None, {"reasoning_tokens": 3}), deviation="a total with reasoning on top",
+         **_EXAMPLE)
+@example(prompt=4, completion=10, details=(None, {"reasoning_tokens": 11}), deviation=None, **_EXAMPLE)
+@example(prompt=4, completion=10, details=({"cached_tokens": 5}, None), deviation=None, **_EXAMPLE)
+@example(prompt=4, completion=10, details=({"cached_tokens": 2, "cache_write_tokens": 1}, None), deviation=None,
+         **_EXAMPLE)
+@example(prompt=4, completion=10, details=({"audio_tokens": 2}, {"audio_tokens": 1}), deviation=None, **_EXAMPLE)
+@example(prompt=4, completion=10, details=(None, {"reasoning_tokens": 3}), deviation="no total",
+         **{**_EXAMPLE, "provider": "xai"})
+@given(prompt=st.integers(0, 60), completion=st.integers(0, 60), details=st.tuples(_DETAILS, _DETAILS),
+       reason=st.sampled_from([None, "stop", "", "length"]), odd=_ODD,
+       deviation=st.sampled_from([None, None, None, None, None, None, *_DEVIATIONS]),
+       model=st.sampled_from(["gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18", "", None]),
+       tier=st.sampled_from([None, "default", "Flex"]), provider=st.sampled_from(["openai", "xai"]))
+def test_the_one_pass_reading_of_a_chat_completion_agrees_with_the_field_by_field_one(
+        prompt: int, completion: int, details: tuple[Any, Any], reason: Any, odd: Any, deviation: str | None,
+        model: Any, tier: Any, provider: str) -> None:
+    """The usual chat completion is read in one pass (``_plain_chat_response``), anything else field by field: the
+    two give the same ResponseInfo for every response the one-pass reader takes, built by the SDK from JSON as a
+    real answer is (odd counts, totals that do not add up, details, extra fields, billed costs, choices)."""
+    from openai.types.chat import ChatCompletion
+
+    from tokentrace.providers import openai as readers
+
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    for name, value in zip(("prompt_tokens_details", "completion_tokens_details"), details, strict=True):
+        if value is not None:
+            usage[name] = value
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model, "usage": usage,
+            "choices": [{"index": 0, "finish_reason": reason, "message": {"role": "assistant", "content": "hi"}}],
+            "service_tier": tier}
+    if deviation is not None:
+        _DEVIATIONS[deviation](body, odd)
+    response = openai._models.construct_type(type_=ChatCompletion, value=body)
+    assert readers.chat_response(response, provider) == readers.chat_response_by_fields(response, provider)
+
+
+def test_the_usual_chat_completion_is_read_in_one_pass() -> None:
+    """The one-pass reader takes the usual answer (else the test above would compare nothing of interest)."""
+    from openai.types.chat import ChatCompletion
+
+    from tokentrace.providers import openai as readers
+
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 11, "total_tokens": 53,
+                      "prompt_tokens_details": {"cached_tokens": 10, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0}}}
+    response = openai._models.construct_type(type_=ChatCompletion, value=body)
+    plain = readers._plain_chat_response(response)
+    assert plain is not None and plain == readers.chat_response_by_fields(response, "openai")
+    assert plain.usage == Usage(input=32, cache_read=10, output=7, reasoning=4)
