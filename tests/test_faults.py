@@ -320,6 +320,50 @@ def test_a_read_sees_every_call_that_ended_before_it_while_threads_record_and_sc
         assert reads and reads == sorted(reads)
 
 
+def test_label_children_made_inside_folds_and_inside_calls_at_once_neither_deadlock_nor_lose_calls() -> None:
+    """A waiting call's label children are found in the fold (under the metrics' lock), a call with prompt-cache
+    tokens finds its own on the calling thread: 8 threads, each with features no one used before and every other
+    call reading a cache, while 2 threads scrape, all end (no lock taken in two orders) and every sum is exact."""
+    from tokentrace._usage import RequestInfo, ResponseInfo
+
+    registry = CollectorRegistry()
+    handle = tokentrace.instrument(ledger=False, registry=registry,
+                                   prices={"m": {"input": 1, "output": 2, "cache_read": 0.5}})
+    recorder = handle.recorder
+    request = RequestInfo("openai", "chat", "m")
+    plain, cached = ResponseInfo(Usage(input=3, output=2), "m"), ResponseInfo(Usage(input=3, cache_read=4, output=2), "m")
+    done = threading.Event()
+
+    def record(worker: int) -> None:
+        for i in range(600):
+            with tokentrace.attributes(feature=f"w{worker}-{i // 20}"):  # a new feature every 20 calls
+                call = recorder.start(request)
+                call.detach()
+                call.stop(cached if i % 2 else plain)
+
+    def scrape() -> None:
+        while not done.is_set():
+            registry.get_sample_value("llm_requests_total", {"provider": "openai", "model": "m", "operation": "chat",
+                                                             "status": "ok", "feature": "w0-0"})
+
+    scrapers = [threading.Thread(target=scrape, daemon=True) for _ in range(2)]
+    workers = [threading.Thread(target=record, args=(w,), daemon=True) for w in range(8)]
+    for t in scrapers + workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    done.set()
+    for t in scrapers:
+        t.join(60)
+    assert not any(t.is_alive() for t in scrapers + workers), "a recording or scraping thread never ended"
+    samples = [s for metric in registry.collect() if metric.name == "llm_requests" for s in metric.samples
+               if s.name == "llm_requests_total"]
+    assert len(samples) == 8 * 30 and sum(s.value for s in samples) == 8 * 600
+    savings = [s.value for metric in registry.collect() if metric.name == "llm_cache_savings_usd"
+               for s in metric.samples if s.name == "llm_cache_savings_usd_total"]
+    assert len(savings) == 8 * 30 and sum(savings) == pytest.approx(8 * 300 * 4 * 0.5 / 1e6)
+
+
 def test_1000_concurrent_asyncio_calls_sum_exactly(simulator: Any, telemetry: Telemetry) -> None:
     async def go() -> None:
         async with openai_async_client(simulator) as client:

@@ -79,6 +79,10 @@ class Recorder:
 
     def price(self, record_provider: str, model: str, tier: str | None = None) -> tuple[Any, str | None]:
         """(price at the served tier, None), or (None, why unpriced); warns once per unpriced model."""
+        if not tier:  # the usual call: ``price_for``'s own first step, asked directly
+            price = self.prices.lookup(record_provider, model)
+            if price is not None:
+                return price, None
         price, reason = self.prices.price_for(record_provider, model, tier)
         if price is not None:
             return price, None
@@ -101,11 +105,6 @@ class Recorder:
 
 
 _NO_CACHE = (0.0, 0.0)
-
-
-def _plain_ascii(text: str) -> bool:
-    """``text`` is what ``encodable`` would give back unchanged for certain (ASCII, no NUL): the usual case."""
-    return text.isascii() and "\x00" not in text
 
 
 def _units(media: Any) -> str:
@@ -271,11 +270,12 @@ class Call:
             if model and model != request.request_model:
                 self._remember_answer(request, model)
             model = model or self._answered_name(request)
-            if not _plain_ascii(model):
+            # what ``encodable`` would give back unchanged for certain (ASCII, no NUL), checked inline: the usual case
+            if not (model.isascii() and "\x00" not in model):
                 model = encodable(model)
-            if response_id is not None and not _plain_ascii(response_id):
+            if response_id is not None and not (response_id.isascii() and "\x00" not in response_id):
                 response_id = encodable(response_id)
-            if reasons and not _plain_ascii("".join(reasons)):
+            if reasons and not ((joined := "".join(reasons)).isascii() and "\x00" not in joined):
                 reasons = tuple(map(encodable, reasons))
         else:
             usage = response_id = output_text = reported_cost = tier = media = None

@@ -108,7 +108,7 @@ class ModelPrice:
 
     def cost(self, usage: Usage) -> float:
         """Tokens and fees: what the call is billed."""
-        tokens = self.rates_for(usage).cost(usage)
+        tokens = (self.rates_for(usage) if self.tiers else self.base).cost(usage)
         return tokens + self.fees(usage) if usage.web_search_requests or usage.file_search_requests else tokens
 
     def cache_effect(self, usage: Usage) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
 from . import Sink, prometheus_multiprocess
 from .cardinality import LabelGuard
-from .prometheus_values import Children, Metrics
+from .prometheus_values import FOLD_AT, Children, Metrics
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -200,6 +200,8 @@ class PrometheusSink(Sink):
         if budget_status is not None:
             self.watch_budgets(budget_status)
         self._children: dict[tuple[str, ...], Children] = {}
+        self._queue_unbound = False
+        """A finished call waits unbound (``end``): set at the first call when its children are in-process."""
         self._no_labels = ("",) * len(label_keys)
         """The extra label values of a call made outside every ``attributes()`` block."""
         self._lock = threading.Lock()
@@ -227,7 +229,8 @@ class PrometheusSink(Sink):
             # cached under the label values as exposed: values folded into "other" share one entry, so the cache
             # stays as small as the label cap makes the series (the raw key is a cache hit only when nothing folded)
             folded = (record.provider, model, record.operation, record.status, *extra)
-            with self._lock:
+            # the metrics' lock first, as a fold (which binds calls while holding it) takes the two
+            with self.metrics.lock, self._lock:
                 children = self._children.get(folded)
                 if children is None:
                     children = Children(self.metrics, record.provider, model, record.operation, record.status, extra)
@@ -235,7 +238,24 @@ class PrometheusSink(Sink):
         return children
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        self._bound(record).add(record)
+        if not self._queue_unbound:
+            children = self._bound(record)
+            children.add(record)
+            self._queue_unbound = children.in_process
+            return
+        # in-process: the call waits with this sink, which finds its label children in the fold (a warm loop over
+        # the calls waiting) instead of here, inside the application's call
+        pending = self.metrics.pending
+        pending.append((self, record))
+        if len(pending) >= FOLD_AT:
+            self.metrics.fold()
+        effect = record.cache_effect_usd
+        if effect is not None and (effect[0] or effect[1]):  # read through their own values: added now, as before
+            self._bound(record)._add_cache(effect)
+
+    def add_now(self, record: UsageRecord) -> None:
+        """Add a call that waited with this sink (``Metrics.fold``, the metrics' lock held)."""
+        self._bound(record).add_now(record)
 
     def watch_budgets(self, budget_status: Callable[[], Iterable[Any]]) -> None:
         """Expose the budget gauges, read from ``budget_status`` at scrape time."""

@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.values import MutexValue
@@ -40,11 +40,12 @@ class Metrics:
     cache_savings: Counter
     cache_write_premium: Counter
     label_keys: tuple[str, ...]
-    lock: Any = field(default_factory=threading.Lock, compare=False)
-    """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value)."""
-    pending: deque[tuple[Children, UsageRecord]] = field(default_factory=deque, compare=False)
-    """In-process calls not yet added to the series' numbers: added (``fold``) before any of them is read, and on
-    the calling thread once ``FOLD_AT`` wait."""
+    lock: Any = field(default_factory=threading.RLock, compare=False)
+    """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value).
+    Reentrant: a pending call's label children may be made (and their values swapped) inside a fold."""
+    pending: deque[tuple[Adder, UsageRecord]] = field(default_factory=deque, compare=False)
+    """In-process calls not yet added to the series' numbers, each with what adds it (``Adder``): added
+    (``fold``) before any of them is read, and on the calling thread once ``FOLD_AT`` wait."""
 
     def fold(self) -> None:
         """Add every pending call to the series' numbers."""
@@ -56,11 +57,18 @@ class Metrics:
         scrape may be the one folding)."""
         pending = self.pending
         while pending:
-            children, record = pending.popleft()
+            adder, record = pending.popleft()
             try:
-                children._add_in_process(record)
+                adder.add_now(record)
             except Exception as exc:
                 _errors.report("sink.prometheus", exc, "a call could not be added to the Prometheus series")
+
+
+class Adder(Protocol):
+    """What adds a pending call to the series' numbers (the caller holds the metrics' lock): the call's label
+    children (``Children``), or the sink that finds them in the fold (``PrometheusSink``)."""
+
+    def add_now(self, record: UsageRecord) -> None: ...
 
 
 _Value = Any
@@ -254,6 +262,15 @@ class Children:
             self.cache[0].inc(saved)
         if premium > 0:
             self.cache[1].inc(premium)
+
+    def add_now(self, record: UsageRecord) -> None:
+        """Add one call now, the caller holding the metrics' lock (``Metrics.fold``): in place in the series' cell
+        lists, else through each value's own ``inc``."""
+        if self.in_process:
+            self._add_in_process(record)
+        else:
+            for value, amount in _updates(self, record):
+                value.inc(amount)
 
     def _add_in_process(self, record: UsageRecord) -> None:
         """What ``_updates`` lists, added in place to the series' cell lists (the caller holds the metrics'
