@@ -16,6 +16,8 @@ from . import Sink
 
 CALL_LOGGER = "tokentrace.calls"
 _logger = logging.getLogger(CALL_LOGGER)
+_enabled_for = _logger.isEnabledFor
+_INFO = logging.INFO
 _UNSAFE = {c: " " for c in range(32)}  # control characters (newlines) would forge log lines
 
 
@@ -27,7 +29,7 @@ class CallLogSink(Sink):
     name = "calllog"
 
     def end(self, record: UsageRecord, state: Any) -> None:
-        if not _logger.isEnabledFor(logging.INFO):
+        if not _enabled_for(_INFO):
             return
         usage = record.usage
         cost = "unpriced" if record.cost_usd is None else usd(record.cost_usd)

@@ -7,6 +7,7 @@ module attribute read), so ``instrument()`` without an OpenTelemetry SDK pays no
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,11 +72,12 @@ class OTelSink(Sink):
         self._cost_trio = sc.COST_TRIO_OPT_IN in (part.strip() for part in opted_in.split(","))
         """The proposed ``gen_ai.usage.cost.*`` trio as well (not yet in a semconv release)."""
         self._providers = tuple(p for p in (tracer_provider, meter_provider) if p is not None)
-        self._tracing = _GlobalProviderCheck(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
-                                             trace.get_tracer_provider, ProxyTracerProvider) \
+        self._tracing = _global_provider(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER",
+                                         trace.get_tracer_provider, ProxyTracerProvider) \
             if tracer_provider is None else _always
-        self._metering = _GlobalProviderCheck(_metrics_internal(), "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER",
-                                              otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
+        """None while there is no tracer provider to record into."""
+        self._metering = _global_provider(_metrics_internal(), "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER",
+                                          otel_metrics.get_meter_provider, _proxy_meter_provider_type()) \
             if meter_provider is None else _always
         self.guard = guard or LabelGuard()
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
@@ -115,9 +117,9 @@ class OTelSink(Sink):
         return shape
 
     def start(self, request: RequestInfo, attribution: Mapping[str, str], started_wall: float) -> Any:
-        if not self._tracing():
+        if self._tracing() is None:
             # no span; the metric attributes still want the request's server (None: nothing to record at all)
-            return [None, None, self._shape_of(request)] if self._metering() else None
+            return [None, None, self._shape_of(request)] if self._metering() is not None else None
         shape = self._shape_of(request)
         attributes = shape.span_attributes.copy()  # the SDK copies them too; a dict it was given is never shared
         if request.max_tokens is not None:
@@ -187,7 +189,7 @@ class OTelSink(Sink):
         if reported:
             inp, read, write, out, reasoning = usage[:5]
             all_input, all_output = inp + read + write, out + reasoning
-        if self._metering():
+        if self._metering() is not None:
             common, input_attributes, output_attributes = self._metric_attribute_sets(state[2], model, error_type,
                                                                                       record)
             self.duration.record(latency, common)
@@ -278,28 +280,23 @@ class _Shape:
         self.metric_sets: dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
 
-class _GlobalProviderCheck:
-    """Whether the application has set a global provider yet: one module attribute read per call.
+def _global_provider(module: Any, attribute: str, environment_variable: str, getter: Callable[[], Any],
+                     proxy_type: type | None) -> Callable[[], Any]:
+    """A check of whether the application has set a global provider yet: it returns None until one is set.
 
     ``get_tracer_provider()`` (and the meter twin) looks up an environment variable on every call while no provider
-    is set; the module global it guards answers the same question for the price of an attribute read. When the
-    environment names a provider (loaded lazily by the getter) or the API's layout changed, ask the getter.
+    is set; the module global it guards answers the same question for the price of an attribute read, done in C (a
+    ``partial`` of ``getattr``: no Python frame per call). When the environment names a provider (loaded lazily by
+    the getter) or the API's layout changed, ask the getter.
     """
+    if module is not None and environment_variable not in os.environ and hasattr(module, attribute):
+        return functools.partial(getattr, module, attribute)
 
-    __slots__ = ("_attribute", "_getter", "_module", "_proxy_type")
+    def ask_the_getter() -> Any:
+        provider = getter()
+        return None if type(provider) is proxy_type else provider
 
-    def __init__(self, module: Any, attribute: str, environment_variable: str, getter: Callable[[], Any],
-                 proxy_type: type | None) -> None:
-        self._module = module if module is not None and environment_variable not in os.environ and \
-            hasattr(module, attribute) else None
-        self._attribute = attribute
-        self._getter = getter
-        self._proxy_type = proxy_type
-
-    def __call__(self) -> bool:
-        if self._module is not None:
-            return getattr(self._module, self._attribute) is not None
-        return type(self._getter()) is not self._proxy_type
+    return ask_the_getter
 
 
 def _metrics_internal() -> Any:

@@ -12,6 +12,8 @@ from ..budgets.run import active
 from ..pricing import PriceTable
 from . import Sink
 
+_runs_in_force = active.get
+
 
 class RunBudgetSink(Sink):
     name = "run_budget"
@@ -21,7 +23,7 @@ class RunBudgetSink(Sink):
         self._prices = prices
 
     def start(self, request: RequestInfo, attributes: Mapping[str, str], started_wall: float) -> Any:
-        runs = active.get()
+        runs = _runs_in_force()
         if not runs or request.cached:
             return None
         usd, tokens = estimate(request, self._prices)
