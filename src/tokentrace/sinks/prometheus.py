@@ -22,7 +22,8 @@ from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
 from . import Sink, prometheus_multiprocess
 from .cardinality import LabelGuard
-from .prometheus_values import FOLD_AT, Children, Metrics
+from . import prometheus_values
+from .prometheus_values import Children, Metrics
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -247,7 +248,7 @@ class PrometheusSink(Sink):
         # the calls waiting) instead of here, inside the application's call
         pending = self.metrics.pending
         pending.append((self, record))
-        if len(pending) >= FOLD_AT:
+        if len(pending) >= prometheus_values.FOLD_AT:  # read here: one knob, set in one place
             self.metrics.fold()
         effect = record.cache_effect_usd
         if effect is not None and (effect[0] or effect[1]):  # read through their own values: added now, as before
