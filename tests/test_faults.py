@@ -331,7 +331,8 @@ def test_label_children_made_inside_folds_and_inside_calls_at_once_neither_deadl
                                    prices={"m": {"input": 1, "output": 2, "cache_read": 0.5}})
     recorder = handle.recorder
     request = RequestInfo("openai", "chat", "m")
-    plain, cached = ResponseInfo(Usage(input=3, output=2), "m"), ResponseInfo(Usage(input=3, cache_read=4, output=2), "m")
+    plain = ResponseInfo(Usage(input=3, output=2), "m")
+    cached = ResponseInfo(Usage(input=3, cache_read=4, output=2), "m")
     done = threading.Event()
 
     def record(worker: int) -> None:

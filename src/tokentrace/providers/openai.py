@@ -212,7 +212,7 @@ def _plain_detail(details: Any, name: str, limit: int) -> int | None:
     field) unless the object is a pydantic model without extra fields whose count is a plain int up to ``limit``
     and whose other counts the general reader would take (cache writes, audio) are absent or 0."""
     fields = getattr(details, "__dict__", None)
-    if fields is None or getattr(details, "__pydantic_extra__", 1):
+    if fields is None or getattr(details, "__pydantic_extra__", True):
         return None
     for other in ("cache_write_tokens", "audio_tokens"):
         value = fields.get(other)
@@ -231,15 +231,15 @@ def _plain_chat_response(result: Any) -> ResponseInfo | None:
     cost. None for anything else, which ``chat_response_by_fields`` reads (giving what this gives whenever this
     gives anything: ``tests/test_openai.py`` checks the two agree on generated responses)."""
     values = getattr(result, "__dict__", None)
-    if values is None or getattr(result, "__pydantic_extra__", 1):
+    if values is None or getattr(result, "__pydantic_extra__", True):
         return None
     choices, usage = values.get("choices"), values.get("usage")
     if type(choices) is not list or len(choices) != 1 or usage is None:
         return None
     choice = getattr(choices[0], "__dict__", None)
     counts = getattr(usage, "__dict__", None)
-    if choice is None or counts is None or getattr(choices[0], "__pydantic_extra__", 1) or \
-            getattr(usage, "__pydantic_extra__", 1):
+    if choice is None or counts is None or getattr(choices[0], "__pydantic_extra__", True) or \
+            getattr(usage, "__pydantic_extra__", True):
         return None
     prompt, completion, total = counts.get("prompt_tokens"), counts.get("completion_tokens"), counts.get("total_tokens")
     if not (type(prompt) is int and type(completion) is int and 0 <= prompt <= MAX_COUNT

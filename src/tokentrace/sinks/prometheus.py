@@ -20,9 +20,8 @@ from prometheus_client.registry import Collector
 from .._support import errors as _errors
 from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
-from . import Sink, prometheus_multiprocess
+from . import Sink, prometheus_multiprocess, prometheus_values
 from .cardinality import LabelGuard
-from . import prometheus_values
 from .prometheus_values import Children, Metrics
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
