@@ -22,7 +22,7 @@ from .._support import forksafe as _forksafe
 from .._usage import UsageRecord
 from . import Sink, prometheus_multiprocess, prometheus_values
 from .cardinality import LabelGuard
-from .prometheus_values import Children, Metrics
+from .prometheus_values import Children, Metrics, new_metrics_lock
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -123,7 +123,7 @@ def _fresh_locks() -> None:
     for registry, by_namespace in list(_metrics_by_registry.items()):
         _fresh_lock_of(registry)
         for metrics in by_namespace.values():
-            object.__setattr__(metrics, "lock", threading.Lock())
+            object.__setattr__(metrics, "lock", new_metrics_lock())
             for metric in (getattr(metrics, f.name) for f in fields(metrics) if f.name not in ("label_keys", "lock")):
                 _fresh_lock_of(metric)
                 for child in [metric, *getattr(metric, "_metrics", {}).values()]:

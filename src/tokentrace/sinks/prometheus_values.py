@@ -28,6 +28,10 @@ pass: when any value of the set is read (a scrape, ``get_sample_value``), or on 
 wait. Adding a call in a warm loop of many costs a fraction of adding it alone inside the application's call."""
 
 
+new_metrics_lock = threading.RLock
+"""The lock of a metrics set (``Metrics.lock``): reentrant, and made anew in a forked child (``sinks.prometheus``)."""
+
+
 @dataclass(frozen=True)
 class Metrics:
     tokens: Counter
@@ -40,7 +44,7 @@ class Metrics:
     cache_savings: Counter
     cache_write_premium: Counter
     label_keys: tuple[str, ...]
-    lock: Any = field(default_factory=threading.RLock, compare=False)
+    lock: Any = field(default_factory=new_metrics_lock, compare=False)
     """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value).
     Reentrant: a pending call's label children may be made (and their values swapped) inside a fold."""
     pending: deque[tuple[Adder, UsageRecord]] = field(default_factory=deque, compare=False)
