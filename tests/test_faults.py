@@ -320,6 +320,37 @@ def test_a_read_sees_every_call_that_ended_before_it_while_threads_record_and_sc
         assert reads and reads == sorted(reads)
 
 
+def test_a_scrape_right_after_calls_with_new_labels_lists_every_one() -> None:
+    """A finished call waits with its sink, which makes its label children in the fold: every way of listing the
+    series (the registry, one metric's ``collect()``, the exposition text) adds the waiting calls first, so calls
+    whose labels no call had before are listed by the very next read."""
+    from prometheus_client import generate_latest
+
+    from tokentrace._usage import RequestInfo, ResponseInfo
+
+    registry = CollectorRegistry()
+    handle = tokentrace.instrument(ledger=False, registry=registry, prices={"m": {"input": 1, "output": 2}})
+    recorder = handle.recorder
+    sink = next(s for s in recorder.sinks if s.name == "prometheus")
+
+    def calls(prefix: str) -> None:
+        for i in range(10):
+            with tokentrace.attributes(feature=f"{prefix}{i}"):
+                call = recorder.start(RequestInfo("openai", "chat", "m"))
+                call.detach()
+                call.stop(ResponseInfo(Usage(input=3, output=2), "m"))
+
+    calls("a")
+    assert sum(s.value for m in registry.collect() if m.name == "llm_requests" for s in m.samples
+               if s.name == "llm_requests_total") == 10
+    calls("b")
+    (family,) = sink.metrics.tokens.collect()
+    assert len({s.labels["feature"] for s in family.samples if s.labels["feature"].startswith("b")}) == 10
+    calls("c")
+    text = generate_latest(registry).decode()
+    assert all(f'feature="c{i}"' in text for i in range(10))
+
+
 def test_label_children_made_inside_folds_and_inside_calls_at_once_neither_deadlock_nor_lose_calls() -> None:
     """A waiting call's label children are found in the fold (under the metrics' lock), a call with prompt-cache
     tokens finds its own on the calling thread: 8 threads, each with features no one used before and every other

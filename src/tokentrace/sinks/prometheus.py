@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import fields
 from itertools import repeat
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,6 +22,8 @@ from .._usage import UsageRecord
 from . import Sink, prometheus_multiprocess, prometheus_values
 from .cardinality import LabelGuard
 from .prometheus_values import Children, Metrics, new_metrics_lock
+from .prometheus_values import FoldingCounter as Counter
+from .prometheus_values import FoldingHistogram as Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -124,7 +125,7 @@ def _fresh_locks() -> None:
         _fresh_lock_of(registry)
         for metrics in by_namespace.values():
             object.__setattr__(metrics, "lock", new_metrics_lock())
-            for metric in (getattr(metrics, f.name) for f in fields(metrics) if f.name not in ("label_keys", "lock")):
+            for metric in metrics.series():
                 _fresh_lock_of(metric)
                 for child in [metric, *getattr(metric, "_metrics", {}).values()]:
                     for value in vars(child).values():
@@ -181,6 +182,8 @@ def metrics_for(registry: CollectorRegistry, namespace: str, label_keys: tuple[s
                                         ["provider", "model", "operation", *extra], **kw),
             label_keys=label_keys,
         )
+        for metric in metrics.series():
+            metric.tokentrace_fold = metrics.fold  # a waiting call's label children exist before they are listed
         registry.register(InternalErrorsCollector(namespace))
         by_namespace[namespace] = metrics
         return metrics

@@ -13,10 +13,12 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics_core import Metric
 from prometheus_client.values import MutexValue
 
 from .._support import errors as _errors
@@ -32,17 +34,40 @@ new_metrics_lock = threading.RLock
 """The lock of a metrics set (``Metrics.lock``): reentrant, and made anew in a forked child (``sinks.prometheus``)."""
 
 
+class FoldingCounter(Counter):
+    """A counter of a tokentrace metrics set: before it lists its label children (a scrape, ``collect()``,
+    ``get_sample_value``) the calls waiting for the set are added, and the label children they need made."""
+
+    tokentrace_fold: Callable[[], None] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.tokentrace_fold is not None:
+            self.tokentrace_fold()
+        return super().collect()
+
+
+class FoldingHistogram(Histogram):
+    """``FoldingCounter``'s twin for histograms."""
+
+    tokentrace_fold: Callable[[], None] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.tokentrace_fold is not None:
+            self.tokentrace_fold()
+        return super().collect()
+
+
 @dataclass(frozen=True)
 class Metrics:
-    tokens: Counter
-    cost: Counter
-    latency: Histogram
-    requests: Counter
-    ttft: Histogram
-    request_tokens: Histogram
-    unpriced: Counter
-    cache_savings: Counter
-    cache_write_premium: Counter
+    tokens: FoldingCounter
+    cost: FoldingCounter
+    latency: FoldingHistogram
+    requests: FoldingCounter
+    ttft: FoldingHistogram
+    request_tokens: FoldingHistogram
+    unpriced: FoldingCounter
+    cache_savings: FoldingCounter
+    cache_write_premium: FoldingCounter
     label_keys: tuple[str, ...]
     lock: Any = field(default_factory=new_metrics_lock, compare=False)
     """Taken by every sink adding to these metrics in-process (one lock per call instead of one per value).
@@ -50,6 +75,11 @@ class Metrics:
     pending: deque[tuple[Adder, UsageRecord]] = field(default_factory=deque, compare=False)
     """In-process calls not yet added to the series' numbers, each with what adds it (``Adder``): added
     (``fold``) before any of them is read, and on the calling thread once ``FOLD_AT`` wait."""
+
+    def series(self) -> tuple[FoldingCounter | FoldingHistogram, ...]:
+        """The prometheus_client metrics of the set."""
+        return (self.tokens, self.cost, self.latency, self.requests, self.ttft, self.request_tokens, self.unpriced,
+                self.cache_savings, self.cache_write_premium)
 
     def fold(self) -> None:
         """Add every pending call to the series' numbers."""
