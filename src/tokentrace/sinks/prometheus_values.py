@@ -4,8 +4,10 @@
 behind the label children of one (provider, model, operation, status, extra labels) key and adds a finished call to
 them: in-process, each series' numbers live in one list (``_Slot`` stands in for prometheus_client's value and
 reads it), and finished calls are queued and added to those lists under the metrics set's one lock, in one pass,
-before any value is read (``Metrics.fold``); in prometheus_client's multiprocess mode (or with internals other than
-the expected ones) each value is added through its own ``inc`` when the call ends.
+before any value is read (``Metrics.fold``); the pass also finds a queued call's label children, and each metric of
+the set (``FoldingCounter``, ``FoldingHistogram``) runs it before it lists its children. In prometheus_client's
+multiprocess mode (or with internals other than the expected ones) each value is added through its own ``inc`` when
+the call ends.
 """
 
 from __future__ import annotations
