@@ -326,7 +326,7 @@ _EXAMPLE = {"reason": "stop", "odd": None, "model": "gpt-4o-mini", "tier": None,
 def test_the_one_pass_reading_of_a_chat_completion_agrees_with_the_field_by_field_one(
         prompt: int, completion: int, details: tuple[Any, Any], reason: Any, odd: Any, deviation: str | None,
         model: Any, tier: Any, provider: str) -> None:
-    """The usual chat completion is read in one pass (``_plain_chat_response``), anything else field by field: the
+    """The usual chat completion is read in one pass (``openai_one_pass``), anything else field by field: the
     two give the same ResponseInfo for every response the one-pass reader takes, built by the SDK from JSON as a
     real answer is (odd counts, totals that do not add up, details, extra fields, billed costs, choices)."""
     from openai.types.chat import ChatCompletion
@@ -352,6 +352,7 @@ def test_the_usual_chat_completion_is_read_in_one_pass() -> None:
     from openai.types.chat import ChatCompletion
 
     from tokentrace.providers import openai as readers
+    from tokentrace.providers import openai_one_pass as one_pass
 
     body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
@@ -359,6 +360,6 @@ def test_the_usual_chat_completion_is_read_in_one_pass() -> None:
                       "prompt_tokens_details": {"cached_tokens": 10, "audio_tokens": 0},
                       "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0}}}
     response = openai._models.construct_type(type_=ChatCompletion, value=body)
-    plain = readers._plain_chat_response(response)
+    plain = one_pass.plain_chat_response(response)
     assert plain is not None and plain == readers.chat_response_by_fields(response, "openai")
     assert plain.usage == Usage(input=32, cache_read=10, output=7, reasoning=4)
