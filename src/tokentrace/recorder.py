@@ -79,10 +79,6 @@ class Recorder:
 
     def price(self, record_provider: str, model: str, tier: str | None = None) -> tuple[Any, str | None]:
         """(price at the served tier, None), or (None, why unpriced); warns once per unpriced model."""
-        if not tier:  # the usual call: ``price_for``'s own first step, asked directly
-            price = self.prices.lookup(record_provider, model)
-            if price is not None:
-                return price, None
         price, reason = self.prices.price_for(record_provider, model, tier)
         if price is not None:
             return price, None

@@ -29,6 +29,7 @@ NULLABLE_COLUMNS = frozenset({
 })
 """The columns that may be NULL and default to NULL: a writer may leave them out of an INSERT when they are NULL."""
 
+
 class LedgerError(Exception):
     """The ledger file cannot be opened or read (missing, corrupt, newer schema)."""
 
